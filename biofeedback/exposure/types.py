@@ -1,0 +1,225 @@
+"""What crosses the exposure seam: session inputs (observations and commands) and session outputs.
+
+Pure data; every input carries its own time `t` (session clock seconds).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class SessionState(enum.StrEnum):
+    CALIBRATING = "calibrating"
+    READY = "ready"
+    STEP_OFFERED = "step_offered"
+    EXPOSING = "exposing"
+    PAUSED = "paused"
+    GROUNDING = "grounding"
+    RECOVERED = "recovered"
+    RESUME_OFFERED = "resume_offered"
+    STEP_COMPLETE = "step_complete"
+    DEBRIEF = "debrief"
+    ENDED = "ended"
+
+
+class PauseReason(enum.StrEnum):
+    AROUSAL = "arousal"
+    CLIENT = "client"
+    THERAPIST = "therapist"
+    SIGNAL_LOST = "signal_lost"
+    STEP_TOO_LONG = "step_too_long"
+
+
+class Role(enum.StrEnum):
+    CLIENT = "client"
+    THERAPIST = "therapist"
+    SYSTEM = "system"  # the software itself (arousal, signal loss, timers)
+
+
+class GroundingTechnique(enum.StrEnum):
+    PACED_BREATHING = "paced_breathing"
+    SENSORY_54321 = "sensory_5_4_3_2_1"
+    COGNITIVE_CHECK = "cognitive_check"
+    SELF_COMPASSION = "self_compassion"
+
+
+# ---- inputs: observations ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ArousalSample:
+    """A new arousal estimate (value None = unknown)."""
+
+    t: float
+    value: float | None
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passes with no other input (drives dwell, recovery and step-length timers)."""
+
+    t: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignalLost:
+    t: float
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalRestored:
+    t: float
+    gap_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationDone:
+    """The resting calibration finished: ok, or failed with a reason the therapist can act on."""
+
+    t: float
+    ok: bool
+    detail: str = ""
+
+
+# ---- inputs: commands (each names who sent it) ---------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Pause:
+    t: float
+    role: Role
+    note: str = ""
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """The client agrees to the offered step or to resuming."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Decline:
+    """The client declines the offered step or resume (the session stays safe and waits)."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OfferStep:
+    """The therapist offers the next step (or a given step index)."""
+
+    t: float
+    role: Role
+    step: int | None = None
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CompleteStep:
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class EndSession:
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustThresholds:
+    t: float
+    role: Role
+    upper: float | None = None
+    lower: float | None = None
+    dwell_s: float | None = None
+    recovery_s: float | None = None
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SudsAnswer:
+    t: float
+    role: Role
+    value: int  # 0..100
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseGrounding:
+    t: float
+    role: Role
+    technique: GroundingTechnique
+    command_id: str = ""
+
+
+Command = (
+    Pause
+    | Consent
+    | Decline
+    | OfferStep
+    | CompleteStep
+    | EndSession
+    | AdjustThresholds
+    | SudsAnswer
+    | ChooseGrounding
+)
+SessionInput = ArousalSample | Tick | SignalLost | SignalRestored | CalibrationDone | Command
+
+
+# ---- outputs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BreathingPattern:
+    """Seconds of each phase; 4/0/6/0 is 6 breaths per minute."""
+
+    inhale_s: float = 4.0
+    hold_in_s: float = 0.0
+    exhale_s: float = 6.0
+    hold_out_s: float = 0.0
+
+    @property
+    def period_s(self) -> float:
+        return self.inhale_s + self.hold_in_s + self.exhale_s + self.hold_out_s
+
+    @property
+    def rate_bpm(self) -> float:
+        return 60.0 / self.period_s
+
+
+@dataclass(frozen=True, slots=True)
+class Guidance:
+    """Grounding in progress. Breathing phases follow from `start_t` and `breathing`."""
+
+    start_t: float
+    technique: GroundingTechnique
+    breathing: BreathingPattern | None  # set for paced breathing
+    prompt: str  # calm text for the client's screen
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEvent:
+    """One thing that happened in the session: who, why, when, and the values that caused it."""
+
+    seq: int
+    t: float
+    kind: str  # "transition", "checkin_due", "checkin", "thresholds", "guidance", "rejected", ...
+    actor: Role
+    from_state: SessionState
+    to_state: SessionState
+    reason: str
+    values: Mapping[str, Any] = field(default_factory=dict)

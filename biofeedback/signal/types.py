@@ -1,0 +1,125 @@
+"""What crosses the signal seam: cleaned beats, HRV metrics, quality, baseline and arousal.
+
+Pure data. Times are float seconds on the session clock, given by the caller.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class SignalConfig:
+    """Tunables of the signal pipeline (the `[signal]` table of the config file)."""
+
+    short_window_s: float = 30.0
+    long_window_s: float = 60.0
+    frequency_window_s: float = 120.0  # 60-300 s
+    frequency_cadence_s: float = 1.0  # at most one spectral update per this many seconds
+    calibration_s: float = 120.0
+    paced_breathing_hz: float = 0.1  # 6 breaths/min, the default guidance pattern
+    min_rr_ms: float = 250.0
+    max_rr_ms: float = 2500.0
+    gap_s: float = 5.0  # a pause between beats longer than this is a gap: windows restart
+
+
+@dataclass(frozen=True, slots=True)
+class CleanBeat:
+    """A beat after plausibility checks and artifact correction."""
+
+    t: float
+    rr_ms: float  # the value used for metrics (corrected when `corrected`)
+    raw_rr_ms: float  # what the strap sent
+    corrected: bool
+    artifact: str | None  # "ectopic", "missed", "extra", "longshort" or None
+    contact: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class TimeDomain:
+    """Time-domain HRV over one window ending at the newest beat."""
+
+    window_s: float
+    n: int  # beats in the window
+    mean_nn_ms: float
+    hr_bpm: float  # 60000 / mean NN
+    rmssd_ms: float | None  # None with fewer than 2 intervals
+    sdnn_ms: float | None  # ddof=1, as neurokit2
+    pnn50_pct: float | None  # NN50 / (N - 1) * 100, as neurokit2
+
+
+@dataclass(frozen=True, slots=True)
+class FrequencyDomain:
+    """Spectral HRV over a longer window, recomputed at a bounded cadence."""
+
+    t: float
+    window_s: float
+    lf_ms2: float | None
+    hf_ms2: float | None
+    lf_hf: float | None
+    breathing_rate_bpm: float | None  # from the respiratory sinus arrhythmia peak
+    coherence: float | None  # 0..1: share of power in a narrow band around `paced_hz`
+    paced_hz: float
+
+
+@dataclass(frozen=True, slots=True)
+class SignalQuality:
+    """How far the numbers can be trusted right now."""
+
+    score: float  # 0..1
+    corrected_share: float  # of recent beats
+    rejected_share: float  # of recent inputs
+    contact: bool | None
+    hrv_available: bool
+    reason: str | None = None  # why the score is low or HRV is unavailable
+
+
+class ArousalBasis(enum.StrEnum):
+    HR_HRV = "hr+hrv"
+    HR_ONLY = "hr_only"  # strap sends no RR: lower confidence, said so
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class Arousal:
+    """The arousal estimate (definition in docs/arousal.md). `value` None means unknown."""
+
+    t: float
+    value: float | None  # 0..100
+    confidence: float  # 0..1
+    fast: float | None  # heart-rate component, 0..100
+    slow: float | None  # vagal-withdrawal component, 0..100
+    basis: ArousalBasis
+    reason: str | None = None  # why unknown / why low confidence
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A client's resting baseline, from a calibration that passed the quality gate."""
+
+    client_id: str
+    created_t: float
+    duration_s: float
+    n_beats: int
+    corrected_share: float
+    hr_mean_bpm: float
+    hr_sd_bpm: float
+    ln_rmssd_mean: float | None
+    ln_rmssd_sd: float | None
+    hf_ms2: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class BeatUpdate:
+    """Everything the pipeline knows after one input (one RR value or one HR-only sample)."""
+
+    t: float
+    beat: CleanBeat | None  # None when the input was rejected or HR-only
+    rejected: str | None  # why the input was rejected
+    hr_bpm: float | None  # instantaneous HR
+    short: TimeDomain | None
+    long: TimeDomain | None
+    frequency: FrequencyDomain | None  # set only on updates where it was recomputed
+    quality: SignalQuality
+    arousal: Arousal
