@@ -1,0 +1,218 @@
+"""The service's configuration file (TOML): loading, validation and defaults.
+
+Every error names the file and the key, so a typo is found in seconds. Unknown keys are errors
+too: a misspelt threshold silently ignored is worse than a refusal to start. Secrets are read
+from the environment only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from biofeedback.errors import ConfigError
+from biofeedback.service.topics import valid_client_id
+from biofeedback.signal.types import SignalConfig
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_CONFIG_DIR = PACKAGE_ROOT.parent / "config"
+DEFAULT_CONFIG = REPO_CONFIG_DIR / "biofeedback.toml"
+
+ENV_MQTT_USERNAME = "BIOFEEDBACK_MQTT_USERNAME"
+ENV_MQTT_PASSWORD = "BIOFEEDBACK_MQTT_PASSWORD"
+ENV_THERAPIST_SECRET = "BIOFEEDBACK_THERAPIST_SECRET"
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceConfig:
+    kind: str = "simulated"  # "simulated" or "ble"
+    target: str = ""
+    reconnect_max_s: float = 30.0
+    stale_after_s: float = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class MqttConfig:
+    url: str = "embedded"
+    port: int = 1883  # the embedded broker's port
+    protocol: int = 5
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+    username: str | None = None  # from the environment only
+    password: str | None = field(default=None, repr=False)  # from the environment only
+
+    @property
+    def embedded(self) -> bool:
+        return self.url == "embedded"
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfigValues:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    therapist_secret: str | None = field(default=None, repr=False)  # from the environment only
+
+
+@dataclass(frozen=True, slots=True)
+class AppConfig:
+    """Everything the service needs to start, already validated."""
+
+    source: Path | None
+    client_id: str
+    device: DeviceConfig
+    protocol: Path
+    baseline_dir: Path
+    signal: SignalConfig
+    mqtt: MqttConfig
+    web: WebConfigValues
+    recording_dir: Path
+
+
+_SECTIONS = {"client", "device", "session", "signal", "mqtt", "web", "recording"}
+
+
+def _check_keys(src: str, section: str, table: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{src}: unknown key(s) {', '.join(f'[{section}].{k}' for k in unknown)}; "
+            f"allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _typed(src: str, where: str, value: Any, kind: type, default: Any) -> Any:
+    """Coerce ints to floats where a float is wanted; refuse anything else that is off."""
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) != isinstance(default, bool):
+        raise ConfigError(
+            f"{src}: {where} must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def _section(src: str, raw: dict[str, Any], name: str) -> dict[str, Any]:
+    table = raw.get(name, {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{src}: [{name}] must be a table, got {type(table).__name__}")
+    return table
+
+
+def _dataclass_from(src: str, section: str, cls: Any, table: dict[str, Any], skip: set[str]) -> Any:
+    names = {f.name: f for f in fields(cls) if f.name not in skip}
+    _check_keys(src, section, table, set(names))
+    kwargs: dict[str, Any] = {}
+    defaults = cls()
+    for key, value in table.items():
+        default = getattr(defaults, key)
+        kwargs[key] = _typed(src, f"[{section}].{key}", value, type(default), default)
+    return replace(defaults, **kwargs)
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+def parse_config(text: str, *, source: Path | None = None, env: dict[str, str] | None = None) -> AppConfig:
+    """Validate a config document; relative paths resolve against the file's folder."""
+    src = str(source) if source else "<config>"
+    base = source.resolve().parent if source else REPO_CONFIG_DIR
+    env = dict(os.environ) if env is None else env
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{src}: not valid TOML: {exc}") from exc
+    _check_keys(src, "top level", raw, _SECTIONS)
+
+    client = _section(src, raw, "client")
+    _check_keys(src, "client", client, {"id"})
+    client_id = _typed(src, "[client].id", client.get("id", "client-001"), str, "")
+    if not valid_client_id(client_id):
+        raise ConfigError(
+            f"{src}: [client].id {client_id!r} must be a pseudonym of 1-64 letters, digits, '-' or '_'"
+        )
+
+    device = _dataclass_from(src, "device", DeviceConfig, _section(src, raw, "device"), set())
+    if device.kind not in {"simulated", "ble"}:
+        raise ConfigError(f"{src}: [device].kind must be 'simulated' or 'ble', got {device.kind!r}")
+    if device.reconnect_max_s <= 0 or device.stale_after_s <= 0:
+        raise ConfigError(f"{src}: [device] reconnect_max_s and stale_after_s must be > 0")
+
+    session = _section(src, raw, "session")
+    _check_keys(src, "session", session, {"protocol", "baseline_dir"})
+    protocol = _resolve(
+        base,
+        _typed(src, "[session].protocol", session.get("protocol", "protocols/spider-hierarchy.toml"), str, ""),
+    )
+    baseline_dir = _resolve(
+        base, _typed(src, "[session].baseline_dir", session.get("baseline_dir", "../data/baselines"), str, "")
+    )
+
+    signal = _dataclass_from(src, "signal", SignalConfig, _section(src, raw, "signal"), set())
+    if not 0 < signal.short_window_s <= signal.long_window_s:
+        raise ConfigError(f"{src}: [signal] need 0 < short_window_s <= long_window_s")
+    if not 60 <= signal.frequency_window_s <= 300:
+        raise ConfigError(f"{src}: [signal].frequency_window_s must be within 60..300 s")
+    if signal.calibration_s <= 0:
+        raise ConfigError(f"{src}: [signal].calibration_s must be > 0")
+
+    mqtt = _dataclass_from(
+        src, "mqtt", MqttConfig, _section(src, raw, "mqtt"), {"username", "password"}
+    )
+    if mqtt.protocol not in (5, 311):
+        raise ConfigError(f"{src}: [mqtt].protocol must be 5 or 311, got {mqtt.protocol}")
+    if not (mqtt.embedded or mqtt.url.startswith(("mqtt://", "mqtts://"))):
+        raise ConfigError(
+            f"{src}: [mqtt].url must be 'embedded', mqtt://host:port or mqtts://host:port, got {mqtt.url!r}"
+        )
+    for key in ("ca_file", "cert_file", "key_file"):
+        value = getattr(mqtt, key)
+        if value:
+            mqtt = replace(mqtt, **{key: str(_resolve(base, value))})
+    mqtt = replace(
+        mqtt,
+        username=env.get(ENV_MQTT_USERNAME) or None,
+        password=env.get(ENV_MQTT_PASSWORD) or None,
+    )
+
+    web = _dataclass_from(
+        src, "web", WebConfigValues, _section(src, raw, "web"), {"therapist_secret"}
+    )
+    if not 0 <= web.port <= 65535:
+        raise ConfigError(f"{src}: [web].port must be 0..65535, got {web.port}")
+    web = replace(web, therapist_secret=env.get(ENV_THERAPIST_SECRET) or None)
+
+    recording = _section(src, raw, "recording")
+    _check_keys(src, "recording", recording, {"dir"})
+    recording_dir = _resolve(
+        base, _typed(src, "[recording].dir", recording.get("dir", "../data/recordings"), str, "")
+    )
+
+    return AppConfig(
+        source=source,
+        client_id=client_id,
+        device=device,
+        protocol=protocol,
+        baseline_dir=baseline_dir,
+        signal=signal,
+        mqtt=mqtt,
+        web=web,
+        recording_dir=recording_dir,
+    )
+
+
+def load_config(path: Path | None = None, *, env: dict[str, str] | None = None) -> AppConfig:
+    """Read and validate the config file (the repository's default when `path` is None)."""
+    path = path or DEFAULT_CONFIG
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file {path} not found") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    return parse_config(text, source=path, env=env)
