@@ -11,11 +11,12 @@ Layout (Bluetooth SIG Heart Rate Service 1.0, little-endian):
                    bits 5-7  reserved for future use (ignored)
     byte 1..     HR value: uint8, or uint16 when bit 0 is set (bpm)
     then         energy expended: uint16 kJ, when bit 3 is set
-    then         zero or more RR intervals: uint16 each, in 1/1024 s, oldest first, when bit 4 is set
+    then         zero or more RR intervals: uint16 each, 1/1024 s, oldest first, when bit 4 is set
 
 A payload shorter than its flags require, or with an odd number of trailing RR bytes, raises
 `ParseError` naming the problem. Values are decoded as sent; physiological plausibility (an RR of
-0 or 60 s) is judged later, in `biofeedback.signal`, so one odd RR never costs the notification's HR.
+0 or 60 s) is judged later, in `biofeedback.signal`, so one odd RR never costs the notification's
+HR.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def parse_heart_rate_measurement(payload: bytes | bytearray | memoryview) -> Hea
     if flags & FLAG_HR_UINT16:
         if len(data) < pos + 2:
             raise ParseError(
-                f"payload of {len(data)} bytes too short for a 16-bit heart rate (flags 0x{flags:02x})"
+                f"payload of {len(data)} bytes too short for a 16-bit heart rate "
+                f"(flags 0x{flags:02x})"
             )
         (hr,) = struct.unpack_from("<H", data, pos)
         pos += 2

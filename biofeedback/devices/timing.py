@@ -43,9 +43,7 @@ class BeatTimer:
             if self._last_t is not None and end <= self._last_t:
                 end = self._last_t + _MIN_STEP_S
             self._last_t = end
-            out.append(
-                Beat(t=end, rr_ms=v, hr_bpm=m.hr_bpm, contact=m.contact, device=self.device)
-            )
+            out.append(Beat(t=end, rr_ms=v, hr_bpm=m.hr_bpm, contact=m.contact, device=self.device))
         return tuple(out)
 
     def notification(self, received_t: float, payload: bytes) -> Notification:

@@ -1,0 +1,314 @@
+"""A deterministic model of one person's heartbeat under exposure and paced breathing.
+
+Pure: no clock, no asyncio, no I/O. Time is passed in (`start_t`, `beats_until(t)`) and all
+randomness comes from one seeded generator, so a seed and the same sequence of stimulus changes
+give the same beats on every machine. The simulated strap (`biofeedback.devices.simulated`) turns
+these beats into real 0x2A37 bytes.
+
+What the model produces, beat by beat (RR in seconds):
+
+    RR = 60 / (HR_rest + hr_gain * arousal)                    mean interval (sympathetic drive)
+         + rsa(f_breath) * (1 - vagal_withdrawal * arousal)    respiratory sinus arrhythmia
+               * -sin(breathing phase)                         (RR shortens on inspiration)
+         + lf_amp * sin(Mayer-wave phase, ~0.1 Hz)             baroreflex oscillation
+         + slow random walk of the mean + white noise
+
+* `arousal` (0..1) follows the exposure intensity as a first-order lag: time constant
+  `rise_tau_s` while it climbs, `fall_tau_s` while it falls on its own, `paced_fall_tau_s` while the
+  client breathes at a slow paced rate (<= `slow_breathing_bpm`).
+* The breathing rate wanders around `spontaneous_breathing_bpm`, speeds up with arousal, and
+  converges on the pacer's rate within a few seconds when guidance runs.
+* RSA amplitude follows a resonance curve peaking at 0.1 Hz (6 breaths/min), so slow paced
+  breathing gives large, regular oscillations concentrated at 0.1 Hz (cardiac coherence).
+* Ectopic beats: a premature beat (`ectopic_prematurity` of the current interval) followed by a
+  compensatory pause so that the pair spans two normal intervals, as a Poisson process.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from biofeedback.errors import ConfigError
+
+_TWO_PI = 2.0 * math.pi
+_RESONANCE_HZ = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class SimProfile:
+    """Everything about the simulated person and strap that a demo or test may want to change.
+
+    Times are in seconds, rates in events per minute. Strap behaviour (dropouts, contact loss,
+    HR-only, battery) is used by `SimulatedStrap`; the rest by `Physiology`.
+    """
+
+    # heart
+    resting_hr_bpm: float = 70.0
+    arousal_hr_gain_bpm: float = 28.0  # HR rise at arousal 1
+    rsa_ms: float = 32.0  # RSA amplitude (half peak-to-peak) at spontaneous breathing, at rest
+    resonance_gain: float = 3.5  # RSA amplification at 0.1 Hz relative to spontaneous breathing
+    vagal_withdrawal: float = 0.8  # fraction of RSA lost at arousal 1
+    lf_ms: float = 14.0  # Mayer-wave amplitude at rest
+    noise_ms: float = 7.0  # beat-to-beat white noise (sd) at rest
+    drift_bpm: float = 1.5  # sd of the slow wander of the resting HR
+    # breathing
+    spontaneous_breathing_bpm: float = 14.0
+    arousal_breathing_gain_bpm: float = 4.0  # faster breathing when aroused
+    slow_breathing_bpm: float = 8.0  # paced rates at or below this speed recovery
+    breathing_follow_tau_s: float = 4.0  # how fast the client follows the pacer
+    # arousal dynamics
+    rise_tau_s: float = 20.0
+    fall_tau_s: float = 45.0  # exposure stopped, breathing on one's own
+    paced_fall_tau_s: float = 20.0  # exposure stopped (or low), slow paced breathing
+    # ectopy
+    ectopic_per_min: float = 0.4
+    ectopic_prematurity: float = 0.65
+    # strap
+    notify_interval_s: float = 1.0
+    dropout_every_s: float | None = None  # None: the link never drops
+    dropout_len_s: float = 8.0
+    contact_loss_every_s: float | None = None  # None: the strap never loses skin contact
+    contact_loss_len_s: float = 5.0
+    hr_only: bool = False  # a strap that sends HR but no RR intervals
+    battery_start_pct: int = 87
+    battery_drain_pct_per_h: float = 3.0
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, float) and not math.isfinite(v):
+                raise ConfigError(f"SimProfile.{f.name} must be finite, got {v!r}")
+        positive = (
+            "resting_hr_bpm",
+            "spontaneous_breathing_bpm",
+            "rise_tau_s",
+            "fall_tau_s",
+            "paced_fall_tau_s",
+            "breathing_follow_tau_s",
+            "notify_interval_s",
+            "dropout_len_s",
+            "contact_loss_len_s",
+        )
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"SimProfile.{name} must be > 0, got {getattr(self, name)!r}")
+        non_negative = (
+            "arousal_hr_gain_bpm",
+            "rsa_ms",
+            "lf_ms",
+            "noise_ms",
+            "drift_bpm",
+            "ectopic_per_min",
+            "battery_drain_pct_per_h",
+            "arousal_breathing_gain_bpm",
+        )
+        for name in non_negative:
+            if getattr(self, name) < 0:
+                raise ConfigError(f"SimProfile.{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0.0 <= self.vagal_withdrawal <= 1.0:
+            raise ConfigError(
+                f"SimProfile.vagal_withdrawal must be in 0..1, got {self.vagal_withdrawal}"
+            )
+        if not 0.3 <= self.ectopic_prematurity < 1.0:
+            raise ConfigError(
+                f"SimProfile.ectopic_prematurity must be in 0.3..1, got {self.ectopic_prematurity}"
+            )
+        if self.resonance_gain < 1.0:
+            raise ConfigError(f"SimProfile.resonance_gain must be >= 1, got {self.resonance_gain}")
+        if not 30.0 <= self.resting_hr_bpm <= 120.0:
+            raise ConfigError(
+                f"SimProfile.resting_hr_bpm must be 30..120, got {self.resting_hr_bpm}"
+            )
+        for name in ("dropout_every_s", "contact_loss_every_s"):
+            v = getattr(self, name)
+            if v is not None and not (math.isfinite(v) and v > 0):
+                raise ConfigError(f"SimProfile.{name} must be None or > 0, got {v!r}")
+        if not 0 <= self.battery_start_pct <= 100:
+            raise ConfigError(
+                f"SimProfile.battery_start_pct must be 0..100, got {self.battery_start_pct}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SimBeat:
+    """One simulated heartbeat: the RR interval `rr_s` that ends at time `t`."""
+
+    t: float
+    rr_s: float
+    ectopic: bool  # premature beat or its compensatory pause
+    arousal: float  # the model's arousal while this interval ran (ground truth for tests)
+    breathing_bpm: float
+
+
+def _check_stimulus(exposure: float, paced_breathing_bpm: float | None) -> None:
+    if not (math.isfinite(exposure) and 0.0 <= exposure <= 1.0):
+        raise ConfigError(f"exposure intensity must be a number in 0..1, got {exposure!r}")
+    if paced_breathing_bpm is not None and not (
+        math.isfinite(paced_breathing_bpm) and 2.0 <= paced_breathing_bpm <= 30.0
+    ):
+        raise ConfigError(
+            f"paced breathing rate must be 2..30 breaths/min or None, got {paced_breathing_bpm!r}"
+        )
+
+
+class Physiology:
+    """The simulated client's heart: call `set_stimulus` as things change, pull beats in order."""
+
+    def __init__(self, *, start_t: float, seed: int = 1, profile: SimProfile | None = None) -> None:
+        self.profile = profile if profile is not None else SimProfile()
+        self._rng = np.random.default_rng(seed)
+        p = self.profile
+        self._t = float(start_t)  # time of the last R peak
+        self._arousal = 0.0
+        self._exposure = 0.0
+        self._paced: float | None = None
+        self._breath_bpm = p.spontaneous_breathing_bpm
+        self._spont_offset = 0.0  # slow wander of the spontaneous breathing rate
+        self._breath_phase = float(self._rng.uniform(0.0, _TWO_PI))
+        self._lf_phase = float(self._rng.uniform(0.0, _TWO_PI))
+        self._lf_hz = _RESONANCE_HZ
+        self._drift = 0.0  # bpm offset of the resting HR (Ornstein-Uhlenbeck)
+        self._pending: SimBeat | None = None
+        self._compensate_s: float | None = None  # the pause owed after a premature beat
+
+    # -- inputs -------------------------------------------------------------------------------
+    def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
+        """Exposure intensity 0..1 and the pacer's rate (None: breathing on one's own).
+
+        Applies to beats not yet generated.
+        """
+        _check_stimulus(exposure, paced_breathing_bpm)
+        self._exposure = float(exposure)
+        self._paced = None if paced_breathing_bpm is None else float(paced_breathing_bpm)
+
+    # -- state --------------------------------------------------------------------------------
+    @property
+    def arousal(self) -> float:
+        """Current internal arousal, 0 (calm) .. 1 (maximal)."""
+        return self._arousal
+
+    @property
+    def breathing_bpm(self) -> float:
+        """Current breathing rate in breaths per minute."""
+        return self._breath_bpm
+
+    @property
+    def t(self) -> float:
+        """Time of the last generated R peak."""
+        return self._t if self._pending is None else self._pending.t
+
+    def mean_hr_bpm(self) -> float:
+        """The HR the model is centred on now (without RSA, LF and noise)."""
+        p = self.profile
+        return p.resting_hr_bpm + self._drift + p.arousal_hr_gain_bpm * self._arousal
+
+    def rsa_amplitude_s(self, breathing_bpm: float, arousal: float) -> float:
+        """RSA amplitude (half peak-to-peak, seconds) at a breathing rate and arousal."""
+        p = self.profile
+        f = breathing_bpm / 60.0
+        f_sp = p.spontaneous_breathing_bpm / 60.0
+        # resonance bump centred on 0.1 Hz, normalised so spontaneous breathing gives rsa_ms
+        width = 0.045
+
+        def curve(x: float) -> float:
+            return 1.0 + (p.resonance_gain - 1.0) * math.exp(-(((x - _RESONANCE_HZ) / width) ** 2))
+
+        gain = curve(f) / curve(f_sp)
+        return p.rsa_ms / 1000.0 * gain * (1.0 - p.vagal_withdrawal * arousal)
+
+    # -- beats --------------------------------------------------------------------------------
+    def next_beat(self) -> SimBeat:
+        """Generate (or hand over the already generated) next beat."""
+        if self._pending is not None:
+            b, self._pending = self._pending, None
+            return b
+        return self._generate()
+
+    def beats_until(self, t: float) -> list[SimBeat]:
+        """All beats whose R peak falls at or before `t`, oldest first (may be empty)."""
+        out: list[SimBeat] = []
+        while True:
+            b = self._pending if self._pending is not None else self._generate()
+            if b.t > t:
+                self._pending = b
+                return out
+            self._pending = None
+            out.append(b)
+
+    def _advance(self, dt: float) -> None:
+        """Integrate arousal, breathing and slow processes over `dt` seconds."""
+        p = self.profile
+        target = self._exposure
+        slow_paced = self._paced is not None and self._paced <= p.slow_breathing_bpm
+        if target >= self._arousal:
+            tau = p.rise_tau_s
+        else:
+            tau = p.paced_fall_tau_s if slow_paced else p.fall_tau_s
+        self._arousal += (target - self._arousal) * (1.0 - math.exp(-dt / tau))
+        self._arousal = min(1.0, max(0.0, self._arousal))
+
+        # spontaneous breathing wanders (OU, sd ~1 breath/min, ~30 s memory)
+        k = math.exp(-dt / 30.0)
+        self._spont_offset = self._spont_offset * k + math.sqrt(1 - k * k) * float(
+            self._rng.normal(0.0, 1.0)
+        )
+        if self._paced is not None:
+            want = self._paced
+        else:
+            want = (
+                p.spontaneous_breathing_bpm
+                + self._spont_offset
+                + p.arousal_breathing_gain_bpm * self._arousal
+            )
+        kb = 1.0 - math.exp(-dt / p.breathing_follow_tau_s)
+        self._breath_bpm += (want - self._breath_bpm) * kb
+        self._breath_phase = (self._breath_phase + _TWO_PI * self._breath_bpm / 60.0 * dt) % _TWO_PI
+
+        # Mayer waves: ~0.1 Hz with a wandering frequency
+        self._lf_hz = min(0.12, max(0.08, self._lf_hz + float(self._rng.normal(0.0, 0.002))))
+        self._lf_phase = (self._lf_phase + _TWO_PI * self._lf_hz * dt) % _TWO_PI
+
+        kd = math.exp(-dt / 60.0)
+        self._drift = self._drift * kd + math.sqrt(1 - kd * kd) * p.drift_bpm * float(
+            self._rng.normal(0.0, 1.0)
+        )
+
+    def _normal_rr(self) -> float:
+        p = self.profile
+        a = self._arousal
+        mean_rr = 60.0 / self.mean_hr_bpm()
+        rsa = self.rsa_amplitude_s(self._breath_bpm, a) * -math.sin(self._breath_phase)
+        lf = p.lf_ms / 1000.0 * (1.0 - 0.5 * a) * math.sin(self._lf_phase)
+        noise = p.noise_ms / 1000.0 * (1.0 - 0.5 * a) * float(self._rng.normal(0.0, 1.0))
+        return mean_rr + rsa + lf + noise
+
+    def _generate(self) -> SimBeat:
+        p = self.profile
+        ectopic = False
+        if self._compensate_s is not None:
+            rr = self._compensate_s
+            self._compensate_s = None
+            ectopic = True
+        else:
+            rr = self._normal_rr()
+            # Poisson ectopy: probability of an ectopic beat within this interval
+            if p.ectopic_per_min > 0 and self._rng.random() < 1.0 - math.exp(
+                -p.ectopic_per_min / 60.0 * rr
+            ):
+                premature = rr * p.ectopic_prematurity
+                self._compensate_s = 2.0 * rr - premature
+                rr = premature
+                ectopic = True
+        rr = min(2.0, max(0.3, rr))
+        self._advance(rr)
+        self._t += rr
+        return SimBeat(
+            t=self._t,
+            rr_s=rr,
+            ectopic=ectopic,
+            arousal=self._arousal,
+            breathing_bpm=self._breath_bpm,
+        )

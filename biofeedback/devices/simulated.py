@@ -1,0 +1,306 @@
+"""A simulated chest strap that sends the same 0x2A37 bytes a real one does.
+
+`SimulatedStrap` is the async `Device` the demo and tests use. Its behaviour is decided by
+`StrapEmulator`, a synchronous, deterministic core (seeded, time passed in) that turns the beats of
+`biofeedback.devices.physiology.Physiology` into Polar-H10-like notifications: about one per
+`notify_interval_s`, carrying the RR intervals completed since the previous one (usually 0-2, 3 when
+a notification is late), an HR field averaged over the last few seconds, and sensor-contact bits.
+Every payload is encoded with `encode_heart_rate_measurement` and decoded again by the real path
+(`BeatTimer.notification`), so the simulator exercises the parser and beat timing like a strap.
+
+Notification times are the emulator's schedule anchored on `clock.now()` when the context is
+entered; the strap sleeps on the clock until each is due (so `ScaledClock(speed=20)` runs 20x real
+time). If the consumer falls behind, due notifications are delivered late but keep their scheduled
+times, so one seed gives the same readings however loaded the machine is.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+from collections.abc import AsyncIterator
+from typing import Self
+
+import numpy as np
+
+from biofeedback.clock import Clock
+from biofeedback.devices.hrm import encode_heart_rate_measurement
+from biofeedback.devices.physiology import Physiology, SimBeat, SimProfile, _check_stimulus
+from biofeedback.devices.timing import BeatTimer
+from biofeedback.devices.types import (
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceInfo,
+    DeviceReading,
+    HeartRateMeasurement,
+)
+from biofeedback.errors import DeviceError
+
+__all__ = ["SimProfile", "SimulatedStrap", "StrapEmulator"]
+
+log = logging.getLogger(__name__)
+
+_HR_AVERAGE_S = 4.0  # the strap's HR field averages the RR of about this many seconds
+_LATE_NOTIFICATION_P = 0.03  # a notification sometimes slips to the next connection event
+_JITTER_S = 0.04
+
+
+def _window_active(elapsed: float, every: float | None, length: float, phase: float) -> bool:
+    """Periodic windows [n*every + phase, n*every + phase + length), n >= 1."""
+    if every is None:
+        return False
+    x = elapsed - phase
+    n = math.floor(x / every)
+    return n >= 1 and x - n * every < length
+
+
+class StrapEmulator:
+    """The strap's behaviour without asyncio: call `start()`, then `step(t)` at each due time."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        start_t: float,
+        seed: int = 1,
+        profile: SimProfile | None = None,
+    ) -> None:
+        self.name = name
+        self.profile = profile if profile is not None else SimProfile()
+        self.start_t = float(start_t)
+        self.seed = seed
+        self.model = Physiology(start_t=start_t, seed=seed, profile=self.profile)
+        self.timer = BeatTimer(name)
+        self._rng = np.random.default_rng([seed, 0x5EED])  # strap's own randomness
+        self._k = 0  # index of the last scheduled notification
+        self._last_sent_t = start_t
+        self._in_dropout = False
+        self._dropout_end = start_t
+        self._contact = True
+        self._battery: int | None = None
+        self._recent: collections.deque[tuple[float, float]] = collections.deque()  # (t, rr_s)
+        self._held: list[SimBeat] = []  # beats of a notification that slipped
+        self.address = f"SIM:00:00:00:{(seed >> 8) & 0xFF:02X}:{seed & 0xFF:02X}"
+
+    # -- schedule -----------------------------------------------------------------------------
+    def next_due(self) -> float:
+        """Session time of the next notification slot."""
+        k = self._k + 1
+        jitter = float(
+            np.random.default_rng([self.seed, k]).uniform(-_JITTER_S, _JITTER_S)
+        )  # per-slot jitter that does not depend on how many other draws happened
+        return self.start_t + k * self.profile.notify_interval_s + jitter
+
+    def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
+        """Forward the client's situation to the physiology model."""
+        self.model.set_stimulus(exposure=exposure, paced_breathing_bpm=paced_breathing_bpm)
+
+    # -- readings -----------------------------------------------------------------------------
+    def start(self) -> list[DeviceReading]:
+        """What a freshly connected strap produces: INFO, CONNECTED, BATTERY."""
+        t = self.start_t
+        info = DeviceInfo(
+            name=self.name,
+            address=self.address,
+            manufacturer="biofeedback",
+            model="SimStrap",
+            firmware="sim-1",
+            hardware="virtual",
+            software="biofeedback.devices.simulated",
+            serial=f"SIM{self.seed:06d}",
+        )
+        self._battery = self._battery_at(t)
+        return [
+            DeviceEvent(t=t, device=self.name, kind=DeviceEventKind.INFO, info=info),
+            DeviceEvent(t=t, device=self.name, kind=DeviceEventKind.CONNECTED, detail=self.address),
+            DeviceEvent(
+                t=t, device=self.name, kind=DeviceEventKind.BATTERY, battery_pct=self._battery
+            ),
+        ]
+
+    def _battery_at(self, t: float) -> int:
+        p = self.profile
+        drained = p.battery_drain_pct_per_h * (t - self.start_t) / 3600.0
+        return max(0, math.ceil(p.battery_start_pct - drained - 1e-9))
+
+    def _avg_hr(self, t: float) -> int:
+        while self._recent and self._recent[0][0] < t - _HR_AVERAGE_S:
+            self._recent.popleft()
+        if not self._recent:
+            return round(self.model.mean_hr_bpm())
+        mean_rr = sum(rr for _, rr in self._recent) / len(self._recent)
+        return max(1, min(0xFFFF, round(60.0 / mean_rr)))
+
+    def step(self, t: float) -> list[DeviceReading]:
+        """Advance to the notification slot due at `t` and return what the strap sends then."""
+        self._k += 1
+        p = self.profile
+        out: list[DeviceReading] = []
+        elapsed = t - self.start_t
+
+        battery = self._battery_at(t)
+        if battery != self._battery:
+            self._battery = battery
+            out.append(
+                DeviceEvent(
+                    t=t, device=self.name, kind=DeviceEventKind.BATTERY, battery_pct=battery
+                )
+            )
+
+        beats = self._held + self.model.beats_until(t)
+        self._held = []
+        for b in beats:
+            self._recent.append((b.t, b.rr_s))
+
+        dropout = _window_active(elapsed, p.dropout_every_s, p.dropout_len_s, 0.0)
+        if dropout:
+            if not self._in_dropout:
+                self._in_dropout = True
+                every = p.dropout_every_s or 0.0
+                self._dropout_end = (
+                    self.start_t + math.floor(elapsed / every) * every + p.dropout_len_s
+                )
+                log.info("%s: simulated link drop at t=%.1f", self.name, t)
+                out.append(
+                    DeviceEvent(
+                        t=t,
+                        device=self.name,
+                        kind=DeviceEventKind.SIGNAL_LOST,
+                        detail="simulated link drop",
+                    )
+                )
+            return out  # the link is down: beats of this second are lost
+        if self._in_dropout:
+            self._in_dropout = False
+            gap = t - self._last_sent_t
+            log.info("%s: simulated link restored after %.1f s", self.name, gap)
+            out.append(
+                DeviceEvent(
+                    t=t,
+                    device=self.name,
+                    kind=DeviceEventKind.SIGNAL_RESTORED,
+                    gap_s=gap,
+                    detail="simulated link restored",
+                )
+            )
+            self.timer.reset()
+            # a reconnected strap only reports beats it measured after the link came back
+            beats = [b for b in beats if b.t > self._dropout_end]
+
+        contact_loss = _window_active(
+            elapsed,
+            p.contact_loss_every_s,
+            p.contact_loss_len_s,
+            (p.contact_loss_every_s or 0.0) / 2.0,
+        )
+        if contact_loss and self._contact:
+            self._contact = False
+            out.append(
+                DeviceEvent(
+                    t=t,
+                    device=self.name,
+                    kind=DeviceEventKind.CONTACT_LOST,
+                    detail="simulated loss of skin contact",
+                )
+            )
+        elif not contact_loss and not self._contact:
+            self._contact = True
+            out.append(
+                DeviceEvent(
+                    t=t,
+                    device=self.name,
+                    kind=DeviceEventKind.CONTACT_RESTORED,
+                    detail="simulated skin contact regained",
+                )
+            )
+
+        if self._contact and not p.hr_only and beats and self._rng.random() < _LATE_NOTIFICATION_P:
+            # this connection event is missed: the RR intervals ride on the next notification
+            self._held = beats
+            return out
+
+        if p.hr_only:
+            rr: tuple[int, ...] = ()
+        elif self._contact:
+            rr = tuple(min(0xFFFF, int(b.rr_s * 1024)) for b in beats)
+        else:
+            # without skin contact a strap reports noise detected as beats: bogus RR, flagged
+            n = int(self._rng.integers(0, 3))
+            rr = tuple(int(v) for v in self._rng.integers(200, 2000, size=n))
+        m = HeartRateMeasurement(
+            hr_bpm=self._avg_hr(t),
+            contact_supported=True,
+            contact_detected=self._contact,
+            energy_expended_kj=None,
+            rr_1024=rr,
+        )
+        payload = encode_heart_rate_measurement(m)
+        out.append(self.timer.notification(t, payload))
+        self._last_sent_t = t
+        return out
+
+
+class SimulatedStrap:
+    """A `Device` that simulates a chest strap on a client who reacts to exposure and breathing.
+
+    `async with SimulatedStrap(clock=clock) as strap: async for r in strap.readings(): ...`
+    yields INFO, CONNECTED and BATTERY events, then a `Notification` about once per second of
+    session time, plus events for simulated drops and contact loss, until the context is left.
+    Call `set_stimulus` whenever the exposure intensity or the paced-breathing guidance changes.
+    """
+
+    def __init__(
+        self,
+        name: str = "SimStrap",
+        *,
+        clock: Clock,
+        seed: int = 1,
+        profile: SimProfile | None = None,
+    ) -> None:
+        self.name = name
+        self.profile = profile if profile is not None else SimProfile()
+        self._clock = clock
+        self._seed = seed
+        self._stimulus: tuple[float, float | None] = (0.0, None)
+        self._emulator: StrapEmulator | None = None
+        self._open = False
+
+    @property
+    def emulator(self) -> StrapEmulator | None:
+        """The running emulator (ground truth for tests), None outside the context."""
+        return self._emulator
+
+    def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
+        """Exposure intensity 0..1 now, and the pacer's rate (None when no guidance runs)."""
+        _check_stimulus(exposure, paced_breathing_bpm)
+        self._stimulus = (exposure, paced_breathing_bpm)
+        if self._emulator is not None:
+            self._emulator.set_stimulus(exposure=exposure, paced_breathing_bpm=paced_breathing_bpm)
+
+    async def __aenter__(self) -> Self:
+        self._emulator = StrapEmulator(
+            self.name, start_t=self._clock.now(), seed=self._seed, profile=self.profile
+        )
+        exposure, paced = self._stimulus
+        self._emulator.set_stimulus(exposure=exposure, paced_breathing_bpm=paced)
+        self._open = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._open = False
+
+    async def readings(self) -> AsyncIterator[DeviceReading]:
+        """Device events and notifications, in time order, until the context is left."""
+        emu = self._emulator
+        if emu is None or not self._open:
+            raise DeviceError(f"{self.name}: enter `async with` the strap before reading from it")
+        for r in emu.start():
+            yield r
+        while self._open and self._emulator is emu:
+            due = emu.next_due()
+            await self._clock.sleep(due - self._clock.now())
+            if not (self._open and self._emulator is emu):
+                return
+            for r in emu.step(due):
+                yield r

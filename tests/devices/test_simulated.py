@@ -1,0 +1,283 @@
+"""The simulated strap: real 0x2A37 bytes, beats matching the model, events in order, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+from biofeedback.clock import ScaledClock
+from biofeedback.devices.hrm import parse_heart_rate_measurement
+from biofeedback.devices.physiology import Physiology
+from biofeedback.devices.simulated import SimProfile, SimulatedStrap, StrapEmulator
+from biofeedback.devices.types import (
+    Beat,
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceReading,
+    Notification,
+)
+from biofeedback.errors import ConfigError, DeviceError
+
+
+def _emulate(
+    seconds: float, *, seed: int = 1, profile: SimProfile | None = None
+) -> list[DeviceReading]:
+    emu = StrapEmulator("Sim", start_t=1000.0, seed=seed, profile=profile)
+    out = emu.start()
+    while (due := emu.next_due()) <= 1000.0 + seconds:
+        out.extend(emu.step(due))
+    return out
+
+
+def _notifications(rs: list[DeviceReading]) -> list[Notification]:
+    return [r for r in rs if isinstance(r, Notification)]
+
+
+def _events(rs: list[DeviceReading]) -> list[DeviceEvent]:
+    return [r for r in rs if isinstance(r, DeviceEvent)]
+
+
+def test_starts_with_info_connected_battery() -> None:
+    rs = _emulate(5.0)
+    first = _events(rs)[:3]
+    assert [e.kind for e in first] == [
+        DeviceEventKind.INFO,
+        DeviceEventKind.CONNECTED,
+        DeviceEventKind.BATTERY,
+    ]
+    info = first[0].info
+    assert info is not None
+    assert info.name == "Sim"
+    assert info.address.startswith("SIM:")
+    assert (info.manufacturer, info.model) == ("biofeedback", "SimStrap")
+    assert info.firmware
+    assert first[2].battery_pct == 87
+
+
+def test_notifications_are_real_bytes_whose_rr_match_the_model() -> None:
+    rs = _emulate(300.0, seed=4)
+    notes = _notifications(rs)
+    assert 280 <= len(notes) <= 301  # about one per second, a few slip to the next slot
+    rr_from_bytes: list[int] = []
+    counts: set[int] = set()
+    for n in notes:
+        m = parse_heart_rate_measurement(n.payload)  # the real parser accepts every payload
+        assert n.measurement == m
+        assert n.error is None
+        assert m.contact == True  # noqa: E712 - contact is reported and detected
+        assert 50 <= m.hr_bpm <= 100
+        assert [b.rr_ms for b in n.beats] == list(m.rr_ms)
+        rr_from_bytes.extend(m.rr_1024)
+        counts.add(len(m.rr_1024))
+    assert {1, 2, 3} <= counts  # Polar-like packing; 3 when a notification slipped
+    assert max(counts) <= 4
+    model = Physiology(start_t=1000.0, seed=4)
+    expected = [int(b.rr_s * 1024) for b in model.beats_until(notes[-1].t)]
+    assert rr_from_bytes == expected  # never an invented or lost beat
+
+
+def test_slow_heart_gives_notifications_without_rr() -> None:
+    notes = _notifications(_emulate(120.0, profile=SimProfile(resting_hr_bpm=50.0)))
+    counts = {len(n.beats) for n in notes}
+    assert {0, 1, 2} <= counts
+    for n in notes:
+        if not n.beats:
+            assert n.payload[0] & 0x10 == 0  # no RR flag, HR only
+            assert n.measurement is not None
+            assert 40 <= n.measurement.hr_bpm <= 70
+
+
+def test_times_are_monotonic_and_beats_precede_their_notification() -> None:
+    rs = _emulate(300.0, seed=2)
+    ts = [r.t for r in rs]
+    assert ts == sorted(ts)
+    beats: list[Beat] = [b for n in _notifications(rs) for b in n.beats]
+    bt = [b.t for b in beats]
+    assert all(b > a for a, b in itertools.pairwise(bt))
+    for n in _notifications(rs):
+        assert all(b.t <= n.t for b in n.beats)
+
+
+def test_hr_field_follows_the_rr_average() -> None:
+    notes = _notifications(_emulate(120.0, seed=5))
+    beats = [b for n in notes for b in n.beats]
+    for n in notes[10:]:
+        assert n.measurement is not None
+        recent = [b.rr_ms for b in beats if n.t - 4.0 <= b.t <= n.t]
+        rr_hr = 60000.0 * len(recent) / sum(recent)
+        # beat times are reconstructed from the receive time, so windows differ by a beat
+        assert abs(n.measurement.hr_bpm - rr_hr) <= 6.0
+
+
+def test_closed_loop_exposure_then_paced_breathing() -> None:
+    emu = StrapEmulator("Sim", start_t=0.0, seed=1)
+    emu.start()
+    hr_by_t: dict[float, int] = {}
+
+    def run(until: float) -> None:
+        while (due := emu.next_due()) <= until:
+            for r in emu.step(due):
+                if isinstance(r, Notification) and r.measurement is not None:
+                    hr_by_t[r.t] = r.measurement.hr_bpm
+
+    def mean_hr(t0: float, t1: float) -> float:
+        v = [hr for t, hr in hr_by_t.items() if t0 <= t < t1]
+        return sum(v) / len(v)
+
+    run(30.0)
+    emu.set_stimulus(exposure=0.9, paced_breathing_bpm=None)
+    run(90.0)
+    emu.set_stimulus(exposure=0.0, paced_breathing_bpm=6.0)
+    run(150.0)
+    assert mean_hr(60.0, 90.0) > mean_hr(5.0, 30.0) + 12
+    assert mean_hr(130.0, 150.0) < mean_hr(60.0, 90.0) - 10
+
+
+def test_dropouts_are_silent_gaps_with_lost_and_restored_events() -> None:
+    profile = SimProfile(dropout_every_s=60.0, dropout_len_s=10.0)
+    rs = _emulate(200.0, profile=profile)
+    ev = [
+        e
+        for e in _events(rs)
+        if e.kind in {DeviceEventKind.SIGNAL_LOST, DeviceEventKind.SIGNAL_RESTORED}
+    ]
+    assert [e.kind for e in ev] == [
+        DeviceEventKind.SIGNAL_LOST,
+        DeviceEventKind.SIGNAL_RESTORED,
+    ] * 3
+    for lost, restored in zip(ev[::2], ev[1::2], strict=True):
+        assert (lost.t - 1000.0) % 60.0 <= 1.1  # the drop starts on schedule
+        silent = [n for n in _notifications(rs) if lost.t <= n.t < restored.t]
+        assert silent == []
+        assert restored.gap_s is not None
+        assert 10.0 <= restored.gap_s <= 12.5
+        # the first beats after the reconnect start after the drop ended, timing restarted
+        after = [n for n in _notifications(rs) if n.t >= restored.t]
+        first_beats = [b for n in after[:3] for b in n.beats]
+        assert first_beats
+        assert all(b.t > restored.t - 1.5 for b in first_beats)
+
+
+def test_contact_loss_events_and_flagged_beats() -> None:
+    profile = SimProfile(contact_loss_every_s=60.0, contact_loss_len_s=6.0)
+    rs = _emulate(200.0, profile=profile)
+    kinds = [
+        e.kind
+        for e in _events(rs)
+        if e.kind in {DeviceEventKind.CONTACT_LOST, DeviceEventKind.CONTACT_RESTORED}
+    ]
+    # windows start half a period in (90 s, 150 s), so they do not coincide with link drops
+    assert kinds == [DeviceEventKind.CONTACT_LOST, DeviceEventKind.CONTACT_RESTORED] * 2
+    no_contact = [n for n in _notifications(rs) if n.measurement and n.measurement.contact is False]
+    assert 10 <= len(no_contact) <= 14
+    assert all(b.contact is False for n in no_contact for b in n.beats)
+    for n in no_contact:
+        assert n.payload[0] & 0x06 == 0x04  # supported, not detected
+
+
+def test_hr_only_strap_sends_no_rr() -> None:
+    notes = _notifications(_emulate(60.0, profile=SimProfile(hr_only=True)))
+    assert len(notes) >= 55
+    for n in notes:
+        assert n.payload[0] & 0x10 == 0
+        assert n.beats == ()
+        assert n.measurement is not None
+        assert 50 <= n.measurement.hr_bpm <= 100
+
+
+def test_battery_drains_slowly() -> None:
+    profile = SimProfile(battery_start_pct=50, battery_drain_pct_per_h=120.0)  # 2 % per minute
+    levels = [
+        e.battery_pct for e in _events(_emulate(180.0, profile=profile)) if e.kind == "battery"
+    ]
+    assert levels[0] == 50
+    assert levels == sorted(levels, reverse=True)
+    assert levels[-1] in (44, 45)
+
+
+def test_set_stimulus_rejects_nonsense() -> None:
+    strap = SimulatedStrap(clock=ScaledClock(speed=10.0))
+    with pytest.raises(ConfigError, match="exposure"):
+        strap.set_stimulus(exposure=2.0, paced_breathing_bpm=None)
+
+
+async def test_readings_outside_the_context_is_an_error() -> None:
+    strap = SimulatedStrap(clock=ScaledClock(speed=10.0))
+    with pytest.raises(DeviceError, match="async with"):
+        async for _ in strap.readings():
+            pass
+
+
+async def test_async_strap_at_high_speed_matches_the_emulator() -> None:
+    clock = ScaledClock(speed=500.0, start=5000.0)
+    got: list[DeviceReading] = []
+    async with SimulatedStrap("Sim", clock=clock, seed=9) as strap:
+        async for r in strap.readings():
+            got.append(r)
+            if r.t >= 5000.0 + 60.0:
+                break
+    assert [e.kind for e in _events(got)[:3]] == ["info", "connected", "battery"]
+    assert len(_notifications(got)) >= 55
+    # the async strap is the emulator on a clock: same seed, same bytes
+    emu = StrapEmulator("Sim", start_t=got[0].t, seed=9)
+    ref = emu.start()
+    while len(ref) < len(got):
+        ref.extend(emu.step(emu.next_due()))
+    assert [getattr(r, "payload", None) for r in got] == [
+        getattr(r, "payload", None) for r in ref[: len(got)]
+    ]
+    assert [r.t for r in got] == [r.t for r in ref[: len(got)]]
+    ts = [r.t for r in got]
+    assert ts == sorted(ts)
+    assert clock.now() >= ts[-1]
+
+
+async def test_cancellation_ends_cleanly() -> None:
+    clock = ScaledClock(speed=50.0)
+    seen: list[DeviceReading] = []
+
+    async def consume(strap: SimulatedStrap) -> None:
+        async with strap:
+            async for r in strap.readings():
+                seen.append(r)
+
+    strap = SimulatedStrap(clock=clock)
+    task = asyncio.create_task(consume(strap))
+    await asyncio.sleep(0.1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert len(seen) >= 3
+    assert strap.emulator is not None
+    # leaving the context stops the stream: a new iteration after exit refuses politely
+    with pytest.raises(DeviceError):
+        async for _ in strap.readings():
+            pass
+
+
+async def test_stimulus_set_before_entering_applies() -> None:
+    strap = SimulatedStrap(clock=ScaledClock(speed=1000.0), seed=1)
+    strap.set_stimulus(exposure=1.0, paced_breathing_bpm=None)
+    async with strap:
+        assert strap.emulator is not None
+        strap.emulator.model.beats_until(strap.emulator.start_t + 60.0)
+        assert strap.emulator.model.arousal > 0.9
+
+
+async def test_taskgroup_consumer_stops_when_context_exits() -> None:
+    clock = ScaledClock(speed=200.0)
+    strap = SimulatedStrap(clock=clock)
+    count = 0
+    async with strap, asyncio.TaskGroup() as tg:
+
+        async def reader() -> None:
+            nonlocal count
+            async for _ in strap.readings():
+                count += 1
+                if count == 10:
+                    return
+
+        tg.create_task(reader())
+    assert count == 10
