@@ -1,0 +1,178 @@
+"""The `biofeedback` command line.
+
+Imports are deferred to the chosen command so `biofeedback --help` answers at once: neurokit2,
+bleak, paho and aiohttp take time to import and most commands need only some of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from biofeedback import __version__
+from biofeedback.errors import BiofeedbackError
+
+log = logging.getLogger("biofeedback")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config", type=Path, default=None, help="config file (default: config/biofeedback.toml)"
+    )
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level (default INFO)",
+    )
+
+
+def _service_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--client-id", default=None, help="pseudonymous client id (overrides config)")
+    p.add_argument("--protocol", type=Path, default=None, help="exposure protocol TOML file")
+    p.add_argument("--http-port", type=int, default=None, help="dashboard port (0 = any free)")
+    p.add_argument(
+        "--mqtt-port", type=int, default=None, help="port of the embedded MQTT broker (0 = any free)"
+    )
+    p.add_argument(
+        "--mqtt-url",
+        default=None,
+        help="use an external broker, mqtt://host:port or mqtts://host:port "
+        "(credentials from BIOFEEDBACK_MQTT_USERNAME / BIOFEEDBACK_MQTT_PASSWORD)",
+    )
+    p.add_argument("--data-dir", type=Path, default=None, help="where recordings are written")
+    p.add_argument("--no-web", action="store_true", help="do not serve the dashboard")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="biofeedback",
+        description="Heart-rate biofeedback for paced, consent-driven exposure therapy. "
+        "Not a medical device.",
+    )
+    parser.add_argument("--version", action="version", version=f"biofeedback {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run the whole loop with a simulated strap and client",
+        description="Simulated strap -> signal -> exposure session -> MQTT -> dashboard. "
+        "A simulated client consents, is exposed, pauses on arousal, breathes, recovers.",
+    )
+    _common(demo)
+    _service_options(demo)
+    demo.add_argument(
+        "--speed", type=float, default=1.0, help="run the story this many times faster (default 1)"
+    )
+    demo.add_argument(
+        "--duration", type=float, default=None, help="stop after this many session seconds"
+    )
+    demo.add_argument(
+        "--no-actor",
+        action="store_true",
+        help="no simulated client/therapist: consent and offer steps yourself in the browser",
+    )
+    demo.add_argument("--seed", type=int, default=1, help="random seed of the simulated strap")
+
+    run = sub.add_parser("run", help="run a session with a real chest strap (Bluetooth LE)")
+    _common(run)
+    _service_options(run)
+    run.add_argument("--device", required=False, help="strap name or address (see `scan`)")
+
+    scan = sub.add_parser("scan", help="list nearby heart-rate straps")
+    _common(scan)
+    scan.add_argument("--timeout", type=float, default=5.0, help="seconds to scan (default 5)")
+
+    replay = sub.add_parser("replay", help="run a recorded session through the pipeline again")
+    _common(replay)
+    replay.add_argument("session", type=Path, help="recorded session folder")
+    replay.add_argument("--out", type=Path, default=None, help="where the replayed copy goes")
+    replay.add_argument(
+        "--speed",
+        type=float,
+        default=None,
+        help="play back in time at this speed and drive the live dashboard (default: as fast "
+        "as possible, no network)",
+    )
+    replay.add_argument("--http-port", type=int, default=None, help="dashboard port with --speed")
+    replay.add_argument("--mqtt-port", type=int, default=None, help="broker port with --speed")
+
+    report = sub.add_parser("report", help="write an HTML report with plots")
+    _common(report)
+    report.add_argument("session", type=Path, nargs="?", help="recorded session folder")
+    report.add_argument("--client", default=None, help="progress across this client's sessions")
+    report.add_argument("--out", type=Path, default=None, help="output folder")
+
+    export = sub.add_parser("export", help="export a session in a BIDS-style physio layout")
+    _common(export)
+    export.add_argument("session", type=Path, help="recorded session folder")
+    export.add_argument("--bids", type=Path, required=True, help="BIDS dataset folder")
+
+    check = sub.add_parser("check", help="validate a config file and its protocol")
+    _common(check)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `biofeedback` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return _dispatch(args)
+    except BiofeedbackError as exc:
+        print(f"biofeedback: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        # asyncio.run already cancelled and awaited every task; nothing is left to clean up.
+        print("biofeedback: stopped", file=sys.stderr)
+        return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from biofeedback.config import load_config
+
+    if args.command == "scan":
+        from biofeedback.service.commands_cli import run_scan
+
+        return asyncio.run(run_scan(args.timeout))
+    if args.command == "report":
+        from biofeedback.service.commands_cli import run_report
+
+        return run_report(args)
+    if args.command == "export":
+        from biofeedback.service.commands_cli import run_export
+
+        return run_export(args)
+
+    config = load_config(args.config)
+    if args.command == "check":
+        from biofeedback.exposure import load_protocol
+
+        proto = load_protocol(config.protocol)
+        print(f"{config.source}: ok; protocol {config.protocol.name}: {len(proto.steps)} steps")
+        return 0
+    if args.command == "replay":
+        from biofeedback.service.commands_cli import run_replay
+
+        return run_replay(args, config)
+    from biofeedback.service.app import ServiceOptions, run_service
+
+    opts = ServiceOptions.from_args(args, config)
+    return asyncio.run(run_service(config, opts))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
