@@ -85,8 +85,22 @@ def parse_heart_rate_measurement(payload: bytes | bytearray | memoryview) -> Hea
     )
 
 
+def _check_fits(what: str, value: int) -> None:
+    if not 0 <= value <= 0xFFFF:
+        raise ParseError(f"{what} {value} does not fit a 0x2A37 uint16 field (0..65535)")
+
+
 def encode_heart_rate_measurement(m: HeartRateMeasurement, *, force_uint16: bool = False) -> bytes:
-    """Build the 0x2A37 bytes a strap would send for `m` (used by the simulated strap and tests)."""
+    """Build the 0x2A37 bytes a strap would send for `m` (used by the simulated strap and tests).
+
+    The RR flag is set only when there are RR values; the contact-detected bit only when contact
+    is supported. Raises `ParseError` when a value does not fit its uint8/uint16 field.
+    """
+    _check_fits("heart rate", m.hr_bpm)
+    if m.energy_expended_kj is not None:
+        _check_fits("energy expended", m.energy_expended_kj)
+    for v in m.rr_1024:
+        _check_fits("RR interval (1/1024 s)", v)
     flags = 0
     wide = force_uint16 or m.hr_bpm > 0xFF
     if wide:
