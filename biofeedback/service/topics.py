@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 ROOT = "biofeedback"
 VERSION = "v1"
@@ -57,3 +59,59 @@ def parse_topic(name: str) -> tuple[str, Topic] | None:
         return parts[2], Topic(parts[3])
     except ValueError:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """How one kind of message travels: QoS, retained or not, and MQTT 5 message expiry."""
+
+    qos: int
+    retain: bool
+    expiry_s: int | None  # None: never expires (MQTT 5 only; ignored on 3.1.1)
+
+    @property
+    def is_sample(self) -> bool:
+        """Live samples are the first thing dropped when the offline queue is full."""
+        return self.qos == 0
+
+
+# The per-kind policy documented in docs/mqtt.md ("QoS, retain and expiry").
+DELIVERY: Mapping[Topic, Delivery] = {
+    Topic.STATUS: Delivery(qos=1, retain=True, expiry_s=None),
+    Topic.BEAT: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.METRICS: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.AROUSAL: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.SESSION: Delivery(qos=1, retain=True, expiry_s=None),
+    Topic.GUIDANCE: Delivery(qos=1, retain=True, expiry_s=None),
+    Topic.EVENT: Delivery(qos=1, retain=False, expiry_s=None),
+    Topic.CHECKIN: Delivery(qos=1, retain=False, expiry_s=None),
+    # Commands expire so that a consent typed minutes ago is never applied late.
+    Topic.CMD: Delivery(qos=1, retain=False, expiry_s=30),
+    Topic.REPLY: Delivery(qos=1, retain=False, expiry_s=60),
+}
+
+
+def delivery(kind: Topic) -> Delivery:
+    """QoS, retain flag and expiry for one kind of message."""
+    return DELIVERY[kind]
+
+
+def shared(group: str, topic_filter: str) -> str:
+    """An MQTT 5 shared subscription: consumers in one `group` split the messages between them."""
+    if not group or any(c in group for c in "/+#"):
+        raise ValueError(f"shared subscription group {group!r} must be non-empty without / + #")
+    return f"$share/{group}/{topic_filter}"
+
+
+def reply_topic_ok(client_id: str, response_topic: str) -> bool:
+    """True when an MQTT 5 response topic lies at or under this client's `reply` topic.
+
+    Replies go only there, so a command cannot make the service publish onto another topic.
+    """
+    base = topic(client_id, Topic.REPLY)
+    if response_topic == base:
+        return True
+    if not response_topic.startswith(base + "/"):
+        return False
+    rest = response_topic[len(base) + 1 :]
+    return bool(rest) and not any(c in rest for c in "+#\x00")

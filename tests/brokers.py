@@ -1,0 +1,237 @@
+"""Real brokers for tests: Mosquitto (plain, or TLS + passwords + ACL) and the embedded broker.
+
+Import what you need in a test module:
+
+    from tests.brokers import BrokerHandle, any_broker, mosquitto_plain, mosquitto_secure
+
+`mosquitto_plain()` / `mosquitto_secure(tmp_path)` / `embedded(backend)` are async context
+managers yielding a `BrokerHandle`; `settings(protocol=5)` on the handle gives `MqttSettings` with
+the right URL, CA file and credentials. The pytest fixtures `mosquitto` (plain Mosquitto),
+`secure_mosquitto` (TLS + password + ACL) and `any_broker` (parametrized over plain Mosquitto, TLS
+Mosquitto and amqtt in-process) are defined here too; import them into a test module to use
+them. Every broker is stopped and its files removed when the context ends.
+
+TLS material (a CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an
+unrelated second CA for "bad CA" tests) is generated per test with the `openssl` CLI.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from biofeedback.service.broker import (
+    EmbeddedBroker,
+    MosquittoProcess,
+    MosquittoTls,
+    mosquitto_password_line,
+)
+from biofeedback.service.mqtt import MqttSettings
+from tests.support import require_binary
+
+# The ACL of config/mosquitto/acl.example, with the roles used by tests. Keep them in step.
+ROLE_USERS = ("service", "dashboard", "client-app", "recorder")
+
+
+@dataclass(frozen=True, slots=True)
+class TlsMaterial:
+    """PEM files: CA, server cert/key (SAN 127.0.0.1, localhost), client cert/key, a foreign CA."""
+
+    ca_cert: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    other_ca_cert: Path
+
+
+@dataclass(slots=True)
+class BrokerHandle:
+    """A running broker as tests see it."""
+
+    name: str
+    url: str
+    protocols: tuple[int, ...]
+    process: MosquittoProcess | None = None  # None for amqtt in-process
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    users: dict[str, str] = field(default_factory=dict, repr=False)
+    tls: TlsMaterial | None = None
+
+    def settings(self, protocol: int | None = None, **options: Any) -> MqttSettings:
+        """MqttSettings for this broker (first supported protocol unless one is given)."""
+        proto = protocol if protocol is not None else self.protocols[0]
+        options.setdefault("reconnect_min_s", 1)
+        options.setdefault("reconnect_max_s", 2)
+        options.setdefault("connect_timeout_s", 3.0)
+        return MqttSettings.from_url(
+            self.url,
+            username=options.pop("username", self.username),
+            password=options.pop("password", self.password),
+            ca_file=options.pop("ca_file", self.ca_file),
+            protocol=proto,
+            env={},
+            **options,
+        )
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=30)
+
+
+def make_tls_material(folder: Path) -> TlsMaterial:
+    """Generate a throwaway CA, server and client certificates with the openssl CLI."""
+    require_binary("openssl", "openssl")
+    folder.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca_ext = [
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]
+    for name in ("ca", "other-ca"):
+        _openssl(
+            "req", "-x509", *ec, "-keyout", f"{name}.key", "-out", f"{name}.crt",
+            "-days", "2", "-subj", f"/CN=biofeedback test {name}", *ca_ext, cwd=folder,
+        )  # fmt: skip
+    (folder / "server.ext").write_text(
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+        "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n"
+        "authorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    (folder / "client.ext").write_text(
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=clientAuth\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
+    )
+    for name in ("server", "client"):
+        _openssl(
+            "req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
+            "-subj", f"/CN={'localhost' if name == 'server' else 'bf-test-client'}", cwd=folder,
+        )  # fmt: skip
+        _openssl(
+            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
+            cwd=folder,
+        )  # fmt: skip
+    for p in folder.glob("*.key"):
+        p.chmod(0o600)
+    return TlsMaterial(
+        ca_cert=folder / "ca.crt",
+        server_cert=folder / "server.crt",
+        server_key=folder / "server.key",
+        client_cert=folder / "client.crt",
+        client_key=folder / "client.key",
+        other_ca_cert=folder / "other-ca.crt",
+    )
+
+
+def write_password_file(path: Path, users: dict[str, str]) -> Path:
+    """A Mosquitto password file for `users` (name -> password), hashed like mosquitto_passwd."""
+    path.write_text("".join(mosquitto_password_line(u, p) + "\n" for u, p in users.items()))
+    path.chmod(0o600)
+    return path
+
+
+def example_acl() -> Path:
+    """The repository's example ACL (config/mosquitto/acl.example)."""
+    return Path(__file__).resolve().parent.parent / "config" / "mosquitto" / "acl.example"
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_plain(*, persistence: bool = False) -> AsyncIterator[BrokerHandle]:
+    """A plain Mosquitto (anonymous, no TLS) on a free loopback port."""
+    binary = require_binary("mosquitto", "mosquitto")
+    async with MosquittoProcess(binary=binary, persistence=persistence) as proc:
+        yield BrokerHandle("mosquitto", proc.url, (5, 311), process=proc)
+
+
+@contextlib.asynccontextmanager
+async def mosquitto_secure(
+    folder: Path,
+    *,
+    acl: Path | None = None,
+    require_certificate: bool = False,
+    persistence: bool = False,
+) -> AsyncIterator[BrokerHandle]:
+    """Mosquitto with TLS and passwords (users = ROLE_USERS, random passwords) and an ACL.
+
+    The handle logs in as "service"; `handle.users` holds every user's password.
+    """
+    binary = require_binary("mosquitto", "mosquitto")
+    tls = make_tls_material(folder / "tls")
+    users = {u: secrets.token_urlsafe(12) for u in ROLE_USERS}
+    pwfile = write_password_file(folder / "passwords", users)
+    acl_path = acl if acl is not None else example_acl()
+    async with MosquittoProcess(
+        binary=binary,
+        password_file=str(pwfile),
+        acl_file=str(acl_path) if acl_path.is_file() else None,
+        tls=MosquittoTls(
+            certfile=str(tls.server_cert),
+            keyfile=str(tls.server_key),
+            cafile=str(tls.ca_cert),
+            require_certificate=require_certificate,
+        ),
+        persistence=persistence,
+        workdir=folder / "mosquitto",
+    ) as proc:
+        yield BrokerHandle(
+            "mosquitto-tls",
+            proc.url,
+            (5, 311),
+            process=proc,
+            username="service",
+            password=users["service"],
+            ca_file=str(tls.ca_cert),
+            users=users,
+            tls=tls,
+        )
+
+
+@contextlib.asynccontextmanager
+async def embedded(backend: str = "auto") -> AsyncIterator[BrokerHandle]:
+    """The embedded broker (auto = managed Mosquitto when installed, else amqtt)."""
+    if backend == "mosquitto":
+        require_binary("mosquitto", "mosquitto")
+    async with EmbeddedBroker(backend=backend) as b:  # type: ignore[arg-type]
+        yield BrokerHandle(f"embedded-{b.backend}", b.url, b.protocols)
+
+
+@pytest.fixture
+async def mosquitto() -> AsyncIterator[BrokerHandle]:
+    """Plain Mosquitto for one test."""
+    async with mosquitto_plain() as handle:
+        yield handle
+
+
+@pytest.fixture
+async def secure_mosquitto(tmp_path: Path) -> AsyncIterator[BrokerHandle]:
+    """Mosquitto with TLS, passwords and the example ACL for one test."""
+    (tmp_path / "broker").mkdir()
+    async with mosquitto_secure(tmp_path / "broker") as handle:
+        yield handle
+
+
+@pytest.fixture(params=["mosquitto", "mosquitto-tls", "embedded-amqtt"])
+async def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
+    """Each broker the service must work with, in turn (conformance tests)."""
+    kind = request.param
+    if kind == "mosquitto":
+        async with mosquitto_plain() as handle:
+            yield handle
+    elif kind == "mosquitto-tls":
+        # No ACL here: conformance tests use free-form topics; the ACL has its own tests.
+        async with mosquitto_secure(tmp_path, acl=tmp_path / "no-acl") as handle:
+            yield handle
+    else:
+        async with embedded("amqtt") as handle:
+            yield handle
