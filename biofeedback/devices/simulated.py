@@ -73,7 +73,8 @@ class StrapEmulator:
         self.model = Physiology(start_t=start_t, seed=seed, profile=self.profile)
         self.timer = BeatTimer(name)
         self._rng = np.random.default_rng([seed, 0x5EED])  # strap's own randomness
-        self._k = 0  # index of the last scheduled notification
+        self._k = 0  # index of the last notification slot stepped through
+        self._due = self._schedule(1)
         self._last_sent_t = start_t
         self._in_dropout = False
         self._dropout_end = start_t
@@ -86,10 +87,11 @@ class StrapEmulator:
     # -- schedule -----------------------------------------------------------------------------
     def next_due(self) -> float:
         """Session time of the next notification slot."""
-        k = self._k + 1
-        jitter = float(
-            np.random.default_rng([self.seed, k]).uniform(-_JITTER_S, _JITTER_S)
-        )  # per-slot jitter that does not depend on how many other draws happened
+        return self._due
+
+    def _schedule(self, k: int) -> float:
+        # slots stay on a fixed grid (no drift) with a little connection-interval jitter
+        jitter = float(self._rng.uniform(-_JITTER_S, _JITTER_S))
         return self.start_t + k * self.profile.notify_interval_s + jitter
 
     def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
@@ -135,6 +137,7 @@ class StrapEmulator:
     def step(self, t: float) -> list[DeviceReading]:
         """Advance to the notification slot due at `t` and return what the strap sends then."""
         self._k += 1
+        self._due = self._schedule(self._k + 1)
         p = self.profile
         out: list[DeviceReading] = []
         elapsed = t - self.start_t

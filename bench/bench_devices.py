@@ -1,0 +1,123 @@
+"""Devices benchmark: 0x2A37 parse/encode, beat timing, physiology model, simulated strap.
+
+Run: .venv/bin/python bench/bench_devices.py
+Prints one line per measurement (best of 5 repeats, CPU-bound, single thread).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import tracemalloc
+from collections.abc import Callable
+
+from biofeedback.clock import ScaledClock
+from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
+from biofeedback.devices.physiology import Physiology
+from biofeedback.devices.simulated import SimulatedStrap, StrapEmulator
+from biofeedback.devices.timing import BeatTimer
+from biofeedback.devices.types import HeartRateMeasurement, Notification
+
+
+def best_of(fn: Callable[[], int], repeats: int = 5) -> tuple[float, int]:
+    """(best seconds, items) over `repeats` runs."""
+    best = float("inf")
+    items = 0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        items = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, items
+
+
+def report(name: str, seconds: float, items: int, unit: str) -> None:
+    print(f"{name:<44} {items / seconds:>12,.0f} {unit}/s   ({seconds * 1e6 / items:.2f} µs each)")
+
+
+def main() -> None:
+    payloads = [
+        bytes.fromhex("104ed202c802"),
+        bytes.fromhex("1643"),
+        bytes.fromhex("164872037e03a003"),
+        bytes.fromhex("1f2c01d2040003"),
+    ] * 25_000
+
+    def parse() -> int:
+        for p in payloads:
+            parse_heart_rate_measurement(p)
+        return len(payloads)
+
+    report("parse_heart_rate_measurement", *best_of(parse), "payloads")
+
+    m = HeartRateMeasurement(72, True, True, None, (800, 812))
+
+    def encode() -> int:
+        for _ in range(100_000):
+            encode_heart_rate_measurement(m)
+        return 100_000
+
+    report("encode_heart_rate_measurement (2 RR)", *best_of(encode), "payloads")
+
+    raw = encode_heart_rate_measurement(m)
+
+    def notification() -> int:
+        timer = BeatTimer("bench")
+        t = 0.0
+        for _ in range(100_000):
+            t += 1.0
+            timer.notification(t, raw)
+        return 100_000
+
+    report("BeatTimer.notification (parse + 2 beats)", *best_of(notification), "notifications")
+
+    def physiology() -> int:
+        model = Physiology(start_t=0.0, seed=1)
+        model.set_stimulus(exposure=0.5, paced_breathing_bpm=6.0)
+        return len(model.beats_until(3600.0 * 2))  # two hours of beats
+
+    report("Physiology.beats_until (2 h of beats)", *best_of(physiology), "beats")
+
+    def emulator() -> int:
+        emu = StrapEmulator("bench", start_t=0.0, seed=1)
+        emu.start()
+        n = 0
+        for _ in range(3600):  # one hour of notifications
+            n += len(emu.step(emu.next_due()))
+        return n
+
+    s, n = best_of(emulator)
+    report("StrapEmulator.step (1 h of readings)", s, n, "readings")
+    print(f"{'  -> one simulated hour takes':<44} {s:>12.3f} s of CPU")
+
+    async def strap_run(speed: float, session_s: float) -> tuple[float, int]:
+        clock = ScaledClock(speed=speed, start=0.0)
+        count = 0
+        t0 = time.perf_counter()
+        async with SimulatedStrap(clock=clock) as strap:
+            async for r in strap.readings():
+                count += isinstance(r, Notification)
+                if r.t >= session_s:
+                    break
+        return time.perf_counter() - t0, count
+
+    wall, count = asyncio.run(strap_run(1000.0, 600.0))
+    print(
+        f"{'SimulatedStrap at speed 1000, 600 s session':<44} {wall:>12.3f} s wall "
+        f"({count} notifications, ideal {600 / 1000:.3f} s)"
+    )
+
+    tracemalloc.start()
+    emu = StrapEmulator("bench", start_t=0.0, seed=1)
+    emu.start()
+    for _ in range(3600 * 4):
+        emu.step(emu.next_due())
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"{'StrapEmulator memory after 4 h':<44} {current / 1024:>12,.0f} KiB "
+        f"(peak {peak / 1024:,.0f} KiB)"
+    )
+
+
+if __name__ == "__main__":
+    main()
