@@ -1,0 +1,118 @@
+"""The dashboard application: configuration, app state keys and `create_app`.
+
+    cfg = WebConfig(mqtt=MqttSettings(...), link_secret=...)
+    app = create_app(cfg)
+    runner = web.AppRunner(app); await runner.setup()
+    await web.TCPSite(runner, cfg.host, cfg.port).start()
+    print(therapist_login_url(app))
+
+The MQTT feeder (subscribe to the topic tree, feed the hub, publish commands) lives in the app's
+cleanup context: it starts with the runner and stops, with every WebSocket, when the runner is
+cleaned up.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from biofeedback.web.auth import ENV_THERAPIST_SECRET, LOOPBACK_HOSTS, Auth
+from biofeedback.web.hub import Hub, HubLimits
+
+if TYPE_CHECKING:
+    from biofeedback.service.mqtt import MqttSettings
+
+log = logging.getLogger(__name__)
+
+
+def _random_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """Dashboard settings (the `[web]` table of the config file)."""
+
+    host: str = "127.0.0.1"  # a clinic LAN needs an explicit address and allowed_hosts
+    port: int = 8080
+    mqtt: MqttSettings | None = None  # None: no broker (tests feed the hub directly)
+    # None: taken from BIOFEEDBACK_THERAPIST_SECRET, else a random one is made and logged
+    therapist_secret: str | None = None
+    # signs client links; a new one per session run makes old links useless
+    link_secret: str = field(default_factory=_random_secret)
+    allowed_hosts: tuple[str, ...] = ()  # host names besides loopback and `host` (e.g. a LAN name)
+    session_ttl_s: float = 12 * 3600.0
+    limits: HubLimits = field(default_factory=HubLimits)
+
+
+CONFIG_KEY = web.AppKey("config", WebConfig)
+HUB_KEY = web.AppKey("hub", Hub)
+AUTH_KEY = web.AppKey("auth", Auth)
+HOSTS_KEY: web.AppKey[frozenset[str]] = web.AppKey("allowed_hosts")
+SOCKETS_KEY: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
+SECRET_SOURCE_KEY = web.AppKey("therapist_secret_source", str)
+
+
+def resolve_therapist_secret(cfg: WebConfig) -> tuple[str, str]:
+    """(secret, where it came from): config, environment, or generated for this run."""
+    if cfg.therapist_secret:
+        return cfg.therapist_secret, "config"
+    env = os.environ.get(ENV_THERAPIST_SECRET)
+    if env:
+        return env, "environment"
+    return _random_secret(), "generated"
+
+
+def create_app(cfg: WebConfig) -> web.Application:
+    """The aiohttp application serving both views; MQTT is connected when the app starts."""
+    from biofeedback.web.mqttfeed import mqtt_context
+    from biofeedback.web.routes import security_middleware, setup_routes
+
+    secret, source = resolve_therapist_secret(cfg)
+    app = web.Application(middlewares=[security_middleware], client_max_size=64 * 1024)
+    app[CONFIG_KEY] = cfg
+    app[HUB_KEY] = Hub(cfg.limits)
+    app[AUTH_KEY] = Auth(secret, cfg.link_secret, session_ttl_s=cfg.session_ttl_s)
+    app[SECRET_SOURCE_KEY] = source
+    app[HOSTS_KEY] = frozenset({*LOOPBACK_HOSTS, cfg.host, *cfg.allowed_hosts} - {"0.0.0.0", "::"})
+    app[SOCKETS_KEY] = weakref.WeakSet()
+    if source == "generated":
+        log.warning(
+            "no therapist secret configured (%s unset): generated one for this run; "
+            "log in with the URL the dashboard prints",
+            ENV_THERAPIST_SECRET,
+        )
+    setup_routes(app)
+    app.on_shutdown.append(_close_sockets)
+    app.cleanup_ctx.append(mqtt_context)
+    return app
+
+
+async def _close_sockets(app: web.Application) -> None:
+    sockets = app[SOCKETS_KEY]
+    for ws in list(sockets):
+        await ws.close(code=1001, message=b"dashboard shutting down")
+
+
+def base_url(app: web.Application) -> str:
+    cfg = app[CONFIG_KEY]
+    host = "127.0.0.1" if cfg.host in {"0.0.0.0", "::", ""} else cfg.host
+    return f"http://{host}:{cfg.port}"
+
+
+def therapist_login_url(app: web.Application) -> str:
+    """URL that logs a therapist in (it carries the secret: show it only to the therapist)."""
+    from urllib.parse import quote
+
+    return f"{base_url(app)}/login?token={quote(app[AUTH_KEY].login_token(), safe='')}"
+
+
+def client_url(app: web.Application, client_id: str) -> str:
+    """The client's own page (works only for this client id and this link secret)."""
+    return base_url(app) + app[AUTH_KEY].client_path(client_id)

@@ -1,0 +1,494 @@
+"""The dashboard hub: MQTT messages in, per-client state kept, WebSocket subscribers fed.
+
+`Hub.ingest(topic, payload)` is the only way data gets in (the MQTT feeder in `mqttfeed.py` calls
+it; tests call it directly). Every message updates the state of one client (latest views, the last
+5 minutes of chart points, the event timeline, check-ins) and is pushed, serialised once, to every
+subscriber watching that client or the overview. A subscriber that cannot keep up is cut off (its
+browser reconnects and gets a fresh snapshot) instead of growing a queue without bound.
+
+Commands go the other way through `Hub.send_command`, which validates them for the sender's role,
+stamps them with a fresh id and hands them to a `CommandSink` (the MQTT publisher); the reply that
+comes back on the client's `reply` topic is routed to the subscriber that sent the command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import secrets
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from biofeedback.errors import CommandError
+from biofeedback.exposure.types import GroundingTechnique
+from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
+from biofeedback.web import views
+from biofeedback.web.views import JsonDict
+
+log = logging.getLogger(__name__)
+
+CLIENT_COMMANDS = frozenset({"pause", "consent", "decline", "suds", "choose_grounding"})
+# consent is the client's alone: a therapist can offer, pause and end, never agree for the client
+THERAPIST_COMMANDS = frozenset({"pause", "offer_step", "complete_step", "end", "adjust_thresholds"})
+ROLE_COMMANDS: Mapping[str, frozenset[str]] = {
+    "client": CLIENT_COMMANDS,
+    "therapist": THERAPIST_COMMANDS,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HubLimits:
+    """How much the hub keeps per client and per subscriber."""
+
+    history_s: float = 300.0  # chart window, session seconds
+    max_points: int = 3000  # per series, whatever the beat rate
+    max_events: int = 300
+    max_checkins: int = 100
+    queue_size: int = 2000  # messages waiting for one WebSocket before it is cut off
+    reply_timeout_s: float = 5.0
+    max_clients: int = 500  # distinct client ids tracked (junk topics cannot grow memory)
+
+
+class CommandSink(Protocol):
+    """Where validated commands go (the MQTT publisher)."""
+
+    async def send_command(self, client_id: str, payload: bytes) -> None: ...
+
+
+@dataclass(slots=True)
+class ClientState:
+    """What the hub knows about one client."""
+
+    client_id: str
+    status: JsonDict | None = None
+    session: JsonDict | None = None
+    guidance: JsonDict | None = None
+    arousal: JsonDict | None = None
+    metrics: JsonDict | None = None
+    checkin: JsonDict | None = None
+    points: deque[JsonDict] = field(default_factory=deque)
+    events: deque[JsonDict] = field(default_factory=deque)
+    checkins: deque[JsonDict] = field(default_factory=deque)
+    spans: deque[JsonDict] = field(default_factory=deque)  # state changes: t, state, reason
+    last_t: float | None = None  # newest session-clock stamp seen
+    last_rx: float | None = None  # server wall time it arrived
+    clock_speed: float = 1.0
+
+    def summary(self) -> JsonDict:
+        """One overview row."""
+        status = self.status or {}
+        session = self.session or {}
+        arousal = self.arousal or {}
+        metrics = self.metrics or {}
+        return {
+            "client": self.client_id,
+            "online": status.get("online"),
+            "battery": status.get("battery"),
+            "device": status.get("device"),
+            "contact": status.get("contact"),
+            "quality": metrics.get("quality")
+            if metrics.get("quality") is not None
+            else status.get("quality"),
+            "state": session.get("state"),
+            "paused": session.get("paused"),
+            "pause_reason": session.get("pause_reason"),
+            "step_index": session.get("step_index"),
+            "step_title": session.get("step_title"),
+            "steps": len(session.get("steps") or ()),
+            "arousal": arousal.get("arousal"),
+            "upper": (session.get("thresholds") or {}).get("upper"),
+            "lower": (session.get("thresholds") or {}).get("lower"),
+            "hr": metrics.get("hr"),
+            "last_t": self.last_t,
+            "last_rx": self.last_rx,
+        }
+
+    def clock(self) -> JsonDict:
+        """Anchor mapping server wall time to this client's session clock."""
+        return {"t": self.last_t, "rx": self.last_rx, "speed": self.clock_speed}
+
+    def snapshot(self) -> JsonDict:
+        """Everything a client page needs to draw itself from scratch."""
+        return {
+            "client": self.client_id,
+            "summary": self.summary(),
+            "status": self.status,
+            "session": self.session,
+            "guidance": self.guidance,
+            "checkin": self.checkin,
+            "points": list(self.points),
+            "events": list(self.events),
+            "checkins": list(self.checkins),
+            "spans": list(self.spans),
+            "clock": self.clock(),
+        }
+
+
+class Subscriber:
+    """One WebSocket's view: either the overview (client None) or one client's page."""
+
+    def __init__(self, role: str, client_id: str | None, queue_size: int) -> None:
+        self.role = role
+        self.client_id = client_id
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
+        self.overflowed = False
+
+    def push(self, message: str) -> None:
+        """Queue one serialised message; on overflow, end the stream (the page reconnects)."""
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            log.warning(
+                "dashboard subscriber (%s, %s) fell %d messages behind; disconnecting it",
+                self.role,
+                self.client_id or "overview",
+                self.queue.qsize(),
+            )
+            # make room for the end marker so the writer wakes up and closes the socket
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+
+
+def _dumps(message: JsonDict) -> str:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+def validate_command(role: str, cmd: Any, args: Any) -> JsonDict:
+    """Checked arguments of a dashboard command for `role`; CommandError names what is wrong."""
+    allowed = ROLE_COMMANDS.get(role)
+    if allowed is None:
+        raise CommandError(f"role {role!r} may not send commands")
+    if not isinstance(cmd, str) or cmd not in allowed:
+        raise CommandError(
+            f"command {cmd!r} is not allowed for role {role!r} "
+            f"(allowed: {', '.join(sorted(allowed))})"
+        )
+    if args is None:
+        args = {}
+    if not isinstance(args, Mapping):
+        raise CommandError(f"args of {cmd!r} must be an object, got {type(args).__name__}")
+    out: JsonDict = {}
+
+    def number(key: str, lo: float, hi: float, *, integer: bool = False) -> None:
+        if key not in args or args[key] is None:
+            return
+        value = views.num(args[key], lo, hi)
+        if value is None or (integer and value != math.floor(value)):
+            kind = "an integer" if integer else "a number"
+            raise CommandError(
+                f"{cmd}: {key} must be {kind} from {lo:g} to {hi:g}, got {args[key]!r}"
+            )
+        out[key] = int(value) if integer else value
+
+    known: set[str]
+    if cmd == "pause":
+        known = {"note"}
+        note = args.get("note")
+        if note is not None:
+            if not isinstance(note, str) or len(note) > 200:
+                raise CommandError("pause: note must be text of at most 200 characters")
+            out["note"] = note
+    elif cmd == "offer_step":
+        known = {"step"}
+        number("step", 0, 999, integer=True)
+    elif cmd == "adjust_thresholds":
+        known = {"upper", "lower", "dwell_s", "recovery_s"}
+        number("upper", 0, 100)
+        number("lower", 0, 100)
+        number("dwell_s", 0, 600)
+        number("recovery_s", 0, 3600)
+        if not out:
+            raise CommandError(
+                "adjust_thresholds: give at least one of upper, lower, dwell_s, recovery_s"
+            )
+        if "upper" in out and "lower" in out and not out["lower"] < out["upper"]:
+            raise CommandError(
+                f"adjust_thresholds: lower ({out['lower']:g}) must be below "
+                f"upper ({out['upper']:g})"
+            )
+    elif cmd == "suds":
+        known = {"value"}
+        if "value" not in args:
+            raise CommandError("suds: value (0-100) is required")
+        number("value", 0, 100, integer=True)
+    elif cmd == "choose_grounding":
+        known = {"technique"}
+        technique = args.get("technique")
+        choices = [t.value for t in GroundingTechnique]
+        if technique not in choices:
+            raise CommandError(
+                f"choose_grounding: technique must be one of {choices}, got {technique!r}"
+            )
+        out["technique"] = technique
+    else:
+        known = set()
+    extra = set(args) - known
+    if extra:
+        raise CommandError(f"{cmd}: unknown argument(s) {sorted(map(str, extra))}")
+    return out
+
+
+class Hub:
+    """Per-client state from MQTT, fanned out to WebSocket subscribers."""
+
+    def __init__(
+        self, limits: HubLimits | None = None, *, wall: Callable[[], float] = time.time
+    ) -> None:
+        self.limits = limits or HubLimits()
+        self._wall = wall
+        self._clients: dict[str, ClientState] = {}
+        self._subs: set[Subscriber] = set()
+        self._sink: CommandSink | None = None
+        # command id -> (subscriber that sent it, client id)
+        self._pending: dict[str, tuple[Subscriber, str]] = {}
+        self.stats = {"ingested": 0, "rejected": 0, "pushed": 0}
+
+    # ---- state ------------------------------------------------------------------------------
+
+    def clients(self) -> list[str]:
+        """Client ids seen, sorted."""
+        return sorted(self._clients)
+
+    def client(self, client_id: str) -> ClientState | None:
+        return self._clients.get(client_id)
+
+    def overview(self) -> list[JsonDict]:
+        return [self._clients[c].summary() for c in self.clients()]
+
+    def now(self) -> float:
+        """Server wall time (what `rx` stamps use)."""
+        return self._wall()
+
+    # ---- subscribers ------------------------------------------------------------------------
+
+    @contextmanager
+    def subscribe(self, role: str, client_id: str | None) -> Iterator[Subscriber]:
+        """Register a subscriber for the duration of a WebSocket connection."""
+        sub = Subscriber(role, client_id, self.limits.queue_size)
+        self._subs.add(sub)
+        try:
+            yield sub
+        finally:
+            self._subs.discard(sub)
+            for cid in [k for k, (s, _) in self._pending.items() if s is sub]:
+                del self._pending[cid]
+
+    @property
+    def subscriber_count(self) -> int:
+        return len(self._subs)
+
+    def _fan_out(self, client_id: str, message: JsonDict, summary: JsonDict | None) -> None:
+        detail = _dumps(message)
+        over = (
+            _dumps({"type": "summary", "client": client_id, "summary": summary, "srv": self.now()})
+            if summary is not None
+            else None
+        )
+        for sub in list(self._subs):
+            if sub.client_id == client_id:
+                sub.push(detail)
+                self.stats["pushed"] += 1
+            elif sub.client_id is None and sub.role == "therapist" and over is not None:
+                sub.push(over)
+                self.stats["pushed"] += 1
+
+    # ---- data in ----------------------------------------------------------------------------
+
+    def ingest(self, topic_name: str, payload: bytes | str) -> bool:
+        """Take one MQTT message; False (and a log line) when it is not usable."""
+        parsed = parse_topic(topic_name)
+        if parsed is None:
+            return self._reject(topic_name, "topic is not in the biofeedback/v1 tree")
+        client_id, kind = parsed
+        if kind is Topic.CMD:
+            return False  # our own commands echoing back
+        try:
+            data = json.loads(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return self._reject(topic_name, f"payload is not JSON ({exc})")
+        if not isinstance(data, dict):
+            return self._reject(
+                topic_name, f"payload is a JSON {type(data).__name__}, not an object"
+            )
+        version = data.get("v", data.get("schema_version", SCHEMA_VERSION))
+        if version != SCHEMA_VERSION:
+            return self._reject(
+                topic_name, f"schema version {version!r}, this dashboard reads {SCHEMA_VERSION}"
+            )
+        state = self._clients.get(client_id)
+        if state is None:
+            if len(self._clients) >= self.limits.max_clients:
+                return self._reject(topic_name, f"more than {self.limits.max_clients} clients")
+            state = self._clients[client_id] = ClientState(client_id)
+        self.stats["ingested"] += 1
+        rx = self.now()
+        t = views.payload_time(data)
+        if t is not None and kind is not Topic.REPLY:
+            state.last_t = t if state.last_t is None else max(state.last_t, t)
+            state.last_rx = rx
+        message: JsonDict = {"type": "update", "client": client_id, "kind": str(kind), "srv": rx}
+        summary_changed = True
+        if kind is Topic.METRICS:
+            point = views.metrics_point(data)
+            if point is None:
+                return self._reject(topic_name, "metrics payload has no time stamp")
+            state.metrics = point
+            self._add_point(state, point)
+            message["point"] = point
+        elif kind is Topic.AROUSAL:
+            point = views.arousal_point(data)
+            if point is None:
+                return self._reject(topic_name, "arousal payload has no time stamp")
+            state.arousal = point
+            self._add_point(state, point)
+            message["point"] = point
+        elif kind is Topic.BEAT:
+            point = views.beat_point(data)
+            summary_changed = False
+            if point is None:
+                return self._reject(topic_name, "beat payload has no time stamp")
+            message["point"] = point
+        elif kind is Topic.STATUS:
+            state.status = views.status_view(data)
+            if state.status["speed"] is not None:
+                state.clock_speed = state.status["speed"]
+            if state.status["online"] is False and state.status["t"] is not None:
+                # nothing arrives while offline: a null point makes the charts show a gap
+                gap = {"t": state.status["t"], "hr": None, "rmssd": None, "arousal": None}
+                self._add_point(state, gap)
+                message["point"] = gap
+            message["view"] = state.status
+        elif kind is Topic.SESSION:
+            before = (state.session or {}).get("state")
+            state.session = views.session_view(data)
+            speed = views.num(data.get("clock_speed"), 0.001, 10_000.0)
+            if speed is not None:
+                state.clock_speed = speed
+            if state.session["state"] != before and state.session["t"] is not None:
+                self._add_span(
+                    state, state.session["t"], state.session["state"], state.session["pause_reason"]
+                )
+            message["view"] = state.session
+        elif kind is Topic.GUIDANCE:
+            state.guidance = views.guidance_view(data)
+            message["view"] = state.guidance
+            summary_changed = False
+        elif kind is Topic.EVENT:
+            event = views.event_view(data)
+            state.events.append(event)
+            while len(state.events) > self.limits.max_events:
+                state.events.popleft()
+            message["view"] = event
+            if (
+                event["to_state"]
+                and event["t"] is not None
+                and event["to_state"] != event["from_state"]
+            ):
+                self._add_span(state, event["t"], event["to_state"], event["reason"])
+            if event["kind"] in {"signal_lost", "device_signal_lost"} and event["t"] is not None:
+                gap = {"t": event["t"], "hr": None, "rmssd": None, "arousal": None}
+                self._add_point(state, gap)
+                message["point"] = gap
+        elif kind is Topic.CHECKIN:
+            checkin = views.checkin_view(data)
+            state.checkin = checkin
+            state.checkins.append(checkin)
+            while len(state.checkins) > self.limits.max_checkins:
+                state.checkins.popleft()
+            message["view"] = checkin
+            summary_changed = False
+        elif kind is Topic.REPLY:
+            reply = views.reply_view(data)
+            self._route_reply(client_id, reply)
+            return True
+        message["clock"] = state.clock()
+        self._fan_out(client_id, message, state.summary() if summary_changed else None)
+        return True
+
+    def _reject(self, topic_name: str, why: str) -> bool:
+        self.stats["rejected"] += 1
+        log.warning("dashboard ignored a message on %r: %s", topic_name[:200], why)
+        return False
+
+    def _add_point(self, state: ClientState, point: JsonDict) -> None:
+        points = state.points
+        points.append(point)
+        horizon = point["t"] - self.limits.history_s
+        while points and (points[0]["t"] < horizon or len(points) > self.limits.max_points):
+            points.popleft()
+
+    def _add_span(
+        self, state: ClientState, t: float, new_state: str | None, reason: str | None
+    ) -> None:
+        if state.spans and state.spans[-1]["state"] == new_state:
+            return
+        state.spans.append({"t": t, "state": new_state, "reason": reason})
+        horizon = t - self.limits.history_s
+        # keep the one span that was running at the start of the window
+        while len(state.spans) > 1 and state.spans[1]["t"] < horizon:
+            state.spans.popleft()
+        while len(state.spans) > 200:
+            state.spans.popleft()
+
+    # ---- commands ---------------------------------------------------------------------------
+
+    def set_sink(self, sink: CommandSink | None) -> None:
+        """Where commands are published (None: commands are refused with a clear message)."""
+        self._sink = sink
+
+    async def send_command(self, sub: Subscriber, client_id: str, cmd: Any, args: Any) -> str:
+        """Validate, stamp and publish one command for `client_id`; returns the command id.
+
+        The role is the subscriber's (decided by how it authenticated), never taken from the
+        browser's message.
+        """
+        if sub.role == "client" and sub.client_id != client_id:
+            raise CommandError("a client link can only send commands for its own client")
+        checked = validate_command(sub.role, cmd, args)
+        if self._sink is None:
+            raise CommandError(
+                "the dashboard is not connected to the MQTT broker; command not sent"
+            )
+        command_id = f"web-{secrets.token_hex(8)}"
+        body = {
+            "v": SCHEMA_VERSION,
+            "id": command_id,
+            "t": self.now(),
+            "role": sub.role,
+            "cmd": cmd,
+            "args": checked,
+        }
+        self._pending[command_id] = (sub, client_id)
+        try:
+            await self._sink.send_command(client_id, _dumps(body).encode())
+        except BaseException:
+            self._pending.pop(command_id, None)
+            raise
+        log.info("dashboard sent %s for %s as %s (id %s)", cmd, client_id, sub.role, command_id)
+        return command_id
+
+    def forget_command(self, command_id: str) -> bool:
+        """Stop waiting for a reply; True when it was still pending (i.e. timed out)."""
+        return self._pending.pop(command_id, None) is not None
+
+    def _route_reply(self, client_id: str, reply: JsonDict) -> None:
+        command_id = reply.get("id")
+        pending = self._pending.pop(command_id, None) if command_id else None
+        message = _dumps({"type": "reply", "client": client_id, "reply": reply, "srv": self.now()})
+        if pending is not None:
+            pending[0].push(message)
+            return
+        # a reply to someone else's command (another dashboard, a script): therapists may see it
+        for sub in list(self._subs):
+            if sub.client_id == client_id and sub.role == "therapist":
+                sub.push(message)

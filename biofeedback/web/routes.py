@@ -1,0 +1,352 @@
+"""Every route of the dashboard, in one place.
+
+    GET  /                      therapist: overview of active clients          (cookie)
+    GET  /t/<client>            therapist: one client's live page              (cookie)
+    GET  /ws[?client=<id>]      therapist: WebSocket, overview or one client   (cookie + Origin)
+    GET  /api/overview          therapist: overview rows as JSON               (cookie)
+    GET  /api/link/<client>     therapist: the client's own link               (cookie)
+    GET  /login, POST /login    therapist secret -> HttpOnly cookie            (POST: Origin)
+    POST /logout
+    GET  /c/<client>/<sig>      client: their calm page                        (link)
+    GET  /c/<client>/<sig>/ws   client: WebSocket for that client only         (link + Origin)
+    GET  /healthz               liveness
+    GET  /static/...            CSS, JS (no CDN; nothing secret)
+
+WebSocket protocol (JSON text frames) is documented in docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from biofeedback.errors import BiofeedbackError, CommandError
+from biofeedback.service.topics import valid_client_id
+from biofeedback.web.app import AUTH_KEY, CONFIG_KEY, HOSTS_KEY, HUB_KEY, SOCKETS_KEY
+from biofeedback.web.auth import COOKIE_NAME, host_allowed, origin_allowed
+from biofeedback.web.hub import ROLE_COMMANDS, Hub, Subscriber
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).parent / "static"
+WS_MAX_MESSAGE = 8 * 1024
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse unknown Host names (DNS rebinding) and add protective headers to every answer."""
+    if not host_allowed(request, request.app[HOSTS_KEY]):
+        log.warning("dashboard refused a request for host %r", request.host)
+        return web.Response(status=421, text="unknown host name for this dashboard\n")
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    # client links carry their secret in the path: never leak it in a Referer
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+    if isinstance(response, web.HTTPException):
+        raise response
+    return response
+
+
+def setup_routes(app: web.Application) -> None:
+    """Attach every route to `app`."""
+    r = app.router
+    r.add_get("/", overview_page)
+    r.add_get("/t/{client}", therapist_client_page)
+    r.add_get("/ws", therapist_ws)
+    r.add_get("/api/overview", api_overview)
+    r.add_get("/api/link/{client}", api_link)
+    r.add_get("/login", login_page)
+    r.add_post("/login", login_submit)
+    r.add_post("/logout", logout)
+    r.add_get("/c/{client}/{sig}", client_page)
+    r.add_get("/c/{client}/{sig}/ws", client_ws)
+    r.add_get("/healthz", healthz)
+    r.add_static("/static", STATIC_DIR, follow_symlinks=False, append_version=False)
+
+
+def _page(name: str) -> web.FileResponse:
+    return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+def _require_therapist(request: web.Request, *, page: bool) -> None:
+    auth = request.app[AUTH_KEY]
+    if auth.is_therapist(request):
+        return
+    if page:
+        token = request.query.get("token")
+        if token is not None and auth.check_secret(token):
+            # the URL printed at start-up: set the cookie, then drop the secret from the address bar
+            raise _login_response(request, request.path)
+        raise web.HTTPSeeOther(location=f"/login?next={request.path}")
+    raise web.HTTPUnauthorized(text="therapist login required\n")
+
+
+def _client_id(request: web.Request) -> str:
+    client_id = request.match_info["client"]
+    if not valid_client_id(client_id):
+        raise web.HTTPNotFound(text="no such client\n")
+    return client_id
+
+
+def _require_client_link(request: web.Request) -> str:
+    client_id = _client_id(request)
+    if not request.app[AUTH_KEY].client_link_valid(client_id, request.match_info["sig"]):
+        log.warning("dashboard refused a client link with a wrong signature for %s", client_id)
+        raise web.HTTPForbidden(text="this link is not valid (ask your therapist for a new one)\n")
+    return client_id
+
+
+# ---- pages ---------------------------------------------------------------------------------
+
+
+async def overview_page(request: web.Request) -> web.StreamResponse:
+    _require_therapist(request, page=True)
+    return _page("therapist.html")
+
+
+async def therapist_client_page(request: web.Request) -> web.StreamResponse:
+    _require_therapist(request, page=True)
+    _client_id(request)
+    return _page("detail.html")
+
+
+async def client_page(request: web.Request) -> web.StreamResponse:
+    _require_client_link(request)
+    return _page("client.html")
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB_KEY]
+    return web.json_response({"ok": True, "clients": len(hub.clients())})
+
+
+# ---- login ---------------------------------------------------------------------------------
+
+
+def _safe_next(value: str | None) -> str:
+    # only local paths: never redirect a freshly logged-in therapist to another site
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
+
+
+def _login_response(request: web.Request, location: str) -> web.HTTPSeeOther:
+    response = web.HTTPSeeOther(location=location)
+    response.set_cookie(
+        COOKIE_NAME,
+        request.app[AUTH_KEY].issue_cookie(),
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+        path="/",
+        max_age=int(request.app[CONFIG_KEY].session_ttl_s),
+    )
+    return response
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    auth = request.app[AUTH_KEY]
+    token = request.query.get("token")
+    if token is not None:
+        if auth.check_secret(token):
+            return _login_response(request, _safe_next(request.query.get("next")))
+        raise web.HTTPForbidden(text="wrong or expired login token\n")
+    return _page("login.html")
+
+
+async def login_submit(request: web.Request) -> web.StreamResponse:
+    if not origin_allowed(request, request.app[HOSTS_KEY]):
+        raise web.HTTPForbidden(text="login form posted from another site\n")
+    auth = request.app[AUTH_KEY]
+    form = await request.post()
+    secret = form.get("secret")
+    nxt = _safe_next(str(form.get("next") or "/"))
+    if auth.locked_out():
+        raise web.HTTPTooManyRequests(text="too many wrong secrets; wait a minute\n")
+    if not isinstance(secret, str) or not auth.check_secret(secret):
+        raise web.HTTPSeeOther(location="/login?failed=1")
+    return _login_response(request, nxt)
+
+
+async def logout(request: web.Request) -> web.StreamResponse:
+    if not origin_allowed(request, request.app[HOSTS_KEY]):
+        raise web.HTTPForbidden(text="logout posted from another site\n")
+    response = web.HTTPSeeOther(location="/login")
+    response.del_cookie(COOKIE_NAME, path="/")
+    return response
+
+
+# ---- JSON API --------------------------------------------------------------------------------
+
+
+async def api_overview(request: web.Request) -> web.StreamResponse:
+    _require_therapist(request, page=False)
+    return web.json_response({"clients": request.app[HUB_KEY].overview()})
+
+
+async def api_link(request: web.Request) -> web.StreamResponse:
+    _require_therapist(request, page=False)
+    client_id = _client_id(request)
+    path = request.app[AUTH_KEY].client_path(client_id)
+    return web.json_response({"client": client_id, "path": path})
+
+
+# ---- WebSockets ----------------------------------------------------------------------------
+
+
+async def therapist_ws(request: web.Request) -> web.StreamResponse:
+    _require_therapist(request, page=False)
+    client_id = request.query.get("client")
+    if client_id is not None and not valid_client_id(client_id):
+        raise web.HTTPBadRequest(text="client must be 1-64 of A-Z a-z 0-9 _ -\n")
+    return await _serve_ws(request, "therapist", client_id)
+
+
+async def client_ws(request: web.Request) -> web.StreamResponse:
+    client_id = _require_client_link(request)
+    return await _serve_ws(request, "client", client_id)
+
+
+def _dumps(message: dict[str, Any]) -> str:
+    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+
+
+async def _serve_ws(request: web.Request, role: str, client_id: str | None) -> web.StreamResponse:
+    if not origin_allowed(request, request.app[HOSTS_KEY]):
+        log.warning("dashboard refused a WebSocket from origin %r", request.headers.get("Origin"))
+        raise web.HTTPForbidden(text="WebSocket from another origin refused\n")
+    hub = request.app[HUB_KEY]
+    ws = web.WebSocketResponse(heartbeat=15.0, max_msg_size=WS_MAX_MESSAGE)
+    await ws.prepare(request)
+    request.app[SOCKETS_KEY].add(ws)
+    with hub.subscribe(role, client_id) as sub:
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "role": role,
+            "client": client_id,
+            "commands": sorted(ROLE_COMMANDS[role]),
+            "srv": hub.now(),
+        }
+        await ws.send_str(_dumps(hello))
+        if client_id is None:
+            await ws.send_str(
+                _dumps({"type": "overview", "clients": hub.overview(), "srv": hub.now()})
+            )
+        else:
+            state = hub.client(client_id)
+            snap = state.snapshot() if state is not None else {"client": client_id, "empty": True}
+            await ws.send_str(_dumps({"type": "snapshot", **snap, "srv": hub.now()}))
+        async with asyncio.TaskGroup() as tg:
+            tasks: set[asyncio.Task[None]] = set()
+            writer = tg.create_task(_write_loop(ws, sub))
+            try:
+                await _read_loop(ws, sub, hub, tg, tasks)
+            finally:
+                # the socket is gone: nobody is left to tell about late replies
+                writer.cancel()
+                for task in tasks:
+                    task.cancel()
+    return ws
+
+
+async def _write_loop(ws: web.WebSocketResponse, sub: Subscriber) -> None:
+    while True:
+        message = await sub.queue.get()
+        if message is None:
+            await ws.close(code=1013, message=b"dashboard fell behind; reconnect")
+            return
+        if ws.closed:
+            return
+        try:
+            await ws.send_str(message)
+        except ConnectionResetError:
+            return
+
+
+async def _read_loop(
+    ws: web.WebSocketResponse,
+    sub: Subscriber,
+    hub: Hub,
+    tg: asyncio.TaskGroup,
+    tasks: set[asyncio.Task[None]],
+) -> None:
+    async for msg in ws:
+        if msg.type is not WSMsgType.TEXT:
+            if msg.type is WSMsgType.BINARY:
+                sub.push(_dumps({"type": "error", "error": "binary frames are not understood"}))
+            continue
+        try:
+            data = json.loads(msg.data)
+        except ValueError:
+            sub.push(_dumps({"type": "error", "error": "message is not JSON"}))
+            continue
+        if not isinstance(data, dict):
+            sub.push(_dumps({"type": "error", "error": "message must be a JSON object"}))
+            continue
+        kind = data.get("type")
+        if kind == "ping":
+            sub.push(_dumps({"type": "pong", "c": data.get("c"), "srv": hub.now()}))
+        elif kind == "cmd":
+            await _handle_command(sub, hub, data, tg, tasks)
+        else:
+            sub.push(_dumps({"type": "error", "error": f"unknown message type {str(kind)[:40]!r}"}))
+
+
+async def _handle_command(
+    sub: Subscriber,
+    hub: Hub,
+    data: dict[str, Any],
+    tg: asyncio.TaskGroup,
+    tasks: set[asyncio.Task[None]],
+) -> None:
+    ref = data.get("ref")
+    ref = ref[:64] if isinstance(ref, str) else None
+    target = data.get("client", sub.client_id)
+    if not isinstance(target, str) or not valid_client_id(target):
+        sub.push(_dumps({"type": "refused", "ref": ref, "error": "command names no valid client"}))
+        return
+    try:
+        command_id = await hub.send_command(sub, target, data.get("cmd"), data.get("args"))
+    except CommandError as exc:
+        log.warning("dashboard refused a %s command: %s", sub.role, exc)
+        sub.push(_dumps({"type": "refused", "ref": ref, "error": str(exc)}))
+        return
+    except BiofeedbackError as exc:
+        log.warning("dashboard could not send a command: %s", exc)
+        sub.push(_dumps({"type": "refused", "ref": ref, "error": f"not sent: {exc}"}))
+        return
+    sub.push(_dumps({"type": "sent", "ref": ref, "id": command_id, "client": target}))
+    task = tg.create_task(_reply_timeout(sub, hub, command_id, target, ref))
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+
+
+async def _reply_timeout(
+    sub: Subscriber, hub: Hub, command_id: str, client_id: str, ref: str | None
+) -> None:
+    await asyncio.sleep(hub.limits.reply_timeout_s)
+    if hub.forget_command(command_id):
+        error = f"no reply from the session service within {hub.limits.reply_timeout_s:g} s"
+        reply = {"id": command_id, "ok": None, "status": "timeout", "error": error}
+        sub.push(_dumps({"type": "reply", "client": client_id, "ref": ref, "reply": reply}))

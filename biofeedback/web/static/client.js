@@ -1,0 +1,173 @@
+// The client's own page: breathing pacer, the agreed step, consent, SUDS check-in, pause.
+"use strict";
+
+(() => {
+  const wsPath = location.pathname.replace(/\/+$/, "") + "/ws";
+  const reduced = window.matchMedia("(prefers-reduced-motion: reduce)");
+  const st = { session: null, guidance: null, clock: null, checkin: null, answeredT: null, last: {} };
+  const $ = (id) => document.getElementById(id);
+
+  // ---- numbers (hidden unless the client turns them on) -------------------------------------
+  const toggle = $("show-numbers");
+  toggle.checked = localStorage.getItem("bf-show-numbers") === "1";
+  function renderNumbers() {
+    $("numbers").hidden = !toggle.checked;
+    $("n-hr").textContent = st.last.hr == null ? "–" : BF.fmt(st.last.hr) + " bpm";
+    $("n-arousal").textContent = BF.fmt(st.last.arousal);
+  }
+  toggle.onchange = () => {
+    localStorage.setItem("bf-show-numbers", toggle.checked ? "1" : "0");
+    renderNumbers();
+  };
+
+  // ---- what the screen says --------------------------------------------------------------
+  function stepLine(s) {
+    const title = s.step_title;
+    switch (s.state) {
+      case "calibrating":
+        return "Sit comfortably and breathe normally. We are learning your calm baseline.";
+      case "ready":
+        return "Ready when you are.";
+      case "step_offered":
+        return title ? "Next step, if you want it: " + title : "A next step is offered.";
+      case "exposing":
+        return title ? "Your step: " + title : "You're doing the step you chose.";
+      case "paused":
+      case "grounding":
+        return "Paused. There's no hurry — let's breathe together.";
+      case "recovered":
+        return "You've settled. Take all the time you like.";
+      case "resume_offered":
+        return title ? "When you're ready, you can go back to: " + title : "You can go back to your step when ready.";
+      case "step_complete":
+        return "Step complete. Well done.";
+      case "debrief":
+        return "Let's talk about how that went.";
+      case "ended":
+        return "The session has ended. Thank you.";
+      default:
+        return "Welcome. Take your time.";
+    }
+  }
+
+  function checkinDue() {
+    const c = st.checkin;
+    const sessionDue = st.session && st.session.checkin_due;
+    if (c && c.due && c.value == null && (st.answeredT == null || c.t > st.answeredT)) return true;
+    return Boolean(sessionDue) && st.answeredT == null;
+  }
+
+  function render() {
+    const s = st.session || {};
+    $("step").textContent = stepLine(s);
+    const consent = $("consent");
+    consent.hidden = !s.consent_needed;
+    if (s.consent_needed) {
+      $("consent-text").textContent =
+        s.consent_for === "resume"
+          ? "Would you like to go back to your step" + (s.step_title ? ": " + s.step_title : "") + "?"
+          : "Would you like to begin" + (s.step_title ? ": " + s.step_title : " the next step") + "?";
+    }
+    $("checkin").hidden = !checkinDue();
+    $("grounding").hidden = !(s.state === "paused" || s.state === "grounding");
+    const paused = Boolean(s.paused);
+    const pause = $("b-pause");
+    pause.dataset.paused = String(paused);
+    pause.textContent = paused ? "Paused" : "Pause";
+    const g = st.guidance;
+    $("prompt").textContent = g && g.active && g.prompt ? g.prompt : "";
+    renderNumbers();
+  }
+
+  // ---- pacer -------------------------------------------------------------------------------
+  const pacer = $("pacer");
+  const ring = $("ring");
+  const word = $("phase-word");
+  let bar = null;
+
+  function frame() {
+    const g = st.guidance;
+    const now = BF.sessionNow(st.clock);
+    const ph = g && g.active && g.phases.length ? Pacer.phaseAt(g.phases, g.start_t, now) : null;
+    if (!ph) {
+      pacer.dataset.phase = "idle";
+      delete pacer.dataset.elapsed;
+      word.textContent = "Breathe gently";
+      ring.style.transform = "";
+    } else {
+      pacer.dataset.phase = ph.name;
+      pacer.dataset.elapsed = ph.elapsed.toFixed(2);
+      pacer.dataset.cycle = String(ph.cycle);
+      pacer.dataset.now = now.toFixed(3);
+      word.textContent = Pacer.WORDS[ph.name] || ph.name;
+      if (reduced.matches) {
+        ring.style.transform = "";
+        if (!bar) {
+          bar = BF.el("div", { class: "phase-bar" }, BF.el("span"));
+          pacer.after(bar);
+        }
+        bar.firstChild.style.width = Math.round(ph.progress * 100) + "%";
+      } else {
+        ring.style.transform = "scale(" + Pacer.scaleFor(ph).toFixed(4) + ")";
+      }
+    }
+    requestAnimationFrame(frame);
+  }
+  requestAnimationFrame(frame);
+
+  // ---- actions -----------------------------------------------------------------------------
+  function feedback(text) {
+    $("feedback").textContent = text;
+  }
+
+  async function act(cmd, args, pendingText, doneText, buttons) {
+    buttons.forEach((b) => (b.disabled = true));
+    feedback(pendingText);
+    const r = await BF.command(cmd, args);
+    buttons.forEach((b) => (b.disabled = false));
+    if (r.ok === true) feedback(doneText);
+    else feedback("That didn't go through (" + (r.error || r.status || "no answer") + "). You can try again.");
+    return r;
+  }
+
+  $("b-pause").onclick = () => act("pause", {}, "Pausing…", "Paused. You're in control.", []);
+  $("b-consent").onclick = () =>
+    act("consent", {}, "Letting your therapist know…", "Thank you. You can pause at any time.", [$("b-consent"), $("b-decline")]);
+  $("b-decline").onclick = () =>
+    act("decline", {}, "Letting your therapist know…", "That's fine. Nothing happens until you're ready.", [$("b-consent"), $("b-decline")]);
+  const slider = $("suds");
+  slider.oninput = () => ($("suds-value").textContent = slider.value);
+  $("b-suds").onclick = async () => {
+    const r = await act("suds", { value: Number(slider.value) }, "Sending…", "Thank you.", [$("b-suds")]);
+    if (r.ok === true) {
+      st.answeredT = BF.sessionNow(st.clock) || Date.now() / 1000;
+      render();
+    }
+  };
+  document.querySelectorAll("[data-technique]").forEach((b) => {
+    b.onclick = () => act("choose_grounding", { technique: b.dataset.technique }, "…", "Okay.", []);
+  });
+
+  // ---- data --------------------------------------------------------------------------------
+  BF.connect(wsPath, {
+    snapshot(msg) {
+      st.session = msg.session || null;
+      st.guidance = msg.guidance || null;
+      st.checkin = msg.checkin || null;
+      st.clock = msg.clock || null;
+      const pts = msg.points || [];
+      for (const p of pts) for (const k of ["hr", "arousal"]) if (k in p) st.last[k] = p[k];
+      render();
+    },
+    update(msg) {
+      if (msg.clock) st.clock = msg.clock;
+      if (msg.point) for (const k of ["hr", "arousal"]) if (k in msg.point && msg.kind !== "beat") st.last[k] = msg.point[k];
+      if (msg.kind === "session") st.session = msg.view;
+      else if (msg.kind === "guidance") st.guidance = msg.view;
+      else if (msg.kind === "checkin") st.checkin = msg.view;
+      else if (msg.kind !== "metrics" && msg.kind !== "arousal" && msg.kind !== "beat") return;
+      render();
+    },
+  });
+  render();
+})();

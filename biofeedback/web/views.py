@@ -1,0 +1,256 @@
+"""Turn MQTT payloads (docs/mqtt.md) into the small, stable shapes the browser pages draw.
+
+The pages never read MQTT payload fields themselves: every field name of the topic tree is read
+here, once, so a schema change touches one Python file that is unit tested instead of three
+JavaScript files that are not. Every function is pure and total: a payload with missing or wrongly
+typed fields gives `None` values (drawn as unknown / as a gap), never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+JsonDict = dict[str, Any]
+
+# session states in which exposure is not running because something paused it; the charts shade
+# these spans and mark where they begin
+PAUSED_STATES = frozenset({"paused", "grounding", "recovered", "resume_offered"})
+# states in which the client is asked to agree before anything goes on
+CONSENT_STATES = frozenset({"step_offered", "resume_offered"})
+
+
+def num(value: Any, lo: float = -math.inf, hi: float = math.inf) -> float | None:
+    """A finite float within [lo, hi], or None (bools, strings, NaN, infinities are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    f = float(value)
+    if not math.isfinite(f) or f < lo or f > hi:
+        return None
+    return f
+
+
+def text(value: Any, limit: int = 500) -> str | None:
+    """A string cut to `limit` characters, or None."""
+    return value[:limit] if isinstance(value, str) else None
+
+
+def _get(payload: Mapping[str, Any], *paths: str) -> Any:
+    """First present value among dotted paths ("short.rmssd_ms")."""
+    for path in paths:
+        cur: Any = payload
+        for part in path.split("."):
+            if isinstance(cur, Mapping) and part in cur:
+                cur = cur[part]
+            else:
+                cur = None
+                break
+        if cur is not None:
+            return cur
+    return None
+
+
+def payload_time(payload: Mapping[str, Any]) -> float | None:
+    """Session-clock time a payload is stamped with."""
+    return num(_get(payload, "t", "ts", "timestamp"), 0.0)
+
+
+def metrics_point(payload: Mapping[str, Any]) -> JsonDict | None:
+    """One chart point from a `metrics` payload: HR and RMSSD (None = a gap), quality 0..1."""
+    t = payload_time(payload)
+    if t is None:
+        return None
+    hr = num(_get(payload, "hr_bpm", "short.hr_bpm", "hr"), 20.0, 260.0)
+    rmssd = num(_get(payload, "rmssd_ms", "short.rmssd_ms", "rmssd"), 0.0, 2000.0)
+    quality = num(_get(payload, "quality.score", "quality_score", "quality"), 0.0, 1.0)
+    return {"t": t, "hr": hr, "rmssd": rmssd, "quality": quality}
+
+
+def arousal_point(payload: Mapping[str, Any]) -> JsonDict | None:
+    """One chart point from an `arousal` payload: value 0..100 (None = unknown, drawn as a gap)."""
+    t = payload_time(payload)
+    if t is None:
+        return None
+    value = num(_get(payload, "value", "arousal"), 0.0, 100.0)
+    confidence = num(_get(payload, "confidence"), 0.0, 1.0)
+    return {
+        "t": t,
+        "arousal": value,
+        "confidence": confidence,
+        "basis": text(_get(payload, "basis"), 20),
+        "reason": text(_get(payload, "reason"), 200),
+    }
+
+
+def beat_point(payload: Mapping[str, Any]) -> JsonDict | None:
+    """Instantaneous HR of one beat (used only when no `metrics` arrive)."""
+    t = payload_time(payload)
+    if t is None:
+        return None
+    hr = num(_get(payload, "hr_bpm", "hr"), 20.0, 260.0)
+    rr = num(_get(payload, "rr_ms", "beat.rr_ms"), 100.0, 3000.0)
+    if hr is None and rr is not None:
+        hr = 60000.0 / rr
+    return {"t": t, "hr": hr}
+
+
+def status_view(payload: Mapping[str, Any]) -> JsonDict:
+    """Device / service status: online, battery %, device name, contact, signal quality."""
+    online_raw = _get(payload, "online", "state", "status")
+    if isinstance(online_raw, bool):
+        online: bool | None = online_raw
+    elif isinstance(online_raw, str):
+        online = online_raw.lower() not in {"offline", "lost", "gone", "ended"}
+    else:
+        online = None
+    contact = _get(payload, "contact", "device.contact")
+    return {
+        "t": payload_time(payload),
+        "online": online,
+        "state": text(_get(payload, "state", "status"), 40),
+        "battery": num(_get(payload, "battery", "battery_pct", "device.battery"), 0.0, 100.0),
+        "device": text(_get(payload, "device.name", "device_name", "device"), 80),
+        "contact": contact if isinstance(contact, bool) else None,
+        "signal": text(_get(payload, "signal", "device.signal"), 40),
+        "quality": num(_get(payload, "quality.score", "quality"), 0.0, 1.0),
+        "speed": num(_get(payload, "clock_speed", "speed"), 0.001, 10_000.0),
+    }
+
+
+def _steps(raw: Any) -> list[JsonDict]:
+    out: list[JsonDict] = []
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        return out
+    for i, step in enumerate(raw[:200]):
+        if isinstance(step, str):
+            out.append({"index": i, "title": step[:200], "status": None})
+        elif isinstance(step, Mapping):
+            title = text(_get(step, "title", "name", "label", "description"), 200)
+            out.append(
+                {
+                    "index": i,
+                    "title": title if title is not None else f"Step {i + 1}",
+                    "status": text(_get(step, "status", "state"), 40),
+                    "suds": num(_get(step, "suds", "expected_suds"), 0.0, 100.0),
+                }
+            )
+    return out
+
+
+def session_view(payload: Mapping[str, Any]) -> JsonDict:
+    """Session state: where in the agenda, thresholds, why paused, what the client is asked."""
+    state = text(_get(payload, "state"), 40)
+    steps = _steps(_get(payload, "steps", "agenda", "protocol.steps"))
+    step_index_raw = num(_get(payload, "step_index", "step", "current_step"), 0.0, 10_000.0)
+    step_index = int(step_index_raw) if step_index_raw is not None else None
+    step_title = text(_get(payload, "step_title", "step.title"), 200)
+    if step_title is None and step_index is not None and step_index < len(steps):
+        step_title = steps[step_index]["title"]
+    upper = num(_get(payload, "thresholds.upper", "upper"), 0.0, 100.0)
+    lower = num(_get(payload, "thresholds.lower", "lower"), 0.0, 100.0)
+    checkin_raw = _get(payload, "checkin_due", "suds_due")
+    return {
+        "t": payload_time(payload),
+        "state": state,
+        "paused": state in PAUSED_STATES if state else None,
+        "consent_needed": state in CONSENT_STATES if state else False,
+        "consent_for": "resume" if state == "resume_offered" else "step",
+        "pause_reason": text(_get(payload, "pause_reason", "reason"), 200),
+        "step_index": step_index,
+        "step_title": step_title,
+        "steps": steps,
+        "thresholds": {
+            "upper": upper,
+            "lower": lower,
+            "dwell_s": num(_get(payload, "thresholds.dwell_s", "dwell_s"), 0.0, 3600.0),
+            "recovery_s": num(_get(payload, "thresholds.recovery_s", "recovery_s"), 0.0, 3600.0),
+        },
+        "checkin_due": bool(checkin_raw) if isinstance(checkin_raw, bool | int) else False,
+        "started_t": num(_get(payload, "started_t", "start_t"), 0.0),
+    }
+
+
+_PHASES = (
+    ("inhale", "inhale_s"),
+    ("hold", "hold_in_s"),
+    ("exhale", "exhale_s"),
+    ("rest", "hold_out_s"),
+)
+
+
+def guidance_view(payload: Mapping[str, Any]) -> JsonDict:
+    """Breathing schedule: phases (name, seconds) repeating from `start_t` on the session clock."""
+    start_t = num(_get(payload, "start_t", "started_t"), 0.0)
+    breathing = _get(payload, "breathing", "pattern")
+    phases: list[list[Any]] = []
+    if isinstance(breathing, Mapping):
+        for name, key in _PHASES:
+            seconds = num(breathing.get(key), 0.0, 120.0)
+            if seconds:
+                phases.append([name, seconds])
+    active_raw = _get(payload, "active")
+    active = active_raw if isinstance(active_raw, bool) else start_t is not None
+    return {
+        "t": payload_time(payload),
+        "active": bool(active and start_t is not None),
+        "start_t": start_t,
+        "technique": text(_get(payload, "technique"), 40),
+        "prompt": text(_get(payload, "prompt", "text"), 500),
+        "phases": phases,
+    }
+
+
+def event_view(payload: Mapping[str, Any]) -> JsonDict:
+    """One timeline row: when, what, who, why, and the values that caused it."""
+    values = _get(payload, "values")
+    shown: JsonDict = {}
+    if isinstance(values, Mapping):
+        for key, value in list(values.items())[:12]:
+            if isinstance(key, str) and (num(value) is not None or isinstance(value, str)):
+                shown[key[:40]] = value if not isinstance(value, str) else value[:80]
+    return {
+        "t": payload_time(payload),
+        "seq": num(_get(payload, "seq")),
+        "kind": text(_get(payload, "kind", "type"), 40),
+        "actor": text(_get(payload, "actor", "role"), 20),
+        "from_state": text(_get(payload, "from_state", "from"), 40),
+        "to_state": text(_get(payload, "to_state", "to"), 40),
+        "reason": text(_get(payload, "reason", "detail"), 300),
+        "values": shown,
+    }
+
+
+def checkin_view(payload: Mapping[str, Any]) -> JsonDict:
+    """A SUDS prompt (value None, due) or answer (value 0..100)."""
+    value = num(_get(payload, "value", "suds"), 0.0, 100.0)
+    kind = text(_get(payload, "kind", "type"), 20)
+    due_raw = _get(payload, "due")
+    due = due_raw if isinstance(due_raw, bool) else (kind == "due" or value is None)
+    return {
+        "t": payload_time(payload),
+        "kind": kind,
+        "due": due,
+        "value": value,
+        "prompt": text(_get(payload, "prompt", "question"), 300),
+        "step_index": num(_get(payload, "step_index", "step"), 0.0),
+    }
+
+
+def reply_view(payload: Mapping[str, Any]) -> JsonDict:
+    """A command reply: which command, accepted or not, and the error a person can act on."""
+    ok_raw = _get(payload, "ok", "accepted")
+    status = text(_get(payload, "status", "result"), 40)
+    if isinstance(ok_raw, bool):
+        ok: bool | None = ok_raw
+    elif status is not None:
+        ok = status.lower() in {"ok", "accepted", "applied", "done", "duplicate"}
+    else:
+        ok = None
+    return {
+        "t": payload_time(payload),
+        "id": text(_get(payload, "id", "command_id", "correlation"), 80),
+        "ok": ok,
+        "status": status,
+        "error": text(_get(payload, "error", "detail", "message", "reason"), 300),
+    }
