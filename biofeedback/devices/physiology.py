@@ -73,6 +73,9 @@ class SimProfile:
     contact_loss_every_s: float | None = None  # None: the strap never loses skin contact
     contact_loss_len_s: float = 5.0
     hr_only: bool = False  # a strap that sends HR but no RR intervals
+    hr_uint16: bool = False  # send the HR field as uint16 (some straps always do)
+    energy_expended: bool = False  # include cumulative energy (kJ) every 10th notification
+    malformed_every_s: float | None = None  # None: every payload is well formed
     battery_start_pct: int = 87
     battery_drain_pct_per_h: float = 3.0
 
@@ -122,7 +125,7 @@ class SimProfile:
             raise ConfigError(
                 f"SimProfile.resting_hr_bpm must be 30..120, got {self.resting_hr_bpm}"
             )
-        for name in ("dropout_every_s", "contact_loss_every_s"):
+        for name in ("dropout_every_s", "contact_loss_every_s", "malformed_every_s"):
             v = getattr(self, name)
             if v is not None and not (math.isfinite(v) and v > 0):
                 raise ConfigError(f"SimProfile.{name} must be None or > 0, got {v!r}")

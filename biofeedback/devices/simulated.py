@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 _HR_AVERAGE_S = 4.0  # the strap's HR field averages the RR of about this many seconds
 _LATE_NOTIFICATION_P = 0.03  # a notification sometimes slips to the next connection event
 _JITTER_S = 0.04
+_NO_RR_NOTICE_AFTER = 10  # as BleStrap: notifications without RR before saying HRV is unavailable
+_KJ_PER_S_AT_60_BPM = 0.07  # ~70 W at rest, scaled with heart rate
 
 
 def _window_active(elapsed: float, every: float | None, length: float, phase: float) -> bool:
@@ -82,7 +84,23 @@ class StrapEmulator:
         self._battery: int | None = None
         self._recent: collections.deque[tuple[float, float]] = collections.deque()  # (t, rr_s)
         self._held: list[SimBeat] = []  # beats of a notification that slipped
+        self._sent = 0
+        self._energy_kj = 0.0
+        self._energy_t = start_t
+        self._without_rr = 0
+        self._no_rr_said = False
+        self._corrupted = 0  # malformed payloads sent so far (one per malformed_every_s)
         self.address = f"SIM:00:00:00:{(seed >> 8) & 0xFF:02X}:{seed & 0xFF:02X}"
+        self.info = DeviceInfo(
+            name=name,
+            address=self.address,
+            manufacturer="biofeedback",
+            model="SimStrap",
+            firmware="sim-1",
+            hardware="virtual",
+            software="biofeedback.devices.simulated",
+            serial=f"SIM{seed & 0xFFFFFF:06d}",
+        )
 
     # -- schedule -----------------------------------------------------------------------------
     def next_due(self) -> float:
@@ -102,23 +120,13 @@ class StrapEmulator:
     def start(self) -> list[DeviceReading]:
         """What a freshly connected strap produces: INFO, CONNECTED, BATTERY."""
         t = self.start_t
-        info = DeviceInfo(
-            name=self.name,
-            address=self.address,
-            manufacturer="biofeedback",
-            model="SimStrap",
-            firmware="sim-1",
-            hardware="virtual",
-            software="biofeedback.devices.simulated",
-            serial=f"SIM{self.seed:06d}",
-        )
         self._battery = self._battery_at(t)
         return [
-            DeviceEvent(t=t, device=self.name, kind=DeviceEventKind.INFO, info=info),
-            DeviceEvent(t=t, device=self.name, kind=DeviceEventKind.CONNECTED, detail=self.address),
-            DeviceEvent(
-                t=t, device=self.name, kind=DeviceEventKind.BATTERY, battery_pct=self._battery
+            self._event(
+                t, DeviceEventKind.INFO, "biofeedback SimStrap firmware sim-1", info=self.info
             ),
+            self._event(t, DeviceEventKind.CONNECTED, f"connected to {self.address}"),
+            self._event(t, DeviceEventKind.BATTERY, "read", battery_pct=self._battery),
         ]
 
     def _battery_at(self, t: float) -> int:
@@ -135,29 +143,27 @@ class StrapEmulator:
         return max(1, min(0xFFFF, round(60.0 / mean_rr)))
 
     def step(self, t: float) -> list[DeviceReading]:
-        """Advance to the notification slot due at `t` and return what the strap sends then."""
+        """Advance to the notification slot due at `t` and return what the strap sends then.
+
+        Mirrors what `BleStrap` reports for a real strap: a drop is SIGNAL_LOST; on the way back
+        CONNECTED and BATTERY (re-read after reconnecting), then SIGNAL_RESTORED with the gap
+        since the last data, contact changes, the notification. A malformed payload comes as an
+        error `Notification` followed by a MALFORMED event.
+        """
         self._k += 1
         self._due = self._schedule(self._k + 1)
         p = self.profile
         out: list[DeviceReading] = []
         elapsed = t - self.start_t
 
-        battery = self._battery_at(t)
-        if battery != self._battery:
-            self._battery = battery
-            out.append(
-                DeviceEvent(
-                    t=t, device=self.name, kind=DeviceEventKind.BATTERY, battery_pct=battery
-                )
-            )
-
         beats = self._held + self.model.beats_until(t)
         self._held = []
         for b in beats:
             self._recent.append((b.t, b.rr_s))
+        self._energy_kj += (t - self._energy_t) * _KJ_PER_S_AT_60_BPM * self._avg_hr(t) / 60.0
+        self._energy_t = t
 
-        dropout = _window_active(elapsed, p.dropout_every_s, p.dropout_len_s, 0.0)
-        if dropout:
+        if _window_active(elapsed, p.dropout_every_s, p.dropout_len_s, 0.0):
             if not self._in_dropout:
                 self._in_dropout = True
                 every = p.dropout_every_s or 0.0
@@ -166,30 +172,31 @@ class StrapEmulator:
                 )
                 log.info("%s: simulated link drop at t=%.1f", self.name, t)
                 out.append(
-                    DeviceEvent(
-                        t=t,
-                        device=self.name,
-                        kind=DeviceEventKind.SIGNAL_LOST,
-                        detail="simulated link drop",
+                    self._event(
+                        t,
+                        DeviceEventKind.SIGNAL_LOST,
+                        f"simulated link drop; last data at t={self._last_sent_t:.3f}",
                     )
                 )
-            return out  # the link is down: beats of this second are lost
+            return out  # the link is down: the beats of this second are never reported
+
+        battery = self._battery_at(t)
         if self._in_dropout:
             self._in_dropout = False
             gap = t - self._last_sent_t
             log.info("%s: simulated link restored after %.1f s", self.name, gap)
-            out.append(
-                DeviceEvent(
-                    t=t,
-                    device=self.name,
-                    kind=DeviceEventKind.SIGNAL_RESTORED,
-                    gap_s=gap,
-                    detail="simulated link restored",
-                )
-            )
             self.timer.reset()
+            self._battery = battery
+            out += [
+                self._event(t, DeviceEventKind.CONNECTED, f"connected to {self.address}"),
+                self._event(t, DeviceEventKind.BATTERY, "read", battery_pct=battery),
+                self._event(t, DeviceEventKind.SIGNAL_RESTORED, f"gap of {gap:.1f} s", gap_s=gap),
+            ]
             # a reconnected strap only reports beats it measured after the link came back
             beats = [b for b in beats if b.t > self._dropout_end]
+        elif battery != self._battery:
+            self._battery = battery
+            out.append(self._event(t, DeviceEventKind.BATTERY, "notified", battery_pct=battery))
 
         contact_loss = _window_active(
             elapsed,
@@ -200,23 +207,11 @@ class StrapEmulator:
         if contact_loss and self._contact:
             self._contact = False
             out.append(
-                DeviceEvent(
-                    t=t,
-                    device=self.name,
-                    kind=DeviceEventKind.CONTACT_LOST,
-                    detail="simulated loss of skin contact",
-                )
+                self._event(t, DeviceEventKind.CONTACT_LOST, "strap reports no skin contact")
             )
         elif not contact_loss and not self._contact:
             self._contact = True
-            out.append(
-                DeviceEvent(
-                    t=t,
-                    device=self.name,
-                    kind=DeviceEventKind.CONTACT_RESTORED,
-                    detail="simulated skin contact regained",
-                )
-            )
+            out.append(self._event(t, DeviceEventKind.CONTACT_RESTORED, "skin contact regained"))
 
         if self._contact and not p.hr_only and beats and self._rng.random() < _LATE_NOTIFICATION_P:
             # this connection event is missed: the RR intervals ride on the next notification
@@ -231,17 +226,68 @@ class StrapEmulator:
             # without skin contact a strap reports noise detected as beats: bogus RR, flagged
             n = int(self._rng.integers(0, 3))
             rr = tuple(int(v) for v in self._rng.integers(200, 2000, size=n))
+        self._sent += 1
+        energy = None
+        if p.energy_expended and self._sent % 10 == 1:
+            energy = min(0xFFFF, int(self._energy_kj))
         m = HeartRateMeasurement(
             hr_bpm=self._avg_hr(t),
             contact_supported=True,
             contact_detected=self._contact,
-            energy_expended_kj=None,
+            energy_expended_kj=energy,
             rr_1024=rr,
         )
-        payload = encode_heart_rate_measurement(m)
+        payload = encode_heart_rate_measurement(m, force_uint16=p.hr_uint16)
+        if p.malformed_every_s is not None and elapsed // p.malformed_every_s > self._corrupted:
+            self._corrupted = int(elapsed // p.malformed_every_s)
+            # a corrupted notification: the last byte is lost in transit
+            bad = self.timer.notification(t, payload[:-1])
+            out.append(bad)
+            out.append(
+                self._event(
+                    t,
+                    DeviceEventKind.MALFORMED,
+                    f"{bad.error} (payload {bad.payload.hex() or 'empty'})",
+                )
+            )
+            return out
         out.append(self.timer.notification(t, payload))
         self._last_sent_t = t
+        if rr:
+            self._without_rr = 0
+        else:
+            self._without_rr += 1
+            if self._without_rr == _NO_RR_NOTICE_AFTER and not self._no_rr_said:
+                self._no_rr_said = True
+                out.append(
+                    self._event(
+                        t,
+                        DeviceEventKind.INFO,
+                        "strap sends heart rate without RR intervals: HRV unavailable",
+                        info=self.info,
+                    )
+                )
         return out
+
+    def _event(
+        self,
+        t: float,
+        kind: DeviceEventKind,
+        detail: str = "",
+        *,
+        battery_pct: int | None = None,
+        gap_s: float | None = None,
+        info: DeviceInfo | None = None,
+    ) -> DeviceEvent:
+        return DeviceEvent(
+            t=t,
+            device=self.name,
+            kind=kind,
+            detail=detail,
+            battery_pct=battery_pct,
+            gap_s=gap_s,
+            info=info,
+        )
 
 
 class SimulatedStrap:

@@ -18,7 +18,7 @@ from biofeedback.devices.types import (
     DeviceReading,
     Notification,
 )
-from biofeedback.errors import ConfigError, DeviceError
+from biofeedback.errors import ConfigError, DeviceError, ParseError
 
 
 def _emulate(
@@ -281,3 +281,51 @@ async def test_taskgroup_consumer_stops_when_context_exits() -> None:
 
         tg.create_task(reader())
     assert count == 10
+
+
+def test_reconnect_looks_like_the_ble_strap() -> None:
+    """After a drop: CONNECTED, BATTERY (re-read), SIGNAL_RESTORED, then the notification."""
+    rs = _emulate(80.0, profile=SimProfile(dropout_every_s=60.0, dropout_len_s=5.0))
+    i = next(k for k, r in enumerate(rs) if getattr(r, "kind", None) == "signal_restored")
+    kinds = [getattr(r, "kind", "notification") for r in rs[i - 2 : i + 2]]
+    assert kinds == ["connected", "battery", "signal_restored", "notification"]
+    lost = next(r for r in rs if getattr(r, "kind", None) == "signal_lost")
+    assert isinstance(lost, DeviceEvent)
+    assert "last data at" in lost.detail
+
+
+def test_hr_only_strap_says_hrv_is_unavailable_once() -> None:
+    rs = _emulate(60.0, profile=SimProfile(hr_only=True))
+    notices = [e for e in _events(rs) if e.kind == "info" and "HRV unavailable" in e.detail]
+    assert len(notices) == 1
+    assert notices[0].info is not None
+    assert notices[0].t == _notifications(rs)[9].t  # after the 10th notification without RR
+
+
+def test_malformed_notifications_come_with_an_event_and_lose_only_their_beats() -> None:
+    rs = _emulate(120.0, seed=6, profile=SimProfile(malformed_every_s=30.0))
+    bad = [n for n in _notifications(rs) if n.error is not None]
+    assert 3 <= len(bad) <= 4  # one per 30 s
+    for n in bad:
+        assert n.measurement is None
+        assert n.beats == ()
+        k = rs.index(n)
+        ev = rs[k + 1]
+        assert isinstance(ev, DeviceEvent)
+        assert ev.kind is DeviceEventKind.MALFORMED
+        assert n.payload.hex() in ev.detail
+        with pytest.raises(ParseError):
+            parse_heart_rate_measurement(n.payload)
+    good = [n for n in _notifications(rs) if n.error is None]
+    assert len(good) >= 110
+
+
+def test_energy_expended_and_16_bit_hr_options() -> None:
+    profile = SimProfile(energy_expended=True, hr_uint16=True)
+    notes = _notifications(_emulate(60.0, profile=profile))
+    assert all(n.payload[0] & 0x01 for n in notes)  # uint16 HR
+    energies = [n.measurement.energy_expended_kj for n in notes if n.measurement]
+    present = [e for e in energies if e is not None]
+    assert 5 <= len(present) <= 7  # every 10th notification
+    assert present == sorted(present)
+    assert present[-1] >= 3  # ~0.08 kJ/s for a minute
