@@ -3,6 +3,8 @@
 Pure data. Times are float seconds on the session clock, given by the caller.
 """
 
+# ruff: noqa: A005 -- the names biofeedback.signal and signal.types are the project's seam layout
+
 from __future__ import annotations
 
 import enum
@@ -22,6 +24,22 @@ class SignalConfig:
     min_rr_ms: float = 250.0
     max_rr_ms: float = 2500.0
     gap_s: float = 5.0  # a pause between beats longer than this is a gap: windows restart
+    # artifact correction (Lipponen & Tarvainen via neurokit2) on a rolling buffer of beats:
+    artifact_buffer_beats: int = 64  # beats handed to the detector per run
+    artifact_every_beats: int = 8  # one detector run per this many accepted beats
+    artifact_lag_beats: int = 6  # a beat is judged once it has this many successors
+    fast_beats: int = 5  # the fast heart rate is the median of this many newest beats
+    quality_inputs: int = 30  # rejected share is over this many newest RR inputs
+    min_quality: float = 0.3  # below this signal quality the arousal is unknown
+    hr_only_confidence: float = 0.6  # confidence factor when arousal rests on heart rate alone
+    fast_weight: float = 0.5  # arousal = fast_weight * fast + (1 - fast_weight) * slow
+    hr_sd_floor_bpm: float = 4.0  # smallest heart-rate spread a baseline may claim
+    ln_rmssd_sd_floor: float = 0.2  # smallest ln RMSSD spread a baseline may claim
+    calibration_min_beats: int = 60  # clean beats a calibration needs
+    calibration_max_corrected: float = 0.10  # share of corrected beats a calibration tolerates
+    calibration_max_rejected: float = 0.20  # share of rejected inputs a calibration tolerates
+    coherence_half_width_hz: float = 0.015  # coherence band: paced_breathing_hz +- this
+    artifact_correction: bool = True  # False only to measure the rest of the pipeline alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +64,7 @@ class TimeDomain:
     hr_bpm: float  # 60000 / mean NN
     rmssd_ms: float | None  # None with fewer than 2 intervals
     sdnn_ms: float | None  # ddof=1, as neurokit2
-    pnn50_pct: float | None  # NN50 / (N - 1) * 100, as neurokit2
+    pnn50_pct: float | None  # NN50 / N * 100 with N intervals, as neurokit2 (pyHRV: N - 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +141,5 @@ class BeatUpdate:
     frequency: FrequencyDomain | None  # set only on updates where it was recomputed
     quality: SignalQuality
     arousal: Arousal
+    # earlier beats the artifact detector judged as artifacts during this update, corrected values
+    revised: tuple[CleanBeat, ...] = ()

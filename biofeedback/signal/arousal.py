@@ -1,0 +1,68 @@
+"""The arousal estimate (definition and rationale in docs/arousal.md).
+
+fast = 25 + 18.75 * z_HR       z_HR = (HR_fast - HR_base) / max(sd_HR_base, floor)
+slow = 25 + 18.75 * z_vagal    z_vagal = (lnRMSSD_base - lnRMSSD_60s) / max(sd_lnRMSSD_base, floor)
+value = w * fast + (1 - w) * slow, each clipped to 0..100; heart rate alone when HRV is missing.
+"""
+
+from __future__ import annotations
+
+import math
+
+from biofeedback.signal.types import (
+    Arousal,
+    ArousalBasis,
+    Baseline,
+    SignalConfig,
+    SignalQuality,
+)
+
+Z_OFFSET = 25.0  # a client exactly at their resting baseline scores 25
+Z_SCALE = 18.75  # +4 baseline spreads reaches 100, -1.33 reaches 0
+
+
+def component(z: float) -> float:
+    """A z-score relative to the baseline, mapped linearly onto 0..100 and clipped."""
+    return min(100.0, max(0.0, Z_OFFSET + Z_SCALE * z))
+
+
+def estimate(
+    t: float,
+    fast_hr: float | None,
+    ln_rmssd: float | None,
+    quality: SignalQuality,
+    baseline: Baseline | None,
+    config: SignalConfig,
+    no_baseline_reason: str = "no baseline",
+) -> Arousal:
+    """Arousal from the fast heart rate and the long-window ln RMSSD, or why it is unknown."""
+    unknown = ArousalBasis.UNKNOWN
+    if baseline is None:
+        return Arousal(t, None, 0.0, None, None, unknown, no_baseline_reason)
+    if fast_hr is None:
+        return Arousal(t, None, 0.0, None, None, unknown, "no heart rate yet")
+    if quality.score < config.min_quality:
+        why = quality.reason or "signal quality too low"
+        return Arousal(t, None, quality.score, None, None, unknown, why)
+    fast = component(
+        (fast_hr - baseline.hr_mean_bpm) / max(baseline.hr_sd_bpm, config.hr_sd_floor_bpm)
+    )
+    if ln_rmssd is not None and baseline.ln_rmssd_mean is not None:
+        sd = max(baseline.ln_rmssd_sd or 0.0, config.ln_rmssd_sd_floor)
+        slow = component((baseline.ln_rmssd_mean - ln_rmssd) / sd)
+        w = config.fast_weight
+        value = w * fast + (1.0 - w) * slow
+        return Arousal(t, value, quality.score, fast, slow, ArousalBasis.HR_HRV, quality.reason)
+    if baseline.ln_rmssd_mean is None:
+        why = "baseline has no HRV: arousal from heart rate alone"
+    else:
+        why = f"{quality.reason or 'HRV unavailable'}: arousal from heart rate alone"
+    conf = quality.score * config.hr_only_confidence
+    return Arousal(t, fast, conf, fast, None, ArousalBasis.HR_ONLY, why)
+
+
+def ln_or_none(rmssd_ms: float | None) -> float | None:
+    """ln RMSSD, None when RMSSD is missing or zero (a flat series has no vagal signal)."""
+    if rmssd_ms is None or rmssd_ms <= 0:
+        return None
+    return math.log(rmssd_ms)

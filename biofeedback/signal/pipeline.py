@@ -1,0 +1,318 @@
+"""SignalPipeline: one client's beats in, metrics, quality and arousal out, one input at a time.
+
+Pure and deterministic: time arrives with every input, nothing is read from a clock, nothing
+raises on bad beats (they come back with a reason). Per-beat work is O(1) amortised; artifact
+detection and spectra run at a bounded cadence (see artifacts.py and frequency.py).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+import statistics
+from collections import deque
+
+from biofeedback.errors import CalibrationError
+from biofeedback.signal import arousal as arousal_mod
+from biofeedback.signal.artifacts import ArtifactSchedule
+from biofeedback.signal.baseline import Calibration
+from biofeedback.signal.config import validate_config
+from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
+from biofeedback.signal.intake import hr_reason, rr_reason, rr_to_us
+from biofeedback.signal.timedomain import SegmentStore, TimeWindow
+from biofeedback.signal.types import (
+    Arousal,
+    Baseline,
+    BeatUpdate,
+    CleanBeat,
+    FrequencyDomain,
+    SignalConfig,
+    SignalQuality,
+    TimeDomain,
+)
+
+log = logging.getLogger(__name__)
+
+WARM_SHARE = 0.75  # HRV counts once the segment covers this share of the long window
+HR_ONLY_REASON = "the strap sends no RR intervals: HRV unavailable"
+
+
+def signal_quality(
+    corrected_share: float,
+    rejected_share: float,
+    contact: bool | None,
+    hrv_available: bool,
+    hrv_reason: str | None,
+    min_quality: float,
+) -> SignalQuality:
+    """Quality score = 1 - 2 * corrected share - rejected share (0 without skin contact)."""
+    score = max(0.0, min(1.0, 1.0 - 2.0 * corrected_share - rejected_share))
+    reason: str | None = None
+    if contact is False:
+        score = 0.0
+        reason = "no skin contact: moisten and tighten the strap"
+    elif score < min_quality:
+        reason = (
+            f"signal quality too low ({corrected_share:.0%} of recent beats corrected, "
+            f"{rejected_share:.0%} of recent inputs rejected)"
+        )
+    elif not hrv_available:
+        reason = hrv_reason
+    return SignalQuality(score, corrected_share, rejected_share, contact, hrv_available, reason)
+
+
+def _time_or_nan(t: object) -> float:
+    """A rejected input's time as a float for the update (NaN when it was not a number)."""
+    return float(t) if isinstance(t, (int, float)) else math.nan
+
+
+class SignalPipeline:
+    """Streaming HRV, quality and arousal for one client (see the module docstring)."""
+
+    def __init__(
+        self, config: SignalConfig | None = None, baseline: Baseline | None = None
+    ) -> None:
+        self.config = validate_config(config or SignalConfig())
+        self._baseline = baseline
+        self._paced_hz = self.config.paced_breathing_hz
+        self._store = SegmentStore()
+        self._short = TimeWindow(self._store, self.config.short_window_s)
+        self._long = TimeWindow(self._store, self.config.long_window_s)
+        self._schedule = ArtifactSchedule(self.config)
+        self._artifacts = self.config.artifact_correction
+        self._fast_rr: deque[int] = deque(maxlen=self.config.fast_beats)
+        self._fast_hr: deque[float] = deque(maxlen=self.config.fast_beats)
+        self._recent: deque[bool] = deque(maxlen=self.config.quality_inputs)
+        self._n_recent_rejected = 0
+        self._calibration: Calibration | None = None
+        self._last_t: float | None = None  # newest accepted beat
+        self._last_hr_t: float | None = None  # newest accepted HR-only sample
+        self._contact: bool | None = None
+        self._hr_only = False
+        self._judged = -1
+        self._seg_start_t: float | None = None
+        self._last_freq_t: float | None = None
+        self._new_segment()
+
+    # ---- public API ------------------------------------------------------------------------
+
+    @property
+    def baseline(self) -> Baseline | None:
+        """The client's baseline in use, None until calibrated or given."""
+        return self._baseline
+
+    @baseline.setter
+    def baseline(self, b: Baseline | None) -> None:
+        self._baseline = b
+
+    @property
+    def calibrating(self) -> bool:
+        """Whether a calibration period is running."""
+        return self._calibration is not None
+
+    @property
+    def paced_hz(self) -> float:
+        """The paced-breathing frequency coherence is measured at."""
+        return self._paced_hz
+
+    def set_paced_frequency(self, hz: float) -> None:
+        """Measure coherence at `hz` from now on (ignored with a log line when implausible)."""
+        if isinstance(hz, (int, float)) and 0.04 <= hz <= 0.4:
+            self._paced_hz = float(hz)
+        else:
+            log.warning("paced breathing frequency %r Hz ignored: must be 0.04-0.4 Hz", hz)
+
+    def mark_gap(self, t: float) -> None:
+        """Monitoring was lost at `t`: windows restart and no interval bridges the gap."""
+        log.debug("gap marked at %s", t)
+        self._new_segment()
+
+    def start_calibration(self, t: float) -> None:
+        """Begin collecting a resting baseline (restarts one already running)."""
+        self._calibration = Calibration(float(t))
+
+    def finish_calibration(self, t: float, client_id: str) -> Baseline:
+        """End the calibration; the new baseline is used from now on.
+
+        Raises CalibrationError saying why (too short, too few clean beats, too many
+        corrections or rejections, dropouts) and keeps the previous baseline then.
+        """
+        cal = self._calibration
+        if cal is None:
+            raise CalibrationError("no calibration is running: start one first")
+        self._calibration = None
+        b = cal.finish(t, client_id, self.config)
+        self._baseline = b
+        return b
+
+    def push_rr(self, t: float, rr_ms: float, contact: bool | None = None) -> BeatUpdate:
+        """One RR interval ending at `t` (s). Never raises: bad beats come back `rejected`."""
+        self._contact = contact
+        self._hr_only = False
+        reason = rr_reason(t, rr_ms, self._last_t, self.config)
+        self._note_input(reason is not None)
+        cal = self._calibration
+        if reason is not None:
+            if cal is not None:
+                cal.n_rejected += 1
+            return self._update(_time_or_nan(t), None, reason, None, (), None)
+        t = float(t)
+        rr_ms = float(rr_ms)
+        if self._last_t is not None and t - self._last_t > self.config.gap_s:
+            self._new_segment()
+        self._last_t = t
+        x = rr_to_us(rr_ms)
+        k = self._store.append(t, x)
+        if self._seg_start_t is None:
+            self._seg_start_t = t
+        self._short.add_newest()
+        self._long.add_newest()
+        self._fast_rr.append(x)
+        revised = self._judge(k) if self._artifacts and self._schedule.due(k) else ()
+        freq = self._frequency(t)
+        beat = CleanBeat(t, x / 1000.0, rr_ms, False, None, contact)
+        if cal is not None:
+            cal.n_accepted += 1
+            cal.rr_sum_ms += rr_ms
+            cal.n_corrected += sum(1 for b in revised if b.t >= cal.start_t)
+        self._drop_old(k)
+        return self._update(t, beat, None, 60000.0 / rr_ms, revised, freq)
+
+    def push_hr(self, t: float, hr_bpm: float, contact: bool | None = None) -> BeatUpdate:
+        """A heart rate without RR intervals (HR-only strap): HRV unavailable, arousal from HR."""
+        self._contact = contact
+        reason = hr_reason(t, hr_bpm, self._last_hr_t)
+        if reason is not None:
+            return self._update(_time_or_nan(t), None, reason, None, (), None)
+        t = float(t)
+        if self._last_hr_t is not None and t - self._last_hr_t > self.config.gap_s:
+            self._fast_hr.clear()
+        self._last_hr_t = t
+        self._hr_only = True
+        self._fast_hr.append(float(hr_bpm))
+        if self._calibration is not None:
+            self._calibration.n_hr_samples += 1
+        return self._update(t, None, None, float(hr_bpm), (), None)
+
+    def window_values_ms(self, which: str = "long") -> list[float]:
+        """Current cleaned RR values (ms) of the "short" or "long" window, oldest first."""
+        return (self._short if which == "short" else self._long).values_ms()
+
+    # ---- internals -------------------------------------------------------------------------
+
+    def _new_segment(self) -> None:
+        self._store.clear()
+        self._short.reset()
+        self._long.reset()
+        self._fast_rr.clear()
+        self._fast_hr.clear()
+        self._judged = -1
+        self._seg_start_t = None
+        self._last_freq_t = None
+
+    def _note_input(self, rejected: bool) -> None:
+        if len(self._recent) == self._recent.maxlen:
+            self._n_recent_rejected -= self._recent[0]
+        self._recent.append(rejected)
+        self._n_recent_rejected += rejected
+
+    def _judge(self, k: int) -> tuple[CleanBeat, ...]:
+        st = self._store
+        start = max(0, k + 1 - self._schedule.buffer)
+        values = st.x[start - st.base : k + 1 - st.base]
+        out: list[CleanBeat] = []
+        for j in self._schedule.run(k, self._judged, values):
+            self._judged = j.k
+            if j.artifact is None:
+                continue
+            i = j.k - st.base
+            old, was = st.x[i], st.corrected[i]
+            st.x[i] = j.value_us
+            st.corrected[i] = 1
+            self._short.replace(j.k, old, j.value_us, was, 1)
+            self._long.replace(j.k, old, j.value_us, was, 1)
+            out.append(
+                CleanBeat(st.t[i], j.value_us / 1000.0, st.raw[i] / 1000.0, True, j.artifact, None)
+            )
+        return tuple(out)
+
+    def _frequency(self, t: float) -> FrequencyDomain | None:
+        c = self.config
+        if self._seg_start_t is None or t - self._seg_start_t < MIN_SPAN_S:
+            return None
+        if self._last_freq_t is not None and t - self._last_freq_t < c.frequency_cadence_s:
+            return None
+        self._last_freq_t = t
+        st = self._store
+        lo = bisect.bisect_right(st.t, t - c.frequency_window_s)
+        ts = st.t[lo:]
+        xs = [v / 1000.0 for v in st.x[lo:]]
+        fd = frequency_domain(
+            t, c.frequency_window_s, ts, xs, self._paced_hz, c.coherence_half_width_hz
+        )
+        if self._calibration is not None and fd.hf_ms2 is not None:
+            self._calibration.hf.append(fd.hf_ms2)
+        return fd
+
+    def _drop_old(self, k: int) -> None:
+        st = self._store
+        horizon = st.t[-1] - max(self.config.frequency_window_s, self.config.long_window_s)
+        keep = st.base + bisect.bisect_right(st.t, horizon)
+        st.drop_before(min(keep, self._short.lo, self._long.lo, k + 1 - self._schedule.buffer))
+
+    def _fast(self) -> float | None:
+        if self._hr_only:
+            return statistics.median(self._fast_hr) if self._fast_hr else None
+        if not self._fast_rr:
+            return None
+        return 60_000_000.0 / statistics.median(self._fast_rr)
+
+    def _update(
+        self,
+        t: float,
+        beat: CleanBeat | None,
+        rejected: str | None,
+        hr: float | None,
+        revised: tuple[CleanBeat, ...],
+        freq: FrequencyDomain | None,
+    ) -> BeatUpdate:
+        c = self.config
+        short: TimeDomain | None = None
+        long: TimeDomain | None = None
+        if self._hr_only:
+            hrv_ok = False
+            hrv_reason: str | None = HR_ONLY_REASON
+            corrected_share = 0.0
+        else:
+            short = self._short.metrics()
+            long = self._long.metrics()
+            corrected_share = self._long.ncorr / self._long.n if self._long.n else 0.0
+            warm = (
+                self._seg_start_t is not None
+                and self._last_t is not None
+                and self._last_t - self._seg_start_t >= WARM_SHARE * c.long_window_s
+            )
+            hrv_ok = warm and long is not None and (long.rmssd_ms or 0.0) > 0
+            hrv_reason = None if hrv_ok else "HRV window still filling (start or after a gap)"
+        rejected_share = self._n_recent_rejected / len(self._recent) if self._recent else 0.0
+        quality = signal_quality(
+            corrected_share, rejected_share, self._contact, hrv_ok, hrv_reason, c.min_quality
+        )
+        ln_rmssd = arousal_mod.ln_or_none(long.rmssd_ms) if hrv_ok and long is not None else None
+        fast = self._fast()
+        cal = self._calibration
+        if cal is not None and fast is not None and (beat is not None or (hr is not None)):
+            cal.fast_hr.append(fast)
+            if ln_rmssd is not None and beat is not None:
+                cal.ln_rmssd.append(ln_rmssd)
+        aro: Arousal = arousal_mod.estimate(
+            t,
+            fast,
+            ln_rmssd,
+            quality,
+            self._baseline,
+            c,
+            "calibrating" if cal is not None else "no baseline",
+        )
+        return BeatUpdate(t, beat, rejected, hr, short, long, freq, quality, aro, revised)
