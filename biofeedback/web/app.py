@@ -18,15 +18,12 @@ import os
 import secrets
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from biofeedback.service.mqtt import MqttSettings
 from biofeedback.web.auth import ENV_THERAPIST_SECRET, LOOPBACK_HOSTS, Auth
 from biofeedback.web.hub import Hub, HubLimits
-
-if TYPE_CHECKING:
-    from biofeedback.service.mqtt import MqttSettings
 
 log = logging.getLogger(__name__)
 

@@ -1,20 +1,91 @@
-"""MQTT <-> hub: subscribe to every client's topics, feed the hub, publish dashboard commands."""
+"""MQTT <-> hub: subscribe to every client's topics, feed the hub, publish dashboard commands.
+
+Runs as the app's cleanup context: started with the aiohttp runner, closed with it. It uses the
+service's `MqttLink` (one paho connection with reconnect), so the dashboard survives a broker
+restart the same way the service does; the status badge on every page turns "silent" while
+nothing arrives.
+
+The hub takes a plain (not shared) subscription: a dashboard must see every message of the
+clients it shows, and MQTT 5 shared subscriptions neither deliver retained state nor keep one
+client's messages on one subscriber (docs/dashboard.md, "Scaling").
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from biofeedback.service.mqtt import MqttLink
+from biofeedback.service.topics import Topic, all_clients, delivery, topic
+from biofeedback.web.hub import Hub
+
 log = logging.getLogger(__name__)
+
+# everything a page draws; `beat` is left out (metrics carry HR per beat) and `cmd` is not ours
+SUBSCRIBED = (
+    Topic.STATUS,
+    Topic.METRICS,
+    Topic.AROUSAL,
+    Topic.SESSION,
+    Topic.GUIDANCE,
+    Topic.EVENT,
+    Topic.CHECKIN,
+    Topic.REPLY,
+)
+
+
+class LinkSink:
+    """Publishes dashboard commands on `biofeedback/v1/<client>/cmd` (QoS 1).
+
+    With MQTT 5 the command names the client's `reply` topic as its response topic and its id as
+    correlation data; with 3.1.1 the service answers on the same plain `reply` topic. Either way the
+    reply reaches the hub through its `reply` subscription.
+    """
+
+    def __init__(self, link: MqttLink) -> None:
+        self._link = link
+
+    async def send_command(self, client_id: str, payload: bytes) -> None:
+        d = delivery(Topic.CMD)
+        self._link.publish_bytes(
+            topic(client_id, Topic.CMD),
+            payload,
+            qos=d.qos,
+            response_topic=topic(client_id, Topic.REPLY),
+        )
+
+
+async def pump(link: MqttLink, hub: Hub) -> None:
+    """Feed every received message to the hub until the link closes."""
+    async for msg in link.messages():
+        hub.ingest(msg.topic, msg.payload)
 
 
 async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the MQTT feeder runs while the app runs (nothing when no broker is set)."""
-    from biofeedback.web.app import CONFIG_KEY
+    """Cleanup context: connect, subscribe, feed the hub; on cleanup stop and disconnect."""
+    from biofeedback.web.app import CONFIG_KEY, HUB_KEY
 
-    if app[CONFIG_KEY].mqtt is None:
+    cfg = app[CONFIG_KEY]
+    if cfg.mqtt is None:
         yield
         return
-    yield
+    hub = app[HUB_KEY]
+    link = MqttLink(cfg.mqtt, client_name=f"bf-dashboard-{secrets.token_hex(4)}")
+    await link.__aenter__()  # BrokerError with a clear message when the broker is unreachable
+    task: asyncio.Task[None] | None = None
+    try:
+        for kind in SUBSCRIBED:
+            await link.subscribe(all_clients(kind), qos=1)
+        hub.set_sink(LinkSink(link))
+        task = asyncio.create_task(pump(link, hub), name="dashboard-mqtt-pump")
+        log.info("dashboard reading MQTT from %s", cfg.mqtt.url)
+        yield
+    finally:
+        hub.set_sink(None)
+        await link.aclose()  # ends the message iterator, so the pump returns by itself
+        if task is not None:
+            await task

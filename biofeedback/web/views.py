@@ -112,7 +112,8 @@ def status_view(payload: Mapping[str, Any]) -> JsonDict:
         "battery": num(_get(payload, "battery", "battery_pct", "device.battery"), 0.0, 100.0),
         "device": text(_get(payload, "device.name", "device_name", "device"), 80),
         "contact": contact if isinstance(contact, bool) else None,
-        "signal": text(_get(payload, "signal", "device.signal"), 40),
+        "signal": _bool(_get(payload, "signal")),
+        "reason": text(_get(payload, "reason"), 200),
         "quality": num(_get(payload, "quality.score", "quality"), 0.0, 1.0),
         "speed": num(_get(payload, "clock_speed", "speed"), 0.001, 10_000.0),
     }
@@ -124,7 +125,7 @@ def _steps(raw: Any) -> list[JsonDict]:
         return out
     for i, step in enumerate(raw[:200]):
         if isinstance(step, str):
-            out.append({"index": i, "title": step[:200], "status": None})
+            out.append({"index": i, "title": step[:200], "status": None, "description": None})
         elif isinstance(step, Mapping):
             title = text(_get(step, "title", "name", "label", "description"), 200)
             out.append(
@@ -132,7 +133,31 @@ def _steps(raw: Any) -> list[JsonDict]:
                     "index": i,
                     "title": title if title is not None else f"Step {i + 1}",
                     "status": text(_get(step, "status", "state"), 40),
-                    "suds": num(_get(step, "suds", "expected_suds"), 0.0, 100.0),
+                    "description": text(_get(step, "description"), 500),
+                    "planned_s": num(_get(step, "planned_s"), 0.0),
+                }
+            )
+    return out
+
+
+def _suds(raw: Any) -> list[JsonDict]:
+    out: list[JsonDict] = []
+    if not isinstance(raw, Sequence) or isinstance(raw, str):
+        return out
+    for rec in raw[-100:]:
+        if isinstance(rec, Mapping):
+            value = num(rec.get("value"), 0.0, 100.0)
+            if value is None:
+                continue
+            prompts = rec.get("prompts")
+            out.append(
+                {
+                    "t": num(rec.get("t")),
+                    "value": value,
+                    "step_index": num(rec.get("step_index"), 0.0),
+                    "prompts": [p for p in prompts if isinstance(p, str)][:5]
+                    if isinstance(prompts, list)
+                    else [],
                 }
             )
     return out
@@ -145,20 +170,32 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
     step_index_raw = num(_get(payload, "step_index", "step", "current_step"), 0.0, 10_000.0)
     step_index = int(step_index_raw) if step_index_raw is not None else None
     step_title = text(_get(payload, "step_title", "step.title"), 200)
-    if step_title is None and step_index is not None and step_index < len(steps):
-        step_title = steps[step_index]["title"]
+    step_description = None
+    if step_index is not None and step_index < len(steps):
+        step_title = step_title or steps[step_index]["title"]
+        step_description = steps[step_index].get("description")
     upper = num(_get(payload, "thresholds.upper", "upper"), 0.0, 100.0)
     lower = num(_get(payload, "thresholds.lower", "lower"), 0.0, 100.0)
+    # the service says what the client is asked to agree to; older payloads only give the state
+    consent_raw = payload.get("consent_needed")
+    if "consent_needed" in payload:
+        consent_needed = bool(consent_raw)
+    else:
+        consent_needed = state in CONSENT_STATES if state else False
+    offer = text(_get(payload, "offer"), 20)
     checkin_raw = _get(payload, "checkin_due", "suds_due")
+    menu = _get(payload, "grounding_menu")
     return {
         "t": payload_time(payload),
         "state": state,
         "paused": state in PAUSED_STATES if state else None,
-        "consent_needed": state in CONSENT_STATES if state else False,
-        "consent_for": "resume" if state == "resume_offered" else "step",
+        "consent_needed": consent_needed,
+        "consent_text": text(consent_raw, 600) if isinstance(consent_raw, str) else None,
+        "consent_for": offer or ("resume" if state == "resume_offered" else "step"),
         "pause_reason": text(_get(payload, "pause_reason", "reason"), 200),
         "step_index": step_index,
         "step_title": step_title,
+        "step_description": step_description,
         "steps": steps,
         "thresholds": {
             "upper": upper,
@@ -166,9 +203,24 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
             "dwell_s": num(_get(payload, "thresholds.dwell_s", "dwell_s"), 0.0, 3600.0),
             "recovery_s": num(_get(payload, "thresholds.recovery_s", "recovery_s"), 0.0, 3600.0),
         },
-        "checkin_due": bool(checkin_raw) if isinstance(checkin_raw, bool | int) else False,
+        "checkin_due": bool(checkin_raw) if isinstance(checkin_raw, bool | int | str) else False,
+        "checkin_prompt": text(checkin_raw, 60) if isinstance(checkin_raw, str) else None,
         "started_t": num(_get(payload, "started_t", "start_t"), 0.0),
+        "monitoring_ok": _bool(_get(payload, "monitoring_ok")),
+        "device_connected": _bool(_get(payload, "device_connected")),
+        "calibrated": _bool(_get(payload, "calibrated")),
+        "calibration_detail": text(_get(payload, "calibration_detail"), 300),
+        "dwell_progress": num(_get(payload, "dwell_progress"), 0.0, 1.0),
+        "recovery_progress": num(_get(payload, "recovery_progress"), 0.0, 1.0),
+        "grounding_menu": [m for m in menu if isinstance(m, str)][:10]
+        if isinstance(menu, list)
+        else [],
+        "suds": _suds(_get(payload, "suds")),
     }
+
+
+def _bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
 _PHASES = (
@@ -222,18 +274,22 @@ def event_view(payload: Mapping[str, Any]) -> JsonDict:
 
 
 def checkin_view(payload: Mapping[str, Any]) -> JsonDict:
-    """A SUDS prompt (value None, due) or answer (value 0..100)."""
-    value = num(_get(payload, "value", "suds"), 0.0, 100.0)
-    kind = text(_get(payload, "kind", "type"), 20)
+    """A SUDS prompt ("checkin_due", value None) or the client's answer ("checkin", 0..100)."""
+    kind = text(_get(payload, "kind", "type"), 40)
+    value = num(_get(payload, "values.suds", "value", "suds"), 0.0, 100.0)
     due_raw = _get(payload, "due")
-    due = due_raw if isinstance(due_raw, bool) else (kind == "due" or value is None)
+    if isinstance(due_raw, bool):
+        due = due_raw
+    else:
+        due = kind == "checkin_due" or (kind is None and value is None)
     return {
         "t": payload_time(payload),
         "kind": kind,
         "due": due,
-        "value": value,
-        "prompt": text(_get(payload, "prompt", "question"), 300),
-        "step_index": num(_get(payload, "step_index", "step"), 0.0),
+        "value": None if due else value,
+        "prompt": text(_get(payload, "values.prompt", "prompt", "question"), 300),
+        "step_index": num(_get(payload, "values.step", "step_index", "step"), 0.0),
+        "reason": text(_get(payload, "reason"), 300),
     }
 
 
