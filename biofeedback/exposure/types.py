@@ -3,6 +3,7 @@
 Pure data; every input carries its own time `t` (session clock seconds).
 """
 
+# ruff: noqa: A005  (the seam module is named types.py by the project layout)
 from __future__ import annotations
 
 import enum
@@ -148,6 +149,7 @@ class AdjustThresholds:
     dwell_s: float | None = None
     recovery_s: float | None = None
     command_id: str = ""
+    max_step_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

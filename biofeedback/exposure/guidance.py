@@ -1,0 +1,97 @@
+"""Grounding guidance: calm prompts and the paced-breathing phase schedule any screen can follow.
+
+A breathing schedule is fully described by `Guidance.start_t` and its `BreathingPattern`: phase k
+of cycle n starts at `start_t + n * period + (sum of the earlier phases)`. Every screen computes the
+same phases from those two values, so the pacer on the client's tablet and on the therapist's
+dashboard stay in step without streaming each phase.
+"""
+
+from __future__ import annotations
+
+import math
+
+from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+
+PHASE_NAMES = ("inhale", "hold_in", "exhale", "hold_out")
+
+
+def _breathing_prompt(p: BreathingPattern) -> str:
+    parts = [f"in for {p.inhale_s:g}"]
+    if p.hold_in_s > 0:
+        parts.append(f"hold for {p.hold_in_s:g}")
+    parts.append(f"out for {p.exhale_s:g}")
+    if p.hold_out_s > 0:
+        parts.append(f"rest for {p.hold_out_s:g}")
+    return "Breathe with the circle: " + ", ".join(parts) + ". There is no rush."
+
+
+PROMPTS: dict[GroundingTechnique, str] = {
+    GroundingTechnique.SENSORY_54321: (
+        "Notice 5 things you can see, 4 you can touch, 3 you can hear, 2 you can smell and 1 you "
+        "can taste. Take your time with each."
+    ),
+    GroundingTechnique.COGNITIVE_CHECK: (
+        "Where are you right now? Name the room, today's date, and one thing that tells you that "
+        "you are safe here."
+    ),
+    GroundingTechnique.SELF_COMPASSION: (
+        "This is hard, and it makes sense to feel this way. You are allowed to go at your own pace."
+    ),
+}
+
+
+def make_guidance(
+    technique: GroundingTechnique, start_t: float, breathing: BreathingPattern
+) -> Guidance:
+    """Guidance for `technique` from `start_t` (a breathing pattern only for paced breathing)."""
+    if technique is GroundingTechnique.PACED_BREATHING:
+        return Guidance(start_t, technique, breathing, _breathing_prompt(breathing))
+    return Guidance(start_t, technique, None, PROMPTS[technique])
+
+
+def _cycle(p: BreathingPattern) -> list[tuple[str, float]]:
+    durations = (p.inhale_s, p.hold_in_s, p.exhale_s, p.hold_out_s)
+    return [(n, d) for n, d in zip(PHASE_NAMES, durations, strict=True) if d > 0]
+
+
+def phases(
+    guidance: Guidance | None, from_t: float, to_t: float, *, limit: int = 1000
+) -> list[tuple[float, str, float]]:
+    """Breathing phases overlapping [from_t, to_t) as (start_t, phase_name, duration_s).
+
+    The first item may start before `from_t` (the phase in progress). Empty for guidance without
+    breathing, for None, or for an empty interval; at most `limit` phases.
+    """
+    if guidance is None or guidance.breathing is None or not to_t > from_t:
+        return []
+    p = guidance.breathing
+    period = p.period_s
+    cycle = _cycle(p)
+    if not (period > 0 and math.isfinite(period) and cycle):
+        return []
+    start = max(from_t, guidance.start_t)
+    n = max(0, math.floor((start - guidance.start_t) / period))
+    out: list[tuple[float, str, float]] = []
+    while len(out) < limit:
+        # Multiplying (not accumulating) keeps late cycles exactly where every screen puts them.
+        cycle_start = guidance.start_t + n * period
+        if cycle_start >= to_t:
+            break
+        ps = cycle_start
+        for name, dur in cycle:
+            if ps >= to_t or len(out) >= limit:
+                break
+            if ps + dur > from_t:
+                out.append((ps, name, dur))
+            ps += dur
+        n += 1
+    return out
+
+
+def phase_at(guidance: Guidance | None, t: float) -> tuple[str, float, float] | None:
+    """(phase_name, phase start, fraction done 0..1) of the breathing phase at `t`, or None."""
+    got = phases(guidance, t, t + 1e-9, limit=1)
+    if not got:
+        return None
+    start, name, dur = got[0]
+    return name, start, min(1.0, max(0.0, (t - start) / dur))

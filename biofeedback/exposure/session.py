@@ -1,0 +1,1020 @@
+"""The exposure session state machine: pure, deterministic, time comes in with every input.
+
+    s = ExposureSession(protocol, t=start_t, client_id="c-123", needs_calibration=True)
+    events = s.handle(ArousalSample(t, 72.0))     # -> list[SessionEvent]
+    s.snapshot()                                  # -> SessionSnapshot for screens and recording
+
+Safety rules enforced here (docs/session.md has the full table):
+- exposure starts or resumes only on a client Consent to an offer made after the last pause;
+- the client's Pause is accepted in every state and is never rejected;
+- arousal pauses only when held at/above `upper` for `dwell_s`; recovery needs arousal below
+  `lower` continuously for `recovery_s`; unknown or stale values count towards neither;
+- while monitoring is lost (SignalLost, or no arousal sample for `signal_timeout_s`) exposure is
+  paused and a Consent is refused;
+- a rejected command raises CommandError and changes nothing (no event, no state, no time).
+Inputs older than the newest one are handled at the newest time (never rejected, so a late client
+pause still counts); the event's values carry `input_t` with the original time.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from biofeedback.errors import BiofeedbackError, CommandError, ParseError
+from biofeedback.exposure.guidance import make_guidance
+from biofeedback.exposure.progress import SessionSummary, StepProgress, SudsRecord
+from biofeedback.exposure.protocol import ExposureProtocol, Step, Thresholds, threshold_problems
+from biofeedback.exposure.rules import ALLOWED, ROLE_RULES, Trigger
+from biofeedback.exposure.types import (
+    AdjustThresholds,
+    ArousalSample,
+    CalibrationDone,
+    ChooseGrounding,
+    CompleteStep,
+    Consent,
+    Decline,
+    EndSession,
+    GroundingTechnique,
+    Guidance,
+    OfferStep,
+    Pause,
+    PauseReason,
+    Role,
+    SessionEvent,
+    SessionInput,
+    SessionState,
+    SignalLost,
+    SignalRestored,
+    SudsAnswer,
+    Tick,
+)
+
+log = logging.getLogger(__name__)
+
+S = SessionState
+_PAUSED_STATES = frozenset({S.PAUSED, S.GROUNDING, S.RECOVERED, S.RESUME_OFFERED})
+_SYSTEM_REASONS = frozenset(
+    {PauseReason.AROUSAL, PauseReason.SIGNAL_LOST, PauseReason.STEP_TOO_LONG}
+)
+_COMMANDS = tuple(ROLE_RULES)
+
+
+class SessionLogicError(BiofeedbackError):
+    """The session tried a transition its own table does not allow (a bug, never user input)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepInfo:
+    """A step as screens show it."""
+
+    index: int
+    title: str
+    description: str
+    planned_s: float
+    suds_anchors: tuple[tuple[int, str], ...]
+    status: str  # pending, offered, exposing, paused, completed, left (started, not completed)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSnapshot:
+    """Everything a screen or a recording needs about the session at time `t` (JSON-friendly)."""
+
+    t: float
+    client_id: str
+    protocol_name: str
+    state: SessionState
+    step_index: int | None
+    steps: tuple[StepInfo, ...]
+    pause_reason: PauseReason | None
+    thresholds: Thresholds
+    guidance: Guidance | None
+    consent_needed: str | None  # what the client is asked to consent to, when an offer is open
+    checkin_due: str | None  # oldest pending SUDS prompt: step_start, step_end, after_recovery...
+    monitoring_ok: bool
+    last_arousal: float | None
+    last_arousal_t: float | None = None
+    seq: int = 0  # seq of the newest event
+    state_since_t: float = 0.0  # when the current state was entered
+    started_t: float = 0.0
+    offer: str | None = None  # "step" or "resume" while an offer is open
+    checkins_pending: tuple[str, ...] = ()
+    device_connected: bool = True
+    calibrated: bool = False
+    calibration_failed: bool = False
+    calibration_detail: str = ""
+    arousal_pausing: bool = True  # False only when proceeding after a failed calibration
+    exposed_s: float = 0.0  # current step, all segments so far
+    segment_s: float = 0.0  # current continuous exposure
+    paused_since: float | None = None
+    dwell_progress: float = 0.0  # 0..1 of the way to an arousal pause
+    recovery_progress: float = 0.0  # 0..1 of the way to recovered
+    preferred_grounding: GroundingTechnique = GroundingTechnique.PACED_BREATHING
+    grounding_menu: tuple[GroundingTechnique, ...] = ()
+    progress: tuple[StepProgress, ...] = ()
+    suds: tuple[SudsRecord, ...] = ()
+
+
+@dataclass(slots=True)
+class _StepAcc:
+    offered: bool = False
+    started: bool = False
+    completed: bool = False
+    exposed_s: float = 0.0
+    peak: float | None = None
+    pause_reasons: list[str] = field(default_factory=list)
+    recovery_times: list[float] = field(default_factory=list)
+    suds_before: int | None = None
+    suds_after: int | None = None
+
+
+@dataclass(slots=True)
+class _Offer:
+    kind: str  # "step" or "resume"
+    step: int
+    seq: int  # seq of the event that made the offer (always after the last pause)
+
+
+class ExposureSession:
+    """One client's session over one protocol; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        protocol: ExposureProtocol,
+        t: float,
+        client_id: str,
+        needs_calibration: bool = True,
+    ) -> None:
+        if not math.isfinite(t):
+            raise ParseError(f"session start time must be a finite number, got {t!r}")
+        self._p = protocol
+        self._client_id = client_id
+        self._th = protocol.thresholds
+        self._t0 = float(t)
+        self._t = float(t)
+        self._seq = 0
+        self._state = S.CALIBRATING if needs_calibration else S.READY
+        self._calibrated = not needs_calibration
+        self._calibration_failed = False
+        self._calibration_detail = ""
+        self._step: int | None = None
+        self._offer: _Offer | None = None
+        self._pause_reason: PauseReason | None = None
+        self._paused_at: float | None = None
+        self._last_pause_seq = 0
+        self._measure_recovery = False
+        self._auto_resume_ok = False
+        self._device_lost = False
+        self._last_sample_t: float | None = None
+        self._last_value: float | None = None
+        self._last_value_t: float | None = None
+        self._above_since: float | None = None
+        self._below_since: float | None = None
+        self._segment_start: float | None = None
+        self._last_periodic: float | None = None
+        self._monitoring_reported = False
+        self._guidance: Guidance | None = None
+        self._preferred = protocol.guidance.grounding[0]
+        self._pending: list[tuple[str, int | None]] = []
+        self._suds: list[SudsRecord] = []
+        self._acc = [_StepAcc() for _ in protocol.steps]
+        self._out: list[SessionEvent] = []
+        self._late: dict[str, Any] = {}
+        self._state_since = self._t0
+
+    # ---- public read-only view -------------------------------------------------------------------
+
+    @property
+    def state(self) -> SessionState:
+        return self._state
+
+    @property
+    def guidance(self) -> Guidance | None:
+        return self._guidance
+
+    @property
+    def protocol(self) -> ExposureProtocol:
+        return self._p
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return self._th
+
+    @property
+    def t(self) -> float:
+        """The newest time the session has seen."""
+        return self._t
+
+    def monitoring_ok(self, t: float | None = None) -> bool:
+        """Strap connected and an arousal sample (known or not) within `signal_timeout_s`."""
+        now = self._t if t is None else t
+        return (
+            not self._device_lost
+            and self._last_sample_t is not None
+            and now - self._last_sample_t <= self._th.signal_timeout_s
+        )
+
+    # ---- input ----------------------------------------------------------------------------------
+
+    def handle(self, inp: SessionInput) -> list[SessionEvent]:
+        """Apply one input; return the events it caused (possibly none).
+
+        Raises CommandError for a command its role may not send, a malformed command, or one that
+        is invalid in the current state; the session is then unchanged. A client's Pause is never
+        rejected.
+        """
+        is_cmd = isinstance(inp, _COMMANDS)
+        role = self._role_of(inp) if is_cmd else Role.SYSTEM
+        t, late = self._time_of(inp, is_cmd)
+        if is_cmd:
+            allowed = ROLE_RULES[type(inp)]
+            if role not in allowed:
+                who = " or ".join(sorted(r.value for r in allowed))
+                raise CommandError(
+                    f"{type(inp).__name__} may only be sent by {who}, not by {role.value}"
+                )
+            if self._state is S.ENDED and not isinstance(inp, Pause):
+                raise CommandError(f"the session has ended; {type(inp).__name__} is not possible")
+            self._validate(inp, t)  # raises before anything changes
+        self._out = []
+        self._late = {"input_t": float(inp.t)} if late else {}
+        self._t = t
+        if isinstance(inp, ArousalSample):
+            self._on_arousal(inp, t)
+        elif isinstance(inp, Tick):
+            self._advance(t)
+        elif isinstance(inp, SignalLost):
+            self._on_signal_lost(inp, t)
+        elif isinstance(inp, SignalRestored):
+            self._on_signal_restored(inp, t)
+        elif isinstance(inp, CalibrationDone):
+            self._on_calibration(inp, t)
+        elif isinstance(inp, Pause):
+            self._on_pause(inp, role, t)
+        elif isinstance(inp, Consent):
+            self._on_consent(inp, t)
+        elif isinstance(inp, Decline):
+            self._on_decline(t)
+        elif isinstance(inp, OfferStep):
+            self._on_offer(inp, t)
+        elif isinstance(inp, CompleteStep):
+            self._complete(t, Role.THERAPIST, Trigger.COMPLETE_STEP, "therapist completed the step")
+        elif isinstance(inp, EndSession):
+            self._on_end(t)
+        elif isinstance(inp, AdjustThresholds):
+            self._on_adjust(inp, t)
+        elif isinstance(inp, SudsAnswer):
+            self._on_suds(inp, t)
+        elif isinstance(inp, ChooseGrounding):
+            self._on_choose(inp, t)
+        out, self._out = self._out, []
+        return out
+
+    def _role_of(self, inp: SessionInput) -> Role:
+        try:
+            return Role(str(getattr(inp, "role", None)))
+        except ValueError:
+            raise CommandError(
+                f"{type(inp).__name__}: unknown role {getattr(inp, 'role', None)!r} "
+                f"(expected one of: {', '.join(r.value for r in Role)})"
+            ) from None
+
+    def _time_of(self, inp: SessionInput, is_cmd: bool) -> tuple[float, bool]:
+        raw = inp.t
+        if isinstance(raw, bool) or not isinstance(raw, int | float):
+            if isinstance(inp, Pause):
+                return self._t, True
+            cls = CommandError if is_cmd else ParseError
+            raise cls(f"{type(inp).__name__}.t must be a number of seconds, got {raw!r}")
+        t = float(raw)
+        if not math.isfinite(t):
+            if isinstance(inp, Pause):  # the client's pause wins even with a broken clock
+                return self._t, True
+            cls = CommandError if is_cmd else ParseError
+            raise cls(f"{type(inp).__name__}.t must be finite, got {raw!r}")
+        if t < self._t:
+            return self._t, True
+        return t, False
+
+    # ---- validation of commands (no side effects) -----------------------------------------------
+
+    def _validate(self, inp: SessionInput, t: float) -> None:
+        st = self._state
+        if isinstance(inp, Consent):
+            if self._offer is None or st not in (S.STEP_OFFERED, S.RESUME_OFFERED):
+                raise CommandError(f"there is nothing to consent to right now (state {st.value})")
+            if not self.monitoring_ok(t):
+                raise CommandError(
+                    "monitoring is lost (no heart signal); exposure cannot start until the signal "
+                    "is back. Nothing has started."
+                )
+        elif isinstance(inp, Decline):
+            if self._offer is None:
+                raise CommandError(f"there is nothing offered to decline (state {st.value})")
+        elif isinstance(inp, OfferStep):
+            self._offer_target(inp.step)
+        elif isinstance(inp, CompleteStep):
+            if st not in (S.EXPOSING, *_PAUSED_STATES):
+                raise CommandError(f"no step is in progress to complete (state {st.value})")
+        elif isinstance(inp, AdjustThresholds):
+            self._adjusted(inp)
+        elif isinstance(inp, SudsAnswer):
+            v = inp.value
+            if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= 100:
+                raise CommandError(f"SUDS must be a whole number 0..100, got {v!r}")
+        elif isinstance(inp, ChooseGrounding):
+            self._technique(inp.technique)
+
+    def _technique(self, raw: object) -> GroundingTechnique:
+        menu = self._p.guidance.grounding
+        try:
+            tech = GroundingTechnique(str(raw))
+        except ValueError:
+            tech = None
+        if tech is None or tech not in menu:
+            raise CommandError(
+                f"grounding technique {raw!r} is not on this client's menu "
+                f"({', '.join(m.value for m in menu)})"
+            )
+        return tech
+
+    def _next_pending_step(self) -> int | None:
+        for i, acc in enumerate(self._acc):
+            if not acc.completed:
+                return i
+        return None
+
+    def _offer_target(self, step: int | None) -> tuple[Trigger, int]:
+        """(trigger, step index) an OfferStep would make now; CommandError when not possible."""
+        st = self._state
+        n = len(self._p.steps)
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+            raise CommandError(f"OfferStep.step must be a step index or null, got {step!r}")
+        if step is not None and not 0 <= step < n:
+            raise CommandError(f"there is no step {step}; this protocol has steps 0..{n - 1}")
+        if st is S.CALIBRATING and not self._calibration_failed:
+            raise CommandError(
+                "calibration is still running; a step can be offered once it has finished "
+                "(or, if it fails, explicitly without calibration)"
+            )
+        if st in (S.EXPOSING, S.DEBRIEF, S.ENDED):
+            why = {
+                S.EXPOSING: "a step is in progress: pause or complete it first",
+                S.DEBRIEF: "the session is in debrief",
+                S.ENDED: "the session has ended",
+            }[st]
+            raise CommandError(f"cannot offer a step now: {why}")
+        if st in _PAUSED_STATES:
+            assert self._step is not None
+            if step is None or step == self._step:
+                return Trigger.OFFER_RESUME, self._step
+            return Trigger.OFFER_STEP, step
+        if step is None:
+            nxt = self._next_pending_step()
+            if nxt is None:
+                raise CommandError(
+                    "every step is complete; offer a step by index to repeat one, "
+                    "or end the session"
+                )
+            return Trigger.OFFER_STEP, nxt
+        return Trigger.OFFER_STEP, step
+
+    def _adjusted(self, inp: AdjustThresholds) -> Thresholds:
+        changes: dict[str, float] = {}
+        for name in ("upper", "lower", "dwell_s", "recovery_s", "max_step_s"):
+            v = getattr(inp, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise CommandError(f"threshold {name} must be a number, got {v!r}")
+            changes[name] = float(v)
+        if not changes:
+            raise CommandError("AdjustThresholds changes nothing: give at least one value")
+        new = replace(self._th, **changes)
+        problems = threshold_problems(new)
+        if problems:
+            raise CommandError(
+                "thresholds not changed: " + "; ".join(f"{f} {p}" for f, p in problems)
+            )
+        return new
+
+    # ---- events and transitions -----------------------------------------------------------------
+
+    def _emit(
+        self,
+        kind: str,
+        actor: Role,
+        reason: str,
+        values: dict[str, Any] | None = None,
+        to_state: SessionState | None = None,
+    ) -> SessionEvent:
+        self._seq += 1
+        vals = {**self._late, **(values or {})}
+        ev = SessionEvent(
+            seq=self._seq,
+            t=self._t,
+            kind=kind,
+            actor=actor,
+            from_state=self._state,
+            to_state=to_state or self._state,
+            reason=reason,
+            values=vals,
+        )
+        self._out.append(ev)
+        log.debug("session %s event %s", self._client_id, ev)
+        return ev
+
+    def _go(
+        self,
+        target: SessionState,
+        trigger: Trigger,
+        actor: Role,
+        reason: str,
+        values: dict[str, Any] | None = None,
+    ) -> SessionEvent:
+        if (self._state, trigger, target) not in ALLOWED:
+            raise SessionLogicError(
+                f"transition {self._state.value} --{trigger.value}--> {target.value} is not in the "
+                "transition table"
+            )
+        ev = self._emit("transition", actor, f"{trigger.value}: {reason}", values, target)
+        if target is not self._state:
+            self._state_since = self._t
+        self._state = target
+        return ev
+
+    def _checkin(self, prompt: str, step: int | None) -> None:
+        self._pending = [(p, s) for p, s in self._pending if p != prompt]
+        self._pending.append((prompt, step))
+        self._emit(
+            "checkin_due", Role.SYSTEM, f"SUDS check-in: {prompt}", {"prompt": prompt, "step": step}
+        )
+
+    # ---- observations ---------------------------------------------------------------------------
+
+    def _on_arousal(self, s: ArousalSample, t: float) -> None:
+        self._last_sample_t = t
+        v = s.value
+        known = (
+            v is not None
+            and not isinstance(v, bool)
+            and isinstance(v, int | float)
+            and math.isfinite(v)
+            and isinstance(s.confidence, int | float)
+            and s.confidence > 0
+        )
+        if known:
+            assert v is not None
+            value = min(100.0, max(0.0, float(v)))
+            self._last_value, self._last_value_t = value, t
+            self._update_runs(value, t)
+            if self._state is S.EXPOSING and self._step is not None:
+                acc = self._acc[self._step]
+                acc.peak = value if acc.peak is None else max(acc.peak, value)
+        else:
+            # Unknown arousal neither pauses nor counts towards recovery: both runs restart.
+            self._above_since = self._below_since = None
+        self._advance(t)
+
+    def _update_runs(self, value: float, t: float) -> None:
+        if value >= self._th.upper:
+            self._above_since = t if self._above_since is None else self._above_since
+        else:
+            self._above_since = None
+        if value < self._th.lower:
+            self._below_since = t if self._below_since is None else self._below_since
+        else:
+            self._below_since = None
+
+    def _fresh(self, t: float) -> bool:
+        return (
+            not self._device_lost
+            and self._last_sample_t is not None
+            and self._last_value_t is not None
+            and t - self._last_value_t <= self._th.stale_s
+        )
+
+    def _advance(self, t: float) -> None:
+        """Run the timers (dwell, recovery, step length, monitoring) up to `t`."""
+        if not self._fresh(t):
+            self._above_since = self._below_since = None
+        ok = self.monitoring_ok(t)
+        if ok != self._monitoring_reported:
+            self._monitoring_reported = ok
+            if ok:
+                self._emit("monitoring", Role.SYSTEM, "monitoring ok: arousal samples arriving")
+            elif not self._device_lost:
+                since = None if self._last_sample_t is None else t - self._last_sample_t
+                self._emit(
+                    "monitoring",
+                    Role.SYSTEM,
+                    f"monitoring lost: no arousal sample for {self._th.signal_timeout_s:g} s",
+                    {"since_s": since},
+                )
+        st = self._state
+        if st is S.EXPOSING:
+            assert self._step is not None
+            assert self._segment_start is not None
+            if not ok:
+                self._pause(
+                    PauseReason.SIGNAL_LOST,
+                    Role.SYSTEM,
+                    t,
+                    Trigger.SIGNAL_LOST,
+                    "monitoring lost during exposure",
+                    {"device_lost": self._device_lost, "last_sample_t": self._last_sample_t},
+                )
+            elif self._above_since is not None and t - self._above_since >= self._th.dwell_s:
+                self._pause(
+                    PauseReason.AROUSAL,
+                    Role.SYSTEM,
+                    t,
+                    Trigger.AROUSAL_HIGH,
+                    f"arousal at or above {self._th.upper:g} for {t - self._above_since:g} s",
+                    {
+                        "arousal": self._last_value,
+                        "upper": self._th.upper,
+                        "dwell_s": self._th.dwell_s,
+                        "above_since": self._above_since,
+                    },
+                )
+            elif t - self._segment_start >= self._th.max_step_s:
+                self._pause(
+                    PauseReason.STEP_TOO_LONG,
+                    Role.SYSTEM,
+                    t,
+                    Trigger.STEP_TOO_LONG,
+                    f"continuous exposure reached {self._th.max_step_s:g} s",
+                    {"segment_s": t - self._segment_start, "max_step_s": self._th.max_step_s},
+                )
+            elif (
+                self._p.options.auto_complete
+                and self._exposed(t) >= self._p.steps[self._step].planned_s
+            ):
+                self._complete(
+                    t,
+                    Role.SYSTEM,
+                    Trigger.PLANNED_TIME_REACHED,
+                    "planned exposure time reached",
+                )
+            elif self._p.checkins.every_s > 0:
+                last = self._last_periodic if self._last_periodic is not None else t
+                if t - last >= self._p.checkins.every_s:
+                    self._last_periodic = t
+                    self._checkin("periodic", self._step)
+        elif st in (S.PAUSED, S.GROUNDING) and self._paused_at is not None:
+            since = self._below_since
+            if since is not None and ok and t - max(since, self._paused_at) >= self._th.recovery_s:
+                self._recover(t)
+
+    def _recover(self, t: float) -> None:
+        assert self._paused_at is not None
+        assert self._step is not None
+        took = t - self._paused_at
+        if self._measure_recovery:
+            self._acc[self._step].recovery_times.append(took)
+            self._measure_recovery = False
+        self._go(
+            S.RECOVERED,
+            Trigger.RECOVERY,
+            Role.SYSTEM,
+            f"arousal below {self._th.lower:g} for {self._th.recovery_s:g} s",
+            {
+                "arousal": self._last_value,
+                "lower": self._th.lower,
+                "recovery_s": self._th.recovery_s,
+                "paused_at": self._paused_at,
+                "time_to_recover_s": took,
+            },
+        )
+        if self._p.checkins.after_recovery:
+            self._checkin("after_recovery", self._step)
+        if self._p.options.auto_offer and self._auto_resume_ok:
+            self._make_offer("resume", self._step, Role.SYSTEM, Trigger.OFFER_RESUME)
+
+    def _on_signal_lost(self, inp: SignalLost, t: float) -> None:
+        self._device_lost = True
+        # Samples from before the loss never vouch for monitoring after it comes back.
+        self._last_sample_t = None
+        self._above_since = self._below_since = None
+        self._emit(
+            "monitoring", Role.SYSTEM, f"signal lost{': ' + inp.detail if inp.detail else ''}"
+        )
+        self._monitoring_reported = False
+        self._advance(t)
+
+    def _on_signal_restored(self, inp: SignalRestored, t: float) -> None:
+        was_lost = self._device_lost
+        self._device_lost = False
+        self._emit(
+            "monitoring",
+            Role.SYSTEM,
+            "signal restored" if was_lost else "signal restored (was not lost)",
+            {"gap_s": inp.gap_s},
+        )
+        self._advance(t)
+
+    def _on_calibration(self, inp: CalibrationDone, t: float) -> None:
+        vals = {"ok": bool(inp.ok), "detail": inp.detail}
+        if inp.ok:
+            self._calibrated = True
+            self._calibration_failed = False
+            self._calibration_detail = inp.detail
+            if self._state is S.CALIBRATING:
+                self._go(S.READY, Trigger.CALIBRATION_OK, Role.SYSTEM, "calibration done", vals)
+                if self._p.options.auto_offer:
+                    nxt = self._next_pending_step()
+                    if nxt is not None:
+                        self._make_offer("step", nxt, Role.SYSTEM, Trigger.OFFER_STEP)
+            else:
+                self._emit("calibration", Role.SYSTEM, "calibration updated", vals)
+        else:
+            self._calibration_failed = not self._calibrated
+            self._calibration_detail = inp.detail
+            self._emit(
+                "calibration",
+                Role.SYSTEM,
+                f"calibration failed: {inp.detail or 'no reason given'}"
+                + (
+                    "; staying in calibration (retry, end, or offer a step explicitly)"
+                    if self._state is S.CALIBRATING
+                    else ""
+                ),
+                vals,
+            )
+        self._advance(t)
+
+    # ---- commands -------------------------------------------------------------------------------
+
+    def _close_segment(self, t: float) -> None:
+        if self._segment_start is not None and self._step is not None:
+            self._acc[self._step].exposed_s += t - self._segment_start
+        self._segment_start = None
+
+    def _exposed(self, t: float) -> float:
+        if self._step is None:
+            return 0.0
+        run = t - self._segment_start if self._segment_start is not None else 0.0
+        return self._acc[self._step].exposed_s + run
+
+    def _pause(
+        self,
+        reason: PauseReason,
+        actor: Role,
+        t: float,
+        trigger: Trigger,
+        why: str,
+        values: dict[str, Any] | None = None,
+    ) -> None:
+        st = self._state
+        vals = {"pause_reason": reason.value, **(values or {})}
+        if st is S.EXPOSING:
+            assert self._step is not None
+            self._close_segment(t)
+            acc = self._acc[self._step]
+            acc.pause_reasons.append(reason.value)
+            self._measure_recovery = True
+        else:
+            self._measure_recovery = False
+        self._offer = None
+        self._pause_reason = reason
+        self._paused_at = t
+        self._auto_resume_ok = reason in _SYSTEM_REASONS
+        ev = self._go(S.PAUSED, trigger, actor, why, vals)
+        self._last_pause_seq = ev.seq
+        if reason is PauseReason.AROUSAL:
+            self._start_guidance(self._preferred, t, Role.SYSTEM, Trigger.START_GROUNDING)
+
+    def _start_guidance(
+        self, tech: GroundingTechnique, t: float, actor: Role, trigger: Trigger | None
+    ) -> None:
+        self._guidance = make_guidance(tech, t, self._p.guidance.breathing)
+        g = self._guidance
+        vals: dict[str, Any] = {"technique": tech.value, "start_t": t}
+        if g.breathing is not None:
+            b = g.breathing
+            vals["breathing"] = [b.inhale_s, b.hold_in_s, b.exhale_s, b.hold_out_s]
+        if trigger is not None:
+            self._go(S.GROUNDING, trigger, actor, f"grounding: {tech.value}", vals)
+        else:
+            self._emit("guidance", actor, f"grounding: {tech.value}", vals)
+
+    def _on_pause(self, inp: Pause, role: Role, t: float) -> None:
+        st = self._state
+        reason = PauseReason.CLIENT if role is Role.CLIENT else PauseReason.THERAPIST
+        note = {"note": inp.note} if inp.note else {}
+        if st in (S.EXPOSING, S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED):
+            if st is S.STEP_OFFERED and self._offer is not None:
+                self._step = self._offer.step
+            self._pause(reason, role, t, Trigger.PAUSE, f"{role.value} paused", note)
+            return
+        # Already paused or nothing running: acknowledged and logged, never refused.
+        if st in (S.PAUSED, S.GROUNDING):
+            if role is Role.CLIENT or self._pause_reason is not PauseReason.CLIENT:
+                self._pause_reason = reason
+            self._auto_resume_ok = False
+        if (st, Trigger.PAUSE, st) not in ALLOWED:
+            raise SessionLogicError(f"no acknowledging pause row for state {st.value}")
+        ev = self._emit(
+            "pause_acknowledged",
+            role,
+            f"{role.value} paused: "
+            + ("already paused" if st in (S.PAUSED, S.GROUNDING) else "nothing is running"),
+            {"pause_reason": reason.value, **note},
+        )
+        self._last_pause_seq = ev.seq
+
+    def _make_offer(self, kind: str, step: int, actor: Role, trigger: Trigger) -> None:
+        target = S.RESUME_OFFERED if kind == "resume" else S.STEP_OFFERED
+        new_step = kind == "step"
+        if new_step and self._step is not None and self._step != step:
+            self._close_segment(self._t)
+        info = self._p.steps[step]
+        vals: dict[str, Any] = {"step": step, "title": info.title, "planned_s": info.planned_s}
+        if not self._calibrated:
+            vals["uncalibrated"] = True
+        ev = self._go(target, trigger, actor, f"{kind} offered: step {step} {info.title!r}", vals)
+        self._offer = _Offer(kind, step, ev.seq)
+        if new_step:
+            self._acc[step].offered = True
+            if self._p.checkins.at_step_start:
+                self._checkin("step_start", step)
+
+    def _on_offer(self, inp: OfferStep, t: float) -> None:
+        trigger, step = self._offer_target(inp.step)
+        kind = "resume" if trigger is Trigger.OFFER_RESUME else "step"
+        self._make_offer(kind, step, Role.THERAPIST, trigger)
+
+    def _on_consent(self, inp: Consent, t: float) -> None:
+        offer = self._offer
+        assert offer is not None
+        if offer.seq <= self._last_pause_seq:
+            raise SessionLogicError("an offer older than the last pause survived it")
+        new_step = offer.kind == "step"
+        self._step = offer.step
+        acc = self._acc[offer.step]
+        first = not acc.started
+        acc.started = True
+        self._offer = None
+        self._guidance = None
+        self._pause_reason = None
+        self._paused_at = None
+        self._segment_start = t
+        self._last_periodic = t
+        vals: dict[str, Any] = {
+            "step": offer.step,
+            "offer_seq": offer.seq,
+            "last_pause_seq": self._last_pause_seq,
+            "arousal": self._last_value,
+        }
+        what = "started" if new_step and first else ("restarted" if new_step else "resumed")
+        self._go(S.EXPOSING, Trigger.CONSENT, Role.CLIENT, f"client consented; step {what}", vals)
+        if self._last_value is not None and self._fresh(t):
+            acc.peak = self._last_value if acc.peak is None else max(acc.peak, self._last_value)
+
+    def _on_decline(self, t: float) -> None:
+        offer = self._offer
+        assert offer is not None
+        self._offer = None
+        self._auto_resume_ok = False
+        vals = {"step": offer.step, "offer": offer.kind}
+        if self._state is S.STEP_OFFERED:
+            self._go(S.READY, Trigger.DECLINE, Role.CLIENT, "client declined the step", vals)
+        else:
+            self._go(S.PAUSED, Trigger.DECLINE, Role.CLIENT, "client declined to resume", vals)
+
+    def _complete(self, t: float, actor: Role, trigger: Trigger, why: str) -> None:
+        assert self._step is not None
+        self._close_segment(t)
+        self._offer = None
+        step = self._step
+        acc = self._acc[step]
+        acc.completed = True
+        self._pause_reason = None
+        self._paused_at = None
+        self._go(
+            S.STEP_COMPLETE,
+            trigger,
+            actor,
+            why,
+            {"step": step, "exposed_s": acc.exposed_s, "peak_arousal": acc.peak},
+        )
+        if self._p.checkins.at_step_end:
+            self._checkin("step_end", step)
+        if self._p.options.auto_offer:
+            nxt = self._next_pending_step()
+            if nxt is None:
+                self._go(S.DEBRIEF, Trigger.ALL_STEPS_DONE, Role.SYSTEM, "every step is complete")
+            else:
+                self._make_offer("step", nxt, Role.SYSTEM, Trigger.OFFER_STEP)
+
+    def _on_end(self, t: float) -> None:
+        if self._state is S.DEBRIEF:
+            self._guidance = None
+            self._go(S.ENDED, Trigger.END, Role.THERAPIST, "session ended")
+            return
+        self._close_segment(t)
+        self._offer = None
+        self._go(S.DEBRIEF, Trigger.END, Role.THERAPIST, "therapist moved to debrief")
+
+    def _on_adjust(self, inp: AdjustThresholds, t: float) -> None:
+        new = self._adjusted(inp)
+        old = self._th
+        self._th = new
+        names = ("upper", "lower", "dwell_s", "recovery_s", "max_step_s")
+        # A run only continues if the newest value still qualifies under the new thresholds.
+        if self._last_value is not None and self._fresh(t):
+            if self._last_value < new.upper:
+                self._above_since = None
+            elif self._above_since is None:
+                self._above_since = t
+            if self._last_value >= new.lower:
+                self._below_since = None
+            elif self._below_since is None:
+                self._below_since = t
+        self._emit(
+            "thresholds",
+            Role.THERAPIST,
+            "therapist adjusted thresholds",
+            {
+                "old": {n: getattr(old, n) for n in names},
+                "new": {n: getattr(new, n) for n in names},
+            },
+        )
+        self._advance(t)
+
+    def _on_suds(self, inp: SudsAnswer, t: float) -> None:
+        prompts = tuple(p for p, _ in self._pending)
+        for prompt, step in self._pending:
+            if step is None:
+                continue
+            acc = self._acc[step]
+            if prompt == "step_start":
+                acc.suds_before = inp.value
+            elif prompt == "step_end":
+                acc.suds_after = inp.value
+        steps = [step for _, step in self._pending if step is not None]
+        step_index = steps[-1] if steps else self._step
+        rec = SudsRecord(t=t, value=inp.value, prompts=prompts, step_index=step_index)
+        self._pending = []
+        self._suds.append(rec)
+        self._emit(
+            "checkin",
+            Role.CLIENT,
+            f"SUDS {inp.value}" + (f" ({', '.join(prompts)})" if prompts else " (unprompted)"),
+            {"suds": inp.value, "prompts": list(prompts), "step": step_index},
+        )
+
+    def _on_choose(self, inp: ChooseGrounding, t: float) -> None:
+        tech = self._technique(inp.technique)
+        self._preferred = tech
+        st = self._state
+        if st is S.EXPOSING:
+            self._pause(PauseReason.CLIENT, Role.CLIENT, t, Trigger.PAUSE, "client chose grounding")
+            self._start_guidance(tech, t, Role.CLIENT, Trigger.CHOOSE_GROUNDING)
+        elif st in (S.PAUSED, S.GROUNDING):
+            self._start_guidance(tech, t, Role.CLIENT, Trigger.CHOOSE_GROUNDING)
+        else:
+            self._start_guidance(tech, t, Role.CLIENT, None)
+
+    # ---- views ----------------------------------------------------------------------------------
+
+    def _step_status(self, i: int) -> str:
+        acc = self._acc[i]
+        if self._offer is not None and self._offer.step == i and self._offer.kind == "step":
+            return "offered"
+        if self._step == i and self._state is S.EXPOSING:
+            return "exposing"
+        if self._step == i and self._state in _PAUSED_STATES:
+            return "paused"
+        if acc.completed:
+            return "completed"
+        if acc.started:
+            return "left"
+        return "pending"
+
+    def _consent_text(self) -> str | None:
+        if self._offer is None:
+            return None
+        step = self._p.steps[self._offer.step]
+        n = len(self._p.steps)
+        mins = step.planned_s / 60.0
+        dur = f"about {mins:.0f} min" if mins >= 1 else f"about {step.planned_s:.0f} s"
+        if self._offer.kind == "resume":
+            text = f"Would you like to continue step {self._offer.step + 1} of {n}: {step.title}?"
+        else:
+            text = (
+                f"Step {self._offer.step + 1} of {n}: {step.title} ({dur}). {step.description} "
+                "Would you like to begin?"
+            )
+        if not self._calibrated:
+            text += " Calibration did not succeed, so automatic pausing may not work."
+        return text + " You can pause at any moment."
+
+    def progress(self) -> tuple[StepProgress, ...]:
+        """Per-step measured progress so far (the running segment included)."""
+        out = []
+        for i, (step, acc) in enumerate(zip(self._p.steps, self._acc, strict=True)):
+            exposed = acc.exposed_s
+            if i == self._step and self._segment_start is not None:
+                exposed += self._t - self._segment_start
+            out.append(_progress(i, step, acc, exposed))
+        return tuple(out)
+
+    def summary(self) -> SessionSummary:
+        """The session's measured progress (call at any time; final once ended)."""
+        steps = self.progress()
+        reasons: dict[str, int] = {}
+        recov: list[float] = []
+        for s in steps:
+            recov.extend(s.recovery_times_s)
+            for r in s.pause_reasons:
+                reasons[r] = reasons.get(r, 0) + 1
+        return SessionSummary(
+            client_id=self._client_id,
+            protocol_name=self._p.name,
+            started_t=self._t0,
+            ended_t=self._t,
+            final_state=self._state.value,
+            steps=steps,
+            suds=tuple(self._suds),
+            total_exposed_s=sum(s.exposed_s for s in steps),
+            total_pauses=sum(s.pauses for s in steps),
+            pauses_by_reason=tuple(sorted(reasons.items())),
+            mean_recovery_s=sum(recov) / len(recov) if recov else None,
+            completed_steps=sum(1 for s in steps if s.completed),
+        )
+
+    def snapshot(self) -> SessionSnapshot:
+        """The session as screens and recordings see it at the newest time."""
+        t = self._t
+        th = self._th
+        fresh = self._fresh(t)
+        dwell = 0.0
+        if self._above_since is not None and fresh:
+            dwell = 1.0 if th.dwell_s <= 0 else min(1.0, (t - self._above_since) / th.dwell_s)
+        recovery = 0.0
+        if self._state is S.RECOVERED or self._state is S.RESUME_OFFERED:
+            recovery = 1.0
+        elif self._below_since is not None and self._paused_at is not None and fresh:
+            run = t - max(self._below_since, self._paused_at)
+            recovery = 1.0 if th.recovery_s <= 0 else min(1.0, max(0.0, run / th.recovery_s))
+        steps = tuple(
+            StepInfo(i, s.title, s.description, s.planned_s, s.suds_anchors, self._step_status(i))
+            for i, s in enumerate(self._p.steps)
+        )
+        step_index = self._offer.step if self._offer is not None else self._step
+        return SessionSnapshot(
+            t=t,
+            client_id=self._client_id,
+            protocol_name=self._p.name,
+            state=self._state,
+            step_index=step_index,
+            steps=steps,
+            pause_reason=self._pause_reason,
+            thresholds=th,
+            guidance=self._guidance,
+            consent_needed=self._consent_text(),
+            checkin_due=self._pending[0][0] if self._pending else None,
+            monitoring_ok=self.monitoring_ok(t),
+            last_arousal=self._last_value,
+            last_arousal_t=self._last_value_t,
+            seq=self._seq,
+            state_since_t=self._state_since,
+            started_t=self._t0,
+            offer=self._offer.kind if self._offer is not None else None,
+            checkins_pending=tuple(p for p, _ in self._pending),
+            device_connected=not self._device_lost,
+            calibrated=self._calibrated,
+            calibration_failed=self._calibration_failed,
+            calibration_detail=self._calibration_detail,
+            arousal_pausing=self._calibrated,
+            exposed_s=self._exposed(t),
+            segment_s=t - self._segment_start if self._segment_start is not None else 0.0,
+            paused_since=self._paused_at,
+            dwell_progress=dwell,
+            recovery_progress=recovery,
+            preferred_grounding=self._preferred,
+            grounding_menu=self._p.guidance.grounding,
+            progress=self.progress(),
+            suds=tuple(self._suds),
+        )
+
+
+def _progress(i: int, step: Step, acc: _StepAcc, exposed: float) -> StepProgress:
+    return StepProgress(
+        index=i,
+        title=step.title,
+        offered=acc.offered,
+        started=acc.started,
+        completed=acc.completed,
+        exposed_s=exposed,
+        peak_arousal=acc.peak,
+        pauses=len(acc.pause_reasons),
+        pause_reasons=tuple(acc.pause_reasons),
+        recovery_times_s=tuple(acc.recovery_times),
+        suds_before=acc.suds_before,
+        suds_after=acc.suds_after,
+    )
