@@ -32,6 +32,7 @@ from biofeedback.exposure.rules import (
     Transition,
     Trigger,
     may_send,
+    role_table_markdown,
     transition_mermaid,
     transition_table_markdown,
 )
@@ -117,6 +118,7 @@ __all__ = [
     "parse_protocol",
     "phase_at",
     "phases",
+    "role_table_markdown",
     "threshold_problems",
     "transition_mermaid",
     "transition_table_markdown",

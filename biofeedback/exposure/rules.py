@@ -222,3 +222,12 @@ def transition_mermaid() -> str:
             lines.append(f"    {key[0]} --> {key[1]}: {', '.join(labels[key])}")
     lines.append("    ended --> [*]")
     return "\n".join(lines)
+
+
+def role_table_markdown() -> str:
+    """Who may send which command, as Markdown (what docs/session.md must contain)."""
+    lines = ["| command | client | therapist | system |", "|---|---|---|---|"]
+    for cmd, roles in ROLE_RULES.items():
+        marks = ["yes" if r in roles else "no" for r in (Role.CLIENT, Role.THERAPIST, Role.SYSTEM)]
+        lines.append(f"| {cmd.__name__} | " + " | ".join(marks) + " |")
+    return "\n".join(lines)
