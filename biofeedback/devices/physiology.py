@@ -58,11 +58,12 @@ class SimProfile:
     spontaneous_breathing_bpm: float = 14.0
     arousal_breathing_gain_bpm: float = 4.0  # faster breathing when aroused
     slow_breathing_bpm: float = 8.0  # paced rates at or below this speed recovery
+    paced_hr_drop_bpm: float = 3.0  # mean HR lowered this much while breathing slowly and paced
     breathing_follow_tau_s: float = 4.0  # how fast the client follows the pacer
     # arousal dynamics
     rise_tau_s: float = 20.0
     fall_tau_s: float = 45.0  # exposure stopped, breathing on one's own
-    paced_fall_tau_s: float = 20.0  # exposure stopped (or low), slow paced breathing
+    paced_fall_tau_s: float = 15.0  # exposure stopped (or low), slow paced breathing
     # ectopy
     ectopic_per_min: float = 0.4
     ectopic_prematurity: float = 0.65
@@ -107,6 +108,7 @@ class SimProfile:
             "ectopic_per_min",
             "battery_drain_pct_per_h",
             "arousal_breathing_gain_bpm",
+            "paced_hr_drop_bpm",
         )
         for name in non_negative:
             if getattr(self, name) < 0:
@@ -174,6 +176,7 @@ class Physiology:
         self._lf_phase = float(self._rng.uniform(0.0, _TWO_PI))
         self._lf_hz = _RESONANCE_HZ
         self._drift = 0.0  # bpm offset of the resting HR (Ornstein-Uhlenbeck)
+        self._paced_relax = 0.0  # 0..1, how settled into slow paced breathing
         self._pending: SimBeat | None = None
         self._compensate_s: float | None = None  # the pause owed after a premature beat
 
@@ -206,7 +209,12 @@ class Physiology:
     def mean_hr_bpm(self) -> float:
         """The HR the model is centred on now (without RSA, LF and noise)."""
         p = self.profile
-        return p.resting_hr_bpm + self._drift + p.arousal_hr_gain_bpm * self._arousal
+        return (
+            p.resting_hr_bpm
+            + self._drift
+            + p.arousal_hr_gain_bpm * self._arousal
+            - p.paced_hr_drop_bpm * self._paced_relax
+        )
 
     def rsa_amplitude_s(self, breathing_bpm: float, arousal: float) -> float:
         """RSA amplitude (half peak-to-peak, seconds) at a breathing rate and arousal."""
@@ -273,6 +281,10 @@ class Physiology:
         # Mayer waves: ~0.1 Hz with a wandering frequency
         self._lf_hz = min(0.12, max(0.08, self._lf_hz + float(self._rng.normal(0.0, 0.002))))
         self._lf_phase = (self._lf_phase + _TWO_PI * self._lf_hz * dt) % _TWO_PI
+
+        # slow paced breathing with a long exhale shifts the balance towards the vagus
+        want_relax = 1.0 if slow_paced else 0.0
+        self._paced_relax += (want_relax - self._paced_relax) * (1.0 - math.exp(-dt / 20.0))
 
         kd = math.exp(-dt / 60.0)
         self._drift = self._drift * kd + math.sqrt(1 - kd * kd) * p.drift_bpm * float(

@@ -329,3 +329,40 @@ def test_energy_expended_and_16_bit_hr_options() -> None:
     assert 5 <= len(present) <= 7  # every 10th notification
     assert present == sorted(present)
     assert present[-1] >= 3  # ~0.08 kJ/s for a minute
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_closed_loop_with_the_signal_pipeline_pauses_and_recovers(seed: int) -> None:
+    """The demo's story through the real parser and signal pipeline: calibrate, expose at 0.9,
+    pause when arousal stays above 60 for 5 s, breathe at 6/min, recover below 40 for 15 s
+    (the thresholds of config/protocols/demo.toml)."""
+    from biofeedback.signal import SignalConfig, SignalPipeline
+
+    emu = StrapEmulator("Sim", start_t=0.0, seed=seed)
+    emu.start()
+    pipe = SignalPipeline(SignalConfig(calibration_s=90.0))
+    pipe.start_calibration(0.0)
+    arousal: float | None = None
+    phase, since, t_exposed, t_paused, t_recovered = "calibrating", None, 0.0, None, None
+    while (t := emu.next_due()) < 600.0 and t_recovered is None:
+        for r in emu.step(t):
+            if isinstance(r, Notification):
+                for b in r.beats:
+                    arousal = pipe.push_rr(b.t, b.rr_ms, b.contact).arousal.value
+        if phase == "calibrating" and t >= 90.0:
+            pipe.finish_calibration(t, "client")
+            phase, t_exposed = "exposing", t
+            emu.set_stimulus(exposure=0.9, paced_breathing_bpm=None)
+        elif phase == "exposing":
+            since = (since or t) if arousal is not None and arousal > 60 else None
+            if since is not None and t - since >= 5.0:
+                phase, since, t_paused = "paused", None, t
+                emu.set_stimulus(exposure=0.0, paced_breathing_bpm=6.0)
+        elif phase == "paused":
+            since = (since or t) if arousal is not None and arousal < 40 else None
+            if since is not None and t - since >= 15.0:
+                t_recovered = t
+    assert t_paused is not None, "arousal never crossed 60 under exposure"
+    assert 15.0 <= t_paused - t_exposed <= 50.0
+    assert t_recovered is not None, "arousal never settled below 40 with paced breathing"
+    assert t_recovered - t_paused <= 100.0
