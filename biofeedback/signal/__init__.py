@@ -8,6 +8,7 @@ Importing this package is cheap: neurokit2 and scipy are imported only when firs
 from __future__ import annotations
 
 from biofeedback.signal.config import validate_config
+from biofeedback.signal.offline import OfflineResult, WindowArrays, compute_offline
 from biofeedback.signal.pipeline import SignalPipeline
 from biofeedback.signal.serialize import baseline_from_json, baseline_to_json
 from biofeedback.signal.types import (
@@ -29,11 +30,14 @@ __all__ = [
     "BeatUpdate",
     "CleanBeat",
     "FrequencyDomain",
+    "OfflineResult",
     "SignalConfig",
     "SignalPipeline",
     "SignalQuality",
     "TimeDomain",
+    "WindowArrays",
     "baseline_from_json",
     "baseline_to_json",
+    "compute_offline",
     "validate_config",
 ]
