@@ -1,0 +1,431 @@
+"""Both views in a real headless Chromium, fed by real payloads through a real Mosquitto.
+
+The test plays the session service: it publishes v1 payloads (built with the service's own
+encoders) and reads the commands the pages send from the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+from biofeedback.service import payloads
+from biofeedback.service.mqtt import IncomingMessage, MqttLink
+from biofeedback.service.topics import Topic, topic
+from biofeedback.signal.types import Arousal, ArousalBasis
+from biofeedback.web import WebConfig, create_app
+from biofeedback.web.app import client_url
+from tests.brokers import mosquitto_plain
+from tests.support import REPO_ROOT, free_port, require_binary
+from tests.web.conftest import LINK_SECRET, SECRET
+
+pytestmark = [pytest.mark.browser, pytest.mark.mosquitto]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+CLIENT = "c-7f3a"
+
+
+@dataclass
+class Stack:
+    base: str
+    app: web.Application
+    runner: web.AppRunner
+    service: MqttLink
+    browser: Any
+    commands: asyncio.Queue[IncomingMessage] = field(default_factory=asyncio.Queue)
+
+    def publish(self, kind: Topic, body: dict[str, Any], client: str = CLIENT) -> None:
+        payloads.validate(str(kind), body)
+        self.service.publish_kind(client, kind, body)
+
+    async def next_command(self, within: float = 3.0) -> tuple[IncomingMessage, dict[str, Any]]:
+        async with asyncio.timeout(within):
+            msg = await self.commands.get()
+        body = json.loads(msg.payload)
+        payloads.validate("command", body)
+        return msg, body
+
+
+@pytest.fixture
+async def stack() -> AsyncIterator[Stack]:
+    chromium = require_binary("chromium", "chromium")
+    from playwright.async_api import async_playwright
+
+    port = free_port()
+    async with mosquitto_plain() as broker, MqttLink(broker.settings(), "test-service") as service:
+        await service.subscribe(topic(CLIENT, Topic.CMD), qos=1)
+        cfg = WebConfig(
+            port=port, mqtt=broker.settings(), therapist_secret=SECRET, link_secret=LINK_SECRET
+        )
+        app = create_app(cfg)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        try:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                s = Stack(f"http://127.0.0.1:{port}", app, runner, service, browser)
+
+                async def collect() -> None:
+                    async for msg in service.messages():
+                        if msg.topic == topic(CLIENT, Topic.CMD):
+                            await s.commands.put(msg)
+
+                async with asyncio.TaskGroup() as tg:
+                    collector = tg.create_task(collect())
+                    try:
+                        yield s
+                    finally:
+                        collector.cancel()
+                        await browser.close()
+        finally:
+            await runner.cleanup()
+
+
+# ---- payloads the service would publish -------------------------------------------------------
+
+STEPS = [
+    ("Look at a drawing of a spider", 120.0),
+    ("Look at a photo of a spider", 180.0),
+    ("Watch a short spider video", 240.0),
+    ("Stand near a spider in a closed jar", 300.0),
+]
+
+
+def session(t: float, state: str, step: int | None, **extra: Any) -> dict[str, Any]:
+    steps = []
+    for i, (title, planned) in enumerate(STEPS):
+        status = "completed" if step is not None and i < step else "pending"
+        if i == step:
+            status = {"exposing": "exposing", "step_offered": "offered"}.get(state, "paused")
+        steps.append(
+            {
+                "index": i,
+                "title": title,
+                "description": "",
+                "planned_s": planned,
+                "suds_anchors": [],
+                "status": status,
+            }
+        )
+    body = {
+        "v": 1,
+        "t": t,
+        "client": CLIENT,
+        "state": state,
+        "step_index": step,
+        "steps": steps,
+        "pause_reason": extra.pop("pause_reason", None),
+        "thresholds": {"upper": 70.0, "lower": 45.0, "dwell_s": 10.0, "recovery_s": 60.0},
+        "consent_needed": extra.pop("consent_needed", None),
+        "checkin_due": extra.pop("checkin_due", None),
+        "offer": extra.pop("offer", None),
+        "monitoring_ok": True,
+        "suds": extra.pop("suds", []),
+    }
+    body.update(extra)
+    return body
+
+
+def metrics(t: float, hr: float, rmssd: float, quality: float = 0.95) -> dict[str, Any]:
+    return {
+        "v": 1,
+        "t": t,
+        "client": CLIENT,
+        "hr_bpm": hr,
+        "short": {
+            "window_s": 30.0,
+            "n": 30,
+            "mean_nn_ms": 60000.0 / hr,
+            "hr_bpm": hr,
+            "rmssd_ms": rmssd,
+            "sdnn_ms": rmssd * 1.2,
+            "pnn50_pct": 10.0,
+        },
+        "long": None,
+        "frequency": None,
+        "quality": {
+            "score": quality,
+            "corrected_share": 0.0,
+            "rejected_share": 0.0,
+            "contact": True,
+            "hrv_available": True,
+            "reason": None,
+        },
+    }
+
+
+def arousal(t: float, value: float | None) -> dict[str, Any]:
+    a = Arousal(
+        t=t,
+        value=value,
+        confidence=0.9 if value is not None else 0.0,
+        fast=value,
+        slow=value,
+        basis=ArousalBasis.HR_HRV if value is not None else ArousalBasis.UNKNOWN,
+        reason=None if value is not None else "no signal",
+    )
+    return payloads.arousal(CLIENT, a)
+
+
+def guidance(t: float, start_t: float) -> dict[str, Any]:
+    g = Guidance(
+        start_t=start_t,
+        technique=GroundingTechnique.PACED_BREATHING,
+        breathing=BreathingPattern(4.0, 0.0, 6.0, 0.0),
+        prompt="Breathe slowly with the circle. You are safe here.",
+    )
+    return payloads.guidance(CLIENT, t, g)
+
+
+async def therapist_page(stack: Stack, path: str = "/") -> Any:
+    page = await stack.browser.new_page(viewport={"width": 1400, "height": 1000})
+    await page.goto(f"{stack.base}{path}?token={SECRET}")
+    await page.wait_for_function("document.getElementById('conn').dataset.state === 'live'")
+    return page
+
+
+async def client_page(stack: Stack) -> Any:
+    page = await stack.browser.new_page(viewport={"width": 1024, "height": 768}, has_touch=True)
+    await page.goto(client_url(stack.app, CLIENT))
+    await page.wait_for_function("document.getElementById('conn').dataset.state === 'live'")
+    return page
+
+
+# ---- tests -------------------------------------------------------------------------------------
+
+
+async def test_request_without_secret_is_refused(stack: Stack) -> None:
+    page = await stack.browser.new_page()
+    resp = await page.goto(f"{stack.base}/")
+    assert page.url.startswith(f"{stack.base}/login")
+    assert resp.status == 200  # the login form, nothing else
+    assert await page.locator("#clients").count() == 0
+    resp = await page.goto(f"{stack.base}/api/overview")
+    assert resp.status == 401
+    resp = await page.goto(f"{stack.base}/t/{CLIENT}?token=wrong-secret")
+    assert page.url.startswith(f"{stack.base}/login")
+    # a WebSocket opened by a page from another origin (localhost vs 127.0.0.1) is refused
+    other = stack.base.replace("127.0.0.1", "localhost")
+    await page.goto(f"{other}/healthz")
+    ws_url = client_url(stack.app, CLIENT).replace("http://", "ws://") + "/ws"
+    opened = await page.evaluate(
+        """(url) => new Promise((resolve) => {
+             const ws = new WebSocket(url);
+             ws.onopen = () => resolve(true);
+             ws.onerror = () => resolve(false);
+           })""",
+        ws_url,
+    )
+    assert opened is False
+    await page.close()
+
+
+async def test_therapist_sees_live_values_within_two_seconds(stack: Stack) -> None:
+    t = time.time()
+    stack.publish(Topic.STATUS, payloads.online_status(CLIENT, t, battery_pct=81, device="H10"))
+    stack.publish(Topic.SESSION, session(t, "exposing", 1))
+    page = await therapist_page(stack)
+    await page.wait_for_selector(f"tr[data-client='{CLIENT}']")
+    t = time.time()
+    started = time.monotonic()
+    stack.publish(Topic.METRICS, metrics(t, 88.0, 31.0))
+    stack.publish(Topic.AROUSAL, arousal(t, 63.0))
+    row = page.locator(f"tr[data-client='{CLIENT}']")
+    await row.locator("[data-field='arousal']").filter(has_text="63").wait_for(timeout=2000)
+    await row.locator("[data-field='hr']").filter(has_text="88 bpm").wait_for(timeout=2000)
+    elapsed = time.monotonic() - started
+    assert elapsed < 2.0
+    assert await row.locator("[data-field='battery']").inner_text() == "81 %"
+    assert await row.locator("[data-field='state']").inner_text() == "exposing"
+    await page.close()
+
+
+async def test_pressing_pause_sends_a_pause_command(stack: Stack) -> None:
+    t = time.time()
+    stack.publish(Topic.SESSION, session(t, "exposing", 1))
+    page = await therapist_page(stack, f"/t/{CLIENT}")
+    await page.locator("#state").filter(has_text="exposing").wait_for(timeout=3000)
+    await page.click("#b-pause")
+    msg, body = await stack.next_command()
+    assert (body["cmd"], body["role"]) == ("pause", "therapist")
+    stack.service.reply(msg, CLIENT, payloads.reply(CLIENT, time.time(), body["id"], True, None))
+    stack.publish(Topic.SESSION, session(time.time(), "paused", 1, pause_reason="therapist"))
+    await page.locator("#replies .ok").filter(has_text="Pause: done").wait_for(timeout=3000)
+    await page.locator("#state").filter(has_text="paused").wait_for(timeout=3000)
+    await page.close()
+
+
+async def test_client_consent_prompt_and_consent_command(stack: Stack) -> None:
+    t = time.time()
+    text = "Step 2 of 4: Look at a photo of a spider (about 3 min). Would you like to begin?"
+    stack.publish(Topic.SESSION, session(t, "step_offered", 1, consent_needed=text, offer="step"))
+    page = await client_page(stack)
+    consent = page.locator("#consent")
+    await consent.wait_for(state="visible", timeout=3000)
+    assert "Look at a photo of a spider" in await page.locator("#consent-text").inner_text()
+    assert await page.locator("#b-pause").is_visible()
+    assert await page.locator("#numbers").is_hidden()  # numbers only when the client asks
+    await page.click("#b-consent")
+    msg, body = await stack.next_command()
+    assert (body["cmd"], body["role"]) == ("consent", "client")
+    stack.service.reply(msg, CLIENT, payloads.reply(CLIENT, time.time(), body["id"], True, None))
+    stack.publish(Topic.SESSION, session(time.time(), "exposing", 1))
+    await consent.wait_for(state="hidden", timeout=3000)
+    assert "Look at a photo of a spider" in await page.locator("#step").inner_text()
+    # the pause button is always there and sends a client pause
+    await page.click("#b-pause")
+    _, body = await stack.next_command()
+    assert (body["cmd"], body["role"]) == ("pause", "client")
+    await page.close()
+
+
+def expected_phase(start_t: float, now: float) -> tuple[str, float]:
+    period = 10.0  # 4 s in, 6 s out
+    pos = (now - start_t) % period
+    return ("inhale", pos) if pos < 4.0 else ("exhale", pos - 4.0)
+
+
+async def test_pacer_phase_follows_the_guidance_schedule(stack: Stack) -> None:
+    t = time.time()
+    start_t = t - 23.0  # mid-schedule: the page cannot be right by starting its own timer
+    stack.publish(Topic.SESSION, session(t, "grounding", 1, pause_reason="arousal"))
+    stack.publish(Topic.GUIDANCE, guidance(t, start_t))
+    stack.publish(Topic.AROUSAL, arousal(t, 72.0))
+    page = await client_page(stack)
+    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    checked = 0
+    for _ in range(12):
+        sample = await page.evaluate(
+            "() => { const d = document.getElementById('pacer').dataset;"
+            " return {phase: d.phase, elapsed: Number(d.elapsed), now: Number(d.now)}; }"
+        )
+        now = time.time()
+        # the page's idea of session time agrees with the service clock (here: wall time)
+        assert abs(sample["now"] - now) < 0.5, sample
+        phase, elapsed = expected_phase(start_t, sample["now"])
+        if min(elapsed, 4.0 - elapsed if phase == "inhale" else 6.0 - elapsed) > 0.05:
+            assert sample["phase"] == phase, (sample, phase, elapsed)
+            assert abs(sample["elapsed"] - elapsed) < 0.05, (sample, elapsed)
+            checked += 1
+        await asyncio.sleep(0.45)
+    assert checked >= 8
+    await page.close()
+
+
+async def test_connection_loss_is_shown_honestly(stack: Stack) -> None:
+    stack.publish(Topic.SESSION, session(time.time(), "exposing", 0))
+    page = await client_page(stack)
+    await stack.runner.cleanup()  # the dashboard goes away under the page
+    await page.wait_for_function(
+        "document.getElementById('conn').dataset.state === 'lost'", timeout=15000
+    )
+    assert "Connection lost" in await page.locator("#conn").inner_text()
+    await page.close()
+
+
+async def test_screenshots_of_both_views(stack: Stack) -> None:
+    """A realistic last five minutes: exposure, an arousal pause with grounding, a signal gap."""
+    now = time.time()
+    t0 = now - 300.0
+    stack.publish(
+        Topic.STATUS, payloads.online_status(CLIENT, now, battery_pct=84, device="Polar H10")
+    )
+    spans = [
+        (t0, "exposing", None),
+        (t0 + 150, "paused", "arousal"),
+        (t0 + 152, "grounding", "arousal"),
+    ]
+    for i, (ts, state, reason) in enumerate(spans):
+        stack.publish(
+            Topic.EVENT,
+            {
+                "v": 1,
+                "t": ts,
+                "client": CLIENT,
+                "source": "session",
+                "seq": i + 10,
+                "kind": "transition",
+                "actor": "system" if reason else "client",
+                "from_state": "step_offered" if i == 0 else spans[i - 1][1],
+                "to_state": state,
+                "reason": {
+                    None: "client consented to step 2",
+                    "arousal": "arousal 74 held above 70 for 10 s"
+                    if state == "paused"
+                    else "paced breathing 6/min",
+                }[reason],
+                "values": {"arousal": 74.2, "upper": 70.0} if state == "paused" else {},
+            },
+        )
+    for k in range(300):
+        ts = t0 + k
+        if 200 <= k < 215:  # strap lost contact: nothing arrives, the charts must show a gap
+            continue
+        x = k / 300.0
+        level = 40 + 36 * math.exp(-(((k - 148) / 40.0) ** 2)) + 6 * math.sin(k / 9.0)
+        if k > 160:
+            level -= 14 * (k - 160) / 140
+        hr = 72 + 0.35 * (level - 40) + 3 * math.sin(k / 5.0)
+        rmssd = 48 - 0.4 * (level - 40) + 4 * math.sin(k / 7.0) + 2 * x
+        stack.publish(Topic.METRICS, metrics(ts, hr, rmssd, 0.93))
+        stack.publish(Topic.AROUSAL, arousal(ts, max(0.0, min(100.0, level))))
+    stack.publish(
+        Topic.SESSION,
+        session(
+            now,
+            "grounding",
+            1,
+            pause_reason="arousal",
+            suds=[
+                {"t": t0 - 60, "value": 35, "prompts": ["step_start"], "step_index": 1},
+                {"t": t0 + 170, "value": 60, "prompts": ["after_pause"], "step_index": 1},
+            ],
+        ),
+    )
+    stack.publish(Topic.GUIDANCE, guidance(now, t0 + 152))
+    await stack.service.drain()
+
+    page = await therapist_page(stack, f"/t/{CLIENT}")
+    await page.locator("#state").filter(has_text="grounding").wait_for(timeout=5000)
+    await page.wait_for_function(
+        "Number(document.getElementById('c-hr').dataset.points) > 250", timeout=5000
+    )
+    # the 15 s without data is drawn as a break in each line, never bridged
+    runs = await page.evaluate("Number(document.getElementById('c-hr').dataset.runs)")
+    assert runs == 2
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "therapist.png"), full_page=True)
+    await page.close()
+
+    overview = await therapist_page(stack)
+    await overview.wait_for_selector(f"tr[data-client='{CLIENT}']")
+    await overview.screenshot(path=str(SCREENSHOTS / "overview.png"))
+    await overview.close()
+
+    page = await client_page(stack)
+    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    await page.wait_for_timeout(600)
+    await page.screenshot(path=str(SCREENSHOTS / "client.png"))
+    await page.close()
+    for name in ("therapist.png", "client.png", "overview.png"):
+        assert (SCREENSHOTS / name).stat().st_size > 10_000
