@@ -299,6 +299,25 @@ async def test_client_consent_prompt_and_consent_command(stack: Stack) -> None:
     await page.close()
 
 
+async def test_suds_slider_when_a_checkin_is_due(stack: Stack) -> None:
+    stack.publish(Topic.SESSION, session(time.time(), "exposing", 1, checkin_due="step_start"))
+    page = await client_page(stack)
+    panel = page.locator("#checkin")
+    await panel.wait_for(state="visible", timeout=3000)
+    await page.locator("#suds").fill("40")
+    assert await page.locator("#suds-value").inner_text() == "40"
+    await page.click("#b-suds")
+    msg, body = await stack.next_command()
+    assert (body["cmd"], body["role"], body["args"]) == ("suds", "client", {"value": 40})
+    stack.service.reply(msg, CLIENT, payloads.reply(CLIENT, time.time(), body["id"], True, None))
+    await panel.wait_for(state="hidden", timeout=3000)
+    # the service clears the prompt; a later prompt shows the slider again
+    stack.publish(Topic.SESSION, session(time.time(), "exposing", 1))
+    stack.publish(Topic.SESSION, session(time.time(), "exposing", 1, checkin_due="step_end"))
+    await panel.wait_for(state="visible", timeout=3000)
+    await page.close()
+
+
 def expected_phase(start_t: float, now: float) -> tuple[str, float]:
     period = 10.0  # 4 s in, 6 s out
     pos = (now - start_t) % period
@@ -403,6 +422,24 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
         ),
     )
     stack.publish(Topic.GUIDANCE, guidance(now, t0 + 152))
+    # two more clients for the overview: one calmly exposing, one whose service went away
+    for other, state, value, hr, battery in (
+        ("c-19bd", "exposing", 48.0, 81.0, 62),
+        ("c-a02e", "ready", 22.0, 66.0, 15),
+    ):
+        stack.publish(
+            Topic.STATUS,
+            payloads.online_status(other, now, battery_pct=battery, device="H10"),
+            other,
+        )
+        stack.publish(
+            Topic.SESSION,
+            {**session(now, state, 0 if state == "exposing" else None), "client": other},
+            other,
+        )
+        stack.publish(Topic.METRICS, {**metrics(now, hr, 40.0), "client": other}, other)
+        stack.publish(Topic.AROUSAL, {**arousal(now, value), "client": other}, other)
+    stack.publish(Topic.STATUS, payloads.offline_status("c-a02e", now), "c-a02e")
     await stack.service.drain()
 
     page = await therapist_page(stack, f"/t/{CLIENT}")
@@ -418,7 +455,9 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
     await page.close()
 
     overview = await therapist_page(stack)
-    await overview.wait_for_selector(f"tr[data-client='{CLIENT}']")
+    overview.set_default_timeout(5000)
+    await overview.set_viewport_size({"width": 1400, "height": 330})
+    await overview.wait_for_selector("tr[data-client='c-a02e']")
     await overview.screenshot(path=str(SCREENSHOTS / "overview.png"))
     await overview.close()
 

@@ -4,7 +4,7 @@
 (() => {
   const wsPath = location.pathname.replace(/\/+$/, "") + "/ws";
   const reduced = window.matchMedia("(prefers-reduced-motion: reduce)");
-  const st = { session: null, guidance: null, clock: null, checkin: null, answeredT: null, last: {} };
+  const st = { session: null, guidance: null, clock: null, checkin: null, answered: false, last: {} };
   const $ = (id) => document.getElementById(id);
 
   // ---- numbers (hidden unless the client turns them on) -------------------------------------
@@ -51,22 +51,31 @@
   }
 
   function checkinDue() {
+    // the session payload is authoritative when present: it clears the prompt once answered
+    if (st.session && "checkin_due" in st.session) return Boolean(st.session.checkin_due) && !st.answered;
     const c = st.checkin;
-    const sessionDue = st.session && st.session.checkin_due;
-    if (c && c.due && c.value == null && (st.answeredT == null || c.t > st.answeredT)) return true;
-    return Boolean(sessionDue) && st.answeredT == null;
+    return Boolean(c && c.due) && !st.answered;
   }
 
   function render() {
     const s = st.session || {};
     $("step").textContent = stepLine(s);
+    const agreed = $("agreed");
+    const showAgreed = s.step_title && ["paused", "grounding", "recovered"].includes(s.state);
+    agreed.hidden = !showAgreed;
+    if (showAgreed) agreed.textContent = "Your step, on hold: " + s.step_title;
+    const signal = $("signal");
+    const lost = s.monitoring_ok === false || s.device_connected === false;
+    signal.hidden = !lost;
+    if (lost) signal.textContent = "The heart-rate strap is not sending right now, so we are staying paused. Nothing is lost.";
     const consent = $("consent");
     consent.hidden = !s.consent_needed;
     if (s.consent_needed) {
       $("consent-text").textContent =
-        s.consent_for === "resume"
+        s.consent_text ||
+        (s.consent_for === "resume"
           ? "Would you like to go back to your step" + (s.step_title ? ": " + s.step_title : "") + "?"
-          : "Would you like to begin" + (s.step_title ? ": " + s.step_title : " the next step") + "?";
+          : "Would you like to begin" + (s.step_title ? ": " + s.step_title : " the next step") + "?");
     }
     $("checkin").hidden = !checkinDue();
     $("grounding").hidden = !(s.state === "paused" || s.state === "grounding");
@@ -140,7 +149,7 @@
   $("b-suds").onclick = async () => {
     const r = await act("suds", { value: Number(slider.value) }, "Sending…", "Thank you.", [$("b-suds")]);
     if (r.ok === true) {
-      st.answeredT = BF.sessionNow(st.clock) || Date.now() / 1000;
+      st.answered = true; // until the service says whether another check-in is due
       render();
     }
   };
@@ -162,9 +171,14 @@
     update(msg) {
       if (msg.clock) st.clock = msg.clock;
       if (msg.point) for (const k of ["hr", "arousal"]) if (k in msg.point && msg.kind !== "beat") st.last[k] = msg.point[k];
-      if (msg.kind === "session") st.session = msg.view;
-      else if (msg.kind === "guidance") st.guidance = msg.view;
-      else if (msg.kind === "checkin") st.checkin = msg.view;
+      if (msg.kind === "session") {
+        if (st.answered && !msg.view.checkin_due) st.answered = false;
+        st.session = msg.view;
+      } else if (msg.kind === "guidance") st.guidance = msg.view;
+      else if (msg.kind === "checkin") {
+        if (msg.view.due) st.answered = false;
+        st.checkin = msg.view;
+      }
       else if (msg.kind !== "metrics" && msg.kind !== "arousal" && msg.kind !== "beat") return;
       render();
     },

@@ -64,6 +64,8 @@
       })
     );
     const thr = (s && s.thresholds) || {};
+    renderNotice();
+    renderSuds();
     for (const [id, key] of [["t-upper", "upper"], ["t-lower", "lower"], ["t-dwell", "dwell_s"], ["t-recovery", "recovery_s"]]) {
       const input = document.getElementById(id);
       if (document.activeElement !== input && thr[key] != null) input.value = thr[key];
@@ -92,7 +94,9 @@
   }
 
   function renderSuds() {
-    const answers = st.checkins.filter((c) => c.value != null);
+    // the session's own record of answers is authoritative; check-in events fill in before it arrives
+    const fromSession = (st.session && st.session.suds) || [];
+    const answers = fromSession.length ? fromSession : st.checkins.filter((c) => c.value != null);
     document.getElementById("no-suds").hidden = answers.length > 0;
     document.querySelector("#suds tbody").replaceChildren(
       ...answers.slice(-30).reverse().map((c) =>
@@ -101,10 +105,27 @@
           {},
           BF.el("td", { class: "num", text: BF.fmtClock(c.t) }),
           BF.el("td", { text: c.step_index != null ? "step " + (c.step_index + 1) : "" }),
+          BF.el("td", { text: (c.prompts || []).join(", ").replaceAll("_", " ") }),
           BF.el("td", { class: "num", "data-field": "suds", text: "SUDS " + BF.fmt(c.value) })
         )
       )
     );
+  }
+
+  function renderNotice() {
+    const s = st.session || {};
+    const notes = [];
+    if (st.status && st.status.online === false) notes.push(["bad", "Service offline" + (st.status.reason ? ": " + st.status.reason : "")]);
+    if (s.monitoring_ok === false) notes.push(["bad", "Monitoring lost: exposure is held paused until the signal returns"]);
+    if (s.device_connected === false) notes.push(["bad", "Strap disconnected"]);
+    if (s.calibrated === false && s.calibration_detail) notes.push(["warn", "Calibration: " + s.calibration_detail]);
+    if (s.consent_needed) notes.push(["info", "Waiting for the client's consent: " + (s.consent_text || s.consent_for)]);
+    if (s.checkin_due) notes.push(["info", "SUDS check-in due" + (s.checkin_prompt ? " (" + s.checkin_prompt.replaceAll("_", " ") + ")" : "")]);
+    if (s.state === "exposing" && s.dwell_progress > 0) notes.push(["warn", "Above the pause threshold: " + Math.round(s.dwell_progress * 100) + " % of the dwell time"]);
+    if ((s.state === "paused" || s.state === "grounding") && s.recovery_progress > 0) notes.push(["info", "Recovering: " + Math.round(s.recovery_progress * 100) + " % of the recovery time"]);
+    const box = document.getElementById("notices");
+    box.replaceChildren(...notes.map(([cls, text]) => BF.el("div", { class: "notice " + cls, text })));
+    box.hidden = notes.length === 0;
   }
 
   function renderCharts() {
@@ -198,6 +219,7 @@
         renderSession();
       } else if (msg.kind === "status") {
         st.status = msg.view;
+        renderNotice();
       } else if (msg.kind === "event") {
         st.events.push(msg.view);
         if (st.events.length > 300) st.events.shift();
