@@ -1,10 +1,11 @@
 """Spectral HRV over a 60-300 s window, recomputed at a bounded cadence.
 
 The method follows neurokit2's `hrv_frequency` (Welch defaults): the RR series is resampled on
-an even grid by quadratic interpolation, its mean removed, and a Welch periodogram with Hann
-windows of half the series length, 50 % overlap and 2x zero padding is integrated over the
-bands with the trapezoid rule. We resample at 4 Hz instead of 100 Hz (25x cheaper, bands stop
-at 0.5 Hz); docs/arousal.md gives the measured agreement. scipy is imported lazily.
+an even 100 Hz grid by quadratic interpolation (as neurokit2), its mean removed, and a Welch
+periodogram with Hann windows of half the series length, 50 % overlap and 2x zero padding is
+integrated over the bands with the trapezoid rule. Unlike neurokit2 we never drop bins below
+4/T Hz (it does, which truncates LF on windows under 100 s); docs/arousal.md gives the
+measured agreement. scipy is imported lazily.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ LF_BAND = (0.04, 0.15)
 HF_BAND = (0.15, 0.4)
 BREATHING_BAND = (0.07, 0.5)  # 4.2-30 breaths/min
 TOTAL_BAND = (0.04, 0.4)
-RESAMPLE_HZ = 4.0
+RESAMPLE_HZ = 100.0
 MIN_SPAN_S = 60.0
 
 

@@ -129,7 +129,9 @@ def _windows(
     """Metrics per accepted beat over `window_s`; also (lo, corrected count) per beat."""
     m = len(ta)
     j = np.arange(m, dtype=np.int64)
-    lo = np.maximum(np.searchsorted(ta, ta - window_s, side="right").astype(np.int64), seg)
+    lo = np.searchsorted(ta, ta - window_s, side="right").astype(np.int64)
+    # the stream always keeps the newest beat, even when t - window_s rounds to t
+    lo = np.minimum(np.maximum(lo, seg), j)
     d = cor.known_upto
     xf = cor.final
     # final part [lo, fe), raw part [rs, j]

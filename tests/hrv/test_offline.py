@@ -113,7 +113,8 @@ def test_offline_equals_streaming_without_baseline_or_correction() -> None:
 def test_offline_frequency_matches_streaming() -> None:
     t, rr = rr_series(200, seed=8)
     p = SignalPipeline()
-    got = [(i, u.frequency) for i, u in enumerate(p.push_rr(a, b) for a, b in zip(t, rr, strict=False))]
+    ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
+    got = [(i, u.frequency) for i, u in enumerate(ups)]
     stream_f = [(i, f) for i, f in got if f is not None]
     off = compute_offline(t, rr, frequency=True)
     assert len(stream_f) > 50
