@@ -148,7 +148,8 @@ class SimBeat:
     breathing_bpm: float
 
 
-def _check_stimulus(exposure: float, paced_breathing_bpm: float | None) -> None:
+def check_stimulus(exposure: float, paced_breathing_bpm: float | None) -> None:
+    """Raise `ConfigError` unless exposure is in 0..1 and the paced rate None or 2..30/min."""
     if not (math.isfinite(exposure) and 0.0 <= exposure <= 1.0):
         raise ConfigError(f"exposure intensity must be a number in 0..1, got {exposure!r}")
     if paced_breathing_bpm is not None and not (
@@ -186,7 +187,7 @@ class Physiology:
 
         Applies to beats not yet generated.
         """
-        _check_stimulus(exposure, paced_breathing_bpm)
+        check_stimulus(exposure, paced_breathing_bpm)
         self._exposure = float(exposure)
         self._paced = None if paced_breathing_bpm is None else float(paced_breathing_bpm)
 

@@ -20,15 +20,16 @@ import collections
 import logging
 import math
 from collections.abc import AsyncIterator
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 
 from biofeedback.clock import Clock
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.physiology import Physiology, SimBeat, SimProfile, _check_stimulus
+from biofeedback.devices.physiology import Physiology, SimBeat, SimProfile, check_stimulus
 from biofeedback.devices.timing import BeatTimer
 from biofeedback.devices.types import (
+    Device,
     DeviceEvent,
     DeviceEventKind,
     DeviceInfo,
@@ -322,7 +323,7 @@ class SimulatedStrap:
 
     def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
         """Exposure intensity 0..1 now, and the pacer's rate (None when no guidance runs)."""
-        _check_stimulus(exposure, paced_breathing_bpm)
+        check_stimulus(exposure, paced_breathing_bpm)
         self._stimulus = (exposure, paced_breathing_bpm)
         if self._emulator is not None:
             self._emulator.set_stimulus(exposure=exposure, paced_breathing_bpm=paced_breathing_bpm)
@@ -353,3 +354,9 @@ class SimulatedStrap:
                 return
             for r in emu.step(due):
                 yield r
+
+
+if TYPE_CHECKING:  # mypy proves the simulated strap fits the device seam
+
+    def _is_a_device(strap: SimulatedStrap) -> Device:
+        return strap

@@ -6,6 +6,8 @@ import asyncio
 import itertools
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.hrm import parse_heart_rate_measurement
@@ -366,3 +368,53 @@ def test_closed_loop_with_the_signal_pipeline_pauses_and_recovers(seed: int) -> 
     assert 15.0 <= t_paused - t_exposed <= 50.0
     assert t_recovered is not None, "arousal never settled below 40 with paced breathing"
     assert t_recovered - t_paused <= 100.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    hr=st.floats(45.0, 110.0),
+    exposure=st.floats(0.0, 1.0),
+    paced=st.none() | st.floats(4.0, 20.0),
+    dropout=st.none() | st.floats(10.0, 40.0),
+    contact=st.none() | st.floats(10.0, 40.0),
+    hr_only=st.booleans(),
+)
+def test_any_profile_gives_parseable_ordered_readings(
+    seed: int,
+    hr: float,
+    exposure: float,
+    paced: float | None,
+    dropout: float | None,
+    contact: float | None,
+    hr_only: bool,
+) -> None:
+    profile = SimProfile(
+        resting_hr_bpm=hr,
+        dropout_every_s=dropout,
+        dropout_len_s=4.0,
+        contact_loss_every_s=contact,
+        hr_only=hr_only,
+    )
+    emu = StrapEmulator("Sim", start_t=0.0, seed=seed, profile=profile)
+    emu.set_stimulus(exposure=exposure, paced_breathing_bpm=paced)
+    rs = emu.start()
+    while (due := emu.next_due()) <= 90.0:
+        rs.extend(emu.step(due))
+    ts = [r.t for r in rs]
+    assert ts == sorted(ts)
+    beat_t = [b.t for n in _notifications(rs) for b in n.beats]
+    assert all(b > a for a, b in itertools.pairwise(beat_t))
+    for n in _notifications(rs):
+        assert n.error is None
+        assert parse_heart_rate_measurement(n.payload) == n.measurement
+    kinds = [e.kind for e in _events(rs)]
+    # lost/restored and contact lost/restored strictly alternate
+    link = [k for k in kinds if k in {"signal_lost", "signal_restored"}]
+    assert link == ["signal_lost", "signal_restored"] * (len(link) // 2) + (
+        ["signal_lost"] if len(link) % 2 else []
+    )
+    skin = [k for k in kinds if k in {"contact_lost", "contact_restored"}]
+    assert skin == ["contact_lost", "contact_restored"] * (len(skin) // 2) + (
+        ["contact_lost"] if len(skin) % 2 else []
+    )
