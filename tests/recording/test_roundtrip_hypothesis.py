@@ -117,6 +117,7 @@ def test_any_input_sequence_round_trips(raw: list[Any]) -> None:
     assert [i for _, i in back] == items
 
 
+@settings(max_examples=40, deadline=None)
 @given(st.data())
 def test_every_cell_round_trips(data: st.DataObject) -> None:
     for spec in TABLE_BY_NAME.values():
