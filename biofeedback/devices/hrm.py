@@ -17,6 +17,13 @@ A payload shorter than its flags require, or with an odd number of trailing RR b
 `ParseError` naming the problem. Values are decoded as sent; physiological plausibility (an RR of
 0 or 60 s) is judged later, in `biofeedback.signal`, so one odd RR never costs the notification's
 HR.
+
+An odd-length RR field is refused as a whole, although its complete pairs could be read: over a
+real link it means the newest RR was cut short, and keeping the others would silently lose that
+beat and shift the reconstructed times of the rest (`timing.BeatTimer` counts back from the
+newest). The payload is kept in the error `Notification`, so nothing received is lost. (Captures
+printed from fixed-size buffers show such a stale trailing byte; our tests use them for this case.)
+Bytes after the HR/energy fields with the RR flag clear are refused for the same reason.
 """
 
 from __future__ import annotations
