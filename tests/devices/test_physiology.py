@@ -167,3 +167,24 @@ def test_bad_stimulus_is_refused_with_a_clear_error(exposure: float, paced: floa
 def test_bad_profile_names_the_field(kwargs: dict[str, float]) -> None:
     with pytest.raises(ConfigError, match=next(iter(kwargs))):
         SimProfile(**kwargs)  # type: ignore[arg-type]
+
+
+def _coherence_share(beats: list[SimBeat], t0: float, t1: float) -> float:
+    """Lomb-Scargle power within 0.1 +- 0.015 Hz as a share of 0.04-0.4 Hz (uneven beat times)."""
+    sel = [b for b in beats if t0 <= b.t < t1 and not b.ectopic]
+    t = np.array([b.t for b in sel])
+    rr = np.array([b.rr_s for b in sel])
+    f = np.linspace(0.04, 0.4, 721)
+    p = sps.lombscargle(t, rr - rr.mean(), 2 * np.pi * f)
+    return float(p[np.abs(f - 0.1) <= 0.015].sum() / p.sum())
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_paced_breathing_concentrates_power_at_0_1_hz(seed: int) -> None:
+    paced = _run([(30.0, 0.0, None), (300.0, 0.0, 6.0)], seed=seed)
+    spont = _run([(330.0, 0.0, None)], seed=seed)
+    assert _coherence_share(paced, 60.0, 330.0) > 0.5
+    assert _coherence_share(spont, 60.0, 330.0) < 0.3
+    # paced at 12/min moves the RSA peak to 0.2 Hz instead
+    fast = _run([(30.0, 0.0, None), (300.0, 0.0, 12.0)], seed=seed, profile=SimProfile(lf_ms=5.0))
+    assert _peak_hz(fast, 60.0, 330.0) == pytest.approx(0.2, abs=0.015)
