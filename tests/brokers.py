@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import socket
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from biofeedback.service.broker import (
     MosquittoTls,
     mosquitto_password_line,
 )
-from biofeedback.service.mqtt import MqttSettings
+from biofeedback.service.mqtt import MqttLink, MqttSettings
 from tests.support import require_binary
 
 # The ACL of config/mosquitto/acl.example, with the roles used by tests. Keep them in step.
@@ -81,6 +82,17 @@ class BrokerHandle:
             env={},
             **options,
         )
+
+
+def sever(link: MqttLink) -> None:
+    """Cut a link's TCP connection without an MQTT DISCONNECT (what a crash or a pulled cable
+    looks like to the broker); the link then reconnects by itself."""
+    client = link._client
+    assert client is not None, "link is not open"
+    sock = client.socket()
+    assert sock is not None, "link has no socket"
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -176,6 +176,7 @@ class MosquittoProcess:
         self.max_queued_messages = max_queued_messages
         self._own_dir = workdir is None
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bf-mosquitto-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -374,18 +375,19 @@ class EmbeddedBroker:
 
     async def _start_amqtt(self) -> None:
         try:
-            from amqtt.broker import Broker
             from amqtt.errors import BrokerError as AmqttBrokerError
+
+            from biofeedback.service.amqtt_fallback import FallbackBroker
         except ImportError as exc:
             raise BrokerError(f"neither mosquitto nor amqtt is available: {exc}") from exc
         port = self._port or pick_free_port(self.host)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
-            "plugins": {
-                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
-            },
+            # Not AnonymousAuthPlugin: amqtt keeps no offline QoS 1 messages for anonymous
+            # sessions (see amqtt_fallback.py).
+            "plugins": {"biofeedback.service.amqtt_fallback.LoopbackAuthPlugin": {}},
         }
-        broker = Broker(config)
+        broker = FallbackBroker(config)
         try:
             await broker.start()
         except (AmqttBrokerError, OSError) as exc:

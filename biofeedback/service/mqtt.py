@@ -38,7 +38,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from biofeedback.errors import BrokerError, ConfigError, ParseError
-from biofeedback.service.topics import Topic, delivery, topic
+from biofeedback.service.topics import Topic, delivery, reply_topic_ok, topic
 
 log = logging.getLogger(__name__)
 
@@ -465,6 +465,28 @@ class MqttLink:
         elif not retain:
             self._enqueue(out)
 
+    def reply(self, request: IncomingMessage, client_id: str, payload: Mapping[str, Any]) -> None:
+        """Answer a command: on its MQTT 5 response topic (with its correlation data) when that
+        lies under this client's `reply` topic, else on the plain `reply` topic."""
+        d = delivery(Topic.REPLY)
+        target = topic(client_id, Topic.REPLY)
+        if request.response_topic:
+            if reply_topic_ok(client_id, request.response_topic):
+                target = request.response_topic
+            else:
+                log.warning(
+                    "command response topic %r is not under %s; replying there instead",
+                    request.response_topic,
+                    target,
+                )
+        self.publish_json(
+            target,
+            payload,
+            qos=d.qos,
+            expiry_s=d.expiry_s,
+            correlation_data=request.correlation_data,
+        )
+
     async def subscribe(self, topic_filter: str, qos: int = 1) -> None:
         """Subscribe (kept across reconnects). BrokerError when the broker refuses it."""
         if self._closed:
@@ -574,31 +596,48 @@ class MqttLink:
             raise BrokerError(f"cannot reach MQTT broker {s.url}: {exc}") from exc
 
     def _clear_old_session_311(self) -> None:
-        """MQTT 3.1.1 has no 'clean on first connect only': connect once clean, then persistent."""
+        """MQTT 3.1.1 has no 'clean on the first connect only'. Probe with a persistent connect;
+        when an earlier run left a session (whose queued messages, such as an old consent, must
+        not be applied now), wipe it with a clean connect. The real connect is then persistent.
+
+        (Always connecting clean first would be simpler, but amqtt 0.12 then keeps the session
+        marked clean and stores no QoS 1 messages for it while it is offline.)
+        """
+        if self._probe_311(clean=False):
+            log.info("discarding an earlier run's MQTT session of %s", self.client_name)
+            self._probe_311(clean=True)
+
+    def _probe_311(self, *, clean: bool) -> bool:
+        """Connect and disconnect once; True when the broker said a session was present."""
         s = self.settings
         tmp = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_name,
             protocol=MQTTProtocolVersion.MQTTv311,
-            clean_session=True,
+            clean_session=clean,
         )
         tmp.connect_timeout = s.connect_timeout_s
         if s.username is not None:
             tmp.username_pw_set(s.username, s.password)
         if s.tls:
             self._setup_tls(tmp)
-        acked: list[bool] = []
-        tmp.on_connect = lambda *a: acked.append(True)
+        present: list[bool] = []
+
+        def on_connect(c: Any, u: Any, flags: paho.ConnectFlags, rc: ReasonCode, p: Any) -> None:
+            present.append(bool(flags.session_present) and not rc.is_failure)
+
+        tmp.on_connect = on_connect
         tmp.connect(s.host, s.port, s.keepalive_s)
         deadline = time.monotonic() + s.connect_timeout_s
         try:
-            while not acked and time.monotonic() < deadline:
+            while not present and time.monotonic() < deadline:
                 if tmp.loop(0.05) != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     break  # refused: the real connect reports why
         finally:
             tmp.disconnect()
             with contextlib.suppress(OSError):
                 tmp.loop(0.05)
+        return bool(present and present[0])
 
     async def _shutdown_client(self, client: paho.Client) -> None:
         client.disconnect()

@@ -1,0 +1,421 @@
+"""Commands arriving on `biofeedback/v1/<client-id>/cmd`: JSON in, exposure command dataclass out.
+
+Wire format (docs/mqtt.md, "Commands"; schema `schemas/command.json`):
+
+    {"v": 1, "id": "<unique>", "role": "client" | "therapist", "cmd": "<name>", "args": {...}}
+
+`parse_command` checks everything and raises `CommandError` naming what is wrong: bytes that are
+not UTF-8 JSON, a missing or unknown field, an unknown command, a bad argument, or a role that
+may not send that command (the role table is `biofeedback.exposure.rules.ROLE_RULES`). The time a
+command carries is the session time at which the service processes it, never the sender's.
+Whether a command fits the session's current state is the session's business, not this module's.
+
+Redelivered QoS 1 messages carry the same id: `CommandDeduper` makes sure each id is applied
+once and its reply repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from biofeedback.errors import CommandError
+from biofeedback.exposure.rules import ROLE_RULES, may_send
+from biofeedback.exposure.types import (
+    AdjustThresholds,
+    ChooseGrounding,
+    Command,
+    CompleteStep,
+    Consent,
+    Decline,
+    EndSession,
+    GroundingTechnique,
+    OfferStep,
+    Pause,
+    Role,
+    SudsAnswer,
+)
+from biofeedback.service import payloads
+from biofeedback.service.topics import SCHEMA_VERSION, Topic, topic, valid_client_id
+
+if TYPE_CHECKING:
+    from biofeedback.service.mqtt import IncomingMessage, MqttLink
+
+log = logging.getLogger(__name__)
+
+MAX_COMMAND_BYTES = 8192
+MAX_ID_CHARS = 128
+MAX_NOTE_CHARS = 500
+
+#: Wire name -> command dataclass.
+COMMANDS: Mapping[str, type] = {
+    "pause": Pause,
+    "consent": Consent,
+    "decline": Decline,
+    "offer_step": OfferStep,
+    "complete_step": CompleteStep,
+    "end": EndSession,
+    "adjust_thresholds": AdjustThresholds,
+    "suds": SudsAnswer,
+    "choose_grounding": ChooseGrounding,
+}
+#: Arguments each command accepts (all optional unless listed in _REQUIRED).
+_ARGS: Mapping[str, frozenset[str]] = {
+    "pause": frozenset({"note"}),
+    "consent": frozenset(),
+    "decline": frozenset(),
+    "offer_step": frozenset({"step"}),
+    "complete_step": frozenset(),
+    "end": frozenset(),
+    "adjust_thresholds": frozenset({"upper", "lower", "dwell_s", "recovery_s"}),
+    "suds": frozenset({"value"}),
+    "choose_grounding": frozenset({"technique"}),
+}
+_REQUIRED: Mapping[str, frozenset[str]] = {
+    "suds": frozenset({"value"}),
+    "choose_grounding": frozenset({"technique"}),
+}
+_TOP = frozenset({"v", "id", "role", "cmd", "args", "t"})
+_WIRE_ROLES = (Role.CLIENT.value, Role.THERAPIST.value)
+
+
+def allowed_commands(role: Role | str) -> tuple[str, ...]:
+    """Wire names of the commands `role` may send."""
+    return tuple(name for name, cls in COMMANDS.items() if may_send(role, cls))
+
+
+def _load(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    if isinstance(raw, str):
+        text = raw
+        size = len(raw.encode("utf-8", "surrogatepass"))
+    else:
+        data = bytes(raw)
+        size = len(data)
+        if size > MAX_COMMAND_BYTES:
+            raise CommandError(f"command of {size} bytes is too large (limit {MAX_COMMAND_BYTES})")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise CommandError(f"command is not UTF-8 text (byte {exc.start})") from exc
+    if size > MAX_COMMAND_BYTES:
+        raise CommandError(f"command of {size} bytes is too large (limit {MAX_COMMAND_BYTES})")
+    if not text.strip():
+        raise CommandError("command is empty")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(
+            f"command is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        ) from exc
+    except (ValueError, RecursionError) as exc:
+        raise CommandError(f"command is not usable JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise CommandError(f"command must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def command_id_of(raw: bytes | bytearray | memoryview | str) -> str | None:
+    """The "id" of a command when one can be read (for the error reply), else None."""
+    try:
+        value = _load(raw)
+    except CommandError:
+        return None
+    cid = value.get("id")
+    return cid if isinstance(cid, str) and 0 < len(cid) <= MAX_ID_CHARS else None
+
+
+def _number(args: Mapping[str, Any], key: str, cmd: str) -> float | None:
+    if key not in args:
+        return None
+    v = args[key]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise CommandError(f"{cmd}: args.{key} must be a number, got {json.dumps(v)[:40]}")
+    try:
+        f = float(v)
+    except OverflowError:
+        f = math.inf
+    if not math.isfinite(f):
+        raise CommandError(f"{cmd}: args.{key} must be a finite number")
+    return f
+
+
+def _integer(args: Mapping[str, Any], key: str, cmd: str, lo: int, hi: int | None) -> int | None:
+    if key not in args:
+        return None
+    v = args[key]
+    if isinstance(v, float) and v.is_integer() and math.isfinite(v):
+        v = int(v)
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise CommandError(f"{cmd}: args.{key} must be an integer, got {json.dumps(v)[:40]}")
+    if v < lo or (hi is not None and v > hi):
+        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+        raise CommandError(f"{cmd}: args.{key} must be {span}, got {v}")
+    return v
+
+
+def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) -> Command:
+    if cmd == "pause":
+        note = args.get("note", "")
+        if not isinstance(note, str) or len(note) > MAX_NOTE_CHARS:
+            raise CommandError(f"pause: args.note must be text of at most {MAX_NOTE_CHARS} chars")
+        return Pause(t=t, role=role, note=note, command_id=cid)
+    if cmd == "consent":
+        return Consent(t=t, role=role, command_id=cid)
+    if cmd == "decline":
+        return Decline(t=t, role=role, command_id=cid)
+    if cmd == "offer_step":
+        return OfferStep(t=t, role=role, step=_integer(args, "step", cmd, 0, None), command_id=cid)
+    if cmd == "complete_step":
+        return CompleteStep(t=t, role=role, command_id=cid)
+    if cmd == "end":
+        return EndSession(t=t, role=role, command_id=cid)
+    if cmd == "adjust_thresholds":
+        upper = _number(args, "upper", cmd)
+        lower = _number(args, "lower", cmd)
+        dwell = _number(args, "dwell_s", cmd)
+        recovery = _number(args, "recovery_s", cmd)
+        if upper is None and lower is None and dwell is None and recovery is None:
+            raise CommandError(
+                "adjust_thresholds: give at least one of upper, lower, dwell_s, recovery_s"
+            )
+        for name, v in (("upper", upper), ("lower", lower)):
+            if v is not None and not 0.0 <= v <= 100.0:
+                raise CommandError(f"adjust_thresholds: args.{name} must be 0..100, got {v:g}")
+        for name, v in (("dwell_s", dwell), ("recovery_s", recovery)):
+            if v is not None and v < 0.0:
+                raise CommandError(f"adjust_thresholds: args.{name} must be >= 0, got {v:g}")
+        if upper is not None and lower is not None and not lower < upper:
+            raise CommandError(
+                f"adjust_thresholds: lower ({lower:g}) must be below upper ({upper:g})"
+            )
+        return AdjustThresholds(
+            t=t,
+            role=role,
+            upper=upper,
+            lower=lower,
+            dwell_s=dwell,
+            recovery_s=recovery,
+            command_id=cid,
+        )
+    if cmd == "suds":
+        value = _integer(args, "value", cmd, 0, 100)
+        assert value is not None  # required, checked by the caller
+        return SudsAnswer(t=t, role=role, value=value, command_id=cid)
+    if cmd == "choose_grounding":
+        tech = args["technique"]
+        try:
+            technique = GroundingTechnique(tech)
+        except ValueError as exc:
+            options = ", ".join(g.value for g in GroundingTechnique)
+            raise CommandError(
+                f"choose_grounding: args.technique must be one of {options}, got "
+                f"{json.dumps(tech)[:40]}"
+            ) from exc
+        return ChooseGrounding(t=t, role=role, technique=technique, command_id=cid)
+    raise CommandError(f"unknown command {cmd!r}")  # unreachable: checked against COMMANDS
+
+
+def parse_command(
+    raw: bytes | bytearray | memoryview | str, *, t: float, client_id: str
+) -> Command:
+    """Decode one command for `client_id`, stamped with session time `t`.
+
+    Returns the exposure command dataclass (its `command_id` is the wire "id"); raises
+    CommandError naming what is wrong. Never raises anything else for any input.
+    """
+    value = _load(raw)
+    unknown = sorted(set(value) - _TOP)
+    if unknown:
+        raise CommandError(f"command has unknown field(s): {', '.join(unknown)}")
+    v = value.get("v")
+    if isinstance(v, bool) or v != SCHEMA_VERSION:
+        raise CommandError(f"command field 'v' must be {SCHEMA_VERSION}, got {json.dumps(v)[:20]}")
+    cid = value.get("id")
+    if not isinstance(cid, str) or not cid:
+        raise CommandError("command field 'id' must be a non-empty string")
+    if len(cid) > MAX_ID_CHARS or not cid.isprintable() or not cid.isascii() or " " in cid:
+        raise CommandError(
+            f"command 'id' must be 1-{MAX_ID_CHARS} printable ASCII chars, no spaces"
+        )
+    role_name = value.get("role")
+    if role_name not in _WIRE_ROLES:
+        raise CommandError(
+            "command field 'role' must be 'client' or 'therapist', "
+            f"got {json.dumps(role_name)[:40]}"
+        )
+    role = Role(role_name)
+    name = value.get("cmd")
+    if not isinstance(name, str) or name not in COMMANDS:
+        raise CommandError(
+            f"unknown command {json.dumps(name)[:40]}; commands are {', '.join(COMMANDS)}"
+        )
+    if not may_send(role, COMMANDS[name]):
+        raise CommandError(
+            f"role {role.value!r} may not send {name!r} (a {role.value} may send: "
+            f"{', '.join(allowed_commands(role))})"
+        )
+    args = value.get("args", {})
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise CommandError(f"{name}: field 'args' must be a JSON object")
+    extra = sorted(set(args) - _ARGS[name])
+    if extra:
+        allowed = ", ".join(sorted(_ARGS[name])) or "none"
+        raise CommandError(f"{name}: unknown argument(s) {', '.join(extra)} (allowed: {allowed})")
+    missing = sorted(_REQUIRED.get(name, frozenset()) - set(args))
+    if missing:
+        raise CommandError(f"{name}: missing argument(s) {', '.join(missing)}")
+    if "t" in value and (isinstance(value["t"], bool) or not isinstance(value["t"], int | float)):
+        raise CommandError("command field 't' must be a number when given")
+    log.debug("command %s %s from %s for %s", cid, name, role.value, client_id)
+    return _build(name, args, float(t), role, cid)
+
+
+# ---- replies and de-duplication -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandReply:
+    """The answer to one command (`reply` payload, schema `schemas/reply.json`)."""
+
+    id: str | None
+    ok: bool
+    error: str | None
+    t: float
+
+    def payload(self, client_id: str) -> dict[str, Any]:
+        """The JSON object published on the reply topic."""
+        return payloads.reply(client_id, self.t, self.id, self.ok, self.error)
+
+
+class CommandDeduper:
+    """Applies each command id once: remembers the reply of the last `capacity` ids.
+
+    `claim(id)` is True the first time an id is seen; a second delivery of an id that is still
+    being applied (claimed, no reply yet) or already answered is not applied again:
+    `seen(id)` returns the stored reply payload, if any, to repeat.
+    """
+
+    def __init__(self, capacity: int = 4096) -> None:
+        self.capacity = capacity
+        self._replies: collections.OrderedDict[str, dict[str, Any] | None] = (
+            collections.OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._replies)
+
+    def __contains__(self, command_id: object) -> bool:
+        return command_id in self._replies
+
+    def state(self, command_id: str) -> Literal["new", "pending", "done"]:
+        """Whether this id is new, claimed but unanswered, or answered."""
+        if command_id not in self._replies:
+            return "new"
+        return "pending" if self._replies[command_id] is None else "done"
+
+    def claim(self, command_id: str) -> bool:
+        """True (and the id is now taken) when this id was never seen; False for a repeat."""
+        if command_id in self._replies:
+            self._replies.move_to_end(command_id)
+            return False
+        self._replies[command_id] = None
+        while len(self._replies) > self.capacity:
+            self._replies.popitem(last=False)
+        return True
+
+    def seen(self, command_id: str) -> dict[str, Any] | None:
+        """The reply stored for this id, or None (never seen, or not answered yet)."""
+        return self._replies.get(command_id)
+
+    def remember(self, command_id: str, reply: dict[str, Any]) -> None:
+        """Store the reply for this id (claiming it if needed)."""
+        self._replies[command_id] = dict(reply)
+        self._replies.move_to_end(command_id)
+        while len(self._replies) > self.capacity:
+            self._replies.popitem(last=False)
+
+
+# ---- a ready-made command pump --------------------------------------------------------------
+
+
+async def serve_commands(
+    link: MqttLink,
+    client_id: str,
+    *,
+    now: Callable[[], float],
+    submit: Callable[[Command, Callable[[dict[str, Any]], None]], None],
+    deduper: CommandDeduper | None = None,
+) -> None:
+    """Subscribe to the client's `cmd` topic and hand each valid new command to `submit`.
+
+    `submit(command, reply)` must eventually call `reply(payload)` with the reply payload (e.g.
+    `payloads.command_reply(...)`). Junk gets an error reply and a log line; a redelivered id
+    gets its earlier reply again (or nothing while the first delivery is still being applied).
+    Runs until the link closes or the task is cancelled.
+    """
+    if not valid_client_id(client_id):
+        raise CommandError(f"client id {client_id!r} is not a valid pseudonym")
+    dedupe = deduper or CommandDeduper()
+    cmd_topic = topic(client_id, Topic.CMD)
+    await link.subscribe(cmd_topic, qos=1)
+    async for msg in link.messages():
+        if msg.topic != cmd_topic:
+            continue
+        handle_command_message(link, client_id, msg, now(), submit, dedupe)
+        await asyncio.sleep(0)
+
+
+def handle_command_message(
+    link: MqttLink,
+    client_id: str,
+    msg: IncomingMessage,
+    t: float,
+    submit: Callable[[Command, Callable[[dict[str, Any]], None]], None],
+    dedupe: CommandDeduper,
+) -> Command | None:
+    """One `cmd` message: parse, dedupe, submit; returns the command when it was submitted."""
+
+    def reply(payload: dict[str, Any]) -> None:
+        link.reply(msg, client_id, payload)
+
+    try:
+        cmd = parse_command(msg.payload, t=t, client_id=client_id)
+    except CommandError as exc:
+        cid = command_id_of(msg.payload)
+        log.warning("refused command %s for %s: %s", cid or "(no id)", client_id, exc)
+        reply(payloads.command_error(client_id, t, cid, str(exc)))
+        return None
+    if not dedupe.claim(cmd.command_id):
+        previous = dedupe.seen(cmd.command_id)
+        log.info("command %s delivered again: not applied twice", cmd.command_id)
+        if previous is not None:
+            reply(previous)
+        return None
+
+    def answer(payload: dict[str, Any]) -> None:
+        dedupe.remember(cmd.command_id, payload)
+        reply(payload)
+
+    submit(cmd, answer)
+    return cmd
+
+
+__all__ = [
+    "COMMANDS",
+    "ROLE_RULES",
+    "CommandDeduper",
+    "CommandReply",
+    "allowed_commands",
+    "command_id_of",
+    "handle_command_message",
+    "parse_command",
+    "serve_commands",
+]

@@ -1,0 +1,389 @@
+"""JSON payloads of the MQTT topic tree (docs/mqtt.md), one encoder per kind, each with a schema.
+
+Every payload is a JSON object with "v" (SCHEMA_VERSION), "t" (session-clock seconds of the thing
+it describes) and "client" (the pseudonymous client id). Each kind has a JSON Schema in
+`biofeedback/service/schemas/<kind>.json`; `validate(kind, payload)` checks one. Non-finite
+floats (NaN, inf) become null: they are not JSON.
+
+Kinds and topics: status -> `status`; beat, metrics, arousal -> their topics; session -> `session`;
+guidance -> `guidance`; event (session, device or service events, told apart by "source") ->
+`event` and, for check-ins, `checkin`; command -> `cmd` (in); reply -> `reply` or the MQTT 5
+response topic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import json
+import math
+import time
+from collections.abc import Mapping
+from importlib import resources
+from typing import Any, Protocol
+
+from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.errors import ParseError
+from biofeedback.exposure.types import Guidance, SessionEvent
+from biofeedback.service.topics import SCHEMA_VERSION, Topic
+from biofeedback.signal.types import (
+    Arousal,
+    BeatUpdate,
+    CleanBeat,
+    FrequencyDomain,
+    SignalQuality,
+    TimeDomain,
+)
+
+KINDS = (
+    "status",
+    "beat",
+    "metrics",
+    "arousal",
+    "session",
+    "guidance",
+    "event",
+    "checkin",
+    "command",
+    "reply",
+)
+
+
+def jsonable(value: Any) -> Any:
+    """A JSON-ready copy: dataclasses -> objects, enums -> values, NaN/inf -> null, bytes -> hex."""
+    if value is None or isinstance(value, bool | str | int):
+        return value.value if isinstance(value, enum.Enum) else value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, enum.Enum):
+        return jsonable(value.value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).hex()
+    if hasattr(value, "item"):  # numpy scalars
+        return jsonable(value.item())
+    return str(value)
+
+
+def _num(x: float | None) -> float | None:
+    return x if x is None or math.isfinite(x) else None
+
+
+def _head(client_id: str, t: float) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, "t": _num(float(t)), "client": client_id}
+
+
+# ---- status -------------------------------------------------------------------------------
+
+
+def online_status(client_id: str, t: float, **fields: Any) -> dict[str, Any]:
+    """Retained `status`: the service is up; extra fields (device, battery_pct, ...) as given."""
+    return {**_head(client_id, t), "online": True, **jsonable(fields)}
+
+
+def offline_status(
+    client_id: str, t: float | None = None, reason: str = "connection lost"
+) -> dict[str, Any]:
+    """Retained `status` saying offline: the last will, and what a clean shutdown publishes.
+
+    A will is registered at connect time, so its "t" is when the link connected, not when the
+    connection was lost; "reason" says which.
+    """
+    return {
+        **_head(client_id, time.time() if t is None else t),
+        "online": False,
+        "reason": reason,
+    }
+
+
+class StatusTracker:
+    """Accumulates device facts so each retained `status` carries all of them, not just the last.
+
+    (A retained message replaces the previous one, so a battery reading must not be lost when a
+    later contact event is published.)
+    """
+
+    def __init__(self, client_id: str) -> None:
+        self.client_id = client_id
+        self._fields: dict[str, Any] = {}
+
+    def update(self, e: DeviceEvent) -> dict[str, Any]:
+        """Fold one device event in and return the new status payload."""
+        self._fields.update(_status_fields(e))
+        return online_status(self.client_id, e.t, **self._fields)
+
+
+def _status_fields(e: DeviceEvent) -> dict[str, Any]:
+    f: dict[str, Any] = {"device": e.device, "last_device_event": e.kind.value}
+    k = e.kind
+    if k in (DeviceEventKind.CONNECTED, DeviceEventKind.SIGNAL_RESTORED):
+        f["signal"] = True
+    elif k in (DeviceEventKind.SIGNAL_LOST, DeviceEventKind.ENDED):
+        f["signal"] = False
+    elif k is DeviceEventKind.CONTACT_LOST:
+        f["contact"] = False
+    elif k is DeviceEventKind.CONTACT_RESTORED:
+        f["contact"] = True
+    if e.battery_pct is not None:
+        f["battery_pct"] = e.battery_pct
+    if e.info is not None:
+        f["device_info"] = jsonable(e.info)
+    return f
+
+
+def status_from_event(client_id: str, e: DeviceEvent) -> dict[str, Any]:
+    """Retained `status` from one device event (only what that event tells; see StatusTracker)."""
+    return online_status(client_id, e.t, **_status_fields(e))
+
+
+# ---- live samples -------------------------------------------------------------------------
+
+
+def _clean_beat(b: CleanBeat) -> dict[str, Any]:
+    return {
+        "t": _num(b.t),
+        "rr_ms": _num(b.rr_ms),
+        "raw_rr_ms": _num(b.raw_rr_ms),
+        "corrected": b.corrected,
+        "artifact": b.artifact,
+        "contact": b.contact,
+    }
+
+
+def beat(client_id: str, u: BeatUpdate) -> dict[str, Any]:
+    """`beat`: the newest input (a cleaned beat, a rejected RR or an HR-only sample)."""
+    b = u.beat
+    p = _head(client_id, u.t)
+    p.update(
+        {
+            "rr_ms": _num(b.rr_ms) if b else None,
+            "raw_rr_ms": _num(b.raw_rr_ms) if b else None,
+            "corrected": b.corrected if b else False,
+            "artifact": b.artifact if b else None,
+            "contact": b.contact if b else u.quality.contact,
+            "hr_bpm": _num(u.hr_bpm),
+            "rejected": u.rejected,
+            "revised": [_clean_beat(r) for r in getattr(u, "revised", ())],
+        }
+    )
+    return p
+
+
+def _time_domain(d: TimeDomain | None) -> dict[str, Any] | None:
+    return None if d is None else jsonable(d)
+
+
+def _frequency(d: FrequencyDomain | None) -> dict[str, Any] | None:
+    return None if d is None else jsonable(d)
+
+
+def _quality(q: SignalQuality) -> dict[str, Any]:
+    return {
+        "score": _num(q.score),
+        "corrected_share": _num(q.corrected_share),
+        "rejected_share": _num(q.rejected_share),
+        "contact": q.contact,
+        "hrv_available": q.hrv_available,
+        "reason": q.reason,
+    }
+
+
+def metrics(client_id: str, u: BeatUpdate) -> dict[str, Any]:
+    """`metrics`: HR and HRV over the short and long windows, spectra when recomputed, quality."""
+    return {
+        **_head(client_id, u.t),
+        "hr_bpm": _num(u.hr_bpm),
+        "short": _time_domain(u.short),
+        "long": _time_domain(u.long),
+        "frequency": _frequency(u.frequency),
+        "quality": _quality(u.quality),
+    }
+
+
+def arousal(client_id: str, a: Arousal) -> dict[str, Any]:
+    """`arousal`: the estimate (value null = unknown, with the reason)."""
+    return {
+        **_head(client_id, a.t),
+        "value": _num(a.value),
+        "confidence": _num(a.confidence),
+        "fast": _num(a.fast),
+        "slow": _num(a.slow),
+        "basis": a.basis.value,
+        "reason": a.reason,
+    }
+
+
+def update_payloads(client_id: str, u: BeatUpdate) -> list[tuple[Topic, dict[str, Any]]]:
+    """The (kind, payload) pairs one BeatUpdate publishes: beat, metrics, arousal."""
+    return [
+        (Topic.BEAT, beat(client_id, u)),
+        (Topic.METRICS, metrics(client_id, u)),
+        (Topic.AROUSAL, arousal(client_id, u.arousal)),
+    ]
+
+
+# ---- session state ------------------------------------------------------------------------
+
+
+def session_snapshot(client_id: str, snap: Any) -> dict[str, Any]:
+    """Retained `session`: the full session state (every field of the snapshot dataclass).
+
+    It needs at least "t" and "state"; all other fields are passed through as JSON.
+    """
+    body = jsonable(snap)
+    if not isinstance(body, dict) or "state" not in body or "t" not in body:
+        raise ParseError(f"session snapshot {type(snap).__name__} has no 't' and 'state' fields")
+    body.pop("client", None)
+    body.pop("v", None)
+    t = body.pop("t")
+    return {**_head(client_id, t), **body}
+
+
+def guidance(client_id: str, t: float, g: Guidance | None) -> dict[str, Any]:
+    """Retained `guidance`: the grounding in progress (breathing phases follow from start_t and
+    the pattern), or `"active": false` when there is none."""
+    p = _head(client_id, t)
+    if g is None:
+        p["active"] = False
+        return p
+    p.update(
+        {
+            "active": True,
+            "start_t": _num(g.start_t),
+            "technique": g.technique.value,
+            "breathing": None
+            if g.breathing is None
+            else {
+                "inhale_s": g.breathing.inhale_s,
+                "hold_in_s": g.breathing.hold_in_s,
+                "exhale_s": g.breathing.exhale_s,
+                "hold_out_s": g.breathing.hold_out_s,
+                "period_s": g.breathing.period_s,
+                "rate_bpm": g.breathing.rate_bpm,
+            },
+            "prompt": g.prompt,
+        }
+    )
+    return p
+
+
+# ---- events -------------------------------------------------------------------------------
+
+
+def session_event(client_id: str, ev: SessionEvent) -> dict[str, Any]:
+    """`event` (and `checkin` for check-in events): one thing the session did, and why."""
+    return {
+        **_head(client_id, ev.t),
+        "source": "session",
+        "seq": ev.seq,
+        "kind": ev.kind,
+        "actor": ev.actor.value,
+        "from_state": ev.from_state.value,
+        "to_state": ev.to_state.value,
+        "reason": ev.reason,
+        "values": jsonable(dict(ev.values)),
+    }
+
+
+def device_event(client_id: str, e: DeviceEvent) -> dict[str, Any]:
+    """`event` from the strap: connected, signal lost/restored (with the gap), battery, ..."""
+    return {
+        **_head(client_id, e.t),
+        "source": "device",
+        "kind": e.kind.value,
+        "device": e.device,
+        "detail": e.detail,
+        "battery_pct": e.battery_pct,
+        "gap_s": _num(e.gap_s),
+        "info": jsonable(e.info),
+    }
+
+
+def malformed(client_id: str, n: Notification) -> dict[str, Any]:
+    """`event` for a notification that could not be parsed (its raw bytes in hex)."""
+    return {
+        **_head(client_id, n.t),
+        "source": "device",
+        "kind": DeviceEventKind.MALFORMED.value,
+        "device": n.device,
+        "detail": n.error or "malformed notification",
+        "battery_pct": None,
+        "gap_s": None,
+        "info": None,
+        "payload_hex": n.payload.hex(),
+    }
+
+
+def service_error(client_id: str, t: float, code: str, detail: str) -> dict[str, Any]:
+    """`event` from the service itself (e.g. "recording_failed") for the therapist to see."""
+    return {**_head(client_id, t), "source": "service", "kind": code, "detail": detail}
+
+
+# ---- commands -----------------------------------------------------------------------------
+
+
+class _Result(Protocol):
+    @property
+    def command_id(self) -> str: ...
+
+    @property
+    def ok(self) -> bool: ...
+
+    @property
+    def error(self) -> str | None: ...
+
+
+def reply(
+    client_id: str, t: float, command_id: str | None, ok: bool, error: str | None
+) -> dict[str, Any]:
+    """`reply`: whether the command with this id was applied, and why not."""
+    return {**_head(client_id, t), "id": command_id, "ok": ok, "error": error}
+
+
+def command_reply(client_id: str, t: float, result: _Result) -> dict[str, Any]:
+    """`reply` from the session core's result for one command."""
+    return reply(client_id, t, result.command_id or None, result.ok, result.error)
+
+
+def command_error(client_id: str, t: float, command_id: str | None, error: str) -> dict[str, Any]:
+    """`reply` for a command refused before reaching the session (junk, bad field, role)."""
+    return reply(client_id, t, command_id, False, error)
+
+
+# ---- schemas ------------------------------------------------------------------------------
+
+
+@functools.cache
+def schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema of one payload kind (shipped as package data)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown payload kind {kind!r}; kinds are {', '.join(KINDS)}")
+    text = resources.files("biofeedback.service.schemas").joinpath(f"{kind}.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+@functools.cache
+def _validator(kind: str) -> Any:
+    import jsonschema
+
+    s = schema(kind)
+    cls = jsonschema.validators.validator_for(s)
+    cls.check_schema(s)
+    return cls(s)
+
+
+def validate(kind: str, payload: Any) -> None:
+    """Raise ParseError naming the field when `payload` does not match the schema of `kind`."""
+    errors = sorted(_validator(kind).iter_errors(payload), key=lambda e: list(e.absolute_path))
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ParseError(f"{kind} payload invalid at {where}: {e.message}{more}")

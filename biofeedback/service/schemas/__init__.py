@@ -1,0 +1,1 @@
+"""JSON Schemas of the MQTT payloads (package data; see biofeedback.service.payloads)."""
