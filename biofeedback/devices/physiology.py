@@ -27,6 +27,7 @@ What the model produces, beat by beat (RR in seconds):
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -79,6 +80,37 @@ class SimProfile:
     malformed_every_s: float | None = None  # None: every payload is well formed
     battery_start_pct: int = 87
     battery_drain_pct_per_h: float = 3.0
+
+    @classmethod
+    def from_mapping(
+        cls, values: Mapping[str, object], *, source: str = "SimProfile"
+    ) -> SimProfile:
+        """A profile from a config table (e.g. TOML `[device.simulated]`); unknown keys and wrong
+        types raise `ConfigError` naming `source` and the key."""
+        known = {f.name: f for f in fields(cls)}
+        kwargs: dict[str, object] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(
+                    f"{source}: unknown key {key!r} (known: {', '.join(sorted(known))})"
+                )
+            default = known[key].default
+            if isinstance(default, bool):
+                ok = isinstance(value, bool)
+                want = "true or false"
+            elif isinstance(default, int):
+                ok = isinstance(value, int) and not isinstance(value, bool)
+                want = "an integer"
+            else:  # float, or float | None for the optional schedules
+                ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+                want = "a number"
+            if not ok:
+                raise ConfigError(f"{source}: {key} must be {want}, got {value!r}")
+            kwargs[key] = float(value) if want == "a number" else value  # type: ignore[arg-type]
+        try:
+            return cls(**kwargs)  # type: ignore[arg-type]
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
     def __post_init__(self) -> None:
         for f in fields(self):

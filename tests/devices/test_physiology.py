@@ -183,8 +183,38 @@ def _coherence_share(beats: list[SimBeat], t0: float, t1: float) -> float:
 def test_paced_breathing_concentrates_power_at_0_1_hz(seed: int) -> None:
     paced = _run([(30.0, 0.0, None), (300.0, 0.0, 6.0)], seed=seed)
     spont = _run([(330.0, 0.0, None)], seed=seed)
-    assert _coherence_share(paced, 60.0, 330.0) > 0.5
-    assert _coherence_share(spont, 60.0, 330.0) < 0.3
+    assert _coherence_share(paced, 60.0, 330.0) > 0.8
+    assert _coherence_share(spont, 60.0, 330.0) < 0.25
     # paced at 12/min moves the RSA peak to 0.2 Hz instead
     fast = _run([(30.0, 0.0, None), (300.0, 0.0, 12.0)], seed=seed, profile=SimProfile(lf_ms=5.0))
     assert _peak_hz(fast, 60.0, 330.0) == pytest.approx(0.2, abs=0.015)
+
+
+def test_profile_from_a_config_table() -> None:
+    p = SimProfile.from_mapping(
+        {"resting_hr_bpm": 62, "dropout_every_s": 150, "hr_only": True, "battery_start_pct": 40}
+    )
+    assert (p.resting_hr_bpm, p.dropout_every_s, p.hr_only, p.battery_start_pct) == (
+        62.0,
+        150.0,
+        True,
+        40,
+    )
+    assert SimProfile.from_mapping({}) == SimProfile()
+
+
+@pytest.mark.parametrize(
+    ("table", "fragment"),
+    [
+        ({"resting_hr": 60}, "unknown key 'resting_hr'"),
+        ({"hr_only": "yes"}, "hr_only must be true or false"),
+        ({"battery_start_pct": 50.5}, "battery_start_pct must be an integer"),
+        ({"rise_tau_s": "20"}, "rise_tau_s must be a number"),
+        ({"rise_tau_s": True}, "rise_tau_s must be a number"),
+        ({"rise_tau_s": -3}, "rise_tau_s must be > 0"),
+    ],
+)
+def test_bad_config_table_names_source_and_key(table: dict[str, object], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[device\.simulated\]") as err:
+        SimProfile.from_mapping(table, source="[device.simulated]")
+    assert fragment in str(err.value)
