@@ -153,3 +153,21 @@ def test_beats_are_never_invented_and_always_increase_between_resets(
                 assert b.t == pytest.approx(prev + 1e-3, abs=1e-9)
             chain.append(b.t)
         assert all(b > a for a, b in itertools.pairwise(chain))
+
+
+@given(st.lists(st.binary(max_size=12), max_size=20))
+def test_any_bytes_make_a_notification_never_an_exception(payloads: list[bytes]) -> None:
+    timer = BeatTimer("strap")
+    last: float | None = None
+    for k, p in enumerate(payloads):
+        n = timer.notification(100.0 + k, p)
+        assert n.payload == p
+        if n.measurement is None:
+            assert n.error
+            assert n.beats == ()
+        else:
+            assert n.error is None
+            assert len(n.beats) == len(n.measurement.rr_1024)
+        for b in n.beats:
+            assert last is None or b.t > last
+            last = b.t
