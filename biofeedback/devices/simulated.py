@@ -341,7 +341,13 @@ class SimulatedStrap:
         self._open = False
 
     async def readings(self) -> AsyncIterator[DeviceReading]:
-        """Device events and notifications, in time order, until the context is left."""
+        """Device events and notifications, in time order, until the context is left.
+
+        A reader waiting for the next notification when the context is left stops at that
+        notification's due time (at most `notify_interval_s` of session time later) without
+        yielding it; cancelling the reader stops it at once. Re-entering the context starts a
+        fresh strap (new connection, same seed) and ends any reader of the previous one.
+        """
         emu = self._emulator
         if emu is None or not self._open:
             raise DeviceError(f"{self.name}: enter `async with` the strap before reading from it")
