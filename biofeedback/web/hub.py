@@ -325,6 +325,13 @@ class Hub:
             return self._reject(
                 topic_name, f"schema version {version!r}, this dashboard reads {SCHEMA_VERSION}"
             )
+        t = views.payload_time(data)
+        if kind is Topic.REPLY:
+            self.stats["ingested"] += 1
+            self._route_reply(client_id, views.reply_view(data))
+            return True
+        if t is None:
+            return self._reject(topic_name, f"{kind} payload has no time stamp 't'")
         state = self._clients.get(client_id)
         if state is None:
             if len(self._clients) >= self.limits.max_clients:
@@ -332,10 +339,8 @@ class Hub:
             state = self._clients[client_id] = ClientState(client_id)
         self.stats["ingested"] += 1
         rx = self.now()
-        t = views.payload_time(data)
-        if t is not None and kind is not Topic.REPLY:
-            state.last_t = t if state.last_t is None else max(state.last_t, t)
-            state.last_rx = rx
+        state.last_t = t if state.last_t is None else max(state.last_t, t)
+        state.last_rx = rx
         message: JsonDict = {"type": "update", "client": client_id, "kind": str(kind), "srv": rx}
         summary_changed = True
         if kind is Topic.METRICS:
@@ -407,10 +412,6 @@ class Hub:
                 state.checkins.popleft()
             message["view"] = checkin
             summary_changed = False
-        elif kind is Topic.REPLY:
-            reply = views.reply_view(data)
-            self._route_reply(client_id, reply)
-            return True
         message["clock"] = state.clock()
         self._fan_out(client_id, message, state.summary() if summary_changed else None)
         return True

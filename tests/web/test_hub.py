@@ -1,0 +1,325 @@
+"""The hub and its views: real service payloads in, page-ready state out, junk refused cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from biofeedback.errors import CommandError
+from biofeedback.exposure.protocol import load_protocol
+from biofeedback.exposure.session import ExposureSession
+from biofeedback.exposure.types import ArousalSample, Consent, OfferStep, Role, Tick
+from biofeedback.service import payloads
+from biofeedback.signal.types import Arousal, ArousalBasis
+from biofeedback.web import views
+from biofeedback.web.hub import Hub, HubLimits, validate_command
+from tests.support import REPO_ROOT
+
+T0 = 1_700_000_000.0
+DEMO_PROTOCOL = REPO_ROOT / "config" / "protocols" / "demo.toml"
+
+
+def ingest(hub: Hub, kind: str, body: dict[str, Any], client: str = "c01") -> bool:
+    return hub.ingest(f"biofeedback/v1/{client}/{kind}", json.dumps(body).encode())
+
+
+def arousal(t: float, value: float | None) -> dict[str, Any]:
+    basis = ArousalBasis.HR_HRV if value is not None else ArousalBasis.UNKNOWN
+    return payloads.arousal("c01", Arousal(t, value, 0.9, value, value, basis))
+
+
+# ---- real session payloads --------------------------------------------------------------------
+
+
+def test_real_session_snapshots_and_events_become_page_state() -> None:
+    hub = Hub()
+    session = ExposureSession(
+        load_protocol(DEMO_PROTOCOL), t=T0, client_id="c01", needs_calibration=False
+    )
+    events = []
+    t = T0
+    for _ in range(5):
+        t += 1.0
+        events += session.handle(ArousalSample(t, 30.0))
+        events += session.handle(Tick(t))
+    if session.snapshot().state.value != "step_offered":  # demo protocol offers by itself
+        events += session.handle(OfferStep(t, Role.THERAPIST))
+    for ev in events:
+        assert ingest(hub, "event", payloads.session_event("c01", ev))
+        if ev.kind.startswith("checkin"):
+            assert ingest(hub, "checkin", payloads.session_event("c01", ev))
+    snap = session.snapshot()
+    assert ingest(hub, "session", payloads.session_snapshot("c01", snap))
+    state = hub.client("c01")
+    assert state is not None
+    assert state.session is not None
+    view = state.session
+    assert view["state"] == "step_offered"
+    assert view["consent_needed"] is True
+    assert view["consent_for"] == "step"
+    assert "Imagine the situation" in (view["consent_text"] or "")
+    assert view["step_title"] == "Imagine the situation"
+    assert [s["title"] for s in view["steps"]][:2] == [
+        "Imagine the situation",
+        "Look at a photograph",
+    ]
+    assert view["thresholds"]["upper"] == 60.0
+    assert view["thresholds"]["lower"] == 40.0
+    assert state.events
+    assert state.events[-1]["to_state"] == "step_offered"
+    assert state.spans[-1]["state"] == "step_offered"
+
+    t += 1.0
+    new = session.handle(Consent(t, Role.CLIENT))
+    for ev in new:
+        ingest(hub, "event", payloads.session_event("c01", ev))
+        if ev.kind.startswith("checkin"):
+            ingest(hub, "checkin", payloads.session_event("c01", ev))
+    ingest(hub, "session", payloads.session_snapshot("c01", session.snapshot()))
+    view = hub.client("c01").session  # type: ignore[union-attr]
+    assert view is not None
+    assert view["consent_needed"] is False
+    # the demo protocol asks for SUDS at step start: the client screen must offer the slider
+    assert view["checkin_due"] is True
+    assert view["checkin_prompt"] == "step_start"
+    assert hub.client("c01").checkin["due"] is True  # type: ignore[union-attr]
+
+
+def test_guidance_payload_gives_the_pacer_schedule() -> None:
+    from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+
+    g = Guidance(
+        T0, GroundingTechnique.PACED_BREATHING, BreathingPattern(4.0, 1.0, 6.0, 0.0), "Slowly."
+    )
+    view = views.guidance_view(payloads.guidance("c01", T0 + 3, g))
+    assert view["active"] is True
+    assert view["start_t"] == T0
+    assert view["phases"] == [["inhale", 4.0], ["hold", 1.0], ["exhale", 6.0]]
+    assert views.guidance_view(payloads.guidance("c01", T0, None))["active"] is False
+
+
+def test_status_and_device_events() -> None:
+    hub = Hub()
+    ingest(
+        hub, "status", payloads.online_status("c01", T0, battery_pct=55, device="H10", signal=True)
+    )
+    s = hub.client("c01").summary()  # type: ignore[union-attr]
+    assert (s["online"], s["battery"], s["device"]) == (True, 55.0, "H10")
+    ingest(hub, "status", payloads.offline_status("c01", T0 + 5))
+    state = hub.client("c01")
+    assert state is not None
+    assert state.summary()["online"] is False
+    assert state.points[-1] == {"t": T0 + 5, "hr": None, "rmssd": None, "arousal": None}
+
+
+# ---- history and gaps ------------------------------------------------------------------------
+
+
+def test_history_keeps_five_minutes_and_a_bounded_number_of_points() -> None:
+    hub = Hub(HubLimits(history_s=300.0, max_points=250))
+    for k in range(400):
+        ingest(hub, "arousal", arousal(T0 + k, 50.0))
+    pts = hub.client("c01").points  # type: ignore[union-attr]
+    assert len(pts) == 250
+    assert pts[-1]["t"] == T0 + 399
+    hub = Hub(HubLimits(history_s=300.0))
+    for k in range(400):
+        ingest(hub, "arousal", arousal(T0 + k, 50.0))
+    pts = hub.client("c01").points  # type: ignore[union-attr]
+    assert pts[0]["t"] >= T0 + 399 - 300
+
+
+def test_unknown_arousal_is_kept_as_a_gap_not_dropped() -> None:
+    hub = Hub()
+    ingest(hub, "arousal", arousal(T0, 40.0))
+    ingest(hub, "arousal", arousal(T0 + 1, None))
+    ingest(hub, "arousal", arousal(T0 + 2, 42.0))
+    assert [p["arousal"] for p in hub.client("c01").points] == [40.0, None, 42.0]  # type: ignore[union-attr]
+
+
+# ---- junk --------------------------------------------------------------------------------------
+
+
+def test_junk_is_refused_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    hub = Hub()
+    caplog.set_level(logging.WARNING, logger="biofeedback.web.hub")
+    assert not hub.ingest("biofeedback/v1/c01/metrics", b"\xff\xfe")
+    assert not hub.ingest("biofeedback/v1/c01/metrics", b"[1, 2]")
+    assert not hub.ingest("biofeedback/v1/c01/metrics", b'{"v": 2, "t": 1}')
+    assert not hub.ingest("biofeedback/v1/c01/metrics", b'{"v": 1}')
+    assert not hub.ingest("other/topic", b"{}")
+    assert not hub.ingest("biofeedback/v1/bad id/metrics", b"{}")
+    assert hub.stats["rejected"] == 6
+    text = caplog.text
+    assert "not JSON" in text
+    assert "not an object" in text
+    assert "schema version 2" in text
+    assert "no time stamp" in text
+    assert "not in the biofeedback/v1 tree" in text
+    assert hub.clients() == []
+
+
+def test_client_count_is_bounded() -> None:
+    hub = Hub(HubLimits(max_clients=3))
+    for i in range(5):
+        ingest(hub, "arousal", arousal(T0, 1.0), client=f"c{i}")
+    assert hub.clients() == ["c0", "c1", "c2"]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=6)
+    ),
+    max_leaves=10,
+)
+KEYS = [
+    "t",
+    "v",
+    "value",
+    "hr_bpm",
+    "short",
+    "quality",
+    "state",
+    "steps",
+    "step_index",
+    "thresholds",
+    "start_t",
+    "breathing",
+    "online",
+    "battery_pct",
+    "consent_needed",
+    "checkin_due",
+    "suds",
+    "values",
+    "kind",
+    "id",
+    "ok",
+    "to_state",
+    "from_state",
+]
+payload_dicts = st.dictionaries(
+    st.sampled_from(KEYS) | st.text(max_size=8), json_values, max_size=12
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    body=payload_dicts,
+    kind=st.sampled_from(
+        [
+            "status",
+            "beat",
+            "metrics",
+            "arousal",
+            "session",
+            "guidance",
+            "event",
+            "checkin",
+            "reply",
+            "cmd",
+        ]
+    ),
+)
+def test_any_json_object_is_handled_without_exceptions(body: dict[str, Any], kind: str) -> None:
+    hub = Hub()
+    hub.ingest(f"biofeedback/v1/c01/{kind}", json.dumps(body).encode())
+    state = hub.client("c01")
+    if state is not None:
+        # whatever came in, what goes to the browser is valid JSON (no NaN, no objects)
+        json.dumps(state.snapshot(), allow_nan=False)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw=st.binary(max_size=200))
+def test_any_bytes_are_handled_without_exceptions(raw: bytes) -> None:
+    Hub().ingest("biofeedback/v1/c01/session", raw)
+
+
+# ---- commands ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "cmd", "args", "error"),
+    [
+        ("client", "adjust_thresholds", {"upper": 80}, "not allowed for role 'client'"),
+        ("client", "end", {}, "not allowed"),
+        ("therapist", "consent", {}, "not allowed for role 'therapist'"),
+        ("therapist", "suds", {"value": 5}, "not allowed"),
+        ("system", "pause", {}, "may not send commands"),
+        ("therapist", "adjust_thresholds", {}, "at least one"),
+        ("therapist", "adjust_thresholds", {"upper": 40, "lower": 60}, "must be below"),
+        ("therapist", "adjust_thresholds", {"upper": "high"}, "must be a number"),
+        ("therapist", "adjust_thresholds", {"upper": 101}, "0 to 100"),
+        ("therapist", "offer_step", {"step": 1.5}, "integer"),
+        ("therapist", "offer_step", {"step": True}, "integer"),
+        ("client", "suds", {}, "required"),
+        ("client", "suds", {"value": 50, "extra": 1}, "unknown argument"),
+        ("client", "choose_grounding", {"technique": "run away"}, "technique must be one of"),
+        ("client", "pause", {"note": 5}, "note must be text"),
+        ("client", "pause", [], "must be an object"),
+        ("client", 7, {}, "not allowed"),
+    ],
+)
+def test_commands_are_checked_for_role_and_arguments(
+    role: str, cmd: Any, args: Any, error: str
+) -> None:
+    with pytest.raises(CommandError, match=error):
+        validate_command(role, cmd, args)
+
+
+@pytest.mark.parametrize(
+    ("role", "cmd", "args"),
+    [
+        ("client", "pause", {}),
+        ("client", "consent", None),
+        ("client", "suds", {"value": 0}),
+        ("client", "choose_grounding", {"technique": "sensory_5_4_3_2_1"}),
+        ("therapist", "offer_step", {"step": 2}),
+        ("therapist", "adjust_thresholds", {"upper": 75, "lower": 50.5, "dwell_s": 8}),
+        ("therapist", "end", {}),
+    ],
+)
+def test_valid_commands_match_the_service_schema(role: str, cmd: str, args: Any) -> None:
+    checked = validate_command(role, cmd, args)
+    payloads.validate(
+        "command", {"v": 1, "id": "web-1", "t": T0, "role": role, "cmd": cmd, "args": checked}
+    )
+
+
+# ---- fan-out -----------------------------------------------------------------------------------
+
+
+async def test_slow_subscriber_is_cut_off_not_buffered_forever() -> None:
+    hub = Hub(HubLimits(queue_size=10))
+    with hub.subscribe("therapist", "c01") as slow, hub.subscribe("therapist", None) as overview:
+        for k in range(30):
+            ingest(hub, "arousal", arousal(T0 + k, 50.0))
+        assert slow.overflowed
+        assert slow.queue.get_nowait() is None  # the writer sees the end marker and closes
+        assert overview.overflowed  # summaries count too
+    assert hub.subscriber_count == 0
+
+
+async def test_clients_only_hear_about_themselves() -> None:
+    hub = Hub()
+    with hub.subscribe("client", "c01") as mine:
+        ingest(hub, "arousal", arousal(T0, 10.0), client="c02")
+        assert mine.queue.empty()
+        ingest(hub, "arousal", arousal(T0, 11.0), client="c01")
+        msg = json.loads(await asyncio.wait_for(mine.queue.get(), 1) or "")
+        assert msg["point"]["arousal"] == 11.0
+
+
+def test_static_dir_exists() -> None:
+    from biofeedback.web.routes import STATIC_DIR
+
+    assert isinstance(STATIC_DIR, Path)
+    assert (STATIC_DIR / "client.html").is_file()
