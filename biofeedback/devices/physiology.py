@@ -20,8 +20,16 @@ What the model produces, beat by beat (RR in seconds):
   converges on the pacer's rate within a few seconds when guidance runs.
 * RSA amplitude follows a resonance curve peaking at 0.1 Hz (6 breaths/min), so slow paced
   breathing gives large, regular oscillations concentrated at 0.1 Hz (cardiac coherence).
+* Slow paced breathing also lowers the mean HR by up to `paced_hr_drop_bpm` (long exhales favour
+  the vagus), settling in over ~20 s.
 * Ectopic beats: a premature beat (`ectopic_prematurity` of the current interval) followed by a
   compensatory pause so that the pair spans two normal intervals, as a Poisson process.
+
+Tuning (defaults), checked through the real parser and `biofeedback.signal.SignalPipeline` with
+the thresholds of `config/protocols/demo.toml` (pause above 60 for 5 s, recovered below 40 for
+15 s), seeds 1-20: exposure at 0.9 pauses after 23-36 s; with paced breathing at 6/min the
+arousal settles below 40 after ~25-60 s and counts as recovered 38-78 s after the pause
+(`tests/devices/test_simulated.py::test_closed_loop_with_the_signal_pipeline_pauses_and_recovers`).
 """
 
 from __future__ import annotations
@@ -236,7 +244,7 @@ class Physiology:
 
     @property
     def t(self) -> float:
-        """Time of the last generated R peak."""
+        """Time of the newest generated R peak (handed out or still pending)."""
         return self._t if self._pending is None else self._pending.t
 
     def mean_hr_bpm(self) -> float:
