@@ -95,8 +95,11 @@ def _plot_timeline(info: RecordingInfo, s: SessionSummary, path: Path) -> Path:
     beats, metrics, arousal = info.beats(), info.metrics(), info.arousal()
     fig = _figure(3, 2.6)
     axes = fig.subplots(3, 1, sharex=True)
+    # HR from the cleaned RR (artifacts corrected), as the metrics use it; strap HR if no RR.
+    rr = beats["rr_ms"]
+    hr = np.where(np.isfinite(rr) & (rr > 0), 60000.0 / np.where(rr > 0, rr, 1.0), beats["hr_bpm"])
     series = (
-        (beats["t"], beats["hr_bpm"], "HR (bpm)", "#c1121f"),
+        (beats["t"], hr, "HR (bpm)", "#c1121f"),
         (metrics["t"], metrics["short_rmssd_ms"], "RMSSD (ms)", "#1d3557"),
         (arousal["t"], arousal["value"], "arousal (0-100)", "#6a4c93"),
     )
