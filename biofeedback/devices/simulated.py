@@ -16,6 +16,7 @@ times, so one seed gives the same readings however loaded the machine is.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import math
@@ -315,6 +316,7 @@ class SimulatedStrap:
         self._stimulus: tuple[float, float | None] = (0.0, None)
         self._emulator: StrapEmulator | None = None
         self._open = False
+        self._sleepers: set[asyncio.Future[None]] = set()
 
     @property
     def emulator(self) -> StrapEmulator | None:
@@ -339,13 +341,14 @@ class SimulatedStrap:
 
     async def __aexit__(self, *exc: object) -> None:
         self._open = False
+        for sleeper in list(self._sleepers):
+            sleeper.cancel()  # wake readers so they end now, not at the next due time
 
     async def readings(self) -> AsyncIterator[DeviceReading]:
         """Device events and notifications, in time order, until the context is left.
 
-        A reader waiting for the next notification when the context is left stops at that
-        notification's due time (at most `notify_interval_s` of session time later) without
-        yielding it; cancelling the reader stops it at once. Re-entering the context starts a
+        A reader waiting for the next notification when the context is left is woken and ends
+        at once; cancelling the reader stops it at once too. Re-entering the context starts a
         fresh strap (new connection, same seed) and ends any reader of the previous one.
         """
         emu = self._emulator
@@ -355,11 +358,28 @@ class SimulatedStrap:
             yield r
         while self._open and self._emulator is emu:
             due = emu.next_due()
-            await self._clock.sleep(due - self._clock.now())
+            if not await self._sleep(due - self._clock.now()):
+                return
             if not (self._open and self._emulator is emu):
                 return
             for r in emu.step(due):
                 yield r
+
+    async def _sleep(self, seconds: float) -> bool:
+        """Sleep on the clock; False when leaving the context cut the sleep short."""
+        sleeper = asyncio.ensure_future(self._clock.sleep(seconds))
+        self._sleepers.add(sleeper)
+        try:
+            await sleeper
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the reader itself is being cancelled
+            return False
+        finally:
+            self._sleepers.discard(sleeper)
+            sleeper.cancel()
+        return True
 
 
 if TYPE_CHECKING:  # mypy proves the simulated strap fits the device seam

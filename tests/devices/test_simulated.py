@@ -418,3 +418,27 @@ def test_any_profile_gives_parseable_ordered_readings(
     assert skin == ["contact_lost", "contact_restored"] * (len(skin) // 2) + (
         ["contact_lost"] if len(skin) % 2 else []
     )
+
+
+async def test_leaving_the_context_wakes_a_waiting_reader() -> None:
+    strap = SimulatedStrap(clock=ScaledClock(speed=1.0))  # real time: next notification in ~1 s
+    got: list[DeviceReading] = []
+    waiting = asyncio.Event()
+
+    async def reader() -> None:
+        async for r in strap.readings():
+            got.append(r)
+            if len(got) == 3:  # INFO, CONNECTED, BATTERY; next it waits for a notification
+                waiting.set()
+
+    async with strap:
+        task = asyncio.create_task(reader())
+        await asyncio.wait_for(waiting.wait(), timeout=0.5)
+        await asyncio.sleep(0.01)  # let the reader reach its sleep
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    await asyncio.wait_for(task, timeout=0.5)
+    assert loop.time() - t0 < 0.2  # woken, not left sleeping until the next due time
+    assert [getattr(r, "kind", None) for r in got] == ["info", "connected", "battery"]
+    assert task.done()
+    assert not task.cancelled()
