@@ -350,6 +350,18 @@ async def test_pacer_phase_follows_the_guidance_schedule(stack: Stack) -> None:
     assert checked >= 8
     await page.close()
 
+    # with prefers-reduced-motion the circle stays still; the phase is told in words and a bar
+    page = await stack.browser.new_page(reduced_motion="reduce")
+    await page.goto(client_url(stack.app, CLIENT))
+    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    await page.wait_for_selector(".phase-bar", state="visible")
+    transform = await page.evaluate("getComputedStyle(document.getElementById('ring')).transform")
+    assert transform == "none"
+    word = await page.locator("#phase-word").inner_text()
+    phase = await page.evaluate("document.getElementById('pacer').dataset.phase")
+    assert word == {"inhale": "Breathe in", "exhale": "Breathe out"}[phase]
+    await page.close()
+
 
 async def test_connection_loss_is_shown_honestly(stack: Stack) -> None:
     stack.publish(Topic.SESSION, session(time.time(), "exposing", 0))

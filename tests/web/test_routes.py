@@ -385,3 +385,25 @@ async def test_static_assets_are_served_and_need_no_internet(dash: Dash) -> None
 async def test_healthz(dash: Dash) -> None:
     resp = await dash.client.get("/healthz")
     assert (await resp.json()) == {"ok": True, "clients": 0}
+
+
+def _luminance(hex_colour: str) -> float:
+    def channel(c: int) -> float:
+        v = c / 255
+        return v / 12.92 if v <= 0.03928 else ((v + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b)
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+@pytest.mark.parametrize("sheet", ["client.css", "dashboard.css"])
+def test_text_colours_meet_wcag_aa(sheet: str) -> None:
+    css = (STATIC_DIR / sheet).read_text(encoding="utf-8")
+    colours = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-fA-F]{6})", css))
+    for fg in ("ink", "muted"):
+        assert _contrast(colours[fg], colours["bg"]) >= 4.5, (sheet, fg)
