@@ -20,6 +20,8 @@ from biofeedback.signal.types import FrequencyDomain
 LF_BAND = (0.04, 0.15)
 HF_BAND = (0.15, 0.4)
 BREATHING_BAND = (0.07, 0.5)  # 4.2-30 breaths/min
+SPONTANEOUS_MIN_HZ = 0.12  # 7.2 breaths/min: below this only when locked to a slow pacer
+SLOW_BREATHING_COHERENCE = 0.5
 TOTAL_BAND = (0.04, 0.4)
 RESAMPLE_HZ = 100.0
 MIN_SPAN_S = 60.0
@@ -80,12 +82,16 @@ def frequency_domain(
     lf = _band(f, p, *LF_BAND)
     hf = _band(f, p, *HF_BAND)
     total = _band(f, p, *TOTAL_BAND)
-    sel = (f >= BREATHING_BAND[0]) & (f < BREATHING_BAND[1])
+    paced = _band(f, p, paced_hz - half_width_hz, paced_hz + half_width_hz + 1e-12)
+    coherence = min(1.0, paced / total) if total > 0 else None
+    # Spontaneous breathing is searched above the Mayer-wave region (~0.1 Hz); slow breathing
+    # below it is reported only when the rhythm is locked to a slow pacer (coherence >= 0.5).
+    locked = (coherence or 0.0) >= SLOW_BREATHING_COHERENCE
+    lo = BREATHING_BAND[0] if locked else SPONTANEOUS_MIN_HZ
+    sel = (f >= lo) & (f < BREATHING_BAND[1])
     breathing = (
         float(f[sel][np.argmax(p[sel])] * 60.0) if np.any(sel) and p[sel].max() > 0 else None
     )
-    paced = _band(f, p, paced_hz - half_width_hz, paced_hz + half_width_hz + 1e-12)
-    coherence = min(1.0, paced / total) if total > 0 else None
     return FrequencyDomain(
         t,
         window_s,

@@ -1,0 +1,168 @@
+"""Real recordings from ../shared/data (see its PROVENANCE.md) through the signal pipeline."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biofeedback.signal import BeatUpdate, SignalPipeline, compute_offline
+from biofeedback.signal.timedomain import NN50_US, time_domain
+from tests.hrv.helpers import NO_ARTIFACTS, nk_time, rel
+from tests.hrv.test_equals_neurokit import check_window
+from tests.hrv.test_offline import compare
+
+pytestmark = pytest.mark.data
+
+
+def whole_series(rr_ms: np.ndarray) -> tuple[float, float, float, int]:
+    """(mean, SDNN, RMSSD, NN50) of a whole series with the pipeline's exact-sum arithmetic."""
+    x = np.rint(rr_ms * 1000).astype(np.int64)
+    d = np.diff(x)
+    nn50 = int(np.sum(np.abs(d) > NN50_US))
+    td = time_domain(0.0, len(x), int(x.sum()), int((x * x).sum()), int((d * d).sum()), nn50)
+    assert td.sdnn_ms is not None
+    assert td.rmssd_ms is not None
+    return td.mean_nn_ms, td.sdnn_ms, td.rmssd_ms, nn50
+
+
+def stream_and_check_windows(
+    t: np.ndarray, rr: np.ndarray, p: SignalPipeline, every: int, revised_every: int = 1
+) -> int:
+    n = 0
+    n_rev = 0
+    for i, (a, b) in enumerate(zip(t.tolist(), rr.tolist(), strict=True)):
+        u = p.push_rr(a, b)
+        n_rev += bool(u.revised)
+        if i > 3 and (i % every == 0 or (u.revised and n_rev % revised_every == 0)):
+            check_window(u.short, p.window_values_ms("short"))
+            check_window(u.long, p.window_values_ms("long"))
+            n += 1
+    return n
+
+
+def test_pyhrv_published_values_and_windows(shared_data: Path) -> None:
+    nn = np.load(shared_data / "pyhrv" / "SampleNNISeriesLong.npy").astype(float)
+    mean, sdnn, rmssd, nn50 = whole_series(nn)
+    # pyHRV's SampleReport.txt (3 decimals)
+    assert round(mean, 3) == 768.438
+    assert round(sdnn, 3) == 85.357
+    assert round(rmssd, 3) == 60.523
+    assert nn50 == 1338
+    assert round(nn50 / (len(nn) - 1) * 100, 3) == 28.571  # pyHRV divides by N-1, neurokit2 by N
+    ref = nk_time(nn.tolist())
+    assert rel(sdnn, ref["SDNN"]) <= 1e-9
+    assert rel(rmssd, ref["RMSSD"]) <= 1e-9
+    t = np.cumsum(nn) / 1000.0
+    assert stream_and_check_windows(t[:1500], nn[:1500], SignalPipeline(NO_ARTIFACTS), 31) > 40
+
+
+def test_hrvanalysis_published_values_and_windows(shared_data: Path) -> None:
+    nn = np.loadtxt(shared_data / "hrvanalysis-aura" / "test_nn_intervals.txt")
+    mean, sdnn, rmssd, nn50 = whole_series(nn)
+    assert mean == pytest.approx(718.248, abs=5e-4)
+    assert sdnn == pytest.approx(43.113075, abs=5e-7)
+    assert rmssd == pytest.approx(19.519401, abs=5e-7)
+    assert nn50 == 24
+    assert nn50 / (len(nn) - 1) * 100 == pytest.approx(2.4024, abs=5e-5)
+    t = np.cumsum(nn) / 1000.0
+    assert stream_and_check_windows(t, nn, SignalPipeline(), 19) > 40
+
+
+def polar_rr(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    df = pd.read_csv(shared_data / "polar-h10-ecg-pvc" / "polar_h10.csv")
+    rr = df["rr_ms"].dropna().to_numpy(dtype=float)
+    return 1000.0 + np.cumsum(rr) / 1000.0, rr
+
+
+def test_polar_strap_rr_with_pvcs(shared_data: Path) -> None:
+    t, rr = polar_rr(shared_data)
+    assert len(rr) == 798
+    p = SignalPipeline()
+    assert stream_and_check_windows(t, rr, p, 29, revised_every=4) > 30
+    off = compute_offline(t, rr)
+    assert off.corrected.sum() > 40  # ventricular bigeminy: many beats judged ectopic
+    ups = [u for u in _stream(t, rr)]
+    compare(ups, off)
+    # the corrected share lowers the quality score
+    assert np.nanmin(off.quality) < 0.9
+
+
+def _stream(t: np.ndarray, rr: np.ndarray) -> list[BeatUpdate]:
+    p = SignalPipeline()
+    return [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
+
+
+def test_mitdb_100_atrial_premature_beats_are_corrected(shared_data: Path) -> None:
+    import wfdb
+
+    ann = wfdb.rdann(str(shared_data / "mitdb-100" / "100"), "atr")
+    sym = np.array(ann.symbol)
+    keep = np.isin(sym, ["N", "A", "V"])
+    s, sym = ann.sample[keep], sym[keep]
+    rr = np.diff(s) / 360.0 * 1000.0
+    label = sym[1:]
+    off = compute_offline(s[1:] / 360.0, rr)
+    apb = label == "A"
+    assert apb.sum() == 33
+    assert (off.corrected & apb).sum() >= 30  # the premature interval itself
+    # few normal beats touched apart from the compensatory pause right after an APB
+    after_apb = np.r_[False, apb[:-1]]
+    stray = off.corrected & (label == "N") & ~after_apb
+    assert stray.sum() <= 0.01 * len(rr)
+
+
+@pytest.mark.parametrize("name", ["bio_resting_5min_100hz.csv", "bio_resting_8min_100hz.csv"])
+def test_rsa_breathing_rate_agrees_with_respiration_belt(shared_data: Path, name: str) -> None:
+    import neurokit2 as nk
+    import pandas as pd
+
+    df = pd.read_csv(shared_data / "neurokit" / name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # neurokit2 chatter about its own defaults
+        _, info = nk.ecg_peaks(df["ECG"].to_numpy(), sampling_rate=100)
+        rsp, _ = nk.rsp_process(df["RSP"].to_numpy(), sampling_rate=100)
+    peaks = np.asarray(info["ECG_R_Peaks"])
+    p = SignalPipeline()
+    rates = []
+    for a, b in zip((peaks[1:] / 100.0).tolist(), (np.diff(peaks) * 10.0).tolist(), strict=True):
+        u = p.push_rr(a, b)
+        if u.frequency is not None and u.frequency.breathing_rate_bpm is not None:
+            rates.append(u.frequency.breathing_rate_bpm)
+    assert len(rates) > 100
+    belt = float(np.median(rsp["RSP_Rate"]))
+    assert abs(float(np.median(rates)) - belt) <= 2.0
+
+
+@pytest.mark.slow
+def test_drivedb_17a_arousal_rises_when_driving_starts(shared_data: Path) -> None:
+    import neurokit2 as nk
+    import wfdb
+
+    rec = wfdb.rdrecord(
+        str(shared_data / "drivedb-17" / "drive17a"), channel_names=["ECG"], smooth_frames=False
+    )
+    fs = rec.fs * rec.samps_per_frame[0]
+    _, info = nk.ecg_peaks(rec.e_p_signal[0], sampling_rate=fs)
+    peaks = np.asarray(info["ECG_R_Peaks"])
+    tb, rr = peaks[1:] / fs, np.diff(peaks) / fs * 1000.0
+    p = SignalPipeline()
+    p.start_calibration(0.0)
+    values, times = [], []
+    for a, b in zip(tb.tolist(), rr.tolist(), strict=True):
+        if p.calibrating and a >= 600.0:
+            p.finish_calibration(a, "drive17")  # first 10 min of rest
+        u = p.push_rr(a, b)
+        if u.arousal.value is not None:
+            values.append(u.arousal.value)
+            times.append(a)
+    v, tt = np.array(values), np.array(times)
+    rest = np.median(v[(tt >= 600) & (tt < 16 * 60)])  # marker: rest ends at 15.95 min
+    drive = np.median(v[tt >= 16 * 60])
+    assert rest < 35
+    assert drive > 45
+    assert drive - rest > 20
