@@ -98,18 +98,23 @@ async def _close_sockets(app: web.Application) -> None:
 
 
 def base_url(app: web.Application) -> str:
+    """http://host:port from the config (pass `base` to the URL helpers when port was 0)."""
     cfg = app[CONFIG_KEY]
     host = "127.0.0.1" if cfg.host in {"0.0.0.0", "::", ""} else cfg.host
     return f"http://{host}:{cfg.port}"
 
 
-def therapist_login_url(app: web.Application) -> str:
-    """URL that logs a therapist in (it carries the secret: show it only to the therapist)."""
+def therapist_login_url(app: web.Application, base: str | None = None) -> str:
+    """URL that logs a therapist in (it carries the secret: show it only to the therapist).
+
+    `base` is the served origin (e.g. "http://127.0.0.1:8080") when the config's port was 0.
+    """
     from urllib.parse import quote
 
-    return f"{base_url(app)}/login?token={quote(app[AUTH_KEY].login_token(), safe='')}"
+    token = quote(app[AUTH_KEY].login_token(), safe="")
+    return f"{(base or base_url(app)).rstrip('/')}/login?token={token}"
 
 
-def client_url(app: web.Application, client_id: str) -> str:
+def client_url(app: web.Application, client_id: str, base: str | None = None) -> str:
     """The client's own page (works only for this client id and this link secret)."""
-    return base_url(app) + app[AUTH_KEY].client_path(client_id)
+    return (base or base_url(app)).rstrip("/") + app[AUTH_KEY].client_path(client_id)

@@ -79,6 +79,29 @@ class ClientState:
     last_t: float | None = None  # newest session-clock stamp seen
     last_rx: float | None = None  # server wall time it arrived
     clock_speed: float = 1.0
+    speed_given: bool = False  # the service said its clock speed; otherwise it is estimated
+    anchors: deque[tuple[float, float]] = field(default_factory=deque)  # (rx, t) of live samples
+
+    def observe_time(self, t: float, rx: float, *, live: bool) -> None:
+        """Move the session-clock anchor forward; estimate the clock's speed from live samples.
+
+        A demo's session clock may run several times faster than wall time. Unless the service
+        says so, the speed is the slope of sample time over arrival time across up to 30 s of
+        live samples (retained state and events can be old, so they never count). Within 3 % of
+        real time it is taken as exactly 1.
+        """
+        if self.last_t is not None and t < self.last_t:
+            return
+        self.last_t, self.last_rx = t, rx
+        if not live or self.speed_given:
+            return
+        self.anchors.append((rx, t))
+        while len(self.anchors) > 2 and rx - self.anchors[0][0] > 30.0:
+            self.anchors.popleft()
+        rx0, t0 = self.anchors[0]
+        if rx - rx0 >= 3.0 and t > t0:
+            est = (t - t0) / (rx - rx0)
+            self.clock_speed = 1.0 if abs(est - 1.0) < 0.03 else min(max(est, 0.01), 1000.0)
 
     def summary(self) -> JsonDict:
         """One overview row."""
@@ -339,8 +362,7 @@ class Hub:
             state = self._clients[client_id] = ClientState(client_id)
         self.stats["ingested"] += 1
         rx = self.now()
-        state.last_t = t if state.last_t is None else max(state.last_t, t)
-        state.last_rx = rx
+        state.observe_time(t, rx, live=kind in (Topic.METRICS, Topic.AROUSAL, Topic.BEAT))
         message: JsonDict = {"type": "update", "client": client_id, "kind": str(kind), "srv": rx}
         summary_changed = True
         if kind is Topic.METRICS:
@@ -367,6 +389,7 @@ class Hub:
             state.status = views.status_view(data)
             if state.status["speed"] is not None:
                 state.clock_speed = state.status["speed"]
+                state.speed_given = True
             if state.status["online"] is False and state.status["t"] is not None:
                 # nothing arrives while offline: a null point makes the charts show a gap
                 gap = {"t": state.status["t"], "hr": None, "rmssd": None, "arousal": None}
@@ -379,6 +402,7 @@ class Hub:
             speed = views.num(data.get("clock_speed"), 0.001, 10_000.0)
             if speed is not None:
                 state.clock_speed = speed
+                state.speed_given = True
             if state.session["state"] != before and state.session["t"] is not None:
                 self._add_span(
                     state, state.session["t"], state.session["state"], state.session["pause_reason"]

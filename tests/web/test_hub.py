@@ -323,3 +323,25 @@ def test_static_dir_exists() -> None:
 
     assert isinstance(STATIC_DIR, Path)
     assert (STATIC_DIR / "client.html").is_file()
+
+
+def test_session_clock_speed_is_estimated_from_live_samples() -> None:
+    wall = [1000.0]
+    hub = Hub(wall=lambda: wall[0])
+    # an old retained session must not make the clock look fast
+    ingest(hub, "session", {"v": 1, "t": T0 - 600, "client": "c01", "state": "ready"})
+    for k in range(11):
+        wall[0] = 1000.0 + k * 0.5
+        ingest(hub, "arousal", arousal(T0 + k * 2.5, 40.0))  # 5x faster than the wall clock
+    clock = hub.client("c01").clock()  # type: ignore[union-attr]
+    assert clock["speed"] == pytest.approx(5.0)
+    assert clock["t"] == T0 + 25.0
+    assert clock["rx"] == 1005.0
+    hub = Hub(wall=lambda: wall[0])
+    for k in range(11):
+        wall[0] = 2000.0 + k
+        ingest(hub, "arousal", arousal(T0 + k * 1.01, 40.0))  # publish jitter, real time
+    assert hub.client("c01").clock()["speed"] == 1.0  # type: ignore[union-attr]
+    # an older sample arriving late does not move the anchor back
+    ingest(hub, "arousal", arousal(T0, 40.0))
+    assert hub.client("c01").clock()["t"] == T0 + 10 * 1.01  # type: ignore[union-attr]
