@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 from biofeedback import __version__
 from biofeedback.errors import BiofeedbackError
@@ -36,7 +39,10 @@ def _service_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", type=Path, default=None, help="exposure protocol TOML file")
     p.add_argument("--http-port", type=int, default=None, help="dashboard port (0 = any free)")
     p.add_argument(
-        "--mqtt-port", type=int, default=None, help="port of the embedded MQTT broker (0 = any free)"
+        "--mqtt-port",
+        type=int,
+        default=None,
+        help="port of the embedded MQTT broker (0 = any free)",
     )
     p.add_argument(
         "--mqtt-url",
@@ -168,10 +174,37 @@ def _dispatch(args: argparse.Namespace) -> int:
         from biofeedback.service.commands_cli import run_replay
 
         return run_replay(args, config)
-    from biofeedback.service.app import ServiceOptions, run_service
+    from biofeedback.service.app import ServiceOptions, apply_overrides, run_service
 
-    opts = ServiceOptions.from_args(args, config)
-    return asyncio.run(run_service(config, opts))
+    opts = ServiceOptions.from_args(args)
+    config = apply_overrides(config, args, demo=opts.demo)
+    return asyncio.run(_until_terminated(run_service(config, opts, announce=_say)))
+
+
+async def _until_terminated(main: Coroutine[Any, Any, int]) -> int:
+    """Run `main`; SIGTERM (a service manager stopping us) unwinds it like Ctrl-C does."""
+    task = asyncio.ensure_future(main)
+    loop = asyncio.get_running_loop()
+    terminated = False
+
+    def on_term() -> None:
+        nonlocal terminated
+        terminated = True
+        task.cancel()
+
+    with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows loops
+        loop.add_signal_handler(signal.SIGTERM, on_term)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if terminated:
+            print("biofeedback: stopped (SIGTERM)", file=sys.stderr)
+            return 0
+        raise
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -118,7 +118,9 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
-def parse_config(text: str, *, source: Path | None = None, env: dict[str, str] | None = None) -> AppConfig:
+def parse_config(
+    text: str, *, source: Path | None = None, env: dict[str, str] | None = None
+) -> AppConfig:
     """Validate a config document; relative paths resolve against the file's folder."""
     src = str(source) if source else "<config>"
     base = source.resolve().parent if source else REPO_CONFIG_DIR
@@ -134,7 +136,8 @@ def parse_config(text: str, *, source: Path | None = None, env: dict[str, str] |
     client_id = _typed(src, "[client].id", client.get("id", "client-001"), str, "")
     if not valid_client_id(client_id):
         raise ConfigError(
-            f"{src}: [client].id {client_id!r} must be a pseudonym of 1-64 letters, digits, '-' or '_'"
+            f"{src}: [client].id {client_id!r} must be a pseudonym: "
+            "1-64 letters, digits, '-' or '_'"
         )
 
     device = _dataclass_from(src, "device", DeviceConfig, _section(src, raw, "device"), set())
@@ -147,10 +150,19 @@ def parse_config(text: str, *, source: Path | None = None, env: dict[str, str] |
     _check_keys(src, "session", session, {"protocol", "baseline_dir"})
     protocol = _resolve(
         base,
-        _typed(src, "[session].protocol", session.get("protocol", "protocols/spider-hierarchy.toml"), str, ""),
+        _typed(
+            src,
+            "[session].protocol",
+            session.get("protocol", "protocols/spider-hierarchy.toml"),
+            str,
+            "",
+        ),
     )
     baseline_dir = _resolve(
-        base, _typed(src, "[session].baseline_dir", session.get("baseline_dir", "../data/baselines"), str, "")
+        base,
+        _typed(
+            src, "[session].baseline_dir", session.get("baseline_dir", "../data/baselines"), str, ""
+        ),
     )
 
     signal = _dataclass_from(src, "signal", SignalConfig, _section(src, raw, "signal"), set())
@@ -168,7 +180,8 @@ def parse_config(text: str, *, source: Path | None = None, env: dict[str, str] |
         raise ConfigError(f"{src}: [mqtt].protocol must be 5 or 311, got {mqtt.protocol}")
     if not (mqtt.embedded or mqtt.url.startswith(("mqtt://", "mqtts://"))):
         raise ConfigError(
-            f"{src}: [mqtt].url must be 'embedded', mqtt://host:port or mqtts://host:port, got {mqtt.url!r}"
+            f"{src}: [mqtt].url must be 'embedded', mqtt://host:port or mqtts://host:port, "
+            f"got {mqtt.url!r}"
         )
     for key in ("ca_file", "cert_file", "key_file"):
         value = getattr(mqtt, key)

@@ -1,0 +1,331 @@
+"""The service process: broker, MQTT link, device, session runner, recorder and dashboard.
+
+`run_service` owns every long-lived task through one TaskGroup inside async context managers,
+so Ctrl-C (which cancels the main task) unwinds them in reverse order: the dashboard stops, the
+session's last state is published and recorded, the link says goodbye, the broker exits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import secrets
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from biofeedback import __version__
+from biofeedback.clock import Clock, ScaledClock
+from biofeedback.config import AppConfig
+from biofeedback.devices.types import Device
+from biofeedback.errors import BiofeedbackError, ConfigError
+from biofeedback.exposure import SessionSnapshot, load_protocol
+from biofeedback.exposure.types import GroundingTechnique, SessionState
+from biofeedback.service import payloads
+from biofeedback.service.core import SessionCore
+from biofeedback.service.runner import SessionRunner
+from biofeedback.service.topics import Topic, topic
+
+log = logging.getLogger(__name__)
+
+DEMO_PROTOCOL = "protocols/demo.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """What the command line chose on top of the config file."""
+
+    demo: bool
+    speed: float = 1.0
+    duration_s: float | None = None
+    actor: bool = True
+    seed: int = 1
+    web: bool = True
+    device_target: str | None = None
+
+    @staticmethod
+    def from_args(args: argparse.Namespace) -> ServiceOptions:
+        demo = args.command == "demo"
+        speed = float(getattr(args, "speed", 1.0) or 1.0)
+        if not speed > 0:
+            raise ConfigError(f"--speed must be > 0, got {speed}")
+        return ServiceOptions(
+            demo=demo,
+            speed=speed,
+            duration_s=getattr(args, "duration", None),
+            actor=demo and not getattr(args, "no_actor", False),
+            seed=getattr(args, "seed", 1),
+            web=not args.no_web,
+            device_target=getattr(args, "device", None),
+        )
+
+
+def apply_overrides(config: AppConfig, args: argparse.Namespace, *, demo: bool) -> AppConfig:
+    """Command-line options over the config file (secrets never come from here)."""
+    cfg = config
+    if args.client_id:
+        from biofeedback.service.topics import valid_client_id
+
+        if not valid_client_id(args.client_id):
+            raise ConfigError(f"--client-id {args.client_id!r}: use 1-64 letters, digits, - or _")
+        cfg = replace(cfg, client_id=args.client_id)
+    if args.protocol:
+        cfg = replace(cfg, protocol=args.protocol.resolve())
+    elif demo:
+        base = (
+            config.source.parent
+            if config.source
+            else Path(__file__).resolve().parents[2] / "config"
+        )
+        cfg = replace(cfg, protocol=(base / DEMO_PROTOCOL).resolve())
+    if args.http_port is not None:
+        cfg = replace(cfg, web=replace(cfg.web, port=args.http_port))
+    if args.mqtt_port is not None:
+        cfg = replace(cfg, mqtt=replace(cfg.mqtt, port=args.mqtt_port))
+    if args.mqtt_url:
+        if not args.mqtt_url.startswith(("mqtt://", "mqtts://")):
+            raise ConfigError(
+                f"--mqtt-url must be mqtt://host:port or mqtts://host:port, got {args.mqtt_url!r}"
+            )
+        cfg = replace(cfg, mqtt=replace(cfg.mqtt, url=args.mqtt_url))
+    if args.data_dir:
+        cfg = replace(
+            cfg,
+            recording_dir=args.data_dir.resolve() / "recordings",
+            baseline_dir=args.data_dir.resolve() / "baselines",
+        )
+    return cfg
+
+
+def load_baseline(config: AppConfig) -> Any:
+    """The client's saved baseline, or None (a broken file is reported, never trusted)."""
+    from biofeedback.signal import baseline_from_json
+
+    path = config.baseline_dir / f"{config.client_id}.json"
+    if not path.exists():
+        return None
+    try:
+        return baseline_from_json(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, BiofeedbackError) as exc:
+        log.warning(
+            "ignoring saved baseline %s (%s); the client will be calibrated again", path, exc
+        )
+        return None
+
+
+def save_baseline(config: AppConfig, baseline: Any) -> None:
+    """Keep the baseline for the client's next session (atomic write)."""
+    from biofeedback.signal import baseline_to_json
+
+    path = config.baseline_dir / f"{config.client_id}.json"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(baseline_to_json(baseline), indent=2), encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        log.error("could not save the baseline to %s: %s", path, exc)
+        return
+    log.info("baseline saved to %s", path)
+
+
+def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock) -> Device:
+    """The simulated strap for the demo, or a real one through Bluetooth."""
+    if opts.demo or (config.device.kind == "simulated" and not opts.device_target):
+        from biofeedback.devices.simulated import SimulatedStrap
+
+        return SimulatedStrap(name="SimStrap", clock=clock, seed=opts.seed)
+    target = opts.device_target or config.device.target
+    if not target:
+        raise ConfigError(
+            "no strap chosen: pass --device NAME|ADDRESS or set [device].target "
+            "(`biofeedback scan` lists nearby straps)"
+        )
+    from biofeedback.devices.ble import BleStrap
+
+    return BleStrap(
+        target,
+        clock=clock,
+        reconnect_max_s=config.device.reconnect_max_s,
+        stale_after_s=config.device.stale_after_s,
+    )
+
+
+def _stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
+    """The simulated client's exposure intensity and paced-breathing rate in this state."""
+    exposure = 0.0
+    if snap.state is SessionState.EXPOSING:
+        step = snap.step_index if snap.step_index is not None else 0
+        exposure = min(1.0, 0.8 + 0.1 * step)
+    breathing: float | None = None
+    g = snap.guidance
+    if g is not None and g.technique is GroundingTechnique.PACED_BREATHING and g.breathing:
+        breathing = g.breathing.rate_bpm
+    return exposure, breathing
+
+
+@contextlib.asynccontextmanager
+async def _broker_url(config: AppConfig) -> AsyncIterator[str]:
+    if not config.mqtt.embedded:
+        yield config.mqtt.url
+        return
+    from biofeedback.service.broker import EmbeddedBroker
+
+    async with EmbeddedBroker(host="127.0.0.1", port=config.mqtt.port) as broker:
+        yield broker.url
+
+
+async def run_service(
+    config: AppConfig, opts: ServiceOptions, *, announce: Any = None, ready: Any = None
+) -> int:
+    """Run one client's live session until Ctrl-C, the device ends, or the duration passes.
+
+    `announce(text)` tells the person at the terminal where to look (the CLI prints it);
+    `ready(info)` lets tests learn the ports once everything listens.
+    """
+    from biofeedback.service.commands import serve_commands
+    from biofeedback.service.mqtt import MqttLink, MqttSettings
+
+    say = announce or (lambda text: log.info("%s", text))
+    protocol = load_protocol(config.protocol)
+    client = config.client_id
+    baseline = None if opts.demo else load_baseline(config)
+
+    async with contextlib.AsyncExitStack() as stack:
+        url = await stack.enter_async_context(_broker_url(config))
+        settings = MqttSettings.from_url(
+            url,
+            username=config.mqtt.username,
+            password=config.mqtt.password,
+            ca_file=config.mqtt.ca_file or None,
+            cert_file=config.mqtt.cert_file or None,
+            key_file=config.mqtt.key_file or None,
+            protocol=config.mqtt.protocol,
+        )
+        status_topic = topic(client, Topic.STATUS)
+        link = await stack.enter_async_context(
+            MqttLink(
+                settings,
+                client_name=f"bf-service-{client}",
+                will=(status_topic, json.dumps(payloads.offline_status(client)).encode(), True),
+            )
+        )
+        web_url = None
+        if opts.web:
+            web_url = await stack.enter_async_context(_dashboard(config, settings, say))
+        # neurokit2 takes seconds to import; do it off the event loop before the session starts
+        # rather than stalling the first artifact correction (and every beat behind it).
+        await asyncio.to_thread(importlib.import_module, "neurokit2")
+        # Session time starts once everything listens, so a slow start costs no calibration time.
+        clock = ScaledClock(opts.speed)
+        device = make_device(config, opts, clock)
+        start_t = clock.now()
+        core = SessionCore(
+            client_id=client,
+            protocol=protocol,
+            signal_config=config.signal,
+            start_t=start_t,
+            baseline=baseline,
+        )
+        recorder = _open_recorder(stack, config, opts, protocol, start_t)
+
+        def on_snapshot(snap: SessionSnapshot) -> None:
+            set_stimulus = getattr(device, "set_stimulus", None)
+            if set_stimulus is not None:
+                exposure, breathing = _stimulus_for(snap)
+                set_stimulus(exposure=exposure, paced_breathing_bpm=breathing)
+
+        runner = SessionRunner(
+            core=core,
+            device=device,
+            clock=clock,
+            publisher=link,
+            recorder=recorder,
+            on_snapshot=on_snapshot,
+            on_baseline=lambda b: save_baseline(config, b),
+            stop_after_s=opts.duration_s,
+        )
+        info = {"mqtt_url": url, "web_url": web_url, "client_id": client}
+        say(f"MQTT broker: {url}  (topics biofeedback/v1/{client}/#)")
+        if recorder is not None:
+            say(f"recording to {getattr(recorder, 'path', config.recording_dir)}")
+        if ready is not None:
+            ready(info)
+        async with asyncio.TaskGroup() as tg:
+            pump = tg.create_task(
+                serve_commands(link, client, now=clock.now, submit=runner.submit), name="commands"
+            )
+            actor = None
+            if opts.actor:
+                from biofeedback.service.demo_actor import run_actor
+
+                actor = tg.create_task(run_actor(settings, client, clock), name="demo-actor")
+            await runner.run()
+            pump.cancel()
+            if actor is not None:
+                actor.cancel()
+        say("session ended")
+    return 0
+
+
+def _open_recorder(
+    stack: contextlib.AsyncExitStack,
+    config: AppConfig,
+    opts: ServiceOptions,
+    protocol: Any,
+    start_t: float,
+) -> Any:
+    from biofeedback.recording import SessionRecorder
+
+    meta = {
+        "software": f"biofeedback {__version__}",
+        "python": sys.version.split()[0],
+        "client_id": config.client_id,
+        "start_t": start_t,
+        "mode": "demo" if opts.demo else "live",
+        "speed": opts.speed,
+        "protocol_file": str(config.protocol),
+        "config_file": str(config.source) if config.source else None,
+        "signal_config": {k: getattr(config.signal, k) for k in config.signal.__dataclass_fields__},
+    }
+    return stack.enter_context(
+        SessionRecorder(config.recording_dir, client_id=config.client_id, meta=meta)
+    )
+
+
+@contextlib.asynccontextmanager
+async def _dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator[str]:
+    from aiohttp import web
+
+    from biofeedback.web import WebConfig, create_app
+    from biofeedback.web.auth import link_signature
+
+    secret = config.web.therapist_secret or secrets.token_urlsafe(16)
+    link_secret = secrets.token_urlsafe(32)
+    wcfg = WebConfig(
+        host=config.web.host,
+        port=config.web.port,
+        mqtt=settings,
+        therapist_secret=secret,
+        link_secret=link_secret,
+    )
+    app = create_app(wcfg)
+    runner = web.AppRunner(app, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, config.web.host, config.web.port)
+    try:
+        await site.start()
+        port = runner.addresses[0][1] if runner.addresses else config.web.port
+        url = f"http://{config.web.host}:{port}"
+        client = config.client_id
+        say(f"therapist dashboard: {url}/?token={secret}")
+        say(f"client screen:       {url}/c/{client}/{link_signature(link_secret, client)}")
+        yield url
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,229 @@
+"""The session core: one client's inputs in, in order; beats, metrics, arousal and decisions out.
+
+Synchronous and deterministic: given the same sequence of inputs (device readings, commands,
+ticks), it produces the same outputs. The live runner feeds it from a strap, MQTT and a timer;
+replay feeds it the recorded input log and must reproduce the recorded session exactly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+
+from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.errors import CalibrationError, CommandError
+from biofeedback.exposure import ExposureProtocol, ExposureSession, SessionSnapshot
+from biofeedback.exposure.types import (
+    ArousalSample,
+    CalibrationDone,
+    Command,
+    SessionEvent,
+    SessionInput,
+    SignalLost,
+    SignalRestored,
+    Tick,
+)
+from biofeedback.signal import Baseline, BeatUpdate, SignalConfig, SignalPipeline
+
+log = logging.getLogger(__name__)
+
+# Below this many clean beats no baseline is trusted, however short the calibration.
+MIN_CALIBRATION_BEATS = 20
+
+SessionItem = Notification | DeviceEvent | Command | Tick
+
+_LOSS = {
+    DeviceEventKind.SIGNAL_LOST: "strap connection lost",
+    DeviceEventKind.CONTACT_LOST: "sensor contact lost",
+    DeviceEventKind.ENDED: "device stopped sending",
+}
+_RESTORE = {DeviceEventKind.SIGNAL_RESTORED, DeviceEventKind.CONTACT_RESTORED}
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """The outcome of one command, for its reply."""
+
+    command_id: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOutput:
+    """What one input produced."""
+
+    seq: int
+    t: float
+    updates: tuple[BeatUpdate, ...] = ()
+    events: tuple[SessionEvent, ...] = ()
+    command: CommandResult | None = None
+    baseline: Baseline | None = None  # set when a calibration just produced a new baseline
+    calibration_error: str | None = None
+
+
+@dataclass(slots=True)
+class _Monitoring:
+    """Which loss sources are active: the strap link and skin contact are lost independently."""
+
+    lost: set[DeviceEventKind] = field(default_factory=set)
+
+
+class SessionCore:
+    """One client's live session: signal pipeline plus exposure state machine."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        protocol: ExposureProtocol,
+        signal_config: SignalConfig,
+        start_t: float,
+        baseline: Baseline | None = None,
+        calibration_s: float | None = None,
+    ) -> None:
+        self.client_id = client_id
+        # The protocol is the session's agreed agenda, so its calibration length governs.
+        self.calibration_s = (
+            calibration_s if calibration_s is not None else float(protocol.calibration_s)
+        )
+        # The clean-beat minimum is a rate (default 60 in 120 s, i.e. 30 bpm); keep the rate when
+        # the protocol asks for a shorter or longer calibration.
+        min_beats = max(
+            MIN_CALIBRATION_BEATS,
+            round(
+                signal_config.calibration_min_beats
+                * self.calibration_s
+                / signal_config.calibration_s
+            ),
+        )
+        self.pipeline = SignalPipeline(
+            replace(
+                signal_config,
+                calibration_s=self.calibration_s,
+                calibration_min_beats=min_beats,
+            ),
+            baseline,
+        )
+        self.session = ExposureSession(
+            protocol, t=start_t, client_id=client_id, needs_calibration=baseline is None
+        )
+        # Calibration starts with the first beat, not at start-up: connecting to a strap takes
+        # seconds that must not count as rest.
+        self._needs_calibration = baseline is None
+        self._calibrating_since: float | None = None
+        self._monitor = _Monitoring()
+        self.seq = 0
+        self.last_t = start_t
+        self.last_update: BeatUpdate | None = None
+
+    @property
+    def snapshot(self) -> SessionSnapshot:
+        return self.session.snapshot()
+
+    def feed(self, item: SessionItem) -> CoreOutput:
+        """Process one input; never raises for bad data (it is reported in the output)."""
+        self.seq += 1
+        # Inputs from different sources can be stamped a hair out of order; the session's own
+        # timeline must not run backwards, so it sees the later of the two.
+        t = max(float(item.t), self.last_t)
+        self.last_t = t
+        updates: list[BeatUpdate] = []
+        events: list[SessionEvent] = []
+        command: CommandResult | None = None
+        if isinstance(item, Notification):
+            self._notification(item, t, updates, events)
+        elif isinstance(item, DeviceEvent):
+            self._device_event(item, t, events)
+        elif isinstance(item, Tick):
+            events += self.session.handle(Tick(t))
+        else:
+            command = self._command(item, t, events)
+        baseline, cal_error = self._maybe_finish_calibration(t, events)
+        return CoreOutput(
+            seq=self.seq,
+            t=t,
+            updates=tuple(updates),
+            events=tuple(events),
+            command=command,
+            baseline=baseline,
+            calibration_error=cal_error,
+        )
+
+    def _notification(
+        self, n: Notification, t: float, updates: list[BeatUpdate], events: list[SessionEvent]
+    ) -> None:
+        m = n.measurement
+        if m is None:
+            return  # malformed: recorded as it came, nothing to compute
+        if self._needs_calibration and self._calibrating_since is None:
+            self._calibrating_since = n.t
+            self.pipeline.start_calibration(n.t)
+        if n.beats:
+            for beat in n.beats:
+                u = self.pipeline.push_rr(beat.t, beat.rr_ms, beat.contact)
+                updates.append(u)
+                events += self._arousal(u, max(beat.t, self.last_t))
+        else:
+            u = self.pipeline.push_hr(n.t, float(m.hr_bpm), m.contact)
+            updates.append(u)
+            events += self._arousal(u, t)
+        if updates:
+            self.last_update = updates[-1]
+
+    def _arousal(self, u: BeatUpdate, t: float) -> list[SessionEvent]:
+        a = u.arousal
+        return self.session.handle(ArousalSample(t, a.value, a.confidence))
+
+    def _device_event(self, e: DeviceEvent, t: float, events: list[SessionEvent]) -> None:
+        was_ok = not self._monitor.lost
+        if e.kind in _LOSS:
+            self._monitor.lost.add(
+                DeviceEventKind.CONTACT_LOST
+                if e.kind is DeviceEventKind.CONTACT_LOST
+                else DeviceEventKind.SIGNAL_LOST
+            )
+            self.pipeline.mark_gap(t)
+            if was_ok:
+                events += self.session.handle(SignalLost(t, e.detail or _LOSS[e.kind]))
+        elif e.kind in _RESTORE:
+            self._monitor.lost.discard(
+                DeviceEventKind.CONTACT_LOST
+                if e.kind is DeviceEventKind.CONTACT_RESTORED
+                else DeviceEventKind.SIGNAL_LOST
+            )
+            if not was_ok and not self._monitor.lost:
+                events += self.session.handle(SignalRestored(t, e.gap_s))
+
+    def _command(self, cmd: Command, t: float, events: list[SessionEvent]) -> CommandResult:
+        inp: SessionInput = _retime(cmd, t)
+        try:
+            events += self.session.handle(inp)
+        except CommandError as exc:
+            log.info("command %s from %s refused: %s", type(cmd).__name__, cmd.role, exc)
+            return CommandResult(cmd.command_id, False, str(exc))
+        return CommandResult(cmd.command_id, True)
+
+    def _maybe_finish_calibration(
+        self, t: float, events: list[SessionEvent]
+    ) -> tuple[Baseline | None, str | None]:
+        since = self._calibrating_since
+        if since is None or t - since < self.calibration_s:
+            return None, None
+        try:
+            baseline = self.pipeline.finish_calibration(t, self.client_id)
+        except CalibrationError as exc:
+            # Keep the session safe (still calibrating) and try again over the next period.
+            log.warning("calibration failed for %s: %s", self.client_id, exc)
+            events += self.session.handle(CalibrationDone(t, False, str(exc)))
+            self._calibrating_since = t
+            self.pipeline.start_calibration(t)
+            return None, str(exc)
+        self._calibrating_since = None
+        self._needs_calibration = False
+        events += self.session.handle(CalibrationDone(t, True, "baseline ready"))
+        return baseline, None
+
+
+def _retime(cmd: Command, t: float) -> Command:
+    return cmd if cmd.t == t else replace(cmd, t=t)

@@ -1,0 +1,214 @@
+"""The live runner: one device, one client, one session, fed in order and fanned out to sinks.
+
+Three tasks feed the session core, all in one event loop so inputs are processed strictly one at
+a time: the device's readings, commands arriving over MQTT, and a once-a-second tick of session
+time. Every input is recorded before its outputs are published, so the recording is the truth
+and replay can reproduce it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from biofeedback.clock import Clock
+from biofeedback.devices.types import Device, DeviceEvent, DeviceEventKind, Notification
+from biofeedback.errors import RecordingError
+from biofeedback.exposure import SessionSnapshot
+from biofeedback.exposure.types import Command, SessionEvent, Tick
+from biofeedback.service import payloads
+from biofeedback.service.core import CoreOutput, SessionCore, SessionItem
+from biofeedback.service.topics import Topic
+from biofeedback.signal import BeatUpdate
+
+log = logging.getLogger(__name__)
+
+TICK_S = 1.0
+SNAPSHOT_REFRESH_S = 5.0
+
+
+class Publisher(Protocol):
+    """Where outputs go (the MQTT link); must never block or raise for a broker outage."""
+
+    def publish_kind(self, client_id: str, kind: Topic, payload: dict[str, Any]) -> None: ...
+
+
+class Recorder(Protocol):
+    """The session recording (biofeedback.recording.SessionRecorder)."""
+
+    def input(self, item: SessionItem, seq: int) -> None: ...
+
+    def update(self, u: BeatUpdate) -> None: ...
+
+    def events(self, evs: list[SessionEvent]) -> None: ...
+
+    def snapshot(self, snap: SessionSnapshot) -> None: ...
+
+    def flush_if_due(self, now_monotonic: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCommand:
+    """A parsed, role-checked command waiting for the core, with where to send its reply."""
+
+    command: Command
+    reply: Callable[[dict[str, Any]], None]
+
+
+class SessionRunner:
+    """Drives a SessionCore from a device, a command queue and a clock."""
+
+    def __init__(
+        self,
+        *,
+        core: SessionCore,
+        device: Device,
+        clock: Clock,
+        publisher: Publisher,
+        recorder: Recorder | None = None,
+        on_snapshot: Callable[[SessionSnapshot], None] | None = None,
+        on_baseline: Callable[[Any], None] | None = None,
+        stop_after_s: float | None = None,
+    ) -> None:
+        self.core = core
+        self.device = device
+        self.clock = clock
+        self.publisher = publisher
+        self.recorder = recorder
+        self.on_snapshot = on_snapshot
+        self.on_baseline = on_baseline
+        self.commands: asyncio.Queue[IncomingCommand] = asyncio.Queue()
+        self.stop_after_s = stop_after_s
+        self._client = core.client_id
+        self._last_snapshot: SessionSnapshot | None = None
+        self._last_snapshot_t = float("-inf")
+        self._last_guidance: object = object()
+        self._recording_error: str | None = None
+        self._status = payloads.StatusTracker(core.client_id)
+        self.device_ended = asyncio.Event()
+
+    async def run(self) -> None:
+        """Run until cancelled, the device ends, or `stop_after_s` of session time has passed."""
+        self._publish_snapshot(force=True)
+        async with asyncio.TaskGroup() as tg:
+            device_task = tg.create_task(self._device_loop(), name="device")
+            tick_task = tg.create_task(self._tick_loop(), name="tick")
+            command_task = tg.create_task(self._command_loop(), name="commands")
+            await self.device_ended.wait()
+            for task in (device_task, tick_task, command_task):
+                task.cancel()
+
+    # ---- feeding --------------------------------------------------------------------------
+
+    async def _device_loop(self) -> None:
+        async with self.device:
+            async for reading in self.device.readings():
+                self.process(reading)
+                if isinstance(reading, DeviceEvent) and reading.kind is DeviceEventKind.ENDED:
+                    break
+        self.device_ended.set()
+
+    async def _tick_loop(self) -> None:
+        start = self.clock.now()
+        while True:
+            await self.clock.sleep(TICK_S)
+            now = self.clock.now()
+            self.process(Tick(now))
+            if self.stop_after_s is not None and now - start >= self.stop_after_s:
+                log.info("session time limit of %.0f s reached", self.stop_after_s)
+                self.device_ended.set()
+                return
+
+    async def _command_loop(self) -> None:
+        while True:
+            incoming = await self.commands.get()
+            out = self.process(incoming.command)
+            result = out.command
+            if result is not None:
+                incoming.reply(payloads.command_reply(self._client, out.t, result))
+
+    def submit(self, command: Command, reply: Callable[[dict[str, Any]], None]) -> None:
+        """Queue a validated command; it is stamped with the session time it is processed at."""
+        self.commands.put_nowait(IncomingCommand(command, reply))
+
+    # ---- one input ------------------------------------------------------------------------
+
+    def process(self, item: SessionItem) -> CoreOutput:
+        """Feed one input to the core, record it, publish what it produced."""
+        out = self.core.feed(item)
+        self._record(item, out)
+        if isinstance(item, DeviceEvent):
+            self._device_event(item)
+        elif isinstance(item, Notification) and item.error is not None:
+            self.publisher.publish_kind(
+                self._client, Topic.EVENT, payloads.malformed(self._client, item)
+            )
+        for u in out.updates:
+            for kind, payload in payloads.update_payloads(self._client, u):
+                self.publisher.publish_kind(self._client, kind, payload)
+        for ev in out.events:
+            self.publisher.publish_kind(
+                self._client, Topic.EVENT, payloads.session_event(self._client, ev)
+            )
+            if ev.kind.startswith("checkin"):
+                self.publisher.publish_kind(
+                    self._client, Topic.CHECKIN, payloads.session_event(self._client, ev)
+                )
+        if out.baseline is not None and self.on_baseline is not None:
+            self.on_baseline(out.baseline)
+        self._publish_snapshot(force=bool(out.events))
+        return out
+
+    def _record(self, item: SessionItem, out: CoreOutput) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.input(item, out.seq)
+            for u in out.updates:
+                self.recorder.update(u)
+            if out.events:
+                self.recorder.events(list(out.events))
+            self.recorder.flush_if_due(time.monotonic())
+        except RecordingError as exc:
+            # The therapist must see this: a session that is not being recorded is not silent.
+            if self._recording_error != str(exc):
+                self._recording_error = str(exc)
+                log.error("recording failed: %s", exc)
+                self.publisher.publish_kind(
+                    self._client,
+                    Topic.EVENT,
+                    payloads.service_error(self._client, out.t, "recording_failed", str(exc)),
+                )
+
+    def _device_event(self, e: DeviceEvent) -> None:
+        self.publisher.publish_kind(
+            self._client, Topic.EVENT, payloads.device_event(self._client, e)
+        )
+        if e.kind is not DeviceEventKind.MALFORMED:
+            self.publisher.publish_kind(self._client, Topic.STATUS, self._status.update(e))
+
+    def _publish_snapshot(self, *, force: bool) -> None:
+        snap = self.core.snapshot
+        if not force and snap.t - self._last_snapshot_t < SNAPSHOT_REFRESH_S:
+            return
+        self._last_snapshot_t = snap.t
+        self._last_snapshot = snap
+        self.publisher.publish_kind(
+            self._client, Topic.SESSION, payloads.session_snapshot(self._client, snap)
+        )
+        if snap.guidance != self._last_guidance:
+            self._last_guidance = snap.guidance
+            self.publisher.publish_kind(
+                self._client, Topic.GUIDANCE, payloads.guidance(self._client, snap.t, snap.guidance)
+            )
+        if self.recorder is not None:
+            try:
+                self.recorder.snapshot(snap)
+            except RecordingError as exc:
+                log.error("recording the session state failed: %s", exc)
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)

@@ -1,0 +1,165 @@
+"""The walking skeleton end to end: `biofeedback demo` as a user runs it, watched over MQTT.
+
+The demo runs in a subprocess at high speed on free ports; a plain paho-mqtt client subscribes
+like any third-party tool would; the dashboard page and its WebSocket are fetched over HTTP; then
+Ctrl-C (SIGINT) must end everything cleanly with the ports released.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.support import REPO_ROOT, free_port
+
+pytestmark = pytest.mark.slow
+
+SECRET = "e2e-therapist-secret"
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        # As any server restarting on the port would: TIME_WAIT leftovers do not count.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Demo:
+    def __init__(self, proc: subprocess.Popen[str], http: int, mqtt_port: int, data: Path) -> None:
+        self.proc, self.http, self.mqtt_port, self.data = proc, http, mqtt_port, data
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    http, mqtt_port = free_port(), free_port()
+    env = dict(os.environ, BIOFEEDBACK_THERAPIST_SECRET=SECRET, PYTHONUNBUFFERED="1")
+    cmd = [
+        sys.executable, "-m", "biofeedback.cli", "demo",
+        "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
+        "--data-dir", str(tmp_path), "--duration", "900",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _wait_port(mqtt_port, 30)
+        _wait_port(http, 30)
+        yield Demo(proc, http, mqtt_port, tmp_path)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)  # lets the demo stop its broker
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
+def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str, Any]]]]:
+    q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-watcher")
+
+    def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        q.put((msg.topic, json.loads(msg.payload)))
+
+    c.on_message = on_message
+    c.connect("127.0.0.1", port)
+    c.subscribe("biofeedback/v1/#", qos=1)
+    c.loop_start()
+    return c, q
+
+
+def test_demo_end_to_end(demo: Demo) -> None:
+    client, q = _subscribe(demo.mqtt_port)
+    seen: dict[str, dict[str, Any]] = {}
+    pause: dict[str, Any] | None = None
+    recovered = False
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline and not (pause and recovered and len(seen) >= 4):
+            try:
+                topic, payload = q.get(timeout=1)
+            except queue.Empty:
+                assert demo.proc.poll() is None, demo.proc.stderr.read() if demo.proc.stderr else ""
+                continue
+            kind = topic.split("/")[3]
+            assert payload["v"] == 1, (topic, payload)
+            if kind == "cmd":
+                continue  # commands come from the demo's simulated people; the service stamps them
+            assert isinstance(payload["t"], int | float), (topic, payload)
+            seen.setdefault(kind, payload)
+            if kind == "event" and payload.get("to_state") == "paused" and pause is None:
+                pause = payload
+            if kind == "event" and pause and payload.get("to_state") == "recovered":
+                recovered = True
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+    for kind in ("beat", "arousal", "session", "event"):
+        assert kind in seen, f"no {kind} payload arrived; got {sorted(seen)}"
+    assert 250 < seen["beat"]["rr_ms"] < 2500
+    assert pause is not None, "the simulated client never paused on arousal"
+    assert pause["values"]["pause_reason"] == "arousal", pause
+    assert "arousal" in pause["reason"], pause
+    assert pause["actor"] == "system", pause
+    assert recovered, "no recovery after the pause"
+
+    # The dashboard page and one live update from its WebSocket.
+    import asyncio
+
+    import aiohttp
+
+    async def fetch() -> tuple[int, dict[str, Any]]:
+        base = f"http://127.0.0.1:{demo.http}"
+        auth = {"Authorization": f"Bearer {SECRET}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/", headers=auth) as r:
+                status = r.status
+                assert "<html" in (await r.text()).lower()
+            async with s.get(f"{base}/", allow_redirects=False) as r:
+                assert r.status in (303, 401), "the dashboard answered without the secret"
+            ws_url = f"{base}/ws?client=client-001"
+            async with s.ws_connect(ws_url, headers={**auth, "Origin": base}) as ws:
+                msg = await ws.receive_json(timeout=10)
+        return status, msg
+
+    status, msg = asyncio.run(fetch())
+    assert status == 200
+    assert isinstance(msg, dict)
+
+    # Ctrl-C ends everything cleanly: exit 0, no traceback, ports released.
+    demo.proc.send_signal(signal.SIGINT)
+    _out, err = demo.proc.communicate(timeout=30)
+    assert demo.proc.returncode == 0, err
+    assert "Traceback" not in err, err
+    assert _port_free(demo.http)
+    assert _port_free(demo.mqtt_port)
+    assert list(demo.data.glob("recordings/*/*")), "the demo session was not recorded"
