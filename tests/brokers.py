@@ -17,6 +17,7 @@ unrelated second CA for "bad CA" tests) is generated per test with the `openssl`
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 import socket
@@ -38,7 +39,7 @@ from biofeedback.service.mqtt import MqttLink, MqttSettings
 from tests.support import require_binary
 
 # The ACL of config/mosquitto/acl.example, with the roles used by tests. Keep them in step.
-ROLE_USERS = ("service", "dashboard", "client-app", "recorder")
+ROLE_USERS = ("service", "dashboard", "recorder", "c-7f3a")  # c-7f3a: a client's own app
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +94,12 @@ def sever(link: MqttLink) -> None:
     assert sock is not None, "link has no socket"
     with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)
+
+
+async def wait_disconnected(link: MqttLink, limit_s: float = 5.0) -> None:
+    """Wait until the link noticed that its broker went away."""
+    async with asyncio.timeout(limit_s):
+        await link.wait_disconnected()
 
 
 def _openssl(*args: str, cwd: Path) -> None:

@@ -281,6 +281,23 @@ class MosquittoProcess:
         await proc.wait()
         self._proc = None
 
+    async def save(self, limit_s: float = 5.0) -> None:
+        """Make Mosquitto write its persistence database now (SIGUSR1) and wait for the file."""
+        proc = self._proc
+        if proc is None or not self.persistence:
+            raise BrokerError("mosquitto is not running with persistence")
+        db = self.workdir / "mosquitto.db"
+        before = db.stat().st_mtime_ns if db.exists() else None
+        proc.send_signal(signal.SIGUSR1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit_s
+        while loop.time() < deadline:
+            if db.exists() and db.stat().st_mtime_ns != before:
+                await asyncio.sleep(0.05)  # let the write finish
+                return
+            await asyncio.sleep(0.02)
+        raise BrokerError(f"mosquitto did not write {db} within {limit_s:g} s")
+
     async def kill(self) -> None:
         """SIGKILL the broker (a crash: no will messages, no persistence save) and reap it."""
         proc = self._proc

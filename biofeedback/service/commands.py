@@ -42,7 +42,13 @@ from biofeedback.exposure.types import (
     SudsAnswer,
 )
 from biofeedback.service import payloads
-from biofeedback.service.topics import SCHEMA_VERSION, Topic, topic, valid_client_id
+from biofeedback.service.topics import (
+    SCHEMA_VERSION,
+    Topic,
+    command_topic_role,
+    topic,
+    valid_client_id,
+)
 
 if TYPE_CHECKING:
     from biofeedback.service.mqtt import IncomingMessage, MqttLink
@@ -222,12 +228,17 @@ def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) ->
 
 
 def parse_command(
-    raw: bytes | bytearray | memoryview | str, *, t: float, client_id: str
+    raw: bytes | bytearray | memoryview | str,
+    *,
+    t: float,
+    client_id: str,
+    required_role: Role | str | None = None,
 ) -> Command:
     """Decode one command for `client_id`, stamped with session time `t`.
 
     Returns the exposure command dataclass (its `command_id` is the wire "id"); raises
     CommandError naming what is wrong. Never raises anything else for any input.
+    `required_role` is the role a role-bound topic (`cmd/client`) admits; any other is refused.
     """
     value = _load(raw)
     unknown = sorted(set(value) - _TOP)
@@ -250,6 +261,11 @@ def parse_command(
             f"got {json.dumps(role_name)[:40]}"
         )
     role = Role(role_name)
+    if required_role is not None and role is not Role(required_role):
+        raise CommandError(
+            f"role {role.value!r} not allowed on this topic: commands on cmd/{Role(required_role)} "
+            f"must have role {Role(required_role).value!r}"
+        )
     name = value.get("cmd")
     if not isinstance(name, str) or name not in COMMANDS:
         raise CommandError(
@@ -354,7 +370,9 @@ async def serve_commands(
     submit: Callable[[Command, Callable[[dict[str, Any]], None]], None],
     deduper: CommandDeduper | None = None,
 ) -> None:
-    """Subscribe to the client's `cmd` topic and hand each valid new command to `submit`.
+    """Subscribe to the client's `cmd` topics and hand each valid new command to `submit`.
+
+    Listens on plain `cmd` and on the role-bound `cmd/client` and `cmd/therapist`.
 
     `submit(command, reply)` must eventually call `reply(payload)` with the reply payload (e.g.
     `payloads.command_reply(...)`). Junk gets an error reply and a log line; a redelivered id
@@ -364,10 +382,10 @@ async def serve_commands(
     if not valid_client_id(client_id):
         raise CommandError(f"client id {client_id!r} is not a valid pseudonym")
     dedupe = deduper or CommandDeduper()
-    cmd_topic = topic(client_id, Topic.CMD)
-    await link.subscribe(cmd_topic, qos=1)
+    await link.subscribe(topic(client_id, Topic.CMD), qos=1)
+    await link.subscribe(topic(client_id, Topic.CMD) + "/+", qos=1)
     async for msg in link.messages():
-        if msg.topic != cmd_topic:
+        if not command_topic_role(client_id, msg.topic)[0]:
             continue
         handle_command_message(link, client_id, msg, now(), submit, dedupe)
         await asyncio.sleep(0)
@@ -386,8 +404,11 @@ def handle_command_message(
     def reply(payload: dict[str, Any]) -> None:
         link.reply(msg, client_id, payload)
 
+    is_cmd, bound_role = command_topic_role(client_id, msg.topic)
     try:
-        cmd = parse_command(msg.payload, t=t, client_id=client_id)
+        if not is_cmd:
+            raise CommandError(f"{msg.topic} is not a command topic of client {client_id}")
+        cmd = parse_command(msg.payload, t=t, client_id=client_id, required_role=bound_role)
     except CommandError as exc:
         cid = command_id_of(msg.payload)
         log.warning("refused command %s for %s: %s", cid or "(no id)", client_id, exc)

@@ -233,6 +233,33 @@ def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
+class _PahoClient(paho.Client):
+    """paho's Client, except that a failed TLS handshake closes its socket (paho 2.2 leaks it)."""
+
+    def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
+        ctx = self._ssl_context
+        if ctx is None:
+            raise BrokerError("TLS requested but no TLS context was set up")
+        ssl_sock = ctx.wrap_socket(
+            tcp_sock, server_hostname=self._host, do_handshake_on_connect=False
+        )
+        try:
+            ssl_sock.settimeout(self._connect_timeout)
+            ssl_sock.do_handshake()  # the context checks the certificate and the host name
+        except BaseException:
+            ssl_sock.close()
+            raise
+        return ssl_sock
+
+
+def _close_socket(client: paho.Client) -> None:
+    """Close a client's socket if paho left it open (after a refused login, for example)."""
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
 def _match_filter(sub: str) -> str:
     """The topic filter part of a possibly shared subscription."""
     if sub.startswith("$share/"):
@@ -290,6 +317,7 @@ class MqttLink:
         self._closed = False
         self._first: asyncio.Future[None] | None = None
         self._connected_event = asyncio.Event()
+        self._disconnected_event = asyncio.Event()
         self._subs: dict[str, int] = {}
         self._match: tuple[str, ...] = ()
         self._sub_waiters: dict[int, asyncio.Future[list[ReasonCode]]] = {}
@@ -386,6 +414,12 @@ class MqttLink:
         while not self._connected:
             self._connected_event.clear()
             await self._connected_event.wait()
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the link has noticed that the broker is gone."""
+        while self._connected:
+            self._disconnected_event.clear()
+            await self._disconnected_event.wait()
 
     async def drain(self) -> None:
         """Wait until nothing is queued offline and every QoS 1 message was acknowledged."""
@@ -516,7 +550,7 @@ class MqttLink:
         kwargs: dict[str, Any] = {}
         if s.protocol == 311:
             kwargs["clean_session"] = s.session_expiry_s == 0
-        client = paho.Client(
+        client = _PahoClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_name,
             protocol=proto,
@@ -610,7 +644,7 @@ class MqttLink:
     def _probe_311(self, *, clean: bool) -> bool:
         """Connect and disconnect once; True when the broker said a session was present."""
         s = self.settings
-        tmp = paho.Client(
+        tmp = _PahoClient(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self.client_name,
             protocol=MQTTProtocolVersion.MQTTv311,
@@ -637,11 +671,13 @@ class MqttLink:
             tmp.disconnect()
             with contextlib.suppress(OSError):
                 tmp.loop(0.05)
+            _close_socket(tmp)
         return bool(present and present[0])
 
     async def _shutdown_client(self, client: paho.Client) -> None:
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
+        _close_socket(client)
 
     def _post(self, fn: Any, *args: Any) -> None:
         """Run `fn(*args)` on the event loop (called from paho's thread)."""
@@ -757,22 +793,35 @@ class MqttLink:
     def _refusal_message(self, reason: str) -> str:
         s = self.settings
         low = reason.lower()
-        if "user name or password" in low or "bad user" in low:
-            who = f"user {s.username!r}" if s.username else "no username"
+        if "user name or password" in low or "bad user" in low or "not authori" in low:
+            # Mosquitto answers a wrong password with "Not authorized" on MQTT 5.
+            who = f"user {s.username!r}" if s.username else "no username (anonymous)"
             return (
                 f"MQTT broker {s.url} refused the login ({reason}) for {who}: check the username "
-                f"and password in the config file or {ENV_USERNAME}/{ENV_PASSWORD}"
-            )
-        if "not authori" in low:
-            return (
-                f"MQTT broker {s.url} refused the connection ({reason}): this user or client "
-                f"name {self.client_name!r} is not allowed to connect"
+                f"and password in the config file or {ENV_USERNAME}/{ENV_PASSWORD}, and that "
+                f"this user may connect"
             )
         return f"MQTT broker {s.url} refused the connection: {reason}"
 
     def _on_disconnect(self, reason: str) -> None:
         was = self._connected
         self._connected = False
+        self._disconnected_event.set()
+        first = self._first
+        if first is not None and not first.done():
+            s = self.settings
+            hint = (
+                " (is it a TLS port? use mqtts://)"
+                if not s.tls
+                else " (does it speak TLS on this port?)"
+            )
+            first.set_exception(
+                BrokerError(
+                    f"MQTT broker {s.url} closed the connection before accepting it ({reason})"
+                    f"{hint}"
+                )
+            )
+            return
         if self._closing or self._closed:
             return
         if was:
@@ -907,8 +956,7 @@ class MqttLink:
                 old = self._events.popleft()
                 self.stats.dropped_events += 1
                 log.error(
-                    "offline queue full (%d): dropped event on %s queued %.1f s ago "
-                    "(it stays in the local recording)",
+                    "offline queue full (%d): dropped event on %s queued %.1f s ago",
                     limit,
                     old.topic,
                     time.monotonic() - old.queued_at,

@@ -115,3 +115,30 @@ def reply_topic_ok(client_id: str, response_topic: str) -> bool:
         return False
     rest = response_topic[len(base) + 1 :]
     return bool(rest) and not any(c in rest for c in "+#\x00")
+
+
+# Role-bound command topics: biofeedback/v1/<client-id>/cmd/<role>. The broker's ACL decides who
+# may write each one, so the role a command names can be checked against who could send it.
+# Plain `cmd` stays for trusted senders (the dashboard hub, which authenticates its own users).
+COMMAND_ROLES = ("client", "therapist")
+
+
+def command_topic(client_id: str, role: str | None = None) -> str:
+    """`.../cmd`, or `.../cmd/<role>` for a role-bound command topic."""
+    base = topic(client_id, Topic.CMD)
+    if role is None:
+        return base
+    if role not in COMMAND_ROLES:
+        raise ValueError(f"command role must be one of {', '.join(COMMAND_ROLES)}, got {role!r}")
+    return f"{base}/{role}"
+
+
+def command_topic_role(client_id: str, name: str) -> tuple[bool, str | None]:
+    """(is a command topic of this client, the role it is bound to or None for plain `cmd`)."""
+    base = topic(client_id, Topic.CMD)
+    if name == base:
+        return True, None
+    for role in COMMAND_ROLES:
+        if name == f"{base}/{role}":
+            return True, role
+    return False, None
