@@ -238,7 +238,7 @@ def test_rr_in_seconds_truncates_to_1024ths(rr_s: list[float]) -> None:
 # -- hypothesis: the parser's contract --------------------------------------------------------
 
 
-@settings(max_examples=2000)
+@settings(max_examples=500)
 @given(st.binary(max_size=40))
 def test_random_bytes_decode_or_raise_parse_error_only(data: bytes) -> None:
     m: HeartRateMeasurement | None = None
