@@ -333,6 +333,7 @@ def test_energy_expended_and_16_bit_hr_options() -> None:
     assert present[-1] >= 3  # ~0.08 kJ/s for a minute
 
 
+@pytest.mark.slow  # the first run imports neurokit2 (artifact correction): seconds
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_closed_loop_with_the_signal_pipeline_pauses_and_recovers(seed: int) -> None:
     """The demo's story through the real parser and signal pipeline: calibrate, expose at 0.9,
