@@ -10,7 +10,6 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-import statistics
 from collections import deque
 
 from biofeedback.errors import CalibrationError
@@ -60,6 +59,14 @@ def signal_quality(
     elif not hrv_available:
         reason = hrv_reason
     return SignalQuality(score, corrected_share, rejected_share, contact, hrv_available, reason)
+
+
+def _median(values: deque[int] | deque[float]) -> float:
+    """Median as statistics.median computes it (mean of the middle two for even counts)."""
+    v = sorted(values)
+    n = len(v)
+    h = n // 2
+    return v[h] if n % 2 else (v[h - 1] + v[h]) / 2
 
 
 def _time_or_nan(t: object) -> float:
@@ -263,10 +270,10 @@ class SignalPipeline:
 
     def _fast(self) -> float | None:
         if self._hr_only:
-            return statistics.median(self._fast_hr) if self._fast_hr else None
+            return _median(self._fast_hr) if self._fast_hr else None
         if not self._fast_rr:
             return None
-        return 60_000_000.0 / statistics.median(self._fast_rr)
+        return 60_000_000.0 / _median(self._fast_rr)
 
     def _update(
         self,

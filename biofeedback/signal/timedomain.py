@@ -92,27 +92,33 @@ class TimeWindow:
     def add_newest(self) -> None:
         """Take in the store's newest beat and drop beats that fell out of the window."""
         st = self.store
-        k = len(st) - 1
-        x = self._x(k)
+        xs, ts, base = st.x, st.t, st.base
+        i = len(xs) - 1  # position of the newest beat in the store's arrays
+        x = xs[i]
         if self.n:
-            d = x - self._x(k - 1)
+            d = x - xs[i - 1]
             self.d2 += d * d
-            self.nn50 += abs(d) > NN50_US
+            if d > NN50_US or d < -NN50_US:
+                self.nn50 += 1
         self.s1 += x
         self.s2 += x * x
-        self.ncorr += st.corrected[k - st.base]
-        self.n += 1
-        horizon = st.t[k - st.base] - self.window_s
-        while self.n > 1 and st.t[self.lo - st.base] <= horizon:
-            x0 = self._x(self.lo)
-            d = self._x(self.lo + 1) - x0
+        self.ncorr += st.corrected[i]
+        n = self.n + 1
+        horizon = ts[i] - self.window_s
+        lo = self.lo - base
+        while n > 1 and ts[lo] <= horizon:
+            x0 = xs[lo]
+            d = xs[lo + 1] - x0
             self.s1 -= x0
             self.s2 -= x0 * x0
             self.d2 -= d * d
-            self.nn50 -= abs(d) > NN50_US
-            self.ncorr -= st.corrected[self.lo - st.base]
-            self.lo += 1
-            self.n -= 1
+            if d > NN50_US or d < -NN50_US:
+                self.nn50 -= 1
+            self.ncorr -= st.corrected[lo]
+            lo += 1
+            n -= 1
+        self.lo = lo + base
+        self.n = n
 
     def replace(self, k: int, old: int, new: int, was_corrected: int, is_corrected: int) -> None:
         """Beat `k` changed value from `old` to `new` (the store already holds `new`)."""

@@ -1,0 +1,210 @@
+"""Signal benchmarks: streaming per-beat cost vs per-beat neurokit2, offline throughput, memory.
+
+Run: .venv/bin/python bench/bench_signal.py [--quick]
+Prints a Markdown table for docs/benchmarks.md ("## Signal"). Numbers depend on machine load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import sys
+import time
+import tracemalloc
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from biofeedback.signal import (
+    Baseline,
+    SignalConfig,
+    SignalPipeline,
+    compute_offline,
+)
+from biofeedback.signal.synthetic import fast_rr_series, rr_series
+
+BASELINE = Baseline("bench", 0.0, 120.0, 150, 0.0, 75.0, 3.0, 3.6, 0.15, 800.0)
+CORE = SignalConfig(artifact_correction=False, frequency_cadence_s=1e12)
+
+
+def per_beat_us(cfg: SignalConfig, t: np.ndarray, rr: np.ndarray, repeats: int = 3) -> float:
+    """Best-of-N mean cost of push_rr per beat (µs), pipeline with a baseline."""
+    best = float("inf")
+    tl, rl = t.tolist(), rr.tolist()
+    for _ in range(repeats):
+        p = SignalPipeline(cfg, BASELINE)
+        gc.collect()
+        t0 = time.perf_counter()
+        for a, b in zip(tl, rl, strict=True):
+            p.push_rr(a, b)
+        best = min(best, (time.perf_counter() - t0) / len(tl) * 1e6)
+    return best
+
+
+def neurokit_per_beat(t: np.ndarray, rr: np.ndarray, n_beats: int) -> tuple[float, float]:
+    """(ms per beat of nk.hrv_time on the 60 s window, worst relative difference to streaming)."""
+    import neurokit2 as nk
+
+    p = SignalPipeline(CORE, BASELINE)
+    tl, rl = t.tolist(), rr.tolist()
+    for a, b in zip(tl[:200], rl[:200], strict=True):
+        p.push_rr(a, b)
+    spent = 0.0
+    worst = 0.0
+    for a, b in zip(tl[200 : 200 + n_beats], rl[200 : 200 + n_beats], strict=True):
+        u = p.push_rr(a, b)
+        window = np.asarray(p.window_values_ms("long"))
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            df = nk.hrv_time({"RRI": window})
+        spent += time.perf_counter() - t0
+        assert u.long is not None
+        for ours, key in (
+            (u.long.rmssd_ms, "RMSSD"),
+            (u.long.sdnn_ms, "SDNN"),
+            (u.long.pnn50_pct, "pNN50"),
+            (u.long.mean_nn_ms, "MeanNN"),
+        ):
+            ref = float(df[f"HRV_{key}"].iloc[0])
+            assert ours is not None
+            worst = max(worst, abs(ours - ref) / abs(ref) if ref else abs(ours))
+    return spent / n_beats * 1e3, worst
+
+
+def component_costs(t: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
+    """(ms per artifact-detector run on 64 beats, ms per spectrum on a 120 s window)."""
+    from biofeedback.signal.artifacts import detect
+    from biofeedback.signal.frequency import frequency_domain
+
+    x = np.rint(rr[:64] * 1000).astype(np.int64).tolist()
+    detect(x)
+    t0 = time.perf_counter()
+    for _ in range(30):
+        detect(x)
+    det = (time.perf_counter() - t0) / 30 * 1e3
+    sel = t <= t[0] + 120
+    frequency_domain(float(t[sel][-1]), 120.0, t[sel], rr[sel], 0.1, 0.015)
+    t0 = time.perf_counter()
+    for _ in range(30):
+        frequency_domain(float(t[sel][-1]), 120.0, t[sel], rr[sel], 0.1, 0.015)
+    spec = (time.perf_counter() - t0) / 30 * 1e3
+    return det, spec
+
+
+def offline_rate(n: int, artifacts: bool, repeats: int = 3) -> float:
+    t, rr = fast_rr_series(n, seed=1)
+    compute_offline(t[:2000], rr[:2000], None, BASELINE, artifacts=artifacts)
+    best = float("inf")
+    for _ in range(repeats):
+        gc.collect()
+        t0 = time.perf_counter()
+        compute_offline(t, rr, None, BASELINE, artifacts=artifacts)
+        best = min(best, time.perf_counter() - t0)
+    return n / best
+
+
+def memory_per_client(t: np.ndarray, rr: np.ndarray, clients: int = 5) -> tuple[float, float]:
+    """(retained KiB per client after an hour of beats, peak KiB per client while feeding)."""
+    warm = SignalPipeline(CORE, BASELINE)
+    for a, b in zip(t[:300].tolist(), rr[:300].tolist(), strict=True):
+        warm.push_rr(a, b)
+    gc.collect()
+    tracemalloc.start()
+    base = tracemalloc.get_traced_memory()[0]
+    ps = [SignalPipeline(replace(CORE, artifact_correction=True), BASELINE) for _ in range(clients)]
+    tl, rl = t.tolist(), rr.tolist()
+    keep = []
+    for a, b in zip(tl, rl, strict=True):
+        for p in ps:
+            keep.append(p.push_rr(a, b))
+            keep.clear()  # the service publishes and drops each update
+    gc.collect()
+    cur, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return (cur - base) / clients / 1024, (peak - base) / clients / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    args = ap.parse_args()
+    hours = 0.25 if args.quick else 1.0
+    t, rr = rr_series(3600 * hours, seed=7, hr_bpm=75.0)
+    n_nk = 100 if args.quick else 400
+
+    core_us = per_beat_us(CORE, t, rr, repeats=7)  # best of 7: the machine is shared
+    full_us = per_beat_us(SignalConfig(), t, rr, repeats=1)
+    nk_ms, worst = neurokit_per_beat(t, rr, n_nk)
+    det_ms, spec_ms = component_costs(t, rr)
+    n_off = 20_000 if args.quick else 108_000  # 24 h at 800 ms
+    off_core = offline_rate(n_off, artifacts=False)
+    off_full = offline_rate(5_000 if args.quick else 20_000, artifacts=True, repeats=1)
+    mem_kib, peak_kib = memory_per_client(t, rr)
+
+    day = 108_000
+    rows = [
+        (
+            "streaming time domain (30 s + 60 s) + quality + arousal, per beat",
+            f"{core_us:.1f} µs",
+            "<= 20 µs",
+        ),
+        (
+            f"neurokit2 `hrv_time` on the 60 s window, per beat ({n_nk} beats)",
+            f"{nk_ms * 1000:.0f} µs",
+            "-",
+        ),
+        (
+            "speed-up of streaming over per-beat `hrv_time`",
+            f"{nk_ms * 1000 / core_us:.0f}x",
+            ">= 300x",
+        ),
+        (
+            "worst relative difference to `hrv_time` (MeanNN, SDNN, RMSSD, pNN50)",
+            f"{worst:.1e}",
+            "<= 1e-9",
+        ),
+        (
+            "full `push_rr` (kubios every 8 beats on 64, spectrum <= 1/s on 120 s), per beat",
+            f"{full_us:.0f} µs",
+            "-",
+        ),
+        ("one artifact-detector run (neurokit2 kubios, 64 beats)", f"{det_ms:.2f} ms", "-"),
+        ("one spectrum (120 s window, 100 Hz grid, Welch)", f"{spec_ms:.2f} ms", "-"),
+        (
+            f"offline vectorised path, {n_off} beats{' (24 h)' if n_off == day else ''}, "
+            "no artifact stage",
+            f"{off_core:,.0f} beats/s",
+            ">= 1,000,000",
+        ),
+        (
+            "offline path including the artifact stage (neurokit2 runs)",
+            f"{off_full:,.0f} beats/s",
+            "-",
+        ),
+        (
+            f"memory retained per client after {hours:g} h (tracemalloc)",
+            f"{mem_kib:.0f} KiB",
+            "< 1024 KiB",
+        ),
+        ("peak traced memory per client while feeding", f"{peak_kib:.0f} KiB", "-"),
+    ]
+    print(
+        f"machine: {platform.machine()}, Python {platform.python_version()}, "
+        f"numpy {np.__version__}, load average {os.getloadavg()[0]:.1f}"
+    )
+    print(f"synthetic streaming series: {len(t)} beats ({hours:g} h at 75 bpm)\n")
+    print("| measure | value | target |")
+    print("|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
