@@ -170,8 +170,23 @@ def _stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
     return exposure, breathing
 
 
+def mqtt_settings(config: AppConfig, url: str) -> Any:
+    """MQTT settings for `url` with the config's TLS files and the environment's credentials."""
+    from biofeedback.service.mqtt import MqttSettings
+
+    return MqttSettings.from_url(
+        url,
+        username=config.mqtt.username,
+        password=config.mqtt.password,
+        ca_file=config.mqtt.ca_file or None,
+        cert_file=config.mqtt.cert_file or None,
+        key_file=config.mqtt.key_file or None,
+        protocol=config.mqtt.protocol,
+    )
+
+
 @contextlib.asynccontextmanager
-async def _broker_url(config: AppConfig) -> AsyncIterator[str]:
+async def broker_url(config: AppConfig) -> AsyncIterator[str]:
     if not config.mqtt.embedded:
         yield config.mqtt.url
         return
@@ -190,7 +205,7 @@ async def run_service(
     `ready(info)` lets tests learn the ports once everything listens.
     """
     from biofeedback.service.commands import serve_commands
-    from biofeedback.service.mqtt import MqttLink, MqttSettings
+    from biofeedback.service.mqtt import MqttLink
 
     say = announce or (lambda text: log.info("%s", text))
     protocol = load_protocol(config.protocol)
@@ -198,16 +213,8 @@ async def run_service(
     baseline = None if opts.demo else load_baseline(config)
 
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(_broker_url(config))
-        settings = MqttSettings.from_url(
-            url,
-            username=config.mqtt.username,
-            password=config.mqtt.password,
-            ca_file=config.mqtt.ca_file or None,
-            cert_file=config.mqtt.cert_file or None,
-            key_file=config.mqtt.key_file or None,
-            protocol=config.mqtt.protocol,
-        )
+        url = await stack.enter_async_context(broker_url(config))
+        settings = mqtt_settings(config, url)
         status_topic = topic(client, Topic.STATUS)
         link = await stack.enter_async_context(
             MqttLink(
@@ -218,7 +225,7 @@ async def run_service(
         )
         web_url = None
         if opts.web:
-            web_url = await stack.enter_async_context(_dashboard(config, settings, say))
+            web_url = await stack.enter_async_context(dashboard(config, settings, say))
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
         # rather than stalling the first artifact correction (and every beat behind it).
         await asyncio.to_thread(importlib.import_module, "neurokit2")
@@ -233,7 +240,7 @@ async def run_service(
             start_t=start_t,
             baseline=baseline,
         )
-        recorder = _open_recorder(stack, config, opts, protocol, start_t)
+        recorder = _open_recorder(stack, config, opts, core, start_t)
 
         def on_snapshot(snap: SessionSnapshot) -> None:
             set_stimulus = getattr(device, "set_stimulus", None)
@@ -278,10 +285,14 @@ def _open_recorder(
     stack: contextlib.AsyncExitStack,
     config: AppConfig,
     opts: ServiceOptions,
-    protocol: Any,
+    core: SessionCore,
     start_t: float,
 ) -> Any:
+    """The session's recording, with everything replay needs to rebuild the same core."""
     from biofeedback.recording import SessionRecorder
+    from biofeedback.signal import baseline_to_json
+
+    baseline = core.pipeline.baseline
 
     meta = {
         "software": f"biofeedback {__version__}",
@@ -291,6 +302,9 @@ def _open_recorder(
         "mode": "demo" if opts.demo else "live",
         "speed": opts.speed,
         "protocol_file": str(config.protocol),
+        "protocol_toml": config.protocol.read_text(encoding="utf-8"),
+        "calibration_s": core.calibration_s,
+        "baseline_at_start": baseline_to_json(baseline) if baseline is not None else None,
         "config_file": str(config.source) if config.source else None,
         "signal_config": {k: getattr(config.signal, k) for k in config.signal.__dataclass_fields__},
     }
@@ -300,7 +314,7 @@ def _open_recorder(
 
 
 @contextlib.asynccontextmanager
-async def _dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator[str]:
+async def dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator[str]:
     from aiohttp import web
 
     from biofeedback.web import WebConfig, create_app

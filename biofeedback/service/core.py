@@ -8,7 +8,9 @@ replay feeds it the recorded input log and must reproduce the recorded session e
 from __future__ import annotations
 
 import logging
+import typing
 from dataclasses import dataclass, field, replace
+from typing import cast
 
 from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import CalibrationError, CommandError
@@ -21,16 +23,19 @@ from biofeedback.exposure.types import (
     SessionInput,
     SignalLost,
     SignalRestored,
-    Tick,
 )
 from biofeedback.signal import Baseline, BeatUpdate, SignalConfig, SignalPipeline
 
 log = logging.getLogger(__name__)
+_I = typing.TypeVar("_I", bound=SessionInput)
 
 # Below this many clean beats no baseline is trusted, however short the calibration.
 MIN_CALIBRATION_BEATS = 20
 
-SessionItem = Notification | DeviceEvent | Command | Tick
+# Anything the session takes: device readings, commands, ticks, and (from tests or tools) the
+# session's own observation inputs.
+SessionItem = Notification | DeviceEvent | SessionInput
+_COMMAND_TYPES: tuple[type, ...] = typing.get_args(Command)
 
 _LOSS = {
     DeviceEventKind.SIGNAL_LOST: "strap connection lost",
@@ -135,10 +140,10 @@ class SessionCore:
             self._notification(item, t, updates, events)
         elif isinstance(item, DeviceEvent):
             self._device_event(item, t, events)
-        elif isinstance(item, Tick):
-            events += self.session.handle(Tick(t))
+        elif isinstance(item, _COMMAND_TYPES):
+            command = self._command(cast(Command, item), t, events)
         else:
-            command = self._command(item, t, events)
+            events += self.session.handle(_retime(item, t))
         baseline, cal_error = self._maybe_finish_calibration(t, events)
         return CoreOutput(
             seq=self.seq,
@@ -196,9 +201,8 @@ class SessionCore:
                 events += self.session.handle(SignalRestored(t, e.gap_s))
 
     def _command(self, cmd: Command, t: float, events: list[SessionEvent]) -> CommandResult:
-        inp: SessionInput = _retime(cmd, t)
         try:
-            events += self.session.handle(inp)
+            events += self.session.handle(_retime(cmd, t))
         except CommandError as exc:
             log.info("command %s from %s refused: %s", type(cmd).__name__, cmd.role, exc)
             return CommandResult(cmd.command_id, False, str(exc))
@@ -225,5 +229,5 @@ class SessionCore:
         return baseline, None
 
 
-def _retime(cmd: Command, t: float) -> Command:
-    return cmd if cmd.t == t else replace(cmd, t=t)
+def _retime(item: _I, t: float) -> _I:
+    return item if item.t == t else replace(item, t=t)

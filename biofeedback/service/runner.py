@@ -50,6 +50,8 @@ class Recorder(Protocol):
 
     def flush_if_due(self, now_monotonic: float) -> None: ...
 
+    def set_meta(self, **fields: Any) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingCommand:
@@ -66,7 +68,7 @@ class SessionRunner:
         self,
         *,
         core: SessionCore,
-        device: Device,
+        device: Device | None,
         clock: Clock,
         publisher: Publisher,
         recorder: Recorder | None = None,
@@ -105,6 +107,8 @@ class SessionRunner:
     # ---- feeding --------------------------------------------------------------------------
 
     async def _device_loop(self) -> None:
+        if self.device is None:
+            raise ValueError("SessionRunner.run needs a device")
         async with self.device:
             async for reading in self.device.readings():
                 self.process(reading)
@@ -158,8 +162,11 @@ class SessionRunner:
                 self.publisher.publish_kind(
                     self._client, Topic.CHECKIN, payloads.session_event(self._client, ev)
                 )
-        if out.baseline is not None and self.on_baseline is not None:
-            self.on_baseline(out.baseline)
+        if out.baseline is not None:
+            if self.recorder is not None:
+                self.recorder.set_meta(baseline_created=out.baseline)
+            if self.on_baseline is not None:
+                self.on_baseline(out.baseline)
         self._publish_snapshot(force=bool(out.events))
         return out
 
