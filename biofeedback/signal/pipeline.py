@@ -183,7 +183,8 @@ class SignalPipeline:
             cal.n_accepted += 1
             cal.rr_sum_ms += rr_ms
             cal.n_corrected += sum(1 for b in revised if b.t >= cal.start_t)
-        self._drop_old(k)
+        if k & 255 == 0:  # trimming the store is amortised; it keeps at most a few hundred extra
+            self._drop_old(k)
         return self._update(t, beat, None, 60000.0 / rr_ms, revised, freq)
 
     def push_hr(self, t: float, hr_bpm: float, contact: bool | None = None) -> BeatUpdate:
