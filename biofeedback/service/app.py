@@ -135,18 +135,30 @@ def save_baseline(config: AppConfig, baseline: Any) -> None:
     log.info("baseline saved to %s", path)
 
 
-def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock) -> Device:
-    """The simulated strap for the demo, or a real one through Bluetooth."""
-    if opts.demo or (config.device.kind == "simulated" and not opts.device_target):
-        from biofeedback.devices.simulated import SimulatedStrap
+def _uses_simulator(config: AppConfig, opts: ServiceOptions) -> bool:
+    return opts.demo or (config.device.kind == "simulated" and not opts.device_target)
 
-        return SimulatedStrap(name="SimStrap", clock=clock, seed=opts.seed)
+
+def strap_target(config: AppConfig, opts: ServiceOptions) -> str | None:
+    """The real strap to connect to (None for the simulator); refuses to guess."""
+    if _uses_simulator(config, opts):
+        return None
     target = opts.device_target or config.device.target
     if not target:
         raise ConfigError(
             "no strap chosen: pass --device NAME|ADDRESS or set [device].target "
             "(`biofeedback scan` lists nearby straps)"
         )
+    return target
+
+
+def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock) -> Device:
+    """The simulated strap for the demo, or a real one through Bluetooth."""
+    target = strap_target(config, opts)
+    if target is None:
+        from biofeedback.devices.simulated import SimulatedStrap
+
+        return SimulatedStrap(name="SimStrap", clock=clock, seed=opts.seed)
     from biofeedback.devices.ble import BleStrap
 
     return BleStrap(
@@ -209,6 +221,7 @@ async def run_service(
 
     say = announce or (lambda text: log.info("%s", text))
     protocol = load_protocol(config.protocol)
+    strap_target(config, opts)  # a missing strap choice fails now, before anything starts
     client = config.client_id
     baseline = None if opts.demo else load_baseline(config)
 

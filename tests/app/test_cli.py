@@ -1,0 +1,92 @@
+"""The command line as a user meets it: fast help, clear errors, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from biofeedback.cli import main
+from tests.support import REPO_ROOT
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "biofeedback", *args],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from biofeedback.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "heavy = [m for m in ('neurokit2', 'bleak', 'paho', 'aiohttp', 'pandas', 'matplotlib')\n"
+        "         if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "", f"--help imported {out.stdout.strip()}"
+
+
+def test_import_from_repo_root_does_not_shadow_stdlib() -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import asyncio, signal, biofeedback; asyncio.run(asyncio.sleep(0))",
+        ],
+        cwd=REPO_ROOT,
+        check=True,
+    )
+
+
+def test_check_validates_the_shipped_config() -> None:
+    out = _run("check")
+    assert out.returncode == 0, out.stderr
+    assert "spider-hierarchy.toml" in out.stdout
+
+
+def test_broken_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[signal]\nshort_window_s = -3\n")
+    out = _run("check", "--config", str(bad))
+    assert out.returncode == 2
+    assert str(bad) in out.stderr
+    assert "short_window_s" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_protocol_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[session]\nprotocol = 'nope.toml'\n")
+    out = _run("check", "--config", str(cfg))
+    assert out.returncode == 2
+    assert "nope.toml" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_run_without_a_strap_says_how_to_choose_one(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[device]\nkind = 'ble'\n[session]\nprotocol = '{REPO_ROOT}/config/protocols/demo.toml'\n"
+    )
+    out = _run("run", "--config", str(cfg), "--no-web", "--data-dir", str(tmp_path))
+    assert out.returncode == 2, out.stderr
+    assert "--device" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_bad_client_id_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo", "--client-id", "Jane Doe", "--no-web"]) == 2
+    assert "--client-id" in capsys.readouterr().err
