@@ -16,7 +16,8 @@ Signal loss and gaps (what the session relies on):
   for `stale_after_s` session seconds while connected (the link is then torn down and rebuilt);
 - the first drop after data has flowed emits SIGNAL_LOST once; later failed attempts emit nothing;
 - reconnect attempts go on while the context is open: the first immediately, then after
-  `reconnect_initial_s`, doubling up to `reconnect_max_s`, each delay jittered by +-20 %;
+  `reconnect_initial_s`, doubling up to `reconnect_max_s`, each delay jittered by +-20 % (never
+  above the cap);
 - the first valid notification after a loss emits SIGNAL_RESTORED with `gap_s` = its receive time
   minus the receive time of the last valid notification before the loss (the span with no data);
   the beat timer is reset on every new connection, so no RR is counted back across a gap;
@@ -238,9 +239,11 @@ class BleStrap:
 
     def _backoff(self, failures: int) -> float:
         """Delay before the next attempt after `failures` failed ones (jittered, capped)."""
-        base = self._reconnect_initial_s * 2.0 ** min(max(0, failures - 1), 30)
-        jittered = min(self._reconnect_max_s, base) * self._rng.uniform(1 - _JITTER, 1 + _JITTER)
-        return min(self._reconnect_max_s, jittered)
+        cap = self._reconnect_max_s
+        base = min(cap, self._reconnect_initial_s * 2.0 ** min(max(0, failures - 1), 30))
+        delay = base * self._rng.uniform(1 - _JITTER, 1 + _JITTER)
+        # Straps that dropped together must not retry in lockstep at the cap either.
+        return delay if delay <= cap else cap * self._rng.uniform(1 - _JITTER, 1.0)
 
     def _note_trouble(self, why: str, *, failed_attempt: bool) -> None:
         """Log a drop or failed attempt: warning once per run of trouble, then debug."""
@@ -302,17 +305,16 @@ class BleStrap:
             self._timer.reset()
             self._malformed_in_row = 0
             self._event(DeviceEventKind.CONNECTED, f"connected to {device.address}")
-            await self._read_device_information(client, device)
-            await self._setup_battery(client)
-            hrm = client.services.get_characteristic(HEART_RATE_MEASUREMENT_UUID)
-            if hrm is None:
-                raise DeviceError(
-                    f"{device.address} has no Heart Rate Measurement characteristic (0x2A37): "
-                    "is it a heart-rate strap?"
-                )
-            self._watch_from = self._clock.now()
             self._streaming = True
-            await client.start_notify(hrm, self._on_hrm)
+            try:
+                # bleak's GATT calls have no timeout of their own on BlueZ (ATT's is 30 s).
+                async with asyncio.timeout(self._connect_timeout_s):
+                    await self._setup_link(client, device)
+            except TimeoutError as exc:
+                raise DeviceError(
+                    f"strap {self.name!r} connected but did not answer GATT requests within "
+                    f"{self._connect_timeout_s:g} s"
+                ) from exc
             why = await self._watch(disconnected)
         except _RETRYABLE as exc:
             why = _explain(exc)
@@ -350,6 +352,18 @@ class BleStrap:
             log.debug("strap %r: disconnect failed: %s", self.name, exc)
 
     # ------------------------------------------------------------------ per-connection setup
+
+    async def _setup_link(self, client: BleakClient, device: BLEDevice) -> None:
+        await self._read_device_information(client, device)
+        await self._setup_battery(client)
+        hrm = client.services.get_characteristic(HEART_RATE_MEASUREMENT_UUID)
+        if hrm is None:
+            raise DeviceError(
+                f"{device.address} has no Heart Rate Measurement characteristic (0x2A37): "
+                "is it a heart-rate strap?"
+            )
+        self._watch_from = self._clock.now()
+        await client.start_notify(hrm, self._on_hrm)
 
     async def _read_device_information(self, client: BleakClient, device: BLEDevice) -> None:
         fields: dict[str, str | None] = {}

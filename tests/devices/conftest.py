@@ -101,12 +101,20 @@ async def _close_bleak_manager() -> None:
 
 
 @pytest.fixture
-async def fake_bluez(dbus_system_bus: str) -> AsyncIterator[FakeBlueZ]:
+async def bleak_on_private_bus(dbus_system_bus: str) -> AsyncIterator[str]:
+    """The private system bus, with bleak's BlueZ manager closed again after the test."""
+    try:
+        yield dbus_system_bus
+    finally:
+        await _close_bleak_manager()
+
+
+@pytest.fixture
+async def fake_bluez(bleak_on_private_bus: str) -> AsyncIterator[FakeBlueZ]:
     """A fake org.bluez with one powered adapter and no straps yet (add them with add_strap)."""
-    bluez = FakeBlueZ(dbus_system_bus)
+    bluez = FakeBlueZ(bleak_on_private_bus)
     await bluez.start()
     try:
         yield bluez
     finally:
-        await _close_bleak_manager()
         await bluez.stop()

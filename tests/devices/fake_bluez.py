@@ -116,7 +116,9 @@ class StrapSpec:
             "software": "5.0.0",
         }
     )  # None: no Device Information service
+    has_hrs: bool = True  # False: a device without the Heart Rate service
     connect_delay_s: float = 0.0  # wall time Connect takes before answering
+    read_delay_s: float = 0.0  # wall time each characteristic read takes (a sluggish strap)
     services_delay_s: float = 0.001  # wall time from Connect's reply to ServicesResolved
 
 
@@ -190,8 +192,10 @@ class GattCharacteristic(ServiceInterface):
         return self._flags
 
     @dbus_method()
-    def ReadValue(self, options: DBusDict) -> DBusBytes:
+    async def ReadValue(self, options: DBusDict) -> DBusBytes:
         self._strap.check_connected()
+        if self._strap.spec.read_delay_s:
+            await asyncio.sleep(self._strap.spec.read_delay_s)
         if "read" not in self._flags:
             raise DBusError(ERR_NOT_PERMITTED, "Read not permitted")
         return self.value
@@ -340,6 +344,7 @@ class FakeStrap:
         self.connected = False
         self.services_resolved = False
         self.connect_calls = 0
+        self.connect_times: list[float] = []  # bluez.time_source() at each Connect call
         self.disconnect_reasons: list[str] = []
         self._gatt: list[tuple[str, ServiceInterface]] = []
         self._link_generation = 0
@@ -375,6 +380,8 @@ class FakeStrap:
 
     async def handle_connect(self) -> None:
         self.connect_calls += 1
+        if self.bluez.time_source is not None:
+            self.connect_times.append(self.bluez.time_source())
         if self.connected:
             return
         if self.spec.connect_delay_s:
@@ -473,9 +480,10 @@ class FakeStrap:
                 objs.append((f"{p}/desc{handle + 1:04x}", GattDescriptor(CCCD, p, b"\x00\x00")))
             return c
 
-        hrs = service(0x000C, HRS)
-        self.hrm = char(hrs, 0x000D, HRM, ["notify"])
-        char(hrs, 0x0010, BODY_SENSOR_LOCATION, ["read"], b"\x01")
+        if self.spec.has_hrs:
+            hrs = service(0x000C, HRS)
+            self.hrm = char(hrs, 0x000D, HRM, ["notify"])
+            char(hrs, 0x0010, BODY_SENSOR_LOCATION, ["read"], b"\x01")
         self.battery = None
         if self.spec.battery_pct is not None:
             bas = service(0x0012, BAS)
@@ -541,6 +549,8 @@ class Adapter(ServiceInterface):
         was = bool(self._bluez.discovery_sessions)
         self._bluez.discovery_sessions.add(self._bluez.current_sender)
         self._bluez.start_discovery_calls += 1
+        if self._bluez.time_source is not None:
+            self._bluez.start_discovery_times.append(self._bluez.time_source())
         if not was:
             self.emit_properties_changed({"Discovering": True})
         # The first advertisements arrive right after discovery starts.
@@ -554,6 +564,8 @@ class Adapter(ServiceInterface):
         self._bluez.discovery_sessions.discard(sender)
         if not self._bluez.discovery_sessions:
             self.emit_properties_changed({"Discovering": False})
+            self._bluez.discovery_ended.set()
+            self._bluez.discovery_ended = asyncio.Event()
 
     @dbus_method()
     def RemoveDevice(self, device: DBusObjectPath):
@@ -582,7 +594,10 @@ class FakeBlueZ:
         self.discovery_sessions: set[str] = set()
         self.discovery_filters: dict[str, set[str] | None] = {}
         self.start_discovery_calls = 0
+        self.start_discovery_times: list[float] = []
+        self.discovery_ended = asyncio.Event()  # set (and replaced) each time discovery stops
         self.current_sender = ""
+        self.time_source: Callable[[], float] | None = None  # e.g. a ManualClock's now
         self._adv_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -792,11 +807,14 @@ class StrapDriver:
             await asyncio.sleep(0.002)
 
     async def _settle(self, within_s: float = 5.0) -> None:
-        # While a connection is being set up (Connected but not yet subscribed) time stands still,
-        # as it would for a strap whose setup takes a fraction of a second.
+        # While a connection is being set up (Connected but not yet subscribed) strap time stands
+        # still, as it would for a strap whose setup takes a fraction of a second.
+        # A scan runs in wall time inside bleak: hold strap time still until it ends too.
         async with asyncio.timeout(within_s):
             while self.strap.connected and not self.strap.subscribed:
                 await self.strap.link_changed.wait()
+            while self.strap.bluez.discovery_sessions:
+                await self.strap.bluez.discovery_ended.wait()
 
     async def until_subscribed(self, *, step_s: float = 0.5, within_s: float = 10.0) -> float:
         """Advance time until the device under test has (re)subscribed; returns strap seconds."""
@@ -822,7 +840,7 @@ async def open_strap(
     target: str, clock: ManualClock, **kw: Any
 ) -> AsyncIterator[tuple[BleStrap, Collector]]:
     """Open a BleStrap on the fake BlueZ with a Collector reading it in a task."""
-    kw.setdefault("scan_timeout_s", 1.0)
+    kw.setdefault("scan_timeout_s", 0.2)
     kw.setdefault("connect_timeout_s", 5.0)
     kw.setdefault("rng", random.Random(0))
     strap = BleStrap(target, clock=clock, **kw)

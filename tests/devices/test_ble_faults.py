@@ -1,0 +1,163 @@
+"""BleStrap and scan when the Bluetooth stack or the strap misbehave (real bleak, fake BlueZ)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import random
+
+import pytest
+
+from biofeedback.devices.ble import BleStrap
+from biofeedback.devices.scan import scan
+from biofeedback.devices.types import DeviceEventKind as K
+from biofeedback.errors import DeviceError
+from tests.devices.fake_bluez import (
+    FakeBlueZ,
+    ManualClock,
+    StrapDriver,
+    StrapSpec,
+    events,
+    notifications,
+    open_strap,
+)
+
+pytestmark = [pytest.mark.dbus]
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and r.name.startswith("biofeedback")
+    ]
+
+
+async def test_scan_without_bluetoothd_says_what_to_check(bleak_on_private_bus: str) -> None:
+    with pytest.raises(DeviceError, match=r"Bluetooth is not available.*bluetoothd"):
+        await scan(timeout_s=0.1)
+
+
+async def test_scan_with_adapter_powered_off(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.powered = False
+    fake_bluez.add_strap()
+    with pytest.raises(DeviceError, match=r"(?i)powered"):
+        await scan(timeout_s=0.1)
+
+
+async def test_strap_waits_for_bluetoothd_without_crashing(
+    bleak_on_private_bus: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock()
+    async with open_strap("Polar H10 A1B2C3D4", clock, scan_timeout_s=0.05) as (_s, got):
+        for _ in range(10):
+            clock.advance(10)
+            await asyncio.sleep(0.01)
+        assert got.items == []
+    warned = _warnings(caplog)
+    assert len(warned) == 1
+    assert "Bluetooth is not available" in warned[0]
+
+
+async def test_device_without_heart_rate_service_is_retried_not_fatal(
+    fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = fake_bluez.add_strap(name="Not A Strap", has_hrs=False)
+    clock = ManualClock()
+    async with open_strap("Not A Strap", clock) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.pass_time(20)
+        await got.wait_for(lambda items: len(events(items, K.CONNECTED)) >= 2)
+    assert not notifications(got.items)
+    assert not events(got.items, K.SIGNAL_LOST)  # nothing ever flowed, so nothing was lost
+    assert len(events(got.items, K.INFO)) == 1
+    warned = _warnings(caplog)
+    assert len(warned) == 1
+    assert "no Heart Rate Measurement characteristic (0x2A37)" in warned[0]
+    assert not fake.connected
+
+
+async def test_sluggish_strap_times_out_then_recovers(
+    fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = fake_bluez.add_strap(StrapSpec(read_delay_s=0.4))
+    clock = ManualClock()
+    async with open_strap(fake.spec.name, clock, connect_timeout_s=0.15) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        async with asyncio.timeout(5):
+            while not any("GATT" in w for w in _warnings(caplog)):  # noqa: ASYNC110 - polls a log
+                await asyncio.sleep(0.01)
+        assert not fake.connected  # the half-set-up link was torn down
+        fake.spec.read_delay_s = 0.0
+        await drv.until_subscribed()
+        await drv.beats(5)
+    assert any("did not answer GATT requests within 0.15 s" in w for w in _warnings(caplog))
+    assert len(notifications(got.items)) == len(drv.sent) > 0
+
+
+async def test_reconnect_backoff_doubles_up_to_the_cap(fake_bluez: FakeBlueZ) -> None:
+    fake = fake_bluez.add_strap()
+    clock = ManualClock()
+    fake_bluez.time_source = clock.now
+    async with open_strap(
+        fake.spec.name, clock, reconnect_initial_s=1.0, reconnect_max_s=16.0, scan_timeout_s=0.01
+    ) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.until_subscribed()
+        await drv.beats(5)
+        fake_bluez.start_discovery_times.clear()
+        fake.connect_times.clear()
+        dropped_at = clock.now()
+        fake.drop()
+        await drv.pass_time(90, step_s=0.1)
+    # an attempt is a Connect (cached device) or, after 3 failures, a fresh scan
+    attempts = sorted(fake.connect_times + fake_bluez.start_discovery_times)
+    assert attempts[0] - dropped_at < 0.3  # the first retry after a drop is immediate
+    gaps = [b - a for a, b in itertools.pairwise(attempts)]
+    expected = [1, 2, 4, 8, 16, 16, 16]
+    assert len(gaps) >= len(expected)
+    for gap, base in zip(gaps, expected, strict=False):
+        # +-20 % jitter, never above the cap; the driver moves time in steps of 0.1 s
+        assert 0.8 * base - 0.15 <= gap <= min(16, 1.2 * base) + 0.15, (gaps, expected)
+    assert len(events(got.items, K.SIGNAL_LOST)) == 1
+
+
+def test_backoff_delays_are_jittered_and_capped() -> None:
+    strap = BleStrap(
+        "x",
+        clock=ManualClock(),
+        reconnect_initial_s=0.5,
+        reconnect_max_s=10.0,
+        rng=random.Random(3),
+    )
+    delays = [strap._backoff(n) for n in range(1, 12)]
+    for n, d in enumerate(delays, start=1):
+        base = min(10.0, 0.5 * 2 ** (n - 1))
+        assert 0.8 * base <= d <= min(10.0, 1.2 * base)
+    assert len(set(delays)) == len(delays)  # jittered: no two the same
+
+
+async def test_bluetoothd_restart_is_survived(fake_bluez: FakeBlueZ) -> None:
+    """bluetoothd restarts: the link goes silent; the strap is found again on the new daemon."""
+    fake = fake_bluez.add_strap()
+    clock = ManualClock()
+    async with open_strap(fake.spec.name, clock, scan_timeout_s=0.2) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.until_subscribed()
+        await drv.beats(10)
+        await fake_bluez.stop()
+        second = FakeBlueZ(fake_bluez.bus_address)
+        await second.start()
+        try:
+            fake2 = second.add_strap(fake.spec)
+            drv2 = StrapDriver(fake2, clock, got)
+            await got.wait_for(lambda items: True)
+            await drv2.pass_time(6)
+            await got.wait_for(lambda items: bool(events(items, K.SIGNAL_LOST)))
+            await drv2.until_subscribed(within_s=20)
+            await drv2.beats(10)
+        finally:
+            await second.stop()
+    assert len(events(got.items, K.SIGNAL_RESTORED)) == 1
+    assert len(notifications(got.items)) == len(drv.sent) + len(drv2.sent)
