@@ -197,17 +197,26 @@ def guidance(t: float, start_t: float) -> dict[str, Any]:
     return payloads.guidance(CLIENT, t, g)
 
 
+async def poll(page: Any, expression: str, within: float = 5.0) -> None:
+    """Wait until a JS expression is true (the pages' CSP forbids eval, so no wait_for_function)."""
+    deadline = time.monotonic() + within
+    while not await page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{expression} still false after {within} s")
+        await asyncio.sleep(0.05)
+
+
 async def therapist_page(stack: Stack, path: str = "/") -> Any:
     page = await stack.browser.new_page(viewport={"width": 1400, "height": 1000})
     await page.goto(f"{stack.base}{path}?token={SECRET}")
-    await page.wait_for_function("document.getElementById('conn').dataset.state === 'live'")
+    await page.wait_for_selector("#conn[data-state='live']")
     return page
 
 
 async def client_page(stack: Stack) -> Any:
     page = await stack.browser.new_page(viewport={"width": 1024, "height": 768}, has_touch=True)
     await page.goto(client_url(stack.app, CLIENT))
-    await page.wait_for_function("document.getElementById('conn').dataset.state === 'live'")
+    await page.wait_for_selector("#conn[data-state='live']")
     return page
 
 
@@ -331,7 +340,7 @@ async def test_pacer_phase_follows_the_guidance_schedule(stack: Stack) -> None:
     stack.publish(Topic.GUIDANCE, guidance(t, start_t))
     stack.publish(Topic.AROUSAL, arousal(t, 72.0))
     page = await client_page(stack)
-    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    await page.wait_for_selector("#pacer:not([data-phase='idle'])")
     checked = 0
     for _ in range(12):
         sample = await page.evaluate(
@@ -353,7 +362,7 @@ async def test_pacer_phase_follows_the_guidance_schedule(stack: Stack) -> None:
     # with prefers-reduced-motion the circle stays still; the phase is told in words and a bar
     page = await stack.browser.new_page(reduced_motion="reduce")
     await page.goto(client_url(stack.app, CLIENT))
-    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    await page.wait_for_selector("#pacer:not([data-phase='idle'])")
     await page.wait_for_selector(".phase-bar", state="visible")
     transform = await page.evaluate("getComputedStyle(document.getElementById('ring')).transform")
     assert transform == "none"
@@ -367,9 +376,7 @@ async def test_connection_loss_is_shown_honestly(stack: Stack) -> None:
     stack.publish(Topic.SESSION, session(time.time(), "exposing", 0))
     page = await client_page(stack)
     await stack.runner.cleanup()  # the dashboard goes away under the page
-    await page.wait_for_function(
-        "document.getElementById('conn').dataset.state === 'lost'", timeout=15000
-    )
+    await page.wait_for_selector("#conn[data-state='lost']", timeout=15000)
     assert "Connection lost" in await page.locator("#conn").inner_text()
     await page.close()
 
@@ -456,9 +463,7 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
 
     page = await therapist_page(stack, f"/t/{CLIENT}")
     await page.locator("#state").filter(has_text="grounding").wait_for(timeout=5000)
-    await page.wait_for_function(
-        "Number(document.getElementById('c-hr').dataset.points) > 250", timeout=5000
-    )
+    await poll(page, "Number(document.getElementById('c-hr').dataset.points) > 250")
     # the 15 s without data is drawn as a break in each line, never bridged
     runs = await page.evaluate("Number(document.getElementById('c-hr').dataset.runs)")
     assert runs == 2
@@ -474,7 +479,7 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
     await overview.close()
 
     page = await client_page(stack)
-    await page.wait_for_function("document.getElementById('pacer').dataset.phase !== 'idle'")
+    await page.wait_for_selector("#pacer:not([data-phase='idle'])")
     await page.wait_for_timeout(600)
     await page.screenshot(path=str(SCREENSHOTS / "client.png"))
     await page.close()
