@@ -167,3 +167,76 @@ def test_drivedb_17a_arousal_rises_when_driving_starts(shared_data: Path) -> Non
     assert rest < 35
     assert drive > 45
     assert drive - rest > 20
+
+
+@pytest.mark.slow
+def test_stress_predict_wrist_ppg_summary_over_subjects(shared_data: Path) -> None:
+    """Gappy wrist PPG: most calibrations are refused with a reason; where one passes, arousal is
+    higher during the labelled stress tasks than during rest (summarised over subjects)."""
+    import pandas as pd
+
+    from biofeedback.errors import CalibrationError
+    from biofeedback.signal import SignalConfig
+
+    root = shared_data / "stress-predict"
+    labels = pd.read_csv(root / "Improved_All_Combined_hr_rsp_binary.csv")
+    cfg = SignalConfig(artifact_correction=False)  # E4 IBIs are already filtered by the device
+    refused: list[str] = []
+    higher: list[bool] = []
+    hr_only_share: list[float] = []
+    for sdir in sorted(root.glob("S[0-9][0-9]")):
+        lab = labels[labels.Participant == int(sdir.name[1:])]
+        if lab.empty:
+            continue
+        with (sdir / "IBI.csv").open() as fh:
+            start = float(fh.readline().split(",")[0])
+        ibi = pd.read_csv(sdir / "IBI.csv", header=None, skiprows=1).to_numpy(float)
+        t, rr = start + ibi[:, 0], ibi[:, 1] * 1000.0
+        lt, ll = lab["Time(sec)"].to_numpy(float), lab["Label"].to_numpy()
+        base_end = min(lt[ll == 1].min(), lt.min() + 300.0)  # rest before the first task
+        p = SignalPipeline(cfg)
+        p.start_calibration(float(lt.min()))
+        for a, b in zip(t[t <= base_end].tolist(), rr[t <= base_end].tolist(), strict=True):
+            p.push_rr(a, b)
+        try:
+            base = p.finish_calibration(float(base_end), sdir.name)
+        except CalibrationError as exc:
+            refused.append(str(exc))
+            continue
+        off = compute_offline(t, rr, cfg, base, artifacts=False)
+        i = np.searchsorted(lt, t).clip(0, len(lt) - 1)
+        lbl = np.where(np.abs(lt[i] - t) <= 1.0, ll[i], -1)
+        ok = (t > base_end) & np.isfinite(off.arousal)
+        stress, rest = off.arousal[ok & (lbl == 1)], off.arousal[ok & (lbl == 0)]
+        higher.append(bool(np.median(stress) > np.median(rest)))
+        hr_only_share.append(float(np.mean(off.basis[ok] == "hr_only")))
+    assert len(refused) + len(higher) == 34
+    assert all(("dropouts" in r) or ("clean beats" in r) for r in refused)
+    assert len(higher) >= 5
+    assert sum(higher) >= 0.8 * len(higher)
+    assert max(hr_only_share) > 0.05  # gaps honestly fall back to heart rate alone
+
+
+@pytest.mark.slow
+def test_spider_clips_low_responder_gives_no_false_alarm(shared_data: Path) -> None:
+    """Ihmig et al. subject 3 barely responds to the clips: arousal must not cry wolf."""
+    import neurokit2 as nk
+
+    ecg = np.loadtxt(shared_data / "spider-ecg" / "ECG3.txt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, info = nk.ecg_peaks(ecg, sampling_rate=100)
+    peaks = np.asarray(info["ECG_R_Peaks"])
+    tb, rr = peaks[1:] / 100.0, np.diff(peaks) * 10.0
+    p = SignalPipeline()
+    p.start_calibration(0.0)
+    rest = tb <= 360.0  # before CLIP-DEMO (sample 0 = 14:41:18, demo at 14:47:25)
+    for a, b in zip(tb[rest].tolist(), rr[rest].tolist(), strict=True):
+        p.push_rr(a, b)
+    base = p.finish_calibration(360.0, "spider-3")
+    off = compute_offline(tb, rr, None, base)
+    clips = (tb >= 454.0) & (tb < 1745.0)  # CLIP-4 start .. CLIP-13 end
+    a = off.arousal[clips]
+    assert np.isfinite(a).mean() > 0.95
+    assert np.nanmedian(a) < 35
+    assert np.nanmean(a >= 70) < 0.02
