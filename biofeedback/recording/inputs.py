@@ -154,6 +154,19 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
             except ParseError as exc:
                 errors.append(str(exc))
         raise ParseError("; ".join(errors))
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        if isinstance(value, hint):
+            return value
+        if not isinstance(value, dict):
+            raise ParseError(f"field {name!r}: expected an object for {hint.__name__}")
+        return build_dataclass(hint, value)
+    if origin is tuple and isinstance(value, list | tuple):
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, name) for v in value)
+        if len(args) == len(value):
+            return tuple(_coerce(a, v, name) for a, v in zip(args, value, strict=True))
+        raise ParseError(f"field {name!r}: expected {len(args)} values, got {len(value)}")
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
         try:
             return hint(value)
@@ -178,7 +191,9 @@ def _coerce(hint: Any, value: Any, name: str) -> Any:
     return value  # Mapping / Any fields are kept as read
 
 
-def _build(cls: type[Any], values: Mapping[str, Any]) -> Any:
+def build_dataclass(cls: type[Any], values: Mapping[str, Any]) -> Any:
+    """An instance of dataclass `cls` from JSON-like `values`, each field checked against its
+    type (enums by value, nested dataclasses, tuples); ParseError names the bad field."""
     hints = typing.get_type_hints(cls)
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -222,7 +237,7 @@ class InputDecoder:
             values["role"] = row["role"]
         if "command_id" in names and row["command_id"] is not None:
             values["command_id"] = row["command_id"]
-        return typing.cast(RecordedInput, _build(cls, values))
+        return typing.cast(RecordedInput, build_dataclass(cls, values))
 
     def _notification(self, row: Mapping[str, Any], t: float) -> Notification:
         device = row["device"]
@@ -268,8 +283,8 @@ class InputDecoder:
         if info is not None and not isinstance(info, dict):
             raise ParseError(f"device info must be a JSON object, got {info!r}")
         values = {**fields, "t": t, "device": device}
-        values["info"] = None if info is None else _build(DeviceInfo, info)
-        return typing.cast(DeviceEvent, _build(DeviceEvent, values))
+        values["info"] = None if info is None else build_dataclass(DeviceInfo, info)
+        return typing.cast(DeviceEvent, build_dataclass(DeviceEvent, values))
 
 
 def _beat_times(text: str | None) -> tuple[float, ...] | None:

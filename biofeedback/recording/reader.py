@@ -55,7 +55,8 @@ def table_path(session_dir: Path, spec: TableSpec) -> Path:
     raise RecordingError(f"{plain} is missing (nor is there a {gz.name}): not a complete recording")
 
 
-def _open(path: Path) -> IO[bytes]:
+def open_table_file(path: Path) -> IO[bytes]:
+    """A table file opened for reading bytes, gunzipped when it ends in .gz."""
     if path.name.endswith(".gz"):
         return cast(IO[bytes], gzip.open(path, "rb"))
     return open(path, "rb")
@@ -69,7 +70,7 @@ class _Partial:
 def iter_rows(path: Path, spec: TableSpec, partial: _Partial | None = None) -> Iterator[Row]:
     """Rows of one table file as dicts of typed values; errors name the file and line."""
     try:
-        with _open(path) as f:
+        with open_table_file(path) as f:
             header = f.readline()
             if not header:
                 raise RecordingError(f"{path} line 1: file is empty (no header row)")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 
 from biofeedback import __version__
 from biofeedback.errors import RecordingError
@@ -83,6 +83,15 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def _datasync(fd: int) -> None:
+    # fdatasync also persists the new file size (needed to read appended data back) but skips
+    # the timestamps, which is all a crash needs.
+    if hasattr(os, "fdatasync"):
+        os.fdatasync(fd)
+    else:  # pragma: no cover - macOS
+        os.fsync(fd)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Replace `path` with `text` so a reader sees the old or the new file, never half of one."""
     tmp = path.with_name(path.name + ".tmp")
@@ -128,7 +137,7 @@ class _TableWriter:
         data = "".join(self.pending).encode("utf-8")
         try:
             _write_all(self.fd, data)
-            os.fsync(self.fd)
+            _datasync(self.fd)
         except OSError as exc:
             # Cut the file back to its last complete line so a retry does not leave half a row.
             try:
@@ -165,6 +174,10 @@ class SessionRecorder:
     first recorded time is time zero and sessions are numbered `001`, `002`, ...
     """
 
+    # A newer session snapshot reaches the sidecar at most this often (it is only the latest
+    # state for the report; every decision is in events.tsv, flushed every second).
+    SNAPSHOT_INTERVAL_S: ClassVar[float] = 10.0
+
     def __init__(
         self,
         root: Path,
@@ -194,7 +207,9 @@ class SessionRecorder:
         self._compressed = False
         self._end_t: float | None = None
         self._snapshot: Any = None
-        self._dirty = False
+        self._dirty = False  # the sidecar must be rewritten on the next flush
+        self._snapshot_dirty = False  # a newer snapshot than the sidecar's: rewritten every 10 s
+        self._sidecar_written = time.monotonic()
         self._last_flush: float | None = None
         self._closed = False
         self.error: str | None = None  # the last write failure, None once a flush succeeds
@@ -262,6 +277,8 @@ class SessionRecorder:
         except OSError as exc:
             raise _os_error("write", self.path / SIDECAR, exc) from exc
         self._dirty = False
+        self._snapshot_dirty = False
+        self._sidecar_written = time.monotonic()
 
     # ---- recording ----------------------------------------------------------------------
 
@@ -367,7 +384,7 @@ class SessionRecorder:
         """Keep the latest session state; it is written into the sidecar on the next flush."""
         self._check_open()
         self._snapshot = snap
-        self._dirty = True
+        self._snapshot_dirty = True
 
     def set_meta(self, **fields: Any) -> None:
         """Add or replace sidecar `meta` fields (device, battery, baseline, config, protocol...).
@@ -391,26 +408,33 @@ class SessionRecorder:
         return {name: w.rows for name, w in self._writers.items()}
 
     def flush_if_due(self, now_monotonic: float) -> None:
-        """Flush when `flush_interval_s` or more passed since the last flush (runner's loop)."""
+        """Flush when `flush_interval_s` or more passed since the last flush (runner's loop).
+
+        The sidecar is rewritten only when needed: at once for a new start time or status, at
+        most every `SNAPSHOT_INTERVAL_S` for a newer session snapshot.
+        """
         if self._closed:
             return
         last = self._last_flush
         if last is None or now_monotonic - last >= self.flush_interval_s:
             self._last_flush = now_monotonic
-            self.flush()
+            due = time.monotonic() - self._sidecar_written >= self.SNAPSHOT_INTERVAL_S
+            self._flush(snapshot_due=due)
 
     def flush(self) -> None:
-        """Write and fsync every buffered row; RecordingError names the file that failed."""
+        """Write and fsync every buffered row and a changed sidecar now; RecordingError names
+        the file that failed."""
+        self._flush(snapshot_due=True)
+
+    def _flush(self, *, snapshot_due: bool) -> None:
         first: RecordingError | None = None
-        had_rows = False
         for w in self._writers.values():
-            had_rows = had_rows or bool(w.pending)
             try:
                 w.flush()
             except RecordingError as exc:
                 log.error("%s", exc)
                 first = first or exc
-        if first is None and (self._dirty or had_rows):
+        if first is None and (self._dirty or (self._snapshot_dirty and snapshot_due)):
             try:
                 self._write_sidecar()
             except RecordingError as exc:

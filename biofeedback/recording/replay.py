@@ -10,18 +10,20 @@ from __future__ import annotations
 
 import logging
 import time
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
+from biofeedback.errors import ParseError, RecordingError
 from biofeedback.exposure.types import SessionEvent
-from biofeedback.recording.inputs import RecordedInput
+from biofeedback.recording.inputs import RecordedInput, build_dataclass
 from biofeedback.recording.reader import (
     RecordingInfo,
-    _open,
     iter_input_rows,
     open_session,
+    open_table_file,
     table_path,
 )
 from biofeedback.recording.recorder import SessionRecorder
@@ -32,11 +34,14 @@ from biofeedback.recording.schema import (
     FREQUENCY,
     METRICS,
     REVISIONS,
+    SIDECAR,
     TableSpec,
 )
 from biofeedback.signal.types import BeatUpdate
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 COMPARED: tuple[TableSpec, ...] = (BEATS, REVISIONS, METRICS, FREQUENCY, AROUSAL, EVENTS)
 
@@ -81,6 +86,20 @@ def record_output(rec: SessionRecorder, out: CoreOutputLike) -> None:
     baseline = getattr(out, "baseline", None)
     if baseline is not None:
         rec.set_meta(baseline_created=baseline)
+
+
+def meta_dataclass(info: RecordingInfo, key: str, cls: type[T]) -> T | None:
+    """`cls` rebuilt from the sidecar's `meta[key]` (SignalConfig from "signal_config", Baseline
+    from "baseline", ...), for a replay core factory; None when the key is absent."""
+    data = info.meta.get(key)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise RecordingError(f"{info.path / SIDECAR}: meta.{key} is not a JSON object")
+    try:
+        return typing.cast(T, build_dataclass(cls, data))
+    except ParseError as exc:
+        raise RecordingError(f"{info.path / SIDECAR}: meta.{key}: {exc}") from exc
 
 
 def _replay_id(out_root: Path, info: RecordingInfo) -> str:
@@ -137,7 +156,7 @@ def replay_session(
 
 
 def _lines(path: Path) -> Iterator[bytes]:
-    with _open(path) as f:
+    with open_table_file(path) as f:
         for raw in f:
             if raw.endswith(b"\n"):  # a crash's partial last line is not part of the recording
                 yield raw[:-1]

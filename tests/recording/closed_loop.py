@@ -22,6 +22,7 @@ from biofeedback.exposure.types import (
     Tick,
 )
 from biofeedback.recording import RecordingInfo, SessionRecorder, record_output
+from biofeedback.recording.replay import meta_dataclass
 from biofeedback.service.core import SessionCore
 from biofeedback.signal.types import SignalConfig
 from tests.support import REPO_ROOT
@@ -31,27 +32,32 @@ T0 = 1_764_064_800.0  # 2025-11-25 10:00:00 UTC
 PROFILE = SimProfile(dropout_every_s=170.0, malformed_every_s=97.0, ectopic_per_min=2.0)
 
 
-def make_core(client_id: str, start_t: float) -> SessionCore:
-    protocol = load_protocol(PROTOCOL)
+# The demo protocol calibrates for 30 s: about 35 beats, so ask for 25 clean ones.
+SIGNAL = SignalConfig(calibration_s=30.0, calibration_min_beats=25)
+
+
+def make_core(client_id: str, start_t: float, signal: SignalConfig = SIGNAL) -> SessionCore:
     return SessionCore(
         client_id=client_id,
-        protocol=protocol,
-        # The demo protocol calibrates for 30 s: about 35 beats, so ask for 25 clean ones.
-        signal_config=SignalConfig(calibration_s=protocol.calibration_s, calibration_min_beats=25),
+        protocol=load_protocol(PROTOCOL),
+        signal_config=signal,
         start_t=start_t,
     )
 
 
 def core_from_recording(info: RecordingInfo) -> SessionCore:
-    """The replay factory: the same core the live run used, from the sidecar."""
+    """The replay factory: the same core the live run used, rebuilt from the sidecar."""
     assert info.start_t is not None
-    return make_core(info.client_id, info.start_t)
+    signal = meta_dataclass(info, "signal_config", SignalConfig)
+    assert signal is not None
+    return make_core(info.client_id, info.start_t, signal)
 
 
 def run_session(root: Path, duration_s: float, *, seed: int = 7, client_id: str = "demo") -> Path:
     core = make_core(client_id, T0)
     strap = StrapEmulator("SimStrap", start_t=T0, seed=seed, profile=PROFILE)
-    rec = SessionRecorder(root, client_id=client_id, meta={"start_t": T0, "seed": seed})
+    meta = {"start_t": T0, "seed": seed, "signal_config": SIGNAL, "protocol_file": str(PROTOCOL)}
+    rec = SessionRecorder(root, client_id=client_id, meta=meta)
     answers: list[Any] = []
     answered: set[tuple[str, str]] = set()
 

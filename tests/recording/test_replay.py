@@ -53,3 +53,23 @@ def test_compare_reports_missing_rows(tmp_path: Path) -> None:
     b = _live(tmp_path / "b", ToyCore(), 200)
     diffs = compare_sessions(a, b)
     assert any("beats.tsv:" in d and "row(s) in" in d for d in diffs)
+
+
+def test_config_and_baseline_rebuilt_from_the_sidecar(tmp_path: Path) -> None:
+    import pytest
+
+    from biofeedback.errors import RecordingError
+    from biofeedback.recording.replay import meta_dataclass
+    from biofeedback.recording.schema import jsonable
+    from biofeedback.signal.types import Baseline, SignalConfig
+
+    cfg = SignalConfig(short_window_s=27.3, calibration_min_beats=25, paced_breathing_hz=0.1)
+    base = Baseline("c", START_T, 120.0, 140, 0.0125, 71.3, 3.1, 3.7, 0.2, None)
+    with SessionRecorder(tmp_path, client_id="c", meta={"signal_config": cfg}) as rec:
+        rec.set_meta(baseline=base, broken={**jsonable(base), "hr_mean_bpm": "fast"})
+    info = open_session(rec.path)
+    assert meta_dataclass(info, "signal_config", SignalConfig) == cfg
+    assert meta_dataclass(info, "baseline", Baseline) == base
+    assert meta_dataclass(info, "absent", Baseline) is None
+    with pytest.raises(RecordingError, match=r"meta\.broken: .*hr_mean_bpm"):
+        meta_dataclass(info, "broken", Baseline)
