@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass
 
 from amqtt.broker import Broker
+from amqtt.errors import AMQTTError, MQTTError
 from amqtt.plugins.base import BaseAuthPlugin
 from amqtt.session import Session
+
+log = logging.getLogger(__name__)
 
 
 class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
@@ -48,6 +52,10 @@ class FallbackBroker(Broker):  # type: ignore[misc]
         self._writers.add(writer)
         try:
             await super().stream_connected(reader, writer, listener_name)
+        except (OSError, AMQTTError, MQTTError) as exc:
+            # e.g. an MQTT 5 CONNECT, which amqtt cannot parse: the client sees the connection
+            # close and reports it; here it is only worth a line.
+            log.warning("amqtt broker dropped a connection: %s", exc or type(exc).__name__)
         finally:
             self._writers.discard(writer)
             writer.close()

@@ -56,6 +56,17 @@ def pick_free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def _can_bind(host: str, port: int) -> bool:
+    """True when nothing listens on host:port (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
 def mosquitto_password_line(username: str, password: str, *, iterations: int = 101) -> str:
     """One line of a Mosquitto 2.0 password file (PBKDF2-SHA512, as `mosquitto_passwd` writes).
 
@@ -223,6 +234,10 @@ class MosquittoProcess:
         if self.running:
             return
         attempts = 1 if self._fixed_port or self.port else 3
+        if self.port and not _can_bind(self.host, self.port):
+            raise BrokerError(
+                f"mosquitto cannot listen on {self.host}:{self.port}: the port is in use"
+            )
         for attempt in range(attempts):
             if not self.port:
                 self.port = pick_free_port(self.host)
@@ -282,21 +297,24 @@ class MosquittoProcess:
         self._proc = None
 
     async def save(self, limit_s: float = 5.0) -> None:
-        """Make Mosquitto write its persistence database now (SIGUSR1) and wait for the file."""
+        """Make Mosquitto write its persistence database now (SIGUSR1) and wait for the file.
+
+        Asked twice: a write that was already under way when this was called may predate the
+        latest changes; the second one cannot.
+        """
         proc = self._proc
         if proc is None or not self.persistence:
             raise BrokerError("mosquitto is not running with persistence")
         db = self.workdir / "mosquitto.db"
-        before = db.stat().st_mtime_ns if db.exists() else None
-        proc.send_signal(signal.SIGUSR1)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit_s
-        while loop.time() < deadline:
-            if db.exists() and db.stat().st_mtime_ns != before:
-                await asyncio.sleep(0.05)  # let the write finish
-                return
-            await asyncio.sleep(0.02)
-        raise BrokerError(f"mosquitto did not write {db} within {limit_s:g} s")
+        for _ in range(2):
+            before = db.stat().st_mtime_ns if db.exists() else None
+            proc.send_signal(signal.SIGUSR1)
+            deadline = loop.time() + limit_s
+            while not (db.exists() and db.stat().st_mtime_ns != before):
+                if loop.time() > deadline:
+                    raise BrokerError(f"mosquitto did not write {db} within {limit_s:g} s")
+                await asyncio.sleep(0.02)
 
     async def kill(self) -> None:
         """SIGKILL the broker (a crash: no will messages, no persistence save) and reap it."""

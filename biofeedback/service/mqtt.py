@@ -347,22 +347,26 @@ class MqttLink:
 
     async def __aenter__(self) -> Self:
         self._loop = asyncio.get_running_loop()
-        self._first = self._loop.create_future()
+        first: asyncio.Future[None] = self._loop.create_future()
+        self._first = first
         client = self._make_client()
         self._client = client
         try:
             await asyncio.to_thread(self._connect_blocking, client)
             client.loop_start()
             try:
-                await asyncio.wait_for(
-                    asyncio.shield(self._first), self.settings.connect_timeout_s + 1.0
-                )
+                await asyncio.wait_for(asyncio.shield(first), self.settings.connect_timeout_s + 1.0)
             except TimeoutError as exc:
                 raise BrokerError(
                     f"MQTT broker at {self.settings.url} accepted the connection but sent no "
                     f"CONNACK within {self.settings.connect_timeout_s + 1.0:.0f} s"
+                    f"{self._protocol_hints()}"
                 ) from exc
         except BaseException:
+            if not first.done():
+                first.cancel()
+            elif not first.cancelled():
+                first.exception()  # retrieved: it is what is being raised, or superseded
             await self._shutdown_client(client)
             self._closed = True
             raise
@@ -790,6 +794,15 @@ class MqttLink:
         if first is not None and not first.done():
             first.set_result(None)
 
+    def _protocol_hints(self) -> str:
+        s = self.settings
+        hints = []
+        if s.protocol == 5:
+            hints.append("a broker that only speaks MQTT 3.1.1 (such as amqtt) needs protocol 311")
+        if not s.tls:
+            hints.append("a TLS port needs an mqtts:// URL")
+        return f" -- {'; '.join(hints)}" if hints else ""
+
     def _refusal_message(self, reason: str) -> str:
         s = self.settings
         low = reason.lower()
@@ -809,16 +822,10 @@ class MqttLink:
         self._disconnected_event.set()
         first = self._first
         if first is not None and not first.done():
-            s = self.settings
-            hint = (
-                " (is it a TLS port? use mqtts://)"
-                if not s.tls
-                else " (does it speak TLS on this port?)"
-            )
             first.set_exception(
                 BrokerError(
-                    f"MQTT broker {s.url} closed the connection before accepting it ({reason})"
-                    f"{hint}"
+                    f"MQTT broker {self.settings.url} closed the connection before accepting it "
+                    f"({reason}){self._protocol_hints()}"
                 )
             )
             return
