@@ -390,6 +390,7 @@ class BleStrap:
         )
         if info != self._info:
             self._info = info
+            log.info("strap %r: %s at %s", self.name, _describe(info), device.address)
             self._event(DeviceEventKind.INFO, _describe(info), info=info)
 
     async def _setup_battery(self, client: BleakClient) -> None:

@@ -1,0 +1,175 @@
+"""`biofeedback run --device NAME` end to end against the fake BlueZ: strap -> bleak -> MQTT.
+
+The service runs as a user runs it (a subprocess, real time, embedded broker on a free port); its
+`DBUS_SYSTEM_BUS_ADDRESS` points at the private bus where this test serves the fake strap. A plain
+paho-mqtt client watches the topic tree. The strap sends real 0x2A37 bytes in real time, drops
+once and comes back; SIGTERM must then disconnect the strap and end the process cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import signal
+import socket
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from biofeedback.devices.hrm import encode_heart_rate_measurement
+from biofeedback.devices.types import HeartRateMeasurement
+from tests.devices.fake_bluez import FakeBlueZ, FakeStrap
+from tests.support import REPO_ROOT, free_port
+
+pytestmark = [pytest.mark.dbus, pytest.mark.slow]
+
+NAME = "Polar H10 E2E0001"
+CLIENT = "e2e-ble"
+RR_1024 = 640  # 625 ms: 96 bpm, so beats come quickly in real time
+
+
+def _tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+async def _wait_port(port: int, proc: asyncio.subprocess.Process, log: Path) -> None:
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline:
+        if proc.returncode is not None:
+            raise AssertionError(f"service exited with {proc.returncode}:\n{_tail(log)}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"nothing listens on port {port}:\n{_tail(log)}")
+
+
+@contextlib.asynccontextmanager
+async def _service(tmp_path: Path, mqtt_port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    log = tmp_path / "service.log"
+    cmd = [
+        sys.executable, "-m", "biofeedback.cli", "run", "--device", NAME,
+        "--mqtt-port", str(mqtt_port), "--no-web", "--data-dir", str(tmp_path),
+        "--client-id", CLIENT, "--log-level", "DEBUG",
+    ]  # fmt: skip
+    # os.environ carries DBUS_SYSTEM_BUS_ADDRESS of the private bus (set by the fixture).
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    with log.open("w") as out:
+        proc = await asyncio.create_subprocess_exec(
+            *cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+        await _wait_port(mqtt_port, proc, log)
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                async with asyncio.timeout(20):
+                    await proc.wait()
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+class Watcher:
+    """A third-party MQTT client collecting this client's messages (paho runs its own thread)."""
+
+    def __init__(self, port: int) -> None:
+        self.q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.seen: list[tuple[str, dict[str, Any]]] = []
+        self.c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-ble")
+        self.c.on_message = lambda _c, _u, msg: self.q.put((msg.topic, json.loads(msg.payload)))
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe(f"biofeedback/v1/{CLIENT}/#", qos=1)
+        self.c.loop_start()
+
+    def close(self) -> None:
+        self.c.loop_stop()
+        self.c.disconnect()
+
+    def of(self, topic_kind: str, **match: Any) -> list[dict[str, Any]]:
+        return [
+            p
+            for t, p in self.seen
+            if t.endswith(f"/{topic_kind}") and all(p.get(k) == v for k, v in match.items())
+        ]
+
+    async def until(self, what: str, cond: Any, within_s: float = 30) -> None:
+        """Keep the event loop (and so the fake BlueZ) running while waiting for `cond()`."""
+        deadline = time.monotonic() + within_s
+        while not cond():
+            if time.monotonic() > deadline:
+                kinds = sorted({t.rsplit("/", 1)[-1] for t, _ in self.seen})
+                raise AssertionError(f"no {what} within {within_s} s; saw {kinds}")
+            try:
+                while True:
+                    self.seen.append(self.q.get_nowait())
+            except queue.Empty:
+                await asyncio.sleep(0.05)
+
+
+async def _heart(strap: FakeStrap, sent: list[int]) -> None:
+    """Beat at 96 bpm in real time whenever the service is subscribed."""
+    m = HeartRateMeasurement(96, True, True, None, (RR_1024,))
+    payload = encode_heart_rate_measurement(m)
+    while True:
+        await asyncio.sleep(RR_1024 / 1024)
+        if strap.notify(payload):
+            sent.append(RR_1024)
+
+
+async def test_run_with_a_ble_strap_delivers_beats_and_gaps_to_mqtt(
+    fake_bluez: FakeBlueZ, tmp_path: Path
+) -> None:
+    strap = fake_bluez.add_strap(name=NAME, address="A0:9E:1A:E2:E0:01")
+    mqtt_port = free_port()
+    sent: list[int] = []
+    async with _service(tmp_path, mqtt_port) as proc, asyncio.TaskGroup() as tg:
+        heart = tg.create_task(_heart(strap, sent))
+        w = Watcher(mqtt_port)
+        try:
+            await w.until("beats", lambda: len(w.of("beat")) >= 4)
+            await w.until("battery status", lambda: bool(w.of("status", battery_pct=87)))
+            strap.drop()
+            await w.until("signal_lost", lambda: bool(w.of("event", kind="signal_lost")))
+            await asyncio.sleep(1.0)
+            strap.restore()
+            n_before = len(w.of("beat"))
+            await w.until("signal_restored", lambda: bool(w.of("event", kind="signal_restored")))
+            await w.until("beats after the gap", lambda: len(w.of("beat")) >= n_before + 3)
+        finally:
+            heart.cancel()
+            w.close()
+        assert proc.returncode is None
+    log_text = _tail(tmp_path / "service.log")
+    assert proc.returncode == 0, log_text
+
+    beats = w.of("beat")
+    assert all(b["rr_ms"] == pytest.approx(RR_1024 * 1000 / 1024) for b in beats), beats[:3]
+    assert len(beats) <= len(sent)  # nothing invented
+    kinds = [p["kind"] for p in w.of("event", source="device")]
+    assert kinds[:3] == ["connected", "info", "battery"], kinds
+    assert kinds.count("signal_lost") == 1
+    assert kinds.count("signal_restored") == 1
+    assert kinds.index("signal_lost") < kinds.index("signal_restored")
+    (restored,) = w.of("event", kind="signal_restored")
+    assert restored["gap_s"] >= 1.0  # the strap was away for at least a second
+    (info,) = w.of("event", kind="info")
+    assert info["info"]["manufacturer"] == "Polar Electro Oy"
+    assert info["info"]["model"] == "H10"
+    status = w.of("status")[-1]
+    assert status["device_info"]["firmware"] == "5.0.0"
+    # SIGTERM disconnected the strap on the way out
+    assert not strap.connected, log_text
+    assert strap.disconnect_reasons[-1] == "host"
+    assert "Traceback" not in log_text, log_text
