@@ -113,7 +113,7 @@ def main() -> None:
         )
         fl = np.sort(flushes[:nf])
         print(
-            f"flush (write + fsync of ~1 s of rows, 7 files + sidecar): median "
+            f"flush (append + fdatasync of ~1 s of rows to the files that have new rows): median "
             f"{1e3 * fl[nf // 2]:.2f} ms, p99 {1e3 * fl[int(nf * 0.99)]:.2f} ms, "
             f"max {1e3 * fl[-1]:.1f} ms over {nf:,} flushes"
         )
