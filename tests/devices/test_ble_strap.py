@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 
 import pytest
 
@@ -27,6 +28,10 @@ pytestmark = [pytest.mark.dbus]
 
 def _kinds(items: list[object]) -> list[str]:
     return [str(i.kind) for i in items if not isinstance(i, Notification)]  # type: ignore[attr-defined]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
 
 
 def _leftover_tasks(before: set[asyncio.Task[object]]) -> set[asyncio.Task[object]]:
@@ -174,12 +179,15 @@ async def test_repeated_drops_every_150_s(fake_bluez: FakeBlueZ) -> None:
     async with open_strap(fake.spec.name, clock) as (_strap, got):
         drv = StrapDriver(fake, clock, got, seed=3)
         await drv.until_subscribed()
+        fds_connected = _open_fds()
         for _ in range(4):
             await drv.beats(150)
             fake.drop()
             fake.restore()
             await drv.until_subscribed()
         await drv.beats(30)
+        # bleak opens a D-Bus connection per link; each drop must release its own
+        assert _open_fds() == fds_connected
     lost = events(got.items, K.SIGNAL_LOST)
     restored = events(got.items, K.SIGNAL_RESTORED)
     assert len(lost) == len(restored) == 4
