@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from biofeedback.recording import iter_inputs, list_sessions, open_session
 from tests.recording.helpers import START_T, record, steps
 from tests.support import REPO_ROOT
@@ -26,6 +28,7 @@ def _spawn(root: Path, seed: int, *extra: str) -> subprocess.Popen[str]:
     )
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_loses_only_the_unflushed_tail(tmp_path: Path) -> None:
     rng = random.Random(20261125)
     expected = [s.item for s in steps(3600, seed=1)]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from biofeedback.errors import RecordingError
 from biofeedback.recording import iter_inputs, open_session
+from biofeedback.recording.schema import TABLES
 from tests.recording.helpers import record, steps
 
 
@@ -137,3 +142,33 @@ def test_truncated_gzip(tmp_path: Path) -> None:
 def test_not_a_folder(tmp_path: Path) -> None:
     with pytest.raises(RecordingError, match="is not a folder"):
         open_session(tmp_path / "nope")
+
+
+@pytest.fixture(scope="module")
+def small_recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return record(tmp_path_factory.mktemp("fuzz"), steps(20, seed=12))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=st.sampled_from([t.filename for t in TABLES] + ["session.json"]),
+    where=st.floats(0, 1),
+    cut=st.booleans(),
+    junk=st.binary(max_size=12) | st.sampled_from([b"\t", b"\n", b"n/a", b"\\", b"{", b"\xff"]),
+)
+def test_any_corruption_is_a_recording_error_or_reads(
+    small_recording: Path, name: str, where: float, cut: bool, junk: bytes
+) -> None:
+    """Whatever happens to a file, the reader either reads it or raises RecordingError."""
+    with tempfile.TemporaryDirectory() as d:
+        session = Path(d) / "s"
+        shutil.copytree(small_recording, session)
+        path = session / name
+        data = path.read_bytes()
+        pos = int(where * len(data))
+        path.write_bytes(data[:pos] if cut else data[:pos] + junk + data[pos + len(junk) :])
+        try:
+            open_session(session)
+            list(iter_inputs(session))
+        except RecordingError as exc:
+            assert name in str(exc)  # noqa: PT017 - the message must name the broken file
