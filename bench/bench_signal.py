@@ -33,18 +33,26 @@ BASELINE = Baseline("bench", 0.0, 120.0, 150, 0.0, 75.0, 3.0, 3.6, 0.15, 800.0)
 CORE = SignalConfig(artifact_correction=False, frequency_cadence_s=1e12)
 
 
-def per_beat_us(cfg: SignalConfig, t: np.ndarray, rr: np.ndarray, repeats: int = 3) -> float:
-    """Best-of-N mean cost of push_rr per beat (µs), pipeline with a baseline."""
-    best = float("inf")
+def per_beat_us(
+    cfg: SignalConfig, t: np.ndarray, rr: np.ndarray, repeats: int = 3
+) -> tuple[float, float]:
+    """Best-of-N (wall, CPU) cost of push_rr per beat in µs, pipeline with a baseline.
+
+    CPU time (time.process_time) is reported too because the machine is shared: wall time
+    includes waiting for a core.
+    """
+    best_wall = best_cpu = float("inf")
     tl, rl = t.tolist(), rr.tolist()
     for _ in range(repeats):
         p = SignalPipeline(cfg, BASELINE)
         gc.collect()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         for a, b in zip(tl, rl, strict=True):
             p.push_rr(a, b)
-        best = min(best, (time.perf_counter() - t0) / len(tl) * 1e6)
-    return best
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        best_wall = min(best_wall, wall / len(tl) * 1e6)
+        best_cpu = min(best_cpu, cpu / len(tl) * 1e6)
+    return best_wall, best_cpu
 
 
 def neurokit_per_beat(t: np.ndarray, rr: np.ndarray, n_beats: int) -> tuple[float, float]:
@@ -139,8 +147,8 @@ def main() -> None:
     t, rr = rr_series(3600 * hours, seed=7, hr_bpm=75.0)
     n_nk = 100 if args.quick else 400
 
-    core_us = per_beat_us(CORE, t, rr, repeats=7)  # best of 7: the machine is shared
-    full_us = per_beat_us(SignalConfig(), t, rr, repeats=1)
+    core_us, core_cpu = per_beat_us(CORE, t, rr, repeats=7)  # best of 7: the machine is shared
+    full_us, _ = per_beat_us(SignalConfig(), t, rr, repeats=1)
     nk_ms, worst = neurokit_per_beat(t, rr, n_nk)
     det_ms, spec_ms = component_costs(t, rr)
     n_off = 20_000 if args.quick else 108_000  # 24 h at 800 ms
@@ -151,10 +159,11 @@ def main() -> None:
     day = 108_000
     rows = [
         (
-            "streaming time domain (30 s + 60 s) + quality + arousal, per beat",
+            "streaming time domain (30 s + 60 s) + quality + arousal, per beat (wall)",
             f"{core_us:.1f} µs",
             "<= 20 µs",
         ),
+        ("same, CPU time of the process (`process_time`)", f"{core_cpu:.1f} µs", "<= 20 µs"),
         (
             f"neurokit2 `hrv_time` on the 60 s window, per beat ({n_nk} beats)",
             f"{nk_ms * 1000:.0f} µs",

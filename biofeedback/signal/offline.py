@@ -123,29 +123,48 @@ def _prefix(a: npt.NDArray[np.int64]) -> I64:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Prefixes:
+    """Prefix sums of one value series: x, x^2, squared successive differences, NN50 pairs."""
+
+    s1: I64
+    s2: I64
+    d2: I64  # entry k = sum over pairs (i, i+1) with i < k; padded to len(x) + 1
+    nn: I64
+    x: I64
+
+
+def _prefixes(x: I64) -> _Prefixes:
+    d = np.diff(x)
+    zero = np.zeros(1, dtype=np.int64)  # pads the pair prefixes to len(x) + 1 entries
+    nn50 = (np.abs(d) > NN50_US).astype(np.int64)
+    return _Prefixes(
+        _prefix(x), _prefix(x * x), _prefix(np.r_[d * d, zero]), _prefix(np.r_[nn50, zero]), x
+    )
+
+
 def _windows(
-    ta: F64, raw: I64, cor: _Corrections, seg: I64, window_s: float
-) -> tuple[WindowArrays, I64, I64]:
-    """Metrics per accepted beat over `window_s`; also (lo, corrected count) per beat."""
+    ta: F64,
+    fin: _Prefixes,
+    rawp: _Prefixes,
+    pc: I64,
+    cor: _Corrections,
+    seg: I64,
+    window_s: float,
+) -> tuple[WindowArrays, I64]:
+    """Metrics per accepted beat over `window_s`, and the corrected count per window."""
     m = len(ta)
     j = np.arange(m, dtype=np.int64)
     lo = np.searchsorted(ta, ta - window_s, side="right").astype(np.int64)
     # the stream always keeps the newest beat, even when t - window_s rounds to t
     lo = np.minimum(np.maximum(lo, seg), j)
     d = cor.known_upto
-    xf = cor.final
+    xf, raw = fin.x, rawp.x
     # final part [lo, fe), raw part [rs, j]
     fe = np.clip(d + 1, lo, j + 1)
     rs = fe
-    pf1, pf2 = _prefix(xf), _prefix(xf * xf)
-    pr1, pr2 = _prefix(raw), _prefix(raw * raw)
-    dfv = np.diff(xf)
-    drv = np.diff(raw)
-    zero = np.zeros(1, dtype=np.int64)  # pads the pair prefixes to m + 1 entries
-    pfd2, prd2 = _prefix(np.r_[dfv * dfv, zero]), _prefix(np.r_[drv * drv, zero])
-    pfn = _prefix(np.r_[(np.abs(dfv) > NN50_US).astype(np.int64), zero])
-    prn = _prefix(np.r_[(np.abs(drv) > NN50_US).astype(np.int64), zero])
-    pc = _prefix(cor.corrected.astype(np.int64))
+    pf1, pf2, pfd2, pfn = fin.s1, fin.s2, fin.d2, fin.nn
+    pr1, pr2, prd2, prn = rawp.s1, rawp.s2, rawp.d2, rawp.nn
     n = j + 1 - lo
     s1 = (pf1[fe] - pf1[lo]) + (pr1[j + 1] - pr1[rs])
     s2 = (pf2[fe] - pf2[lo]) + (pr2[j + 1] - pr2[rs])
@@ -177,7 +196,7 @@ def _windows(
         sdnn_ms=np.where(few, nan, sdnn),
         pnn50_pct=np.where(few, nan, pnn50),
     )
-    return w, lo, ncorr
+    return w, ncorr
 
 
 def _fast_hr(raw: I64, seg: I64, f: int) -> F64:
@@ -237,8 +256,12 @@ def compute_offline(
         gap_acc[1:] = gap_count[idx[1:]] > gap_count[idx[:-1]]
     seg = _segments(ta, gap_acc, c)
     cor = _correct(raw, seg, c, c.artifact_correction)
-    short, _, _ = _windows(ta, raw, cor, seg, c.short_window_s)
-    long, _, ncorr = _windows(ta, raw, cor, seg, c.long_window_s)
+    rawp = _prefixes(raw)
+    # without corrections the judged values are the raw ones: share the prefix sums
+    finp = _prefixes(cor.final) if cor.corrected.any() else rawp
+    pc = _prefix(cor.corrected.astype(np.int64))
+    short, _ = _windows(ta, finp, rawp, pc, cor, seg, c.short_window_s)
+    long, ncorr = _windows(ta, finp, rawp, pc, cor, seg, c.long_window_s)
     fast = _fast_hr(raw, seg, c.fast_beats)
     warm_acc = (ta - ta[seg]) >= WARM_SHARE * c.long_window_s if len(idx) else np.zeros(0, bool)
 

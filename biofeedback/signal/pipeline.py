@@ -123,6 +123,11 @@ class SignalPipeline:
         """The paced-breathing frequency coherence is measured at."""
         return self._paced_hz
 
+    @property
+    def retained_beats(self) -> int:
+        """Beats currently held in memory (bounded by the longest window plus slack)."""
+        return len(self._store.t)
+
     def set_paced_frequency(self, hz: float) -> None:
         """Measure coherence at `hz` from now on (ignored with a log line when implausible)."""
         if isinstance(hz, (int, float)) and 0.04 <= hz <= 0.4:
@@ -302,7 +307,12 @@ class SignalPipeline:
                 and self._last_t - self._seg_start_t >= WARM_SHARE * c.long_window_s
             )
             hrv_ok = warm and long is not None and (long.rmssd_ms or 0.0) > 0
-            hrv_reason = None if hrv_ok else "HRV window still filling (start or after a gap)"
+            if hrv_ok:
+                hrv_reason = None
+            elif warm:
+                hrv_reason = "no beat-to-beat variability in the last minute (RMSSD is 0)"
+            else:
+                hrv_reason = "HRV window still filling (start or after a gap)"
         rejected_share = self._n_recent_rejected / len(self._recent) if self._recent else 0.0
         quality = signal_quality(
             corrected_share, rejected_share, self._contact, hrv_ok, hrv_reason, c.min_quality
