@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import pytest
@@ -54,7 +55,7 @@ def test_running_sums_do_not_drift_over_a_day() -> None:
         u = p.push_rr(a, b)
     assert u is not None
     x = [round(v * 1000) for v in p.window_values_ms("long")]
-    d = [b - a for a, b in zip(x, x[1:], strict=False)]
+    d = [b - a for a, b in itertools.pairwise(x)]
     fresh = time_domain(
         60.0,
         len(x),
