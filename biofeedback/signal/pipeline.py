@@ -100,6 +100,7 @@ class SignalPipeline:
         self._judged = -1
         self._seg_start_t: float | None = None
         self._last_freq_t: float | None = None
+        self._latest_freq: FrequencyDomain | None = None
         self._new_segment()
 
     # ---- public API ------------------------------------------------------------------------
@@ -122,6 +123,11 @@ class SignalPipeline:
     def paced_hz(self) -> float:
         """The paced-breathing frequency coherence is measured at."""
         return self._paced_hz
+
+    @property
+    def latest_frequency(self) -> FrequencyDomain | None:
+        """The newest spectral result of this segment (None before 60 s or after a gap)."""
+        return self._latest_freq
 
     @property
     def retained_beats(self) -> int:
@@ -223,6 +229,7 @@ class SignalPipeline:
         self._judged = -1
         self._seg_start_t = None
         self._last_freq_t = None
+        self._latest_freq = None
 
     def _note_input(self, rejected: bool) -> None:
         if len(self._recent) == self._recent.maxlen:
@@ -266,6 +273,7 @@ class SignalPipeline:
         )
         if self._calibration is not None and fd.hf_ms2 is not None:
             self._calibration.hf.append(fd.hf_ms2)
+        self._latest_freq = fd
         return fd
 
     def _drop_old(self, k: int) -> None:

@@ -90,3 +90,15 @@ def test_pipeline_spectra_at_most_once_per_second() -> None:
     assert len(times) > 100
     assert min(np.diff(times)) >= 1.0
     assert times[0] - t[0] >= 60.0
+
+
+def test_latest_frequency_kept_until_a_gap() -> None:
+    t, rr = rr_series(90, seed=7)
+    p = SignalPipeline()
+    assert p.latest_frequency is None
+    for a, b in zip(t.tolist(), rr.tolist(), strict=True):
+        u = p.push_rr(a, b)
+    assert p.latest_frequency is not None
+    assert u.frequency is None or u.frequency == p.latest_frequency
+    p.mark_gap(float(t[-1]) + 1)
+    assert p.latest_frequency is None
