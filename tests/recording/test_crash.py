@@ -32,16 +32,32 @@ def _spawn(root: Path, seed: int, *extra: str) -> subprocess.Popen[str]:
 def test_kill_9_at_random_moments_loses_only_the_unflushed_tail(tmp_path: Path) -> None:
     rng = random.Random(20261125)
     expected = [s.item for s in steps(3600, seed=1)]
-    for attempt in range(6):
+    startup = 1.0
+    for attempt in range(8):
         root = tmp_path / f"run{attempt}"
+        t0 = time.monotonic()
         proc = _spawn(root, 1)
         assert proc.stdout is not None
-        first = proc.stdout.readline()  # the folder exists (atomically) from here on
-        assert first.startswith("path "), proc.stderr.read() if proc.stderr else first
-        time.sleep(rng.uniform(0.0, 0.6))
+        if attempt % 2:
+            # Any moment, including while the interpreter starts or the folder is being made.
+            time.sleep(rng.uniform(0.5 * startup, startup + 1.0))
+        else:
+            first = proc.stdout.readline()  # the folder exists (atomically) from here on
+            startup = time.monotonic() - t0
+            assert first.startswith("path "), proc.stderr.read() if proc.stderr else first
+            time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         out, _ = proc.communicate(timeout=30)
-        assert proc.returncode == -signal.SIGKILL, "the writer finished before the kill"
+        if proc.returncode != -signal.SIGKILL:
+            pytest.fail(f"the writer ended with {proc.returncode} before the kill")
+        if not list_sessions(root, "crash"):
+            # Killed before the folder was renamed into place: nothing was recorded yet, and
+            # no half-made folder is visible.
+            assert "flushed" not in out
+            assert attempt % 2
+            (fresh,) = [record(root, steps(10), client_id="crash")]
+            assert list_sessions(root, "crash") == [fresh]
+            continue
         flushed = [int(line.split()[1]) for line in out.splitlines() if line.startswith("flushed")]
         (session,) = list_sessions(root, "crash")
         info = open_session(session)
