@@ -87,7 +87,7 @@ def iter_rows(path: Path, spec: TableSpec, partial: _Partial | None = None) -> I
                         f"{path} line {lineno}: partial last line ({len(raw)} bytes, no newline) "
                         "ignored; the writer was interrupted"
                     )
-                    log.warning("%s", note)
+                    log.debug("%s", note)  # open_session reports it once
                     if partial is not None:
                         partial.notes.append(note)
                     return

@@ -206,6 +206,7 @@ class SessionRecorder:
         self._status = STATUS_RECORDING
         self._compressed = False
         self._end_t: float | None = None
+        self._end_reason: str | None = None  # the exception that ended the session, if any
         self._snapshot: Any = None
         self._dirty = False  # the sidecar must be rewritten on the next flush
         self._snapshot_dirty = False  # a newer snapshot than the sidecar's: rewritten every 10 s
@@ -260,6 +261,7 @@ class SessionRecorder:
             "status": self._status,
             "start_t": self.start_t,
             "end_t": self._end_t,
+            "end_reason": self._end_reason,
             "compressed": self._compressed,
             "writer": {"pid": os.getpid(), "host": socket.gethostname()},
             "rows": rows,
@@ -499,7 +501,12 @@ class SessionRecorder:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.close(status=STATUS_COMPLETE if exc_type is None else STATUS_INTERRUPTED)
+        # Stopping the service (Ctrl-C, task cancellation, exit) ends a session normally; an
+        # error inside the session leaves it marked interrupted.
+        failed = exc_type is not None and issubclass(exc_type, Exception)
+        if exc_type is not None:
+            self._end_reason = exc_type.__name__
+        self.close(status=STATUS_INTERRUPTED if failed else STATUS_COMPLETE)
 
 
 def _td(td: TimeDomain | None) -> tuple[Any, ...]:

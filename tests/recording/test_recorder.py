@@ -123,6 +123,7 @@ def test_exception_in_session_marks_interrupted(tmp_path: Path) -> None:
     with pytest.raises(ZeroDivisionError):
         session_that_fails()
     info = open_session(rec.path)
+    assert info.sidecar["end_reason"] == "ZeroDivisionError"
     assert info.status == "interrupted"
     assert info.incomplete
     assert info.start_t == 5.0  # no start_t in meta: the first input's time
@@ -199,3 +200,18 @@ def test_beat_times_survive_a_timer_reset_and_foreign_timing(tmp_path: Path) -> 
             rec.input(it, i)
     assert c.beats[0].t < b.beats[-1].t  # the reset really changed the timing
     assert list(iter_inputs(rec.path)) == items
+
+
+def test_stopping_the_service_ends_the_session_normally(tmp_path: Path) -> None:
+    rec = SessionRecorder(tmp_path, client_id="c", meta={})
+
+    def stopped_by_ctrl_c() -> None:
+        with rec:
+            rec.input(Tick(5.0), 1)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stopped_by_ctrl_c()
+    info = open_session(rec.path)
+    assert info.complete
+    assert info.sidecar["end_reason"] == "KeyboardInterrupt"
