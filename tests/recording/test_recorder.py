@@ -215,3 +215,26 @@ def test_stopping_the_service_ends_the_session_normally(tmp_path: Path) -> None:
     info = open_session(rec.path)
     assert info.complete
     assert info.sidecar["end_reason"] == "KeyboardInterrupt"
+
+
+def test_cannot_create_is_a_recording_error_naming_the_path(tmp_path: Path) -> None:
+    blocker = tmp_path / "recordings"
+    blocker.write_text("not a folder")
+    with pytest.raises(RecordingError, match=r"cannot create the recording folder .*recordings"):
+        SessionRecorder(blocker, client_id="c", meta={})
+
+
+def test_a_crash_while_compressing_leaves_a_readable_recording(tmp_path: Path) -> None:
+    import gzip
+    import shutil
+
+    path = record(tmp_path, steps(30, seed=6))
+    beats = path / "beats.tsv"
+    # As if killed between writing beats.tsv.gz and removing beats.tsv, with a temp file left.
+    with open(beats, "rb") as fi, gzip.open(path / "beats.tsv.gz", "wb") as fo:
+        shutil.copyfileobj(fi, fo)
+    (path / "inputs.tsv.gz.tmp").write_bytes(b"\x1f\x8b partial")
+    info = open_session(path)
+    assert info.files["beats"] == beats
+    assert info.complete
+    assert list(iter_inputs(path)) == [s.item for s in steps(30, seed=6)]
