@@ -699,6 +699,9 @@ class MqttLink:
         reason: ReasonCode,
         properties: Properties | None,
     ) -> None:
+        log.debug(
+            "%s CONNACK %s, session present: %s", self.client_name, reason, flags.session_present
+        )
         self._post(self._on_connect, bool(reason.is_failure), str(reason))
 
     def _cb_disconnect(
