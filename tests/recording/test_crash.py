@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import time
+from itertools import islice
 from pathlib import Path
 
 import pytest
 
 from biofeedback.recording import iter_inputs, list_sessions, open_session
+from biofeedback.recording.synthetic import synthetic_session
 from tests.recording.helpers import START_T, record, steps
 from tests.support import REPO_ROOT
 
@@ -31,7 +33,6 @@ def _spawn(root: Path, seed: int, *extra: str) -> subprocess.Popen[str]:
 @pytest.mark.slow
 def test_kill_9_at_random_moments_loses_only_the_unflushed_tail(tmp_path: Path) -> None:
     rng = random.Random(20261125)
-    expected = [s.item for s in steps(3600, seed=1)]
     startup = 1.0
     for attempt in range(8):
         root = tmp_path / f"run{attempt}"
@@ -66,7 +67,8 @@ def test_kill_9_at_random_moments_loses_only_the_unflushed_tail(tmp_path: Path) 
         got = list(iter_inputs(session))
         # Everything reported as flushed is there, in order, and nothing else is invented.
         assert len(got) >= (flushed[-1] if flushed else 0)
-        assert got == expected[: len(got)]
+        expected = islice(synthetic_session(36_000, start_t=START_T, seed=1), len(got))
+        assert got == [s.item for s in expected]
         assert len(info.partial_lines) <= 1
         # The next start makes a new folder and leaves the crashed one as it was.
         before = {p.name: p.read_bytes() for p in session.iterdir()}
@@ -88,7 +90,8 @@ def test_disk_full_is_reported_with_the_file_and_nothing_is_lost(tmp_path: Path)
     (session,) = list_sessions(tmp_path, "crash")
     info = open_session(session)
     assert info.complete
-    expected = [s.item for s in steps(3600, seed=2)][: info.row_counts["inputs"]]
+    n = info.row_counts["inputs"]
+    expected = [s.item for s in islice(synthetic_session(36_000, start_t=START_T, seed=2), n)]
     assert info.row_counts["inputs"] > 1000
     assert list(iter_inputs(session)) == expected
     assert info.start_t == START_T

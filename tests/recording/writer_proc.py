@@ -31,7 +31,9 @@ def main() -> None:
     sys.stdout.write(f"path {rec.path}\n")
     sys.stdout.flush()
     failed = False
-    for n, s in enumerate(synthetic_session(3600, start_t=START_T, seed=seed)):
+    # Ten hours, paced a little, so the writer is always still running when it is killed.
+    for n, s in enumerate(synthetic_session(36_000, start_t=START_T, seed=seed)):
+        time.sleep(0.0002)
         rec.input(s.item, s.seq)
         for u in s.updates:
             rec.update(u)
