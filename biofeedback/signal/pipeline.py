@@ -101,6 +101,8 @@ class SignalPipeline:
         self._seg_start_t: float | None = None
         self._last_freq_t: float | None = None
         self._latest_freq: FrequencyDomain | None = None
+        self._quality_cache: SignalQuality | None = None
+        self._quality_key: tuple[float, float, bool | None, bool, str | None] | None = None
         self._new_segment()
 
     # ---- public API ------------------------------------------------------------------------
@@ -168,7 +170,19 @@ class SignalPipeline:
         """One RR interval ending at `t` (s). Never raises: bad beats come back `rejected`."""
         self._contact = contact
         self._hr_only = False
-        reason = rr_reason(t, rr_ms, self._last_t, self.config)
+        last_t = self._last_t
+        c = self.config
+        # fast path for the common case; NaN fails every comparison and takes the full check
+        if (
+            type(t) is float
+            and type(rr_ms) is float
+            and c.min_rr_ms <= rr_ms <= c.max_rr_ms
+            and last_t is not None
+            and last_t < t < math.inf
+        ):
+            reason = None
+        else:
+            reason = rr_reason(t, rr_ms, last_t, c)
         self._note_input(reason is not None)
         cal = self._calibration
         if reason is not None:
@@ -322,9 +336,12 @@ class SignalPipeline:
             else:
                 hrv_reason = "HRV window still filling (start or after a gap)"
         rejected_share = self._n_recent_rejected / len(self._recent) if self._recent else 0.0
-        quality = signal_quality(
-            corrected_share, rejected_share, self._contact, hrv_ok, hrv_reason, c.min_quality
-        )
+        key = (corrected_share, rejected_share, self._contact, hrv_ok, hrv_reason)
+        quality = self._quality_cache
+        if quality is None or key != self._quality_key:
+            # most beats leave the quality unchanged: the frozen object is shared then
+            quality = signal_quality(*key, c.min_quality)
+            self._quality_cache, self._quality_key = quality, key
         ln_rmssd = arousal_mod.ln_or_none(long.rmssd_ms) if hrv_ok and long is not None else None
         fast = self._fast()
         cal = self._calibration
