@@ -35,7 +35,7 @@ import asyncio
 import enum
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import AsyncExitStack
 from typing import Self
 
@@ -332,14 +332,19 @@ class BleStrap:
 
     async def _watch(self, disconnected: asyncio.Event) -> str:
         """Wait until the link drops or goes stale; returns why."""
+        if await _first_of(disconnected.wait(), self._until_stale()) == 0:
+            return "the strap disconnected"
+        return f"no heart rate notification for {self._stale_after_s:g} s"
+
+    async def _until_stale(self) -> None:
+        # The remaining time is computed just before each sleep, in the same step, so a clock
+        # that jumps (virtual time in tests, a suspended laptop) cannot stretch the deadline.
         while True:
-            if disconnected.is_set():
-                return "the strap disconnected"
             since = max(self._last_data_t, self._watch_from)
             remaining = since + self._stale_after_s - self._clock.now()
             if remaining <= 0:
-                return f"no heart rate notification for {self._stale_after_s:g} s"
-            await _event_or_sleep(disconnected, self._clock, remaining)
+                return
+            await self._clock.sleep(remaining)
 
     async def _disconnect(self, client: BleakClient) -> None:
         # Always called, even after the strap dropped: bleak opens one D-Bus connection per link
@@ -492,13 +497,13 @@ def _describe(info: DeviceInfo) -> str:
     return " ".join(parts) or "no Device Information service"
 
 
-async def _event_or_sleep(event: asyncio.Event, clock: Clock, seconds: float) -> None:
-    """Return when `event` is set or `seconds` of session time have passed, whichever is first."""
-    waiter = asyncio.ensure_future(event.wait())
-    sleeper = asyncio.ensure_future(clock.sleep(seconds))
+async def _first_of(*aws: Coroutine[object, object, object]) -> int:
+    """Run the awaitables until the first finishes; cancel the rest; return the winner's index."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
     try:
-        await asyncio.wait({waiter, sleeper}, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        return next(i for i, t in enumerate(tasks) if t in done)
     finally:
-        for fut in (waiter, sleeper):
-            fut.cancel()
-        await asyncio.gather(waiter, sleeper, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

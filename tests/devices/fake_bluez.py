@@ -117,6 +117,7 @@ class StrapSpec:
         }
     )  # None: no Device Information service
     has_hrs: bool = True  # False: a device without the Heart Rate service
+    refuse_connect: bool = False  # advertises but every Connect fails (busy with another central)
     connect_delay_s: float = 0.0  # wall time Connect takes before answering
     read_delay_s: float = 0.0  # wall time each characteristic read takes (a sluggish strap)
     services_delay_s: float = 0.001  # wall time from Connect's reply to ServicesResolved
@@ -386,7 +387,7 @@ class FakeStrap:
             return
         if self.spec.connect_delay_s:
             await asyncio.sleep(self.spec.connect_delay_s)
-        if not self.in_range:
+        if not self.in_range or self.spec.refuse_connect:
             raise DBusError(ERR_FAILED, CONNECT_FAILED_TEXT)
         self.connected = True
         self._link_generation += 1

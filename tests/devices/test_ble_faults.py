@@ -161,3 +161,39 @@ async def test_bluetoothd_restart_is_survived(fake_bluez: FakeBlueZ) -> None:
             await second.stop()
     assert len(events(got.items, K.SIGNAL_RESTORED)) == 1
     assert len(notifications(got.items)) == len(drv.sent) + len(drv2.sent)
+
+
+async def test_scan_lists_a_strap_whose_battery_cannot_be_read(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.add_strap(name="Busy Strap", address="A0:9E:1A:00:00:0B", refuse_connect=True)
+    fake_bluez.add_strap(name="Free Strap", address="A0:9E:1A:00:00:0C", rssi=-80)
+    adverts = await scan(timeout_s=0.2, battery_timeout_s=1.0)
+    assert [(a.name, a.battery_pct) for a in adverts] == [("Busy Strap", None), ("Free Strap", 87)]
+
+
+async def test_overlapping_scans_both_see_the_straps(fake_bluez: FakeBlueZ) -> None:
+    """bluetoothd keeps one discovery per D-Bus connection; scans in one process take turns."""
+    fake_bluez.add_strap()
+    a, b = await asyncio.gather(
+        scan(timeout_s=0.2, read_battery_level=False), scan(timeout_s=0.2, read_battery_level=False)
+    )
+    assert [s.name for s in a] == [s.name for s in b] == ["Polar H10 A1B2C3D4"]
+    assert fake_bluez.start_discovery_calls == 2
+    assert not fake_bluez.discovery_sessions  # discovery was stopped again
+
+
+async def test_only_garbage_counts_as_no_signal(fake_bluez: FakeBlueZ) -> None:
+    fake = fake_bluez.add_strap()
+    clock = ManualClock()
+    async with open_strap(fake.spec.name, clock, stale_after_s=5.0) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.until_subscribed()
+        await drv.beats(5)
+        for _ in range(4):  # packets that never parse, one a second
+            clock.advance(1.0)
+            assert await drv.send(b"\x11")
+        assert not events(got.items, K.SIGNAL_LOST)
+        await drv.pass_time(1.5)  # 5.5 s since the last good packet
+        await got.wait_for(lambda items: bool(events(items, K.SIGNAL_LOST)))
+    (lost,) = events(got.items, K.SIGNAL_LOST)
+    assert "no heart rate notification for 5 s" in lost.detail
+    assert len(events(got.items, K.MALFORMED)) == 4
