@@ -22,7 +22,9 @@ Signal loss and gaps (what the session relies on):
   minus the receive time of the last valid notification before the loss (the span with no data);
   the beat timer is reset on every new connection, so no RR is counted back across a gap;
 - CONTACT_LOST / CONTACT_RESTORED follow the sensor-contact bits (straps that do not report contact
-  emit neither); beats while contact is lost carry `contact=False`.
+  emit neither); beats while contact is lost carry `contact=False`;
+- packets that never parse do not count as signal (a garbage-only stream goes stale);
+- a strap that sends no RR intervals gets one INFO event "... HRV unavailable" after 10 packets.
 Logging: the first failure of a run of failures is a warning, repeats are debug, recovery is info.
 
 Connection attempts (scan, connect) run in wall time inside bleak; backoff delays and the
@@ -233,6 +235,16 @@ class BleStrap:
             try:
                 await self._connect_and_stream()
             except _RETRYABLE as exc:
+                self._note_trouble(_explain(exc), failed_attempt=True)
+            except Exception as exc:
+                # Not foreseen (a bleak or OS internal): keep the traceback, keep trying; a
+                # session must not end because one connection attempt hit an odd corner.
+                log.error(
+                    "strap %r: unexpected error, still reconnecting: %s",
+                    self.name,
+                    _explain(exc),
+                    exc_info=True,
+                )
                 self._note_trouble(_explain(exc), failed_attempt=True)
             if self._failures:
                 await self._clock.sleep(self._backoff(self._failures))

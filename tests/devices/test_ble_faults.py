@@ -197,3 +197,33 @@ async def test_only_garbage_counts_as_no_signal(fake_bluez: FakeBlueZ) -> None:
     (lost,) = events(got.items, K.SIGNAL_LOST)
     assert "no heart rate notification for 5 s" in lost.detail
     assert len(events(got.items, K.MALFORMED)) == 4
+
+
+async def test_an_unforeseen_error_is_logged_and_retried(
+    fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stands in for an internal error of bleak or the OS on one attempt (the only mock here)."""
+    import biofeedback.devices.ble as ble
+
+    real_find = ble.find_strap
+    calls = 0
+
+    async def flaky_find(target: str, *, timeout_s: float = 10.0) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("odd internal state")
+        return await real_find(target, timeout_s=timeout_s)
+
+    monkeypatch.setattr(ble, "find_strap", flaky_find)
+    fake = fake_bluez.add_strap()
+    clock = ManualClock()
+    async with open_strap(fake.spec.name, clock) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.until_subscribed()
+        await drv.beats(3)
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1
+    assert "odd internal state" in errors[0].getMessage()
+    assert errors[0].exc_info is not None
+    assert len(notifications(got.items)) == len(drv.sent) > 0
