@@ -173,3 +173,22 @@ async def test_run_with_a_ble_strap_delivers_beats_and_gaps_to_mqtt(
     assert not strap.connected, log_text
     assert strap.disconnect_reasons[-1] == "host"
     assert "Traceback" not in log_text, log_text
+
+
+async def test_scan_command_lists_straps_from_the_fake_bluez(fake_bluez: FakeBlueZ) -> None:
+    fake_bluez.add_strap(name=NAME, address="A0:9E:1A:E2:E0:01", rssi=-61)
+    fake_bluez.add_strap(name="TICKR E2E", address="C4:00:00:00:E2:02", rssi=-75, battery_pct=None)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "biofeedback.cli", "scan", "--timeout", "1",
+        cwd=REPO_ROOT, env=dict(os.environ), stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        out, err = await proc.communicate()  # the fake BlueZ answers while we wait
+    assert proc.returncode == 0, err.decode()
+    lines = out.decode().splitlines()
+    assert lines[0].split() == ["name", "address", "rssi", "battery"]
+    assert lines[1].split()[-3:] == ["A0:9E:1A:E2:E0:01", "-61", "87%"]
+    assert lines[1].startswith(NAME)
+    assert lines[2].split()[-3:] == ["C4:00:00:00:E2:02", "-75", "?"]
+    assert not any(s.connected for s in fake_bluez.straps)
