@@ -395,6 +395,7 @@ class SessionRecorder:
         """
         self._check_open()
         self._meta.update(jsonable(fields))
+        self._dirty = True  # if this write fails, the next flush tries again
         self._write_sidecar()
 
     # ---- flushing and closing -----------------------------------------------------------
