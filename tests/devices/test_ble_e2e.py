@@ -26,7 +26,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.types import HeartRateMeasurement
+from biofeedback.devices.types import DeviceEvent, HeartRateMeasurement, Notification
+from biofeedback.recording.reader import iter_inputs, list_sessions
 from tests.devices.fake_bluez import FakeBlueZ, FakeStrap
 from tests.support import REPO_ROOT, free_port
 
@@ -35,6 +36,7 @@ pytestmark = [pytest.mark.dbus, pytest.mark.slow]
 NAME = "Polar H10 E2E0001"
 CLIENT = "e2e-ble"
 RR_1024 = 640  # 625 ms: 96 bpm, so beats come quickly in real time
+HEART = HeartRateMeasurement(96, True, True, None, (RR_1024,))
 
 
 def _tail(log: Path) -> str:
@@ -120,8 +122,7 @@ class Watcher:
 
 async def _heart(strap: FakeStrap, sent: list[int]) -> None:
     """Beat at 96 bpm in real time whenever the service is subscribed."""
-    m = HeartRateMeasurement(96, True, True, None, (RR_1024,))
-    payload = encode_heart_rate_measurement(m)
+    payload = encode_heart_rate_measurement(HEART)
     while True:
         await asyncio.sleep(RR_1024 / 1024)
         if strap.notify(payload):
@@ -173,6 +174,17 @@ async def test_run_with_a_ble_strap_delivers_beats_and_gaps_to_mqtt(
     assert not strap.connected, log_text
     assert strap.disconnect_reasons[-1] == "host"
     assert "Traceback" not in log_text, log_text
+
+    # the recording kept the raw packets and the gap, as the session processed them
+    (session,) = list_sessions(tmp_path / "recordings", CLIENT)
+    recorded = list(iter_inputs(session))
+    packets = [r for r in recorded if isinstance(r, Notification)]
+    assert len(packets) >= len(beats)
+    assert {p.payload for p in packets} == {encode_heart_rate_measurement(HEART)}
+    rec_gaps = [
+        r.gap_s for r in recorded if isinstance(r, DeviceEvent) and r.kind == "signal_restored"
+    ]
+    assert rec_gaps == [pytest.approx(restored["gap_s"], abs=1e-3)]
 
 
 async def test_scan_command_lists_straps_from_the_fake_bluez(fake_bluez: FakeBlueZ) -> None:
