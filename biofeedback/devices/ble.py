@@ -239,12 +239,13 @@ class BleStrap:
             except Exception as exc:
                 # Not foreseen (a bleak or OS internal): keep the traceback, keep trying; a
                 # session must not end because one connection attempt hit an odd corner.
-                log.error(
+                (log.debug if self._outage_logged else log.error)(
                     "strap %r: unexpected error, still reconnecting: %s",
                     self.name,
                     _explain(exc),
                     exc_info=True,
                 )
+                self._outage_logged = True
                 self._note_trouble(_explain(exc), failed_attempt=True)
             if self._failures:
                 await self._clock.sleep(self._backoff(self._failures))
