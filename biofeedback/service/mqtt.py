@@ -234,7 +234,18 @@ def _properties(packet_type: int) -> Properties:
 
 
 class _PahoClient(paho.Client):
-    """paho's Client, except that a failed TLS handshake closes its socket (paho 2.2 leaks it)."""
+    """paho's Client with two changes: TCP_NODELAY on its socket, and a failed TLS handshake
+    closes the socket (paho 2.2 leaks it).
+
+    Without TCP_NODELAY, Nagle's algorithm holds the 2nd and 3rd of a beat's three small
+    messages until the broker's delayed ACK (~40 ms): measured p90 latency 44 ms instead of 2 ms.
+    """
+
+    def _create_socket_connection(self) -> socket.socket:
+        sock = super()._create_socket_connection()
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     def _ssl_wrap_socket(self, tcp_sock: socket.socket) -> ssl.SSLSocket:
         ctx = self._ssl_context
