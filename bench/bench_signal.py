@@ -55,35 +55,46 @@ def per_beat_us(
     return best_wall, best_cpu
 
 
-def neurokit_per_beat(t: np.ndarray, rr: np.ndarray, n_beats: int) -> tuple[float, float]:
-    """(ms per beat of nk.hrv_time on the 60 s window, worst relative difference to streaming)."""
+def neurokit_per_beat(
+    t: np.ndarray, rr: np.ndarray, n_beats: int, repeats: int = 3
+) -> tuple[float, float]:
+    """(ms per beat to recompute both windows with nk.hrv_time, worst relative difference).
+
+    The streaming path delivers the 30 s and the 60 s window per beat, so the per-beat batch
+    equivalent is two `hrv_time` calls. Best of `repeats` passes, like the streaming figure.
+    """
     import neurokit2 as nk
 
     p = SignalPipeline(CORE, BASELINE)
     tl, rl = t.tolist(), rr.tolist()
     for a, b in zip(tl[:200], rl[:200], strict=True):
         p.push_rr(a, b)
-    spent = 0.0
-    worst = 0.0
+    windows = []
     for a, b in zip(tl[200 : 200 + n_beats], rl[200 : 200 + n_beats], strict=True):
         u = p.push_rr(a, b)
-        window = np.asarray(p.window_values_ms("long"))
-        t0 = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            df = nk.hrv_time({"RRI": window})
-        spent += time.perf_counter() - t0
+        assert u.short is not None
         assert u.long is not None
+        windows.append((np.asarray(p.window_values_ms("short")), u.short))
+        windows.append((np.asarray(p.window_values_ms("long")), u.long))
+    best = float("inf")
+    worst = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            frames = [nk.hrv_time({"RRI": w}) for w, _ in windows]
+            best = min(best, (time.perf_counter() - t0) / n_beats * 1e3)
+    for df, (_, td) in zip(frames, windows, strict=True):
         for ours, key in (
-            (u.long.rmssd_ms, "RMSSD"),
-            (u.long.sdnn_ms, "SDNN"),
-            (u.long.pnn50_pct, "pNN50"),
-            (u.long.mean_nn_ms, "MeanNN"),
+            (td.rmssd_ms, "RMSSD"),
+            (td.sdnn_ms, "SDNN"),
+            (td.pnn50_pct, "pNN50"),
+            (td.mean_nn_ms, "MeanNN"),
         ):
             ref = float(df[f"HRV_{key}"].iloc[0])
             assert ours is not None
             worst = max(worst, abs(ours - ref) / abs(ref) if ref else abs(ours))
-    return spent / n_beats * 1e3, worst
+    return best, worst
 
 
 def component_costs(t: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
@@ -165,7 +176,7 @@ def main() -> None:
         ),
         ("same, CPU time of the process (`process_time`)", f"{core_cpu:.1f} µs", "<= 20 µs"),
         (
-            f"neurokit2 `hrv_time` on the 60 s window, per beat ({n_nk} beats)",
+            f"neurokit2 `hrv_time` on the 30 s and the 60 s window, per beat ({n_nk} beats)",
             f"{nk_ms * 1000:.0f} µs",
             "-",
         ),

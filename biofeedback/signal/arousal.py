@@ -21,9 +21,15 @@ Z_OFFSET = 25.0  # a client exactly at their resting baseline scores 25
 Z_SCALE = 18.75  # +4 baseline spreads reaches 100, -1.33 reaches 0
 
 
+_HR_HRV = ArousalBasis.HR_HRV  # enum attribute lookups are slow on the per-beat path
+_HR_ONLY = ArousalBasis.HR_ONLY
+_UNKNOWN = ArousalBasis.UNKNOWN
+
+
 def component(z: float) -> float:
     """A z-score relative to the baseline, mapped linearly onto 0..100 and clipped."""
-    return min(100.0, max(0.0, Z_OFFSET + Z_SCALE * z))
+    v = Z_OFFSET + Z_SCALE * z
+    return 0.0 if v < 0.0 else (100.0 if v > 100.0 else v)
 
 
 def estimate(
@@ -36,7 +42,7 @@ def estimate(
     no_baseline_reason: str = "no baseline",
 ) -> Arousal:
     """Arousal from the fast heart rate and the long-window ln RMSSD, or why it is unknown."""
-    unknown = ArousalBasis.UNKNOWN
+    unknown = _UNKNOWN
     if baseline is None:
         return Arousal(t, None, 0.0, None, None, unknown, no_baseline_reason)
     if fast_hr is None:
@@ -52,13 +58,13 @@ def estimate(
         slow = component((baseline.ln_rmssd_mean - ln_rmssd) / sd)
         w = config.fast_weight
         value = w * fast + (1.0 - w) * slow
-        return Arousal(t, value, quality.score, fast, slow, ArousalBasis.HR_HRV, quality.reason)
+        return Arousal(t, value, quality.score, fast, slow, _HR_HRV, quality.reason)
     if baseline.ln_rmssd_mean is None:
         why = "baseline has no HRV: arousal from heart rate alone"
     else:
         why = f"{quality.reason or 'HRV unavailable'}: arousal from heart rate alone"
     conf = quality.score * config.hr_only_confidence
-    return Arousal(t, fast, conf, fast, None, ArousalBasis.HR_ONLY, why)
+    return Arousal(t, fast, conf, fast, None, _HR_ONLY, why)
 
 
 def ln_or_none(rmssd_ms: float | None) -> float | None:

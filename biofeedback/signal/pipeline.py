@@ -202,7 +202,13 @@ class SignalPipeline:
         self._long.add_newest()
         self._fast_rr.append(x)
         revised = self._judge(k) if self._artifacts and self._schedule.due(k) else ()
-        freq = self._frequency(t)
+        seg0 = self._seg_start_t
+        freq = (
+            self._frequency(t)
+            if t - seg0 >= MIN_SPAN_S
+            and (self._last_freq_t is None or t - self._last_freq_t >= c.frequency_cadence_s)
+            else None
+        )
         beat = CleanBeat(t, x / 1000.0, rr_ms, False, None, contact)
         if cal is not None:
             cal.n_accepted += 1

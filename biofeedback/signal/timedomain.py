@@ -13,6 +13,7 @@ from array import array
 from biofeedback.signal.types import TimeDomain
 
 NN50_US = 50_000
+_sqrt = math.sqrt
 _COMPACT_SLACK = 512
 
 
@@ -135,10 +136,25 @@ class TimeWindow:
                 self.nn50 += (abs(d_new) > NN50_US) - (abs(d_old) > NN50_US)
 
     def metrics(self) -> TimeDomain | None:
-        """Metrics of the window, None when it is empty."""
-        if self.n == 0:
+        """Metrics of the window, None when it is empty (same arithmetic as `time_domain`,
+        inlined: this runs twice per beat)."""
+        n = self.n
+        if n == 0:
             return None
-        return time_domain(self.window_s, self.n, self.s1, self.s2, self.d2, self.nn50)
+        s1 = self.s1
+        mean_ms = s1 / n / 1000.0
+        if n < 2:
+            return TimeDomain(self.window_s, n, mean_ms, 60000.0 / mean_ms, None, None, None)
+        var_us2 = float(n * self.s2 - s1 * s1) / float(n * (n - 1))
+        return TimeDomain(
+            self.window_s,
+            n,
+            mean_ms,
+            60000.0 / mean_ms,
+            _sqrt(float(self.d2) / float(n - 1)) / 1000.0,
+            _sqrt(var_us2) / 1000.0,
+            self.nn50 / n * 100.0,
+        )
 
     def values_ms(self) -> list[float]:
         """The window's current RR values in ms (for checks against batch tools)."""
