@@ -664,6 +664,7 @@ class ManualClock:
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         self._t = start
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._sleeper_added = asyncio.Event()
 
     @property
     def speed(self) -> float:
@@ -679,6 +680,8 @@ class ManualClock:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (self._t + seconds, fut)
         self._sleepers.append(entry)
+        self._sleeper_added.set()
+        self._sleeper_added = asyncio.Event()
         try:
             await fut
         finally:
@@ -697,6 +700,20 @@ class ManualClock:
     @property
     def sleepers(self) -> int:
         return len(self._sleepers)
+
+    async def wait_for_sleeper(self, within_s: float = 2.0) -> bool:
+        """Wait (wall time) until something sleeps on this clock; False if nothing did.
+
+        A driver that only advances time while the code under test waits on the clock keeps
+        wall-time work (D-Bus calls, scans) from being stamped with a later virtual time.
+        """
+        try:
+            async with asyncio.timeout(within_s):
+                while not self._sleepers:
+                    await self._sleeper_added.wait()
+        except TimeoutError:
+            return False
+        return True
 
 
 class Collector:
@@ -804,6 +821,7 @@ class StrapDriver:
         end = self.clock.now() + duration_s
         while self.clock.now() < end:
             await self._settle()
+            await self.clock.wait_for_sleeper()
             self.clock.advance(min(step_s, end - self.clock.now()))
             await asyncio.sleep(0.002)
 
@@ -823,6 +841,9 @@ class StrapDriver:
         async with asyncio.timeout(within_s):
             while not self.strap.subscribed:
                 await self._settle()
+                if self.strap.subscribed:
+                    break
+                await self.clock.wait_for_sleeper()
                 if self.strap.subscribed:
                     break
                 self.clock.advance(step_s)

@@ -390,7 +390,11 @@ async def test_two_straps_at_once(fake_bluez: FakeBlueZ) -> None:
         for _ in range(5):
             await db.beats(1)
         a.restore()
-        await da.until_subscribed()
+        # B keeps beating (and so moves the shared clock) while A comes back
+        async with asyncio.timeout(10):
+            while not a.subscribed:
+                await db.beats(1)
+                await asyncio.sleep(0.005)
         await da.beats(5)
     assert {n.device for n in notifications(got_a.items)} == {"Polar H10 AAAA"}
     assert {n.device for n in notifications(got_b.items)} == {"F0:00:00:00:12:34"}
