@@ -89,10 +89,19 @@ def _display_name(device: BLEDevice, adv: AdvertisementData | None) -> str:
     return device.name or device.address
 
 
+def _address_key(address: str) -> str:
+    # A0:9E:1A:..., a0-9e-1a-... (as some tools print it) and macOS UUIDs all compare equal to
+    # themselves once separators and case are dropped.
+    return address.strip().replace(":", "").replace("-", "").casefold()
+
+
 def matches(target: str, device: BLEDevice, adv: AdvertisementData | None) -> bool:
-    """True when `target` is the strap's address or its advertised name (case-insensitive)."""
+    """True when `target` is the strap's address or its whole advertised name (any case).
+
+    Never a partial name: in a clinic with several straps a prefix could pick someone else's.
+    """
     want = target.strip().casefold()
-    if device.address.casefold() == want:
+    if want and _address_key(device.address) == _address_key(target):
         return True
     names = {device.name, adv.local_name if adv is not None else None}
     return any(n is not None and n.strip().casefold() == want for n in names)

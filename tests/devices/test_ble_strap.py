@@ -72,6 +72,17 @@ async def test_scan_lists_heart_rate_straps_with_battery(fake_bluez: FakeBlueZ) 
     assert not any(s.connected for s in fake_bluez.straps)
 
 
+async def test_a_partial_name_is_not_enough(fake_bluez: FakeBlueZ) -> None:
+    """With several straps in a room, a prefix could connect to someone else's."""
+    fake = fake_bluez.add_strap(name="Polar H10 A1B2C3D4")
+    clock = ManualClock()
+    async with open_strap("Polar H10", clock, scan_timeout_s=0.1) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        await drv.pass_time(5)
+    assert fake.connect_calls == 0
+    assert got.items == []
+
+
 async def test_scan_with_no_straps_is_empty(fake_bluez: FakeBlueZ) -> None:
     assert await scan(timeout_s=0.1) == []
 
@@ -81,13 +92,14 @@ async def test_scan_rejects_bad_timeout() -> None:
         await scan(timeout_s=0)
 
 
-@pytest.mark.parametrize("by", ["name", "address", "lowercase address"])
+@pytest.mark.parametrize("by", ["name", "address", "lowercase address", "dashed address"])
 async def test_connect_reads_info_and_battery_then_streams(fake_bluez: FakeBlueZ, by: str) -> None:
     fake = fake_bluez.add_strap()
     target = {
         "name": fake.spec.name,
         "address": fake.spec.address,
         "lowercase address": fake.spec.address.lower(),
+        "dashed address": fake.spec.address.lower().replace(":", "-"),
     }[by]
     clock = ManualClock()
     async with open_strap(target, clock) as (strap, got):
