@@ -228,13 +228,15 @@ def compute_offline(
     baseline: Baseline | None = None,
     *,
     gap_before: npt.ArrayLike | None = None,
+    contact: npt.ArrayLike | None = None,
     artifacts: bool = True,
     frequency: bool = False,
     paced_hz: float | None = None,
 ) -> OfflineResult:
     """Every input's metrics, quality and arousal, as `SignalPipeline.push_rr` computes them.
 
-    `gap_before[i]` True means `mark_gap` was called just before input i. `artifacts=False`
+    `gap_before[i]` True means `mark_gap` was called just before input i; `contact[i]` is the
+    contact flag given with input i (True, False or None). `artifacts=False`
     matches a pipeline with `artifact_correction=False`. With `frequency=True` the spectra are
     computed where the streaming path computes them, as (input index, FrequencyDomain) pairs.
     """
@@ -306,6 +308,10 @@ def compute_offline(
     with np.errstate(divide="ignore", invalid="ignore"):
         corrected_share = np.where(s_long.n > 0, ncorr_all / s_long.n, 0.0)
     score = np.maximum(0.0, np.minimum(1.0, 1.0 - 2.0 * corrected_share - rejected_share))
+    if contact is not None:
+        # push_rr(..., contact=False) zeroes the quality of that update
+        no_contact = np.array([c_ is False for c_ in np.asarray(contact, dtype=object).tolist()])
+        score = np.where(no_contact, 0.0, score)
     rm = np.nan_to_num(s_long.rmssd_ms, nan=0.0)
     hrv_ok = warm & (s_long.n > 0) & (rm > 0)
 

@@ -19,7 +19,7 @@ from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
 from biofeedback.signal.intake import hr_reason, rr_reason, rr_to_us
-from biofeedback.signal.timedomain import SegmentStore, TimeWindow
+from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindow
 from biofeedback.signal.types import (
     Arousal,
     Baseline,
@@ -195,7 +195,7 @@ class SignalPipeline:
             self._new_segment()
         self._last_t = t
         x = rr_to_us(rr_ms)
-        k = self._store.append(t, x)
+        k = self._store.append(t, x, contact)
         if self._seg_start_t is None:
             self._seg_start_t = t
         self._short.add_newest()
@@ -272,8 +272,11 @@ class SignalPipeline:
             st.corrected[i] = 1
             self._short.replace(j.k, old, j.value_us, was, 1)
             self._long.replace(j.k, old, j.value_us, was, 1)
+            contact = CONTACT_CODES[st.contact[i]]
             out.append(
-                CleanBeat(st.t[i], j.value_us / 1000.0, st.raw[i] / 1000.0, True, j.artifact, None)
+                CleanBeat(
+                    st.t[i], j.value_us / 1000.0, st.raw[i] / 1000.0, True, j.artifact, contact
+                )
             )
         return tuple(out)
 

@@ -13,6 +13,7 @@ from array import array
 from biofeedback.signal.types import TimeDomain
 
 NN50_US = 50_000
+CONTACT_CODES: tuple[bool | None, ...] = (None, True, False)
 _sqrt = math.sqrt
 _COMPACT_SLACK = 512
 
@@ -23,7 +24,7 @@ class SegmentStore:
     Old beats nobody needs any more are dropped in blocks so memory stays bounded.
     """
 
-    __slots__ = ("base", "corrected", "raw", "t", "x")
+    __slots__ = ("base", "contact", "corrected", "raw", "t", "x")
 
     def __init__(self) -> None:
         self.base = 0  # segment index of element 0
@@ -31,27 +32,29 @@ class SegmentStore:
         self.x: array[int] = array("q")  # current value in µs (corrected when flagged)
         self.raw: array[int] = array("q")  # as received, in µs
         self.corrected = bytearray()
+        self.contact = bytearray()  # CONTACT_CODES index of the flag the beat came with
 
     def __len__(self) -> int:
         return self.base + len(self.t)
 
     def clear(self) -> None:
         self.base = 0
-        del self.t[:], self.x[:], self.raw[:], self.corrected[:]
+        del self.t[:], self.x[:], self.raw[:], self.corrected[:], self.contact[:]
 
-    def append(self, t: float, x_us: int) -> int:
+    def append(self, t: float, x_us: int, contact: bool | None = None) -> int:
         """Add a beat; returns its segment index."""
         self.t.append(t)
         self.x.append(x_us)
         self.raw.append(x_us)
         self.corrected.append(0)
+        self.contact.append(0 if contact is None else (1 if contact else 2))
         return self.base + len(self.t) - 1
 
     def drop_before(self, k: int) -> None:
         """Forget beats before segment index `k` (in blocks, amortised O(1))."""
         n = k - self.base
         if n > _COMPACT_SLACK:
-            del self.t[:n], self.x[:n], self.raw[:n], self.corrected[:n]
+            del self.t[:n], self.x[:n], self.raw[:n], self.corrected[:n], self.contact[:n]
             self.base = k
 
 

@@ -83,12 +83,19 @@ def messy_series(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return t, rr, gaps
 
 
-def stream(t: np.ndarray, rr: np.ndarray, gaps: np.ndarray, p: SignalPipeline) -> list[BeatUpdate]:
+def stream(
+    t: np.ndarray,
+    rr: np.ndarray,
+    gaps: np.ndarray,
+    p: SignalPipeline,
+    contact: list[bool | None] | None = None,
+) -> list[BeatUpdate]:
     ups = []
-    for a, b, g in zip(t.tolist(), rr.tolist(), gaps.tolist(), strict=True):
+    flags = contact or [None] * len(t)
+    for a, b, g, c in zip(t.tolist(), rr.tolist(), gaps.tolist(), flags, strict=True):
         if g:
             p.mark_gap(a)
-        ups.append(p.push_rr(a, b))
+        ups.append(p.push_rr(a, b, c))
     return ups
 
 
@@ -127,3 +134,18 @@ def test_offline_on_empty_and_all_bad_input() -> None:
     off = compute_offline(np.array([1.0, 2.0, 0.5]), np.array([np.nan, -1.0, 9000.0]))
     assert not off.accepted.any()
     assert np.isnan(off.short.mean_nn_ms).all()
+
+
+def test_offline_equals_streaming_with_contact_flags() -> None:
+    _, b, _ = calibrated()
+    t, rr, gaps = messy_series(4)
+    rng = np.random.default_rng(4)
+    codes = rng.choice(3, len(t), p=[0.8, 0.15, 0.05]).tolist()
+    contact: list[bool | None] = [[True, None, False][k] for k in codes]
+    ups = stream(t, rr, gaps, SignalPipeline(baseline=b), contact)
+    off = compute_offline(t, rr, None, b, gap_before=gaps, contact=contact)
+    compare(ups, off)
+    revised = [x for u in ups for x in u.revised]
+    assert revised
+    by_t = dict(zip(t.tolist(), contact, strict=True))
+    assert all(x.contact == by_t[x.t] for x in revised)
