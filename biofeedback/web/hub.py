@@ -271,6 +271,7 @@ class Hub:
         self._wall = wall
         self._clients: dict[str, ClientState] = {}
         self._subs: set[Subscriber] = set()
+        self._by_client: dict[str | None, set[Subscriber]] = {}  # None: the overview
         self._sink: CommandSink | None = None
         # command id -> (subscriber that sent it, client id)
         self._pending: dict[str, tuple[Subscriber, str]] = {}
@@ -297,12 +298,20 @@ class Hub:
     @contextmanager
     def subscribe(self, role: str, client_id: str | None) -> Iterator[Subscriber]:
         """Register a subscriber for the duration of a WebSocket connection."""
+        if client_id is None and role != "therapist":
+            raise CommandError("only a therapist may watch the overview of all clients")
         sub = Subscriber(role, client_id, self.limits.queue_size)
         self._subs.add(sub)
+        self._by_client.setdefault(client_id, set()).add(sub)
         try:
             yield sub
         finally:
             self._subs.discard(sub)
+            watchers = self._by_client.get(client_id)
+            if watchers is not None:
+                watchers.discard(sub)
+                if not watchers:
+                    del self._by_client[client_id]
             for cid in [k for k, (s, _) in self._pending.items() if s is sub]:
                 del self._pending[cid]
 
@@ -310,20 +319,28 @@ class Hub:
     def subscriber_count(self) -> int:
         return len(self._subs)
 
-    def _fan_out(self, client_id: str, message: JsonDict, summary: JsonDict | None) -> None:
-        detail = _dumps(message)
-        over = (
-            _dumps({"type": "summary", "client": client_id, "summary": summary, "srv": self.now()})
-            if summary is not None
-            else None
-        )
-        for sub in list(self._subs):
-            if sub.client_id == client_id:
+    def _fan_out(
+        self, client_id: str, message: JsonDict, state: ClientState, summary_changed: bool
+    ) -> None:
+        # serialise only for someone: with nobody watching a message costs no JSON encoding
+        watchers = self._by_client.get(client_id)
+        if watchers:
+            detail = _dumps(message)
+            for sub in list(watchers):
                 sub.push(detail)
-                self.stats["pushed"] += 1
-            elif sub.client_id is None and sub.role == "therapist" and over is not None:
-                sub.push(over)
-                self.stats["pushed"] += 1
+            self.stats["pushed"] += len(watchers)
+        overview = self._by_client.get(None)
+        if summary_changed and overview:
+            summary = {
+                "type": "summary",
+                "client": client_id,
+                "summary": state.summary(),
+                "srv": message["srv"],
+            }
+            line = _dumps(summary)
+            for sub in list(overview):
+                sub.push(line)
+            self.stats["pushed"] += len(overview)
 
     # ---- data in ----------------------------------------------------------------------------
 
@@ -437,7 +454,7 @@ class Hub:
             message["view"] = checkin
             summary_changed = False
         message["clock"] = state.clock()
-        self._fan_out(client_id, message, state.summary() if summary_changed else None)
+        self._fan_out(client_id, message, state, summary_changed)
         return True
 
     def _reject(self, topic_name: str, why: str) -> bool:
