@@ -326,6 +326,8 @@ class Device(ServiceInterface):
 
     @dbus_method()
     def Disconnect(self):
+        if self._strap.connect_pending:
+            self._strap._connect_aborted = True
         self._strap.link_down(reason="host")
 
 
@@ -345,6 +347,8 @@ class FakeStrap:
         self.connected = False
         self.services_resolved = False
         self.connect_calls = 0
+        self.connect_pending = False
+        self._connect_aborted = False
         self.connect_times: list[float] = []  # bluez.time_source() at each Connect call
         self.disconnect_reasons: list[str] = []
         self._gatt: list[tuple[str, ServiceInterface]] = []
@@ -386,7 +390,15 @@ class FakeStrap:
         if self.connected:
             return
         if self.spec.connect_delay_s:
-            await asyncio.sleep(self.spec.connect_delay_s)
+            self.connect_pending = True
+            try:
+                await asyncio.sleep(self.spec.connect_delay_s)
+            finally:
+                self.connect_pending = False
+            if self._connect_aborted:
+                self._connect_aborted = False
+                # bluetoothd: Disconnect during a pending Connect aborts it
+                raise DBusError(ERR_FAILED, "Operation was aborted")
         if not self.in_range or self.spec.refuse_connect:
             raise DBusError(ERR_FAILED, CONNECT_FAILED_TEXT)
         self.connected = True

@@ -18,6 +18,7 @@ from tests.devices.fake_bluez import (
     FakeBlueZ,
     ManualClock,
     StrapDriver,
+    StrapSpec,
     events,
     notifications,
     open_strap,
@@ -459,6 +460,19 @@ async def test_leaving_the_context_ends_readings_and_tasks(fake_bluez: FakeBlueZ
     # the strap can be opened again
     async with strap:
         pass
+
+
+async def test_leaving_while_connecting_aborts_the_connection(fake_bluez: FakeBlueZ) -> None:
+    fake = fake_bluez.add_strap(StrapSpec(connect_delay_s=0.3))
+    clock = ManualClock()
+    before = asyncio.all_tasks()
+    async with BleStrap(fake.spec.name, clock=clock, scan_timeout_s=1.0):
+        async with asyncio.timeout(5):
+            while not fake.connect_pending:  # noqa: ASYNC110 - polls the fake's state
+                await asyncio.sleep(0.005)
+    await asyncio.sleep(0.5)  # past the strap's connect delay
+    assert not fake.connected  # the pending Connect was aborted, not left dangling
+    assert not _leftover_tasks(before)
 
 
 def test_bad_arguments_are_named() -> None:
