@@ -131,6 +131,12 @@ class BleStrap:
         ):
             if not value > 0:
                 raise DeviceError(f"{label} must be > 0 seconds, got {value!r}")
+        if clock.speed != 1.0:
+            # Receive times and the staleness watchdog would be scaled while the strap's RR
+            # values and its ~1 Hz notifications stay in real time.
+            raise DeviceError(
+                f"a real strap runs in real time: clock speed must be 1, got {clock.speed:g}"
+            )
         if reconnect_max_s < reconnect_initial_s:
             raise DeviceError(
                 f"reconnect_max_s ({reconnect_max_s}) is below reconnect_initial_s "

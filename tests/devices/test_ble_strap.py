@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from biofeedback.clock import ScaledClock
 from biofeedback.devices.ble import BleStrap
 from biofeedback.devices.scan import StrapAdvert, scan
 from biofeedback.devices.types import DeviceEventKind as K
@@ -483,6 +484,8 @@ def test_bad_arguments_are_named() -> None:
         BleStrap("x", clock=clock, stale_after_s=0)
     with pytest.raises(DeviceError, match="reconnect_max_s"):
         BleStrap("x", clock=clock, reconnect_initial_s=5, reconnect_max_s=1)
+    with pytest.raises(DeviceError, match="real time"):
+        BleStrap("x", clock=ScaledClock(speed=20))
 
 
 async def test_readings_before_enter_is_an_error() -> None:
