@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from biofeedback.errors import ConfigError
 from biofeedback.service.mqtt import MqttSettings
 from biofeedback.web.auth import ENV_THERAPIST_SECRET, LOOPBACK_HOSTS, Auth
 from biofeedback.web.hub import Hub, HubLimits
@@ -46,6 +47,14 @@ class WebConfig:
     allowed_hosts: tuple[str, ...] = ()  # host names besides loopback and `host` (e.g. a LAN name)
     session_ttl_s: float = 12 * 3600.0
     limits: HubLimits = field(default_factory=HubLimits)
+
+    def __post_init__(self) -> None:
+        if not self.host:
+            raise ConfigError("[web] host must not be empty (127.0.0.1 keeps the dashboard local)")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"[web] port must be 0-65535, got {self.port!r}")
+        if self.session_ttl_s <= 0:
+            raise ConfigError(f"[web] session_ttl_s must be > 0, got {self.session_ttl_s!r}")
 
 
 CONFIG_KEY = web.AppKey("config", WebConfig)

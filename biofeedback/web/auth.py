@@ -22,6 +22,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from biofeedback.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 COOKIE_NAME = "bf_therapist"
@@ -51,9 +53,11 @@ class Auth:
         max_failures_per_minute: int = 10,
     ) -> None:
         if len(therapist_secret) < 8:
-            raise ValueError("the therapist secret must be at least 8 characters")
+            raise ConfigError(
+                f"the therapist secret must be at least 8 characters ({ENV_THERAPIST_SECRET})"
+            )
         if len(link_secret) < 16:
-            raise ValueError("the link secret must be at least 16 characters")
+            raise ConfigError("the client link secret must be at least 16 characters")
         self._secret = therapist_secret
         self._link_secret = link_secret
         self._cookie_key = secrets.token_bytes(32)

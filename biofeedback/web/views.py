@@ -266,6 +266,7 @@ def event_view(payload: Mapping[str, Any]) -> JsonDict:
         "seq": num(_get(payload, "seq")),
         "kind": text(_get(payload, "kind", "type"), 40),
         "actor": text(_get(payload, "actor", "role"), 20),
+        "source": text(_get(payload, "source"), 20),
         "from_state": text(_get(payload, "from_state", "from"), 40),
         "to_state": text(_get(payload, "to_state", "to"), 40),
         "reason": text(_get(payload, "reason", "detail"), 300),

@@ -407,3 +407,15 @@ def test_text_colours_meet_wcag_aa(sheet: str) -> None:
     colours = dict(re.findall(r"--([a-z]+):\s*(#[0-9a-fA-F]{6})", css))
     for fg in ("ink", "muted"):
         assert _contrast(colours[fg], colours["bg"]) >= 4.5, (sheet, fg)
+
+
+def test_bad_web_config_gets_a_clear_error() -> None:
+    from biofeedback.errors import ConfigError
+    from biofeedback.web import WebConfig, create_app
+
+    with pytest.raises(ConfigError, match="port must be 0-65535"):
+        WebConfig(port=70000)
+    with pytest.raises(ConfigError, match="at least 8 characters"):
+        create_app(WebConfig(therapist_secret="short", link_secret=LINK_SECRET))
+    with pytest.raises(ConfigError, match="link secret"):
+        create_app(WebConfig(therapist_secret=SECRET, link_secret="short"))

@@ -58,9 +58,10 @@
       ...steps.map((step) => {
         let cls = "";
         if (s.step_index != null && step.index === s.step_index) cls = "current";
-        else if (s.step_index != null && step.index < s.step_index) cls = "done";
-        else if (step.status === "done" || step.status === "complete") cls = "done";
-        return BF.el("li", { class: cls, "data-index": String(step.index), text: step.title });
+        else if (step.status === "completed" || step.status === "done") cls = "done";
+        else if (step.status == null && s.step_index != null && step.index < s.step_index) cls = "done";
+        const note = step.status === "left" ? " (started, not finished)" : step.status === "completed" ? " ✓" : "";
+        return BF.el("li", { class: cls, "data-index": String(step.index), text: step.title + note });
       })
     );
     const thr = (s && s.thresholds) || {};
@@ -85,7 +86,7 @@
         {},
         BF.el("td", { class: "num", text: BF.fmtClock(e.t) }),
         BF.el("td", { text: e.kind || "" }),
-        BF.el("td", { text: e.actor || "" }),
+        BF.el("td", { text: e.actor || e.source || "" }),
         BF.el("td", { text: change }),
         BF.el("td", { text: (e.reason || "") + (vals ? " (" + vals + ")" : "") })
       );
