@@ -18,7 +18,11 @@ It models what bleak 3.1 actually uses (see bleak/backends/bluezdbus/manager.py 
   Device Information (0x180A) services; notifications are `PropertiesChanged(Value)` after
   StartNotify;
 - a switch to drop the link (`drop()`, the strap goes out of range and Connect fails) and to bring
-  the strap back (`restore()`).
+  the strap back (`restore()`); Disconnect during a slow Connect aborts it, as bluetoothd does.
+
+Helpers for the tests: `ManualClock` (virtual time that moves only when the test says), `Collector`
+(reads a device's readings in a task), `StrapDriver` (plays a heart into a fake strap, waiting for
+each packet to be read, and only moves time while the device waits on the clock), `open_strap`.
 
 Test code only: it never touches the host's real system bus.
 """
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import math
 import random
 from collections.abc import AsyncIterator, Callable
@@ -57,8 +60,6 @@ from biofeedback.devices.types import (
     HeartRateMeasurement,
     Notification,
 )
-
-log = logging.getLogger(__name__)
 
 DBusStrList = Annotated[list[str], DBusSignature("as")]
 DBusManufacturerData = Annotated[dict[int, Variant], DBusSignature("a{qv}")]
