@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import logging
 import random
+from pathlib import Path
 
 import pytest
 
@@ -227,3 +228,12 @@ async def test_an_unforeseen_error_is_logged_and_retried(
     assert "odd internal state" in errors[0].getMessage()
     assert errors[0].exc_info is not None
     assert len(notifications(got.items)) == len(drv.sent) > 0
+
+
+async def test_scan_without_any_system_bus(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A container or minimal install with no D-Bus at all: a clear error, not a traceback."""
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={tmp_path}/no-such-bus")
+    with pytest.raises(
+        DeviceError, match=r"Bluetooth is not available \((FileNotFound|Connection)"
+    ):
+        await scan(timeout_s=0.1)
