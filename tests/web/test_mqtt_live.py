@@ -6,6 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -189,3 +190,35 @@ async def test_client_consent_goes_out_as_client_role(live: Live) -> None:
         assert (body["cmd"], body["role"]) == ("consent", "client")
         await ws.close()
         collector.cancel()
+
+
+async def test_dashboard_over_tls_with_its_own_broker_user_and_the_example_acl(
+    tmp_path: Path,
+) -> None:
+    """The `dashboard` user of config/mosquitto/acl.example can read the tree and send commands."""
+    from tests.brokers import mosquitto_secure
+
+    async with mosquitto_secure(tmp_path) as broker:
+        assert broker.tls is not None
+        service_settings = broker.settings(protocol=5)
+        dash_settings = broker.settings(
+            protocol=5, username="dashboard", password=broker.users["dashboard"]
+        )
+        async with MqttLink(service_settings, "test-service") as service:
+            await service.subscribe(f"{topic('c01', Topic.CMD)}/#", qos=1)
+            service.publish_kind("c01", Topic.SESSION, session_payload("c01", T0, "exposing", 0))
+            await service.drain()
+            cfg = WebConfig(mqtt=dash_settings, therapist_secret=SECRET, link_secret=LINK_SECRET)
+            app = create_app(cfg)
+            async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+                await wait_for(lambda: app[HUB_KEY].client("c01") is not None)
+                live = Live(client, service, broker)
+                ws = await therapist_ws(live, "?client=c01")
+                snap = await recv(ws, "snapshot")
+                assert snap["session"]["state"] == "exposing"
+                await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
+                await recv(ws, "sent")
+                async with asyncio.timeout(3):
+                    msg = await anext(service.messages())
+                assert json.loads(msg.payload)["role"] == "therapist"
+                await ws.close()
