@@ -69,9 +69,12 @@ def _median(values: deque[int] | deque[float]) -> float:
     return v[h] if n % 2 else (v[h - 1] + v[h]) / 2
 
 
-def _time_or_nan(t: object) -> float:
-    """A rejected input's time as a float for the update (NaN when it was not a number)."""
-    return float(t) if isinstance(t, (int, float)) else math.nan
+def _update_time(t: object, fallback: float | None) -> float:
+    """A rejected input's time for its update: its own when finite, else the newest valid time
+    (an update stamped NaN could not be published as JSON)."""
+    if isinstance(t, (int, float)) and math.isfinite(t):
+        return float(t)
+    return fallback if fallback is not None else 0.0
 
 
 class SignalPipeline:
@@ -188,7 +191,7 @@ class SignalPipeline:
         if reason is not None:
             if cal is not None:
                 cal.n_rejected += 1
-            return self._update(_time_or_nan(t), None, reason, None, (), None)
+            return self._update(_update_time(t, self._last_t), None, reason, None, (), None)
         t = float(t)
         rr_ms = float(rr_ms)
         if self._last_t is not None and t - self._last_t > self.config.gap_s:
@@ -223,7 +226,7 @@ class SignalPipeline:
         self._contact = contact
         reason = hr_reason(t, hr_bpm, self._last_hr_t)
         if reason is not None:
-            return self._update(_time_or_nan(t), None, reason, None, (), None)
+            return self._update(_update_time(t, self._last_hr_t), None, reason, None, (), None)
         t = float(t)
         if self._last_hr_t is not None and t - self._last_hr_t > self.config.gap_s:
             self._fast_hr.clear()

@@ -44,7 +44,12 @@ class SignalConfig:
 
 @dataclass(frozen=True, slots=True)
 class CleanBeat:
-    """A beat after plausibility checks and artifact correction."""
+    """A beat after plausibility checks and artifact correction.
+
+    The beat in the update of its own input is provisional (`corrected` False): the artifact
+    detector judges it a few beats later, and if it was an artifact it comes back corrected in
+    that later update's `BeatUpdate.revised` (same `t`).
+    """
 
     t: float
     rr_ms: float  # the value used for metrics (corrected when `corrected`)

@@ -29,6 +29,8 @@ def finite_or_none(*values: float | None) -> bool:
 
 
 def assert_sane(u: BeatUpdate) -> None:
+    assert math.isfinite(u.t)  # updates are published as JSON: no NaN anywhere
+    assert math.isfinite(u.arousal.t)
     for td in (u.short, u.long):
         if td is not None:
             assert finite_or_none(td.mean_nn_ms, td.hr_bpm, td.rmssd_ms, td.sdnn_ms, td.pnn50_pct)
