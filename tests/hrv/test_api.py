@@ -282,3 +282,22 @@ def test_paced_frequency() -> None:
     assert p.paced_hz == 0.083
     p.set_paced_frequency(5.0)
     assert p.paced_hz == 0.083
+
+
+def test_baseline_json_is_plain_json_and_hr_only_round_trips() -> None:
+    import json
+
+    _, b, _ = calibrated()
+    assert baseline_from_json(json.loads(json.dumps(baseline_to_json(b)))) == b
+    p = SignalPipeline()
+    p.start_calibration(0.0)
+    for i in range(1, 125):
+        p.push_hr(float(i), 60.0 + (i % 7))
+    hb = p.finish_calibration(124.0, "strap-without-rr")
+    assert baseline_from_json(json.loads(json.dumps(baseline_to_json(hb)))) == hb
+    with pytest.raises(ConfigError, match="ln_rmssd"):
+        baseline_from_json({**baseline_to_json(b), "ln_rmssd_sd": None})
+    with pytest.raises(ConfigError, match="n_beats"):
+        baseline_from_json({**baseline_to_json(b), "n_beats": 1.5})
+    with pytest.raises(ConfigError, match="hr_mean_bpm"):
+        baseline_from_json({**baseline_to_json(b), "hr_mean_bpm": float("nan")})
