@@ -6,8 +6,9 @@
             ...
 
 Per connection: locate the strap (last known BLE device, else a scan for its name/address),
-connect, read Device Information (0x180A) -> one INFO event, read Battery Level (0x2A19) ->
-BATTERY (and subscribe when the strap notifies it), subscribe to Heart Rate Measurement (0x2A37).
+connect, read Device Information (0x180A, first connection only) -> one INFO event, read Battery
+Level (0x2A19) -> BATTERY (and subscribe when the strap notifies it), subscribe to Heart Rate
+Measurement (0x2A37).
 Every 0x2A37 notification becomes a `Notification` via `BeatTimer.notification(clock.now(), ...)`;
 a malformed one becomes a `Notification` with `error` set plus a MALFORMED event, never a crash.
 
@@ -378,7 +379,10 @@ class BleStrap:
     # ------------------------------------------------------------------ per-connection setup
 
     async def _setup_link(self, client: BleakClient, device: BLEDevice) -> None:
-        await self._read_device_information(client, device)
+        # Device Information does not change between reconnects of the same strap; skipping its
+        # six reads shortens every gap (each read is a radio round trip).
+        if self._info is None or self._info.address != device.address:
+            await self._read_device_information(client, device)
         await self._setup_battery(client)
         hrm = client.services.get_characteristic(HEART_RATE_MEASUREMENT_UUID)
         if hrm is None:

@@ -196,6 +196,7 @@ class GattCharacteristic(ServiceInterface):
     @dbus_method()
     async def ReadValue(self, options: DBusDict) -> DBusBytes:
         self._strap.check_connected()
+        self._strap.reads[self._uuid] = self._strap.reads.get(self._uuid, 0) + 1
         if self._strap.spec.read_delay_s:
             await asyncio.sleep(self._strap.spec.read_delay_s)
         if "read" not in self._flags:
@@ -348,6 +349,7 @@ class FakeStrap:
         self.connected = False
         self.services_resolved = False
         self.connect_calls = 0
+        self.reads: dict[str, int] = {}  # characteristic UUID -> ReadValue calls
         self.connect_pending = False
         self._connect_aborted = False
         self.connect_times: list[float] = []  # bluez.time_source() at each Connect call

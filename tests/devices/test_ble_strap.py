@@ -18,6 +18,8 @@ from biofeedback.devices.types import DeviceEventKind as K
 from biofeedback.devices.types import Notification
 from biofeedback.errors import DeviceError
 from tests.devices.fake_bluez import (
+    BATTERY_LEVEL,
+    DIS_CHARS,
     FakeBlueZ,
     ManualClock,
     StrapDriver,
@@ -214,6 +216,9 @@ async def test_repeated_drops_every_150_s(fake_bluez: FakeBlueZ) -> None:
     assert len(events(got.items, K.CONNECTED)) == 5
     assert len(events(got.items, K.INFO)) == 1  # same strap, same information: said once
     assert len(events(got.items, K.BATTERY)) == 5  # read on each connection
+    # Device Information is read once; reconnects skip it (a shorter gap)
+    assert fake.reads[DIS_CHARS["manufacturer"]] == 1
+    assert fake.reads[BATTERY_LEVEL] == 5
 
 
 async def test_silent_link_is_declared_lost_and_rebuilt(fake_bluez: FakeBlueZ) -> None:
