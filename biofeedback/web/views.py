@@ -134,10 +134,30 @@ def _steps(raw: Any) -> list[JsonDict]:
                     "title": title if title is not None else f"Step {i + 1}",
                     "status": text(_get(step, "status", "state"), 40),
                     "description": text(_get(step, "description"), 500),
+                    "anchors": _anchors(step.get("suds_anchors")),
                     "planned_s": num(_get(step, "planned_s"), 0.0),
                 }
             )
     return out
+
+
+def _anchors(raw: Any) -> list[list[Any]]:
+    """SUDS anchors [[value, label], ...] from [[0, "calm"], ...] or {"0": "calm", ...}."""
+    pairs: list[tuple[Any, Any]] = []
+    if isinstance(raw, Mapping):
+        pairs = list(raw.items())
+    elif isinstance(raw, Sequence) and not isinstance(raw, str):
+        pairs = [tuple(p) for p in raw if isinstance(p, Sequence) and len(p) == 2]
+    out: list[list[Any]] = []
+    for value, label in pairs[:11]:
+        v = num(_int_or_none(value) if isinstance(value, str) else value, 0.0, 100.0)
+        if v is not None and isinstance(label, str):
+            out.append([int(v), label[:40]])
+    return sorted(out)
+
+
+def _int_or_none(value: str) -> int | None:
+    return int(value) if value.strip().isdigit() else None
 
 
 def _suds(raw: Any) -> list[JsonDict]:
@@ -196,6 +216,9 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
         "step_index": step_index,
         "step_title": step_title,
         "step_description": step_description,
+        "step_anchors": steps[step_index]["anchors"]
+        if step_index is not None and step_index < len(steps) and "anchors" in steps[step_index]
+        else [],
         "steps": steps,
         "thresholds": {
             "upper": upper,

@@ -23,7 +23,7 @@ from biofeedback.service.mqtt import IncomingMessage, MqttLink
 from biofeedback.service.topics import Topic, topic
 from biofeedback.signal.types import Arousal, ArousalBasis
 from biofeedback.web import WebConfig, create_app
-from biofeedback.web.app import client_url
+from biofeedback.web.app import CONFIG_KEY, client_url
 from tests.brokers import mosquitto_plain
 from tests.support import REPO_ROOT, free_port, require_binary
 from tests.web.conftest import LINK_SECRET, SECRET
@@ -80,6 +80,7 @@ async def stack() -> AsyncIterator[Stack]:
         runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
+        s: Stack | None = None
         try:
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -98,7 +99,8 @@ async def stack() -> AsyncIterator[Stack]:
                         collector.cancel()
                         await browser.close()
         finally:
-            await runner.cleanup()
+            # the test may have replaced the runner (a dashboard restart)
+            await (s.runner if s is not None else runner).cleanup()
 
 
 # ---- payloads the service would publish -------------------------------------------------------
@@ -123,7 +125,7 @@ def session(t: float, state: str, step: int | None, **extra: Any) -> dict[str, A
                 "title": title,
                 "description": "",
                 "planned_s": planned,
-                "suds_anchors": [],
+                "suds_anchors": [[0, "calm"], [50, "uneasy"], [100, "as scared as I get"]],
                 "status": status,
             }
         )
@@ -313,6 +315,8 @@ async def test_suds_slider_when_a_checkin_is_due(stack: Stack) -> None:
     page = await client_page(stack)
     panel = page.locator("#checkin")
     await panel.wait_for(state="visible", timeout=3000)
+    assert await page.locator("#suds-high").inner_text() == "100 as scared as I get"
+    assert await page.locator("#suds-anchors").inner_text() == "50 uneasy"
     await page.locator("#suds").fill("40")
     assert await page.locator("#suds-value").inner_text() == "40"
     await page.click("#b-suds")
@@ -378,6 +382,14 @@ async def test_connection_loss_is_shown_honestly(stack: Stack) -> None:
     await stack.runner.cleanup()  # the dashboard goes away under the page
     await page.wait_for_selector("#conn[data-state='lost']", timeout=15000)
     assert "Connection lost" in await page.locator("#conn").inner_text()
+    # it comes back (same secrets, same port): the page reconnects by itself and is live again
+    cfg = stack.app[CONFIG_KEY]
+    stack.app = create_app(cfg)
+    stack.runner = web.AppRunner(stack.app)
+    await stack.runner.setup()
+    await web.TCPSite(stack.runner, "127.0.0.1", cfg.port).start()
+    await page.wait_for_selector("#conn[data-state='live']", timeout=15000)
+    await page.locator("#step").filter(has_text="Your step").wait_for(timeout=5000)
     await page.close()
 
 

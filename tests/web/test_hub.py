@@ -71,6 +71,7 @@ def test_real_session_snapshots_and_events_become_page_state() -> None:
         "Look at a photograph",
     ]
     assert view["thresholds"]["upper"] == 60.0
+    assert view["step_anchors"] == [[0, "calm"], [50, "uneasy"], [100, "worst"]]
     assert view["thresholds"]["lower"] == 40.0
     assert state.events
     assert state.events[-1]["to_state"] == "step_offered"

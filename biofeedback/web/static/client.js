@@ -78,6 +78,14 @@
           : "Would you like to begin" + (s.step_title ? ": " + s.step_title : " the next step") + "?");
     }
     $("checkin").hidden = !checkinDue();
+    // the words the client and therapist agreed for this step's scale, when the protocol has them
+    const anchors = s.step_anchors || [];
+    const low = anchors.find((a) => a[0] === 0);
+    const high = anchors.find((a) => a[0] === 100);
+    $("suds-low").textContent = "0 " + (low ? low[1] : "calm");
+    $("suds-high").textContent = "100 " + (high ? high[1] : "worst");
+    const middle = anchors.filter((a) => a[0] !== 0 && a[0] !== 100);
+    $("suds-anchors").textContent = middle.map((a) => a[0] + " " + a[1]).join(" · ");
     $("grounding").hidden = !(s.state === "paused" || s.state === "grounding");
     const paused = Boolean(s.paused);
     const pause = $("b-pause");
