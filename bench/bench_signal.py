@@ -57,8 +57,9 @@ def per_beat_us(
 
 def neurokit_per_beat(
     t: np.ndarray, rr: np.ndarray, n_beats: int, repeats: int = 3
-) -> tuple[float, float]:
-    """(ms per beat to recompute both windows with nk.hrv_time, worst relative difference).
+) -> tuple[float, float, float]:
+    """(wall ms, CPU ms) per beat to recompute both windows with nk.hrv_time, and the worst
+    relative difference to the streaming values.
 
     The streaming path delivers the 30 s and the 60 s window per beat, so the per-beat batch
     equivalent is two `hrv_time` calls. Best of `repeats` passes, like the streaming figure.
@@ -76,14 +77,15 @@ def neurokit_per_beat(
         assert u.long is not None
         windows.append((np.asarray(p.window_values_ms("short")), u.short))
         windows.append((np.asarray(p.window_values_ms("long")), u.long))
-    best = float("inf")
+    best = best_cpu = float("inf")
     worst = 0.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for _ in range(repeats):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             frames = [nk.hrv_time({"RRI": w}) for w, _ in windows]
             best = min(best, (time.perf_counter() - t0) / n_beats * 1e3)
+            best_cpu = min(best_cpu, (time.process_time() - c0) / n_beats * 1e3)
     for df, (_, td) in zip(frames, windows, strict=True):
         for ours, key in (
             (td.rmssd_ms, "RMSSD"),
@@ -94,7 +96,7 @@ def neurokit_per_beat(
             ref = float(df[f"HRV_{key}"].iloc[0])
             assert ours is not None
             worst = max(worst, abs(ours - ref) / abs(ref) if ref else abs(ours))
-    return best, worst
+    return best, best_cpu, worst
 
 
 def component_costs(t: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
@@ -160,7 +162,7 @@ def main() -> None:
 
     core_us, core_cpu = per_beat_us(CORE, t, rr, repeats=7)  # best of 7: the machine is shared
     full_us, _ = per_beat_us(SignalConfig(), t, rr, repeats=1)
-    nk_ms, worst = neurokit_per_beat(t, rr, n_nk)
+    nk_ms, nk_cpu_ms, worst = neurokit_per_beat(t, rr, n_nk)
     det_ms, spec_ms = component_costs(t, rr)
     n_off = 20_000 if args.quick else 108_000  # 24 h at 800 ms
     off_core = offline_rate(n_off, artifacts=False)
@@ -181,8 +183,13 @@ def main() -> None:
             "-",
         ),
         (
-            "speed-up of streaming over per-beat `hrv_time`",
+            "speed-up of streaming over per-beat `hrv_time` (wall)",
             f"{nk_ms * 1000 / core_us:.0f}x",
+            ">= 300x",
+        ),
+        (
+            "speed-up, CPU time of both sides (`process_time`)",
+            f"{nk_cpu_ms * 1000 / core_cpu:.0f}x",
             ">= 300x",
         ),
         (
