@@ -296,6 +296,8 @@ async def test_client_consent_prompt_and_consent_command(stack: Stack) -> None:
     assert "Look at a photo of a spider" in await page.locator("#consent-text").inner_text()
     assert await page.locator("#b-pause").is_visible()
     assert await page.locator("#numbers").is_hidden()  # numbers only when the client asks
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "client-consent.png"))
     await page.click("#b-consent")
     msg, body = await stack.next_command()
     assert (body["cmd"], body["role"]) == ("consent", "client")
