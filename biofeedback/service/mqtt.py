@@ -264,7 +264,16 @@ class _PahoClient(paho.Client):
 
 
 def _close_socket(client: paho.Client) -> None:
-    """Close a client's socket if paho left it open (after a refused login, for example)."""
+    """Close a stopped client's socket and its wake-up socket pair now.
+
+    paho closes them only when the Client object is garbage-collected (and leaves the socket
+    open after a refused login), so a closed link would hold two or three descriptors.
+    """
+    reset = getattr(client, "_reset_sockets", None)
+    if callable(reset):
+        with contextlib.suppress(OSError):
+            reset()
+        return
     sock = client.socket()
     if sock is not None:
         with contextlib.suppress(OSError):

@@ -75,9 +75,15 @@ async def test_retained_reaches_only_matching_subscriptions(any_broker: BrokerHa
             async with MqttLink(s, _name("sub")) as sub:
                 await sub.subscribe("bf-test/c1/#", qos=1)
                 got = await _collect(sub, 1.0)
-    assert [(m.topic, m.json(), m.retain) for m in got] == [
-        ("bf-test/c1/session", {"state": "ready"}, True)
-    ]
+    seen = [(m.topic, m.json(), m.retain) for m in got]
+    want = [("bf-test/c1/session", {"state": "ready"}, True)]
+    if any_broker.name == "embedded-amqtt":
+        # amqtt also pushes, at connect time, retained messages matching other sessions'
+        # filters; when that push lands after our SUBSCRIBE, the matching one comes twice.
+        assert seen[:1] == want
+        assert all(x == want[0] for x in seen)
+    else:
+        assert seen == want
 
 
 @pytest.mark.mosquitto

@@ -393,3 +393,43 @@ async def test_a_severed_link_reconnects_and_resubscribes() -> None:
                 await sub.wait_connected()
             pub.publish_json("bf-test/x", {"after": True}, qos=1)
             assert (await _next(sub.messages())).json() == {"after": True}
+
+
+async def test_no_paho_threads_or_sockets_leak(tmp_path: Path) -> None:
+    """Open and close links, including failed logins and refused connections: every paho
+    network thread ends and no socket is left open (a leak would also fail this suite through
+    ResourceWarning)."""
+    import threading
+
+    def paho_threads() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("paho-mqtt-client-")]
+
+    before = paho_threads()
+    fds_before = len(os.listdir("/proc/self/fd"))
+    async with mosquitto_secure(tmp_path) as b:
+        for i in range(5):
+            async with MqttLink(b.settings(5 if i % 2 else 311), f"leak-{i}") as link:
+                await link.subscribe("biofeedback/v1/#")
+            with pytest.raises(BrokerError):
+                async with MqttLink(b.settings(password="wrong"), f"leak-bad-{i}"):
+                    pass
+    from biofeedback.service.mqtt import MqttSettings
+
+    closed = MqttSettings.from_url(f"mqtt://127.0.0.1:{free_port()}", env={})
+    with pytest.raises(BrokerError):
+        async with MqttLink(closed, "leak-closed"):
+            pass
+    assert paho_threads() == before
+    assert len(os.listdir("/proc/self/fd")) <= fds_before
+
+
+async def test_publishing_on_a_closed_link_or_a_wildcard_is_refused() -> None:
+    async with mosquitto_plain() as b:
+        link = MqttLink(b.settings(), "closing")
+        async with link:
+            with pytest.raises(ValueError, match="invalid topic"):
+                link.publish_json("biofeedback/v1/+/beat", {})
+            with pytest.raises(ValueError, match="qos must be 0 or 1"):
+                link.publish_json("a/b", {}, qos=2)
+        with pytest.raises(BrokerError, match="is closed"):
+            link.publish_json("a/b", {})

@@ -8,6 +8,8 @@ import math
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from biofeedback.devices.types import DeviceEvent, DeviceEventKind, DeviceInfo, Notification
 from biofeedback.errors import ParseError
@@ -263,3 +265,94 @@ def test_schema_files_are_valid_and_shipped() -> None:
         s = payloads.schema(kind)
         jsonschema.validators.validator_for(s).check_schema(s)
         assert s["title"] == kind
+
+
+# Values from the signal's documented domains, plus the non-finite floats a numeric routine can
+# produce: the encoders must always give valid JSON that matches the schema.
+def _maybe(st_value: st.SearchStrategy[float]) -> st.SearchStrategy[float | None]:
+    return st.one_of(st.none(), st_value, st.sampled_from([math.nan, math.inf, -math.inf]))
+
+
+pct = st.floats(0, 100)
+unit = st.floats(0, 1)
+pos = st.floats(0, 1e6)
+
+
+@st.composite
+def beat_updates(draw: st.DrawFn) -> BeatUpdate:
+    t = draw(st.floats(0, 2e9))
+    td = st.builds(
+        TimeDomain,
+        window_s=pos,
+        n=st.integers(0, 10_000),
+        mean_nn_ms=pos,
+        hr_bpm=pos,
+        rmssd_ms=_maybe(pos),
+        sdnn_ms=_maybe(pos),
+        pnn50_pct=_maybe(pct),
+    )
+    beat = st.builds(
+        CleanBeat,
+        t=st.just(t),
+        rr_ms=pos,
+        raw_rr_ms=pos,
+        corrected=st.booleans(),
+        artifact=st.sampled_from([None, "ectopic", "missed", "extra", "longshort"]),
+        contact=st.sampled_from([None, True, False]),
+    )
+    return BeatUpdate(
+        t=t,
+        beat=draw(st.one_of(st.none(), beat)),
+        rejected=draw(st.one_of(st.none(), st.text(max_size=30))),
+        hr_bpm=draw(_maybe(pos)),
+        short=draw(st.one_of(st.none(), td)),
+        long=draw(st.one_of(st.none(), td)),
+        frequency=draw(
+            st.one_of(
+                st.none(),
+                st.builds(
+                    FrequencyDomain,
+                    t=st.just(t),
+                    window_s=pos,
+                    lf_ms2=_maybe(pos),
+                    hf_ms2=_maybe(pos),
+                    lf_hf=_maybe(pos),
+                    breathing_rate_bpm=_maybe(pos),
+                    coherence=_maybe(unit),
+                    paced_hz=unit,
+                ),
+            )
+        ),
+        quality=draw(
+            st.builds(
+                SignalQuality,
+                score=unit,
+                corrected_share=unit,
+                rejected_share=unit,
+                contact=st.sampled_from([None, True, False]),
+                hrv_available=st.booleans(),
+                reason=st.one_of(st.none(), st.text(max_size=30)),
+            )
+        ),
+        arousal=draw(
+            st.builds(
+                Arousal,
+                t=st.just(t),
+                value=_maybe(pct),
+                confidence=unit,
+                fast=_maybe(pct),
+                slow=_maybe(pct),
+                basis=st.sampled_from(list(ArousalBasis)),
+                reason=st.one_of(st.none(), st.text(max_size=30)),
+            )
+        ),
+        revised=tuple(draw(st.lists(beat, max_size=3))),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(beat_updates())
+def test_update_encoders_always_give_schema_valid_json(u: BeatUpdate) -> None:
+    for kind, p in payloads.update_payloads(CLIENT, u):
+        text = json.dumps(p, allow_nan=False)  # never NaN/Infinity on the wire
+        payloads.validate(kind.value, json.loads(text))
