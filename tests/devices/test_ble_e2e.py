@@ -1,9 +1,11 @@
-"""`biofeedback run --device NAME` end to end against the fake BlueZ: strap -> bleak -> MQTT.
+"""`biofeedback run --device NAME` end to end against the fake BlueZ: strap -> bleak -> MQTT ->
+dashboard.
 
-The service runs as a user runs it (a subprocess, real time, embedded broker on a free port); its
-`DBUS_SYSTEM_BUS_ADDRESS` points at the private bus where this test serves the fake strap. A plain
-paho-mqtt client watches the topic tree. The strap sends real 0x2A37 bytes in real time, drops
-once and comes back; SIGTERM must then disconnect the strap and end the process cleanly.
+The service runs as a user runs it (a subprocess, real time, embedded broker and dashboard on free
+ports); its `DBUS_SYSTEM_BUS_ADDRESS` points at the private bus where this test serves the fake
+strap. A plain paho-mqtt client watches the topic tree and the therapist's WebSocket is read. The
+strap sends real 0x2A37 bytes in real time, drops once and comes back; SIGTERM must then disconnect
+the strap and end the process cleanly.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -35,6 +38,7 @@ pytestmark = [pytest.mark.dbus, pytest.mark.slow]
 
 NAME = "Polar H10 E2E0001"
 CLIENT = "e2e-ble"
+SECRET = "e2e-ble-therapist-secret"
 RR_1024 = 640  # 625 ms: 96 bpm, so beats come quickly in real time
 HEART = HeartRateMeasurement(96, True, True, None, (RR_1024,))
 
@@ -56,21 +60,24 @@ async def _wait_port(port: int, proc: asyncio.subprocess.Process, log: Path) -> 
 
 
 @contextlib.asynccontextmanager
-async def _service(tmp_path: Path, mqtt_port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+async def _service(
+    tmp_path: Path, mqtt_port: int, http_port: int
+) -> AsyncIterator[asyncio.subprocess.Process]:
     log = tmp_path / "service.log"
     cmd = [
         sys.executable, "-m", "biofeedback.cli", "run", "--device", NAME,
-        "--mqtt-port", str(mqtt_port), "--no-web", "--data-dir", str(tmp_path),
-        "--client-id", CLIENT, "--log-level", "DEBUG",
+        "--mqtt-port", str(mqtt_port), "--http-port", str(http_port),
+        "--data-dir", str(tmp_path), "--client-id", CLIENT, "--log-level", "DEBUG",
     ]  # fmt: skip
     # os.environ carries DBUS_SYSTEM_BUS_ADDRESS of the private bus (set by the fixture).
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = dict(os.environ, PYTHONUNBUFFERED="1", BIOFEEDBACK_THERAPIST_SECRET=SECRET)
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
         )
     try:
         await _wait_port(mqtt_port, proc, log)
+        await _wait_port(http_port, proc, log)
         yield proc
     finally:
         if proc.returncode is None:
@@ -120,6 +127,24 @@ class Watcher:
                 await asyncio.sleep(0.05)
 
 
+async def _dashboard_view(http_port: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The therapist's WebSocket: (the client snapshot, the first live metrics update)."""
+    base = f"http://127.0.0.1:{http_port}"
+    auth = {"Authorization": f"Bearer {SECRET}", "Origin": base}
+    snapshot: dict[str, Any] = {}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.ws_connect(f"{base}/ws?client={CLIENT}", headers=auth) as ws,
+    ):
+        async with asyncio.timeout(20):
+            while True:
+                msg = await ws.receive_json()
+                if msg.get("type") == "snapshot":
+                    snapshot = dict(msg)
+                if msg.get("type") == "update" and msg.get("kind") == "metrics":
+                    return snapshot, dict(msg)
+
+
 async def _heart(strap: FakeStrap, sent: list[int]) -> None:
     """Beat at 96 bpm in real time whenever the service is subscribed."""
     payload = encode_heart_rate_measurement(HEART)
@@ -133,13 +158,18 @@ async def test_run_with_a_ble_strap_delivers_beats_and_gaps_to_mqtt(
     fake_bluez: FakeBlueZ, tmp_path: Path
 ) -> None:
     strap = fake_bluez.add_strap(name=NAME, address="A0:9E:1A:E2:E0:01")
-    mqtt_port = free_port()
+    mqtt_port, http_port = free_port(), free_port()
     sent: list[int] = []
-    async with _service(tmp_path, mqtt_port) as proc, asyncio.TaskGroup() as tg:
+    async with _service(tmp_path, mqtt_port, http_port) as proc, asyncio.TaskGroup() as tg:
         heart = tg.create_task(_heart(strap, sent))
         w = Watcher(mqtt_port)
         try:
             await w.until("beats", lambda: len(w.of("beat")) >= 4)
+            # ... and on to the therapist's dashboard, over its WebSocket
+            snapshot, live = await _dashboard_view(http_port)
+            assert snapshot["summary"]["device"] == NAME
+            assert snapshot["summary"]["battery"] == 87
+            assert live["point"]["hr"] == pytest.approx(60 * 1024 / RR_1024)
             await w.until("battery status", lambda: bool(w.of("status", battery_pct=87)))
             strap.drop()
             await w.until("signal_lost", lambda: bool(w.of("event", kind="signal_lost")))
