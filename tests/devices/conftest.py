@@ -50,18 +50,20 @@ def dbus_system_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     sockdir = tempfile.mkdtemp(prefix="bf-dbus-")
     config = tmp_path / "bus.conf"
     config.write_text(_BUS_CONFIG.format(sockdir=sockdir))
-    proc = subprocess.Popen(
-        [daemon, "--nofork", "--print-address", f"--config-file={config}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    log = tmp_path / "dbus-daemon.log"  # a file, not a pipe nobody reads while the bus runs
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [daemon, "--nofork", "--print-address", f"--config-file={config}"],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
     try:
         assert proc.stdout is not None
         address = proc.stdout.readline().strip()
         if not address:
-            err = proc.stderr.read() if proc.stderr else ""
-            pytest.fail(f"dbus-daemon printed no address: {err}")
+            proc.wait(timeout=5)
+            pytest.fail(f"dbus-daemon printed no address: {log.read_text()}")
         monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", address)
         yield address
     finally:
@@ -71,9 +73,8 @@ def dbus_system_bus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
         shutil.rmtree(sockdir, ignore_errors=True)
 
 
