@@ -150,3 +150,28 @@ async def test_qos1_redelivered_after_reconnect(any_broker: BrokerHandle) -> Non
             got = [(await _next(it)).json()["i"] for _ in range(20)]
             assert got == list(range(20))
             assert sub.stats.reconnects == 1
+
+
+@pytest.mark.mosquitto
+async def test_shared_subscription_splits_the_load() -> None:
+    """Two recorders in one MQTT 5 share group: each event reaches exactly one of them."""
+    from biofeedback.service.topics import Topic, all_clients, shared
+    from tests.brokers import mosquitto_plain
+
+    async with mosquitto_plain() as b:
+        s = b.settings(5)
+        async with (
+            MqttLink(s, "rec-a") as a,
+            MqttLink(s, "rec-b") as c,
+            MqttLink(s, "svc") as svc,
+        ):
+            for link in (a, c):
+                await link.subscribe(shared("recorders", all_clients(Topic.EVENT)), qos=1)
+            for i in range(40):
+                svc.publish_kind(f"c-{i % 4}", Topic.EVENT, {"i": i})
+            await asyncio.wait_for(svc.drain(), 5)
+            got_a = [m.json()["i"] for m in await _collect(a, 0.7)]
+            got_c = [m.json()["i"] for m in await _collect(c, 0.3)]
+    assert sorted(got_a + got_c) == list(range(40))
+    assert got_a
+    assert got_c
