@@ -58,7 +58,18 @@ class HubLimits:
 class CommandSink(Protocol):
     """Where validated commands go (the MQTT publisher)."""
 
+    @property
+    def connected(self) -> bool:
+        """False while the broker is unreachable (a command would wait in a queue)."""
+        ...
+
     async def send_command(self, client_id: str, payload: bytes) -> None: ...
+
+
+# Only a pause may wait for the broker to come back: applied late it is still the safe direction.
+# A consent, an offer or new thresholds applied minutes after the click would act on a moment
+# that has passed, so those are refused while the link is down and the person can try again.
+QUEUE_WHILE_OFFLINE = frozenset({"pause"})
 
 
 @dataclass(slots=True)
@@ -276,6 +287,7 @@ class Hub:
         # command id -> (subscriber that sent it, client id)
         self._pending: dict[str, tuple[Subscriber, str]] = {}
         self.stats = {"ingested": 0, "rejected": 0, "pushed": 0}
+        self.broker_connected: bool | None = None  # None: no broker configured / not known yet
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -484,6 +496,17 @@ class Hub:
 
     # ---- commands ---------------------------------------------------------------------------
 
+    def set_broker_connected(self, connected: bool) -> None:
+        """Tell every page when the dashboard's own MQTT connection drops or returns."""
+        if connected == self.broker_connected:
+            return
+        self.broker_connected = connected
+        if not connected:
+            log.warning("dashboard lost its MQTT connection; pages are told data has stopped")
+        line = _dumps({"type": "broker", "connected": connected, "srv": self.now()})
+        for sub in list(self._subs):
+            sub.push(line)
+
     def set_sink(self, sink: CommandSink | None) -> None:
         """Where commands are published (None: commands are refused with a clear message)."""
         self._sink = sink
@@ -500,6 +523,11 @@ class Hub:
         if self._sink is None:
             raise CommandError(
                 "the dashboard is not connected to the MQTT broker; command not sent"
+            )
+        if not self._sink.connected and cmd not in QUEUE_WHILE_OFFLINE:
+            raise CommandError(
+                "the dashboard has lost its connection to the MQTT broker; "
+                f"{cmd} was not sent (try again when the connection is back)"
             )
         command_id = f"web-{secrets.token_hex(8)}"
         body = {

@@ -13,6 +13,7 @@ client's messages on one subscriber (docs/dashboard.md, "Scaling").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -49,12 +50,17 @@ class LinkSink:
     def __init__(self, link: MqttLink) -> None:
         self._link = link
 
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
+
     async def send_command(self, client_id: str, payload: bytes) -> None:
         d = delivery(Topic.CMD)
         self._link.publish_bytes(
             topic(client_id, Topic.CMD),
             payload,
             qos=d.qos,
+            expiry_s=d.expiry_s,
             response_topic=topic(client_id, Topic.REPLY),
         )
 
@@ -62,7 +68,18 @@ class LinkSink:
 async def pump(link: MqttLink, hub: Hub) -> None:
     """Feed every received message to the hub until the link closes."""
     async for msg in link.messages():
-        hub.ingest(msg.topic, msg.payload)
+        try:
+            hub.ingest(msg.topic, msg.payload)
+        except Exception:
+            # a bug in one view must not stop every later update: log it and carry on
+            log.exception("dashboard failed on a message on %s", msg.topic[:200])
+
+
+async def watch_connection(link: MqttLink, hub: Hub, every_s: float = 0.5) -> None:
+    """Keep the hub (and so every page) told whether the broker connection is up."""
+    while True:
+        hub.set_broker_connected(link.connected)
+        await asyncio.sleep(every_s)
 
 
 async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
@@ -77,14 +94,20 @@ async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
     link = MqttLink(cfg.mqtt, client_name=f"bf-dashboard-{secrets.token_hex(4)}")
     await link.__aenter__()  # BrokerError with a clear message when the broker is unreachable
     task: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
     try:
         for kind in SUBSCRIBED:
             await link.subscribe(all_clients(kind), qos=1)
         hub.set_sink(LinkSink(link))
         task = asyncio.create_task(pump(link, hub), name="dashboard-mqtt-pump")
+        watcher = asyncio.create_task(watch_connection(link, hub), name="dashboard-mqtt-watch")
         log.info("dashboard reading MQTT from %s", cfg.mqtt.url)
         yield
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         hub.set_sink(None)
         await link.aclose()  # ends the message iterator, so the pump returns by itself
         if task is not None:

@@ -246,6 +246,7 @@ async def _serve_ws(request: web.Request, role: str, client_id: str | None) -> w
             "role": role,
             "client": client_id,
             "commands": sorted(ROLE_COMMANDS[role]),
+            "broker": hub.broker_connected,
             "srv": hub.now(),
         }
         await ws.send_str(_dumps(hello))

@@ -21,6 +21,7 @@ class CollectingSink:
     """Stands in for the MQTT publisher: keeps what the hub would have published."""
 
     sent: list[tuple[str, bytes]] = field(default_factory=list)
+    connected: bool = True
 
     async def send_command(self, client_id: str, payload: bytes) -> None:
         self.sent.append((client_id, payload))

@@ -222,3 +222,44 @@ async def test_dashboard_over_tls_with_its_own_broker_user_and_the_example_acl(
                     msg = await anext(service.messages())
                 assert json.loads(msg.payload)["role"] == "therapist"
                 await ws.close()
+
+
+async def test_broker_restart_is_shown_and_only_a_pause_waits_for_it() -> None:
+    async with mosquitto_plain(persistence=True) as broker:
+        assert broker.process is not None
+        settings = broker.settings(protocol=5)
+        async with MqttLink(settings, "test-service") as service:
+            await service.subscribe(topic("c01", Topic.CMD), qos=1)
+            service.publish_kind("c01", Topic.SESSION, session_payload("c01", T0, "exposing", 0))
+            await service.drain()
+            cfg = WebConfig(mqtt=settings, therapist_secret=SECRET, link_secret=LINK_SECRET)
+            app = create_app(cfg)
+            async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+                await wait_for(lambda: app[HUB_KEY].client("c01") is not None)
+                live = Live(client, service, broker)
+                ws = await therapist_ws(live, "?client=c01")
+                assert (await recv(ws, "hello"))["broker"] is True
+                # a clean restart (persistence saved): the service's subscription survives in the
+                # broker, so a command that reaches the broker before the service is back waits
+                await broker.process.stop()
+                lost = await recv(ws, "broker", within=10)
+                assert lost["connected"] is False
+                await ws.send_json({"type": "cmd", "ref": "o", "cmd": "offer_step"})
+                assert "lost its connection" in (await recv(ws, "refused"))["error"]
+                await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
+                sent = await recv(ws, "sent")
+                await broker.process.start()
+                back = await recv(ws, "broker", within=15)
+                assert back["connected"] is True
+                # the pause waited in the dashboard's queue and reaches the service after all
+                async with asyncio.timeout(15):
+                    async for msg in service.messages():
+                        body = json.loads(msg.payload)
+                        if body.get("id") == sent["id"]:
+                            break
+                assert body["cmd"] == "pause"
+                a = Arousal(T0 + 9, 55.0, 0.9, 55.0, 55.0, ArousalBasis.HR_HRV)
+                service.publish_kind("c01", Topic.AROUSAL, payloads.arousal("c01", a))
+                update = await recv(ws, "update", within=5)
+                assert update["point"]["arousal"] == 55.0
+                await ws.close()

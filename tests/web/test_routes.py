@@ -419,3 +419,16 @@ def test_bad_web_config_gets_a_clear_error() -> None:
         create_app(WebConfig(therapist_secret="short", link_secret=LINK_SECRET))
     with pytest.raises(ConfigError, match="link secret"):
         create_app(WebConfig(therapist_secret=SECRET, link_secret="short"))
+
+
+async def test_only_a_pause_is_sent_while_the_broker_is_away(dash: Dash) -> None:
+    dash.sink.connected = False
+    async with dash.client.ws_connect(
+        client_path("c01") + "/ws", headers={"Origin": dash.origin}
+    ) as ws:
+        await ws.send_json({"type": "cmd", "ref": "c", "cmd": "consent"})
+        refused = await recv(ws, "refused")
+        assert "lost its connection to the MQTT broker" in refused["error"]
+        await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
+        assert (await recv(ws, "sent"))["ref"] == "p"
+    assert [json.loads(p)["cmd"] for _, p in dash.sink.sent] == ["pause"]

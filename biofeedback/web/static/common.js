@@ -10,6 +10,7 @@ const BF = (() => {
   let pingTimer = null;
   let lastPong = 0;
   let connected = false;
+  let brokerOk = true; // the dashboard's own connection to the data (MQTT broker)
   let refCounter = 0;
   const pending = new Map(); // ref or command id -> {resolve, ref}
   // server wall clock = browser clock + offset (seconds); best estimate from ping round trips
@@ -43,7 +44,7 @@ const BF = (() => {
       retryMs = 500;
       bestRtt = Infinity;
       lastPong = Date.now();
-      banner("live", "Live");
+      showState();
       ping();
       clearInterval(pingTimer);
       pingTimer = setInterval(() => {
@@ -83,6 +84,12 @@ const BF = (() => {
     };
   }
 
+  function showState() {
+    if (!connected) return;
+    if (brokerOk) banner("live", "Live");
+    else banner("lost", "Connection lost — no data is arriving; reconnecting…");
+  }
+
   function scheduleReconnect() {
     setTimeout(open, retryMs);
     retryMs = Math.min(retryMs * 2, 5000);
@@ -107,6 +114,12 @@ const BF = (() => {
     }
     if (msg.type === "hello" && bestRtt === Infinity) {
       offset = msg.srv - Date.now() / 1000;
+    }
+    if (msg.type === "hello" || msg.type === "broker") {
+      const value = msg.type === "hello" ? msg.broker : msg.connected;
+      brokerOk = value !== false;
+      showState();
+      if (msg.type === "broker") return;
     }
     if (msg.type === "sent") {
       const p = pending.get("ref:" + msg.ref);
