@@ -312,6 +312,12 @@ class BleStrap:
         except BleakDeviceNotFoundError:
             self._device = None  # BlueZ forgot it: scan again next time
             raise
+        except TimeoutError as exc:
+            raise DeviceError(
+                f"strap {self.name!r} did not accept a connection within "
+                f"{self._connect_timeout_s:g} s: out of range, switched off, or busy with "
+                "another phone or app?"
+            ) from exc
         self.connections += 1
         data_before = self._valid_notifications
         why = "link ended"

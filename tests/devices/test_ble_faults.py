@@ -237,3 +237,23 @@ async def test_scan_without_any_system_bus(monkeypatch: pytest.MonkeyPatch, tmp_
         DeviceError, match=r"Bluetooth is not available \((FileNotFound|Connection)"
     ):
         await scan(timeout_s=0.1)
+
+
+async def test_connect_that_hangs_times_out_and_is_retried(
+    fake_bluez: FakeBlueZ, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Out of range, bluetoothd's Connect can hang; bleak's timeout ends the attempt."""
+    fake = fake_bluez.add_strap(StrapSpec(connect_delay_s=0.6))
+    clock = ManualClock()
+    async with open_strap(fake.spec.name, clock, connect_timeout_s=0.2) as (_s, got):
+        drv = StrapDriver(fake, clock, got)
+        async with asyncio.timeout(5):
+            while not _warnings(caplog):  # noqa: ASYNC110 - polls a log
+                await asyncio.sleep(0.01)
+        fake.spec.connect_delay_s = 0.0
+        await drv.until_subscribed()
+        await drv.beats(3)
+    (warned,) = _warnings(caplog)
+    assert "did not accept a connection within 0.2 s" in warned
+    assert len(events(got.items, K.CONNECTED)) == 1
+    assert len(notifications(got.items)) == len(drv.sent) > 0
