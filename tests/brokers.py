@@ -7,9 +7,11 @@ Import what you need in a test module:
 `mosquitto_plain()` / `mosquitto_secure(tmp_path)` / `embedded(backend)` are async context
 managers yielding a `BrokerHandle`; `settings(protocol=5)` on the handle gives `MqttSettings` with
 the right URL, CA file and credentials. The pytest fixtures `mosquitto` (plain Mosquitto),
-`secure_mosquitto` (TLS + password + ACL) and `any_broker` (parametrized over plain Mosquitto, TLS
-Mosquitto and amqtt in-process) are defined here too; import them into a test module to use
-them. Every broker is stopped and its files removed when the context ends.
+`secure_mosquitto` (TLS + password + ACL) and `any_broker` (parametrized over plain Mosquitto,
+TLS Mosquitto, the embedded broker as the service starts it, and the amqtt in-process fallback)
+are defined here too; import them into a test module to use them. Every broker is stopped and its
+files removed when the context ends. `sever(link)` cuts a link's connection without DISCONNECT;
+`wait_disconnected(link)` waits until a link noticed its broker is gone.
 
 TLS material (a CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an
 unrelated second CA for "bad CA" tests) is generated per test with the `openssl` CLI.
@@ -240,7 +242,7 @@ async def secure_mosquitto(tmp_path: Path) -> AsyncIterator[BrokerHandle]:
         yield handle
 
 
-@pytest.fixture(params=["mosquitto", "mosquitto-tls", "embedded-amqtt"])
+@pytest.fixture(params=["mosquitto", "mosquitto-tls", "embedded", "embedded-amqtt"])
 async def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[BrokerHandle]:
     """Each broker the service must work with, in turn (conformance tests)."""
     kind = request.param
@@ -250,6 +252,10 @@ async def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     elif kind == "mosquitto-tls":
         # No ACL here: conformance tests use free-form topics; the ACL has its own tests.
         async with mosquitto_secure(tmp_path, acl=tmp_path / "no-acl") as handle:
+            yield handle
+    elif kind == "embedded":
+        # the single-machine default exactly as the service starts it (managed Mosquitto here)
+        async with embedded("auto") as handle:
             yield handle
     else:
         async with embedded("amqtt") as handle:
