@@ -18,7 +18,7 @@ from biofeedback.signal.artifacts import ArtifactSchedule
 from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
-from biofeedback.signal.intake import hr_reason, rr_reason, rr_to_us
+from biofeedback.signal.intake import US_PER_MS, hr_reason, rr_reason
 from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindow
 from biofeedback.signal.types import (
     Arousal,
@@ -186,7 +186,12 @@ class SignalPipeline:
             reason = None
         else:
             reason = rr_reason(t, rr_ms, last_t, c)
-        self._note_input(reason is not None)
+        recent = self._recent
+        if len(recent) == recent.maxlen:
+            self._n_recent_rejected -= recent[0]
+        recent.append(reason is not None)
+        if reason is not None:
+            self._n_recent_rejected += 1
         cal = self._calibration
         if reason is not None:
             if cal is not None:
@@ -194,10 +199,10 @@ class SignalPipeline:
             return self._update(_update_time(t, self._last_t), None, reason, None, (), None)
         t = float(t)
         rr_ms = float(rr_ms)
-        if self._last_t is not None and t - self._last_t > self.config.gap_s:
+        if last_t is not None and t - last_t > c.gap_s:
             self._new_segment()
         self._last_t = t
-        x = rr_to_us(rr_ms)
+        x = round(rr_ms * US_PER_MS)  # whole µs, as intake.rr_to_us
         k = self._store.append(t, x, contact)
         if self._seg_start_t is None:
             self._seg_start_t = t
@@ -253,12 +258,6 @@ class SignalPipeline:
         self._seg_start_t = None
         self._last_freq_t = None
         self._latest_freq = None
-
-    def _note_input(self, rejected: bool) -> None:
-        if len(self._recent) == self._recent.maxlen:
-            self._n_recent_rejected -= self._recent[0]
-        self._recent.append(rejected)
-        self._n_recent_rejected += rejected
 
     def _judge(self, k: int) -> tuple[CleanBeat, ...]:
         st = self._store
