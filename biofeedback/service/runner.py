@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from biofeedback.clock import Clock
-from biofeedback.devices.types import Device, DeviceEvent, DeviceEventKind, Notification
+from biofeedback.devices.types import Device, DeviceEvent, DeviceEventKind
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import SessionSnapshot
 from biofeedback.exposure.types import Command, SessionEvent, Tick
@@ -145,12 +145,9 @@ class SessionRunner:
         """Feed one input to the core, record it, publish what it produced."""
         out = self.core.feed(item)
         self._record(item, out)
+        # A malformed notification reaches the dashboard once, as the device's MALFORMED event.
         if isinstance(item, DeviceEvent):
             self._device_event(item)
-        elif isinstance(item, Notification) and item.error is not None:
-            self.publisher.publish_kind(
-                self._client, Topic.EVENT, payloads.malformed(self._client, item)
-            )
         for u in out.updates:
             for kind, payload in payloads.update_payloads(self._client, u):
                 self.publisher.publish_kind(self._client, kind, payload)
