@@ -426,6 +426,8 @@ class MqttLink:
                 )
             self._closed = True
             self._connected = False
+            self._connected_event.set()  # wake wait_connected(): it raises now
+            self._disconnected_event.set()
             if client is not None:
                 await self._shutdown_client(client)
             for fut in self._sub_waiters.values():
@@ -434,8 +436,13 @@ class MqttLink:
             self._inbox.put_nowait(None)
 
     async def wait_connected(self) -> None:
-        """Wait until the link is connected (wrap in `asyncio.timeout` to bound it)."""
+        """Wait until the link is connected (wrap in `asyncio.timeout` to bound it).
+
+        BrokerError when the link is or gets closed meanwhile.
+        """
         while not self._connected:
+            if self._closed:
+                raise BrokerError(f"MQTT link {self.client_name} is closed")
             self._connected_event.clear()
             await self._connected_event.wait()
 
