@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_mqtt.py                       # 100 clients, 30 s, MQTT 5
     .venv/bin/python bench/bench_mqtt.py --clients 100 --seconds 60 --protocol 311
+    .venv/bin/python bench/bench_mqtt.py --broker amqtt        # the in-process fallback, 3.1.1
 
 Each simulated client is what one session service does on the wire: its own `MqttLink` (own paho
 network thread, own broker connection), one beat every 60/HR seconds (HR 55-95 bpm, jittered),
@@ -157,10 +158,55 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q / 100.0 * len(xs)))]
 
 
+async def amqtt_process() -> None:
+    """`--role amqtt`: run the embedded fallback broker in this process until stdin closes."""
+    from biofeedback.service.broker import EmbeddedBroker
+
+    async with EmbeddedBroker(backend="amqtt") as b:
+        print(b.url, flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+class AmqttBroker:
+    """amqtt in its own process (so its CPU is counted apart), for comparison."""
+
+    async def __aenter__(self) -> AmqttBroker:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            __file__,
+            "--role",
+            "amqtt",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        self.url = (await self.proc.stdout.readline()).decode().strip()
+        self.pid = self.proc.pid
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        await self.proc.wait()
+
+
+class MosquittoBroker:
+    async def __aenter__(self) -> MosquittoBroker:
+        self.m = MosquittoProcess()
+        await self.m.__aenter__()
+        assert self.m._proc is not None
+        self.url, self.pid = self.m.url, self.m._proc.pid
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.m.__aexit__(None, None, None)
+
+
 async def main(args: argparse.Namespace) -> None:
-    async with MosquittoProcess() as broker:
-        assert broker._proc is not None
-        broker_pid = broker._proc.pid
+    if args.broker == "amqtt":
+        args.protocol = 311  # amqtt speaks nothing else
+    async with AmqttBroker() if args.broker == "amqtt" else MosquittoBroker() as broker:
+        broker_pid = broker.pid
         sub = await asyncio.create_subprocess_exec(
             sys.executable,
             __file__,
@@ -193,7 +239,8 @@ async def main(args: argparse.Namespace) -> None:
     n = args.clients
     total = sum(sent)
     print(
-        f"clients {n}, MQTT {'5' if args.protocol == 5 else '3.1.1'}, {wall:.1f} s wall, "
+        f"broker {args.broker}, clients {n}, MQTT {'5' if args.protocol == 5 else '3.1.1'}, "
+        f"{wall:.1f} s wall, "
         f"{total} messages published ({total / wall:.0f}/s), {result['received']} received"
     )
     print(
@@ -206,7 +253,7 @@ async def main(args: argparse.Namespace) -> None:
         f"{pub_cpu / wall / n * 100:.3f} % per client ({pub_cpu / total * 1e6:.0f} µs per message)"
     )
     print(
-        f"CPU mosquitto: {broker_cpu / wall * 100:.1f} % of a core = "
+        f"CPU broker ({args.broker}): {broker_cpu / wall * 100:.1f} % of a core = "
         f"{broker_cpu / wall / n * 100:.3f} % per client"
     )
     sub_cpu = result["cpu_s"]
@@ -223,10 +270,13 @@ if __name__ == "__main__":
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--protocol", type=int, choices=(5, 311), default=5)
-    ap.add_argument("--role", choices=("main", "sub"), default="main")
+    ap.add_argument("--broker", choices=("mosquitto", "amqtt"), default="mosquitto")
+    ap.add_argument("--role", choices=("main", "sub", "amqtt"), default="main")
     ap.add_argument("--url", default="")
     a = ap.parse_args()
-    if a.role == "sub":
+    if a.role == "amqtt":
+        asyncio.run(amqtt_process())
+    elif a.role == "sub":
         r = asyncio.run(subscriber(a.url, a.protocol))
         print(json.dumps(r))
     else:
