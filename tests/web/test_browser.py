@@ -448,6 +448,7 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
             "grounding",
             1,
             pause_reason="arousal",
+            started_t=t0 - 420,
             suds=[
                 {"t": t0 - 60, "value": 35, "prompts": ["step_start"], "step_index": 1},
                 {"t": t0 + 170, "value": 60, "prompts": ["after_pause"], "step_index": 1},

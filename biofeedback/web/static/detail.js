@@ -19,6 +19,17 @@
     last: {}, // newest hr / rmssd / arousal / quality
   };
 
+  // times as "into the session" (mm:ss from its start), which stays right on a demo's fast clock;
+  // the wall-clock time is in the tooltip
+  function when(t) {
+    const start = st.session && st.session.started_t;
+    if (t == null || !start) return { text: BF.fmtClock(t), title: "" };
+    const s = Math.max(0, Math.round(t - start));
+    const mm = Math.floor(s / 60);
+    const text = (mm >= 60 ? Math.floor(mm / 60) + ":" + String(mm % 60).padStart(2, "0") : mm) + ":" + String(s % 60).padStart(2, "0");
+    return { text, title: BF.fmtClock(t) };
+  }
+
   function setText(id, text) {
     document.getElementById(id).textContent = text;
   }
@@ -84,7 +95,7 @@
       return BF.el(
         "tr",
         {},
-        BF.el("td", { class: "num", text: BF.fmtClock(e.t) }),
+        BF.el("td", { class: "num", text: when(e.t).text, title: when(e.t).title }),
         BF.el("td", { text: e.kind || "" }),
         BF.el("td", { text: e.actor || e.source || "" }),
         BF.el("td", { text: change }),
@@ -104,7 +115,7 @@
         BF.el(
           "tr",
           {},
-          BF.el("td", { class: "num", text: BF.fmtClock(c.t) }),
+          BF.el("td", { class: "num", text: when(c.t).text, title: when(c.t).title }),
           BF.el("td", { text: c.step_index != null ? "step " + (c.step_index + 1) : "" }),
           BF.el("td", { text: (c.prompts || []).join(", ").replaceAll("_", " ") }),
           BF.el("td", { class: "num", "data-field": "suds", text: "SUDS " + BF.fmt(c.value) })
