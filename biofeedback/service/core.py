@@ -19,6 +19,7 @@ from biofeedback.exposure.types import (
     ArousalSample,
     CalibrationDone,
     Command,
+    GroundingTechnique,
     SessionEvent,
     SessionInput,
     SignalLost,
@@ -118,6 +119,7 @@ class SessionCore:
         self._needs_calibration = baseline is None
         self._calibrating_since: float | None = None
         self._monitor = _Monitoring()
+        self._guided_hz: float | None = None
         self.seq = 0
         self.last_t = start_t
         self.last_update: BeatUpdate | None = None
@@ -145,6 +147,8 @@ class SessionCore:
         else:
             events += self.session.handle(_retime(item, t))
         baseline, cal_error = self._maybe_finish_calibration(t, events)
+        if events:
+            self._follow_guidance()
         return CoreOutput(
             seq=self.seq,
             t=t,
@@ -175,6 +179,20 @@ class SessionCore:
             events += self._arousal(u, t)
         if updates:
             self.last_update = updates[-1]
+
+    def _follow_guidance(self) -> None:
+        """Tell the signal pipeline when paced breathing is guided, and at what rate."""
+        g = self.session.guidance
+        hz = (
+            g.breathing.rate_bpm / 60.0
+            if g is not None
+            and g.technique is GroundingTechnique.PACED_BREATHING
+            and g.breathing is not None
+            else None
+        )
+        if hz != self._guided_hz:
+            self._guided_hz = hz
+            self.pipeline.set_paced_breathing(hz)
 
     def _arousal(self, u: BeatUpdate, t: float) -> list[SessionEvent]:
         a = u.arousal

@@ -40,7 +40,13 @@ def validate_config(c: SignalConfig) -> SignalConfig:
         raise bad("min_rr_ms", "must be below max_rr_ms")
     if not 0.04 <= c.paced_breathing_hz <= 0.4:
         raise bad("paced_breathing_hz", "must be between 0.04 and 0.4 Hz (2.4-24 breaths/min)")
-    for name in ("artifact_every_beats", "artifact_lag_beats", "fast_beats", "quality_inputs"):
+    for name in (
+        "artifact_every_beats",
+        "artifact_lag_beats",
+        "fast_beats",
+        "paced_fast_max_beats",
+        "quality_inputs",
+    ):
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise bad(name, "must be a positive integer")

@@ -61,7 +61,7 @@ def signal_quality(
     return SignalQuality(score, corrected_share, rejected_share, contact, hrv_available, reason)
 
 
-def _median(values: deque[int] | deque[float]) -> float:
+def _median(values: deque[int] | deque[float] | list[int]) -> float:
     """Median as statistics.median computes it (mean of the middle two for even counts)."""
     v = sorted(values)
     n = len(v)
@@ -91,7 +91,10 @@ class SignalPipeline:
         self._long = TimeWindow(self._store, self.config.long_window_s)
         self._schedule = ArtifactSchedule(self.config)
         self._artifacts = self.config.artifact_correction
-        self._fast_rr: deque[int] = deque(maxlen=self.config.fast_beats)
+        self._fast_rr: deque[int] = deque(
+            maxlen=max(self.config.fast_beats, self.config.paced_fast_max_beats)
+        )
+        self._guided_hz: float | None = None
         self._fast_hr: deque[float] = deque(maxlen=self.config.fast_beats)
         self._recent: deque[bool] = deque(maxlen=self.config.quality_inputs)
         self._n_recent_rejected = 0
@@ -130,6 +133,11 @@ class SignalPipeline:
         return self._paced_hz
 
     @property
+    def guided_hz(self) -> float | None:
+        """The guided paced-breathing rate in Hz, None when breathing is not being guided."""
+        return self._guided_hz
+
+    @property
     def latest_frequency(self) -> FrequencyDomain | None:
         """The newest spectral result of this segment (None before 60 s or after a gap)."""
         return self._latest_freq
@@ -145,6 +153,18 @@ class SignalPipeline:
             self._paced_hz = float(hz)
         else:
             log.warning("paced breathing frequency %r Hz ignored: must be 0.04-0.4 Hz", hz)
+
+    def set_paced_breathing(self, hz: float | None) -> None:
+        """Paced breathing is guided at `hz` from now on (None: not guided).
+
+        Coherence is then measured at `hz`, and the fast heart rate spans one full breath, so
+        the deliberately large respiratory swing of slow breathing does not read as arousal.
+        """
+        if hz is None:
+            self._guided_hz = None
+            return
+        self.set_paced_frequency(hz)
+        self._guided_hz = self._paced_hz if self._paced_hz == float(hz) else None
 
     def mark_gap(self, t: float) -> None:
         """Monitoring was lost at `t`: windows restart and no interval bridges the gap."""
@@ -310,9 +330,17 @@ class SignalPipeline:
     def _fast(self) -> float | None:
         if self._hr_only:
             return _median(self._fast_hr) if self._fast_hr else None
-        if not self._fast_rr:
+        rr = self._fast_rr
+        if not rr:
             return None
-        return 60_000_000.0 / _median(self._fast_rr)
+        n = self.config.fast_beats
+        if self._guided_hz is not None:
+            recent = list(rr)[-n:]
+            breath_us = 1_000_000.0 / self._guided_hz
+            n = min(len(rr), max(n, math.ceil(breath_us * len(recent) / sum(recent))))
+        if len(rr) <= n:
+            return 60_000_000.0 / _median(rr)
+        return 60_000_000.0 / _median(list(rr)[-n:])
 
     def _update(
         self,

@@ -29,6 +29,9 @@ class SignalConfig:
     artifact_every_beats: int = 8  # one detector run per this many accepted beats
     artifact_lag_beats: int = 6  # a beat is judged once it has this many successors
     fast_beats: int = 5  # the fast heart rate is the median of this many newest beats
+    # While paced breathing is guided, the fast heart rate spans one whole breath (at most this
+    # many beats): the heart-rate swing of slow breathing is the guidance working, not arousal.
+    paced_fast_max_beats: int = 24
     quality_inputs: int = 30  # rejected share is over this many newest RR inputs
     min_quality: float = 0.3  # below this signal quality the arousal is unknown
     hr_only_confidence: float = 0.6  # confidence factor when arousal rests on heart rate alone
