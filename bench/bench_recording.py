@@ -64,12 +64,46 @@ def speed(root: Path) -> None:
     )
 
 
+def real_core(hours: float) -> None:
+    """Memory of the whole session loop: simulated strap -> real SessionCore -> recorder."""
+    from tests.recording.closed_loop import run_session
+
+    samples: list[tuple[float, int, int]] = []
+
+    def on_tick(elapsed: float) -> None:
+        if elapsed % 1800 < 1.0 and elapsed >= 1800:
+            gc.collect()
+            cur, peak = tracemalloc.get_traced_memory()
+            samples.append((elapsed / 3600, cur, peak))
+
+    with tempfile.TemporaryDirectory() as d:
+        t0 = time.perf_counter()
+        tracemalloc.start()
+        path = run_session(Path(d), hours * 3600, on_tick=on_tick)
+        tracemalloc.stop()
+        info = open_session(path)
+        print(
+            f"real core: {hours:g} h simulated in {time.perf_counter() - t0:.0f} s wall "
+            f"(with tracemalloc), {info.row_counts['beats']:,} beats, "
+            f"{info.row_counts['events']:,} events"
+        )
+        for h, cur, peak in samples:
+            print(f"real core tracemalloc at {h:4.1f} h: current {_kib(cur)}, peak {_kib(peak)}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--hours", type=float, default=3.0)
+    ap.add_argument(
+        "--real-core",
+        action="store_true",
+        help="also run the strap -> SessionCore -> recorder loop",
+    )
     args = ap.parse_args()
-    logging.basicConfig(level=logging.WARNING)
+    logging.basicConfig(level=logging.ERROR)
     duration = args.hours * 3600
+    if args.real_core:
+        real_core(args.hours)
     with tempfile.TemporaryDirectory() as d:
         root = Path(d)
         speed(root)

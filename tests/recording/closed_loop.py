@@ -7,6 +7,7 @@ Synchronous and deterministic: strap notifications, one Tick per second and the 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,14 @@ def core_from_recording(info: RecordingInfo) -> SessionCore:
     return make_core(info.client_id, info.start_t, signal)
 
 
-def run_session(root: Path, duration_s: float, *, seed: int = 7, client_id: str = "demo") -> Path:
+def run_session(
+    root: Path,
+    duration_s: float,
+    *,
+    seed: int = 7,
+    client_id: str = "demo",
+    on_tick: Callable[[float], None] | None = None,
+) -> Path:
     core = make_core(client_id, T0)
     strap = StrapEmulator("SimStrap", start_t=T0, seed=seed, profile=PROFILE)
     meta = {"start_t": T0, "seed": seed, "signal_config": SIGNAL, "protocol_file": str(PROTOCOL)}
@@ -101,6 +109,8 @@ def run_session(root: Path, duration_s: float, *, seed: int = 7, client_id: str 
             elif t == next_tick:
                 feed(Tick(t))
                 next_tick += 1.0
+                if on_tick is not None:
+                    on_tick(t - T0)
             else:
                 for r in strap.step(due):
                     feed(r)
