@@ -5,6 +5,7 @@ after the client consents to a step, and comes back 4 s (100 session seconds) la
 While the broker is dead the session must still pause on arousal (nothing about that decision
 goes through MQTT), the recording must hold every event, and afterwards every event must reach a
 dashboard in order with none missing, and the retained state must be the session's real state.
+Junk sent to `cmd` meanwhile gets error replies and changes nothing.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import signal
 import sys
 import time
@@ -28,12 +30,23 @@ from tests.support import REPO_ROOT
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]
 
 CLIENT = "c-outage"
+_rng = random.Random(6)
+JUNK = [
+    *(bytes(_rng.randrange(256) for _ in range(_rng.randrange(1, 64))) for _ in range(8)),
+    b"",
+    b"{",
+    b"null",
+    b'{"v": 1, "id": "j-1", "role": "client", "cmd": "end"}',  # a client may not end
+    b'{"v": 1, "id": "j-2", "role": "system", "cmd": "pause"}',
+    b'{"v": 1, "id": "j-3", "role": "client", "cmd": "suds", "args": {"value": 500}}',
+]
 SPEED = 25
 OUTAGE_S = 4.0
 
 
 async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_path: Path) -> None:
     events: dict[int, tuple[dict[str, Any], float]] = {}  # seq -> (payload, wall arrival)
+    replies: list[dict[str, Any]] = []
     async with mosquitto_plain(persistence=True) as broker:
         proc = broker.process
         assert proc is not None
@@ -41,6 +54,7 @@ async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_pat
         # broker's restart (Mosquitto 2.0.11 restores 3.1.1 sessions, not MQTT 5 ones).
         async with MqttLink(broker.settings(311), "dashboard") as dash:
             await dash.subscribe(f"biofeedback/v1/{CLIENT}/event", qos=1)
+            await dash.subscribe(f"biofeedback/v1/{CLIENT}/reply/#", qos=1)
             demo = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "biofeedback.cli", "demo",
                 "--speed", str(SPEED), "--mqtt-url", broker.url, "--client-id", CLIENT,
@@ -53,6 +67,7 @@ async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_pat
             it = dash.messages()
             killed_at = restarted_at = None
             consent_seq = None
+            junk_sent = False
             try:
                 async with asyncio.timeout(120):
                     while True:
@@ -62,6 +77,9 @@ async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_pat
                             assert demo.returncode is None, "demo exited early"
                             continue
                         p = json.loads(msg.payload)
+                        if msg.topic.split("/")[3] == "reply":
+                            replies.append(p)
+                            continue
                         if p.get("source") != "session":
                             continue
                         events[p["seq"]] = (p, time.monotonic())
@@ -77,6 +95,12 @@ async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_pat
                             await asyncio.sleep(OUTAGE_S)
                             await proc.start()
                             restarted_at = time.monotonic()
+                        elif restarted_at is not None and not junk_sent:
+                            # The service is back (it re-subscribes before sending what it
+                            # held). Junk on cmd while the session runs: error replies only.
+                            junk_sent = True
+                            for junk in JUNK:
+                                dash.publish_bytes(f"biofeedback/v1/{CLIENT}/cmd", junk, qos=1)
                         if p["kind"] == "transition" and p["to_state"] == "ended":
                             break
             finally:
@@ -109,6 +133,14 @@ async def test_session_keeps_pausing_on_arousal_while_the_broker_is_down(tmp_pat
     assert arrived >= restarted_at
     assert any(p["to_state"] == "grounding" for p, _ in after)
     assert retained["state"] == "ended"
+    # every junk command got an error reply naming the problem, and the session went on to the end
+    assert junk_sent
+    junk_replies = [r for r in replies if r["ok"] is False]
+    assert len(junk_replies) >= len(JUNK), [
+        line for line in err.decode().splitlines() if "command" in line
+    ][-20:]
+    assert {r["id"] for r in junk_replies} >= {"j-1", "j-2", "j-3"}
+    assert all(r["error"] for r in junk_replies)
     assert retained["seq"] == seqs[-1]
 
     # nothing recorded is lost: the recording has every event the dashboard saw, and the pause
