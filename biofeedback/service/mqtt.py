@@ -500,9 +500,17 @@ class MqttLink:
         response_topic: str | None = None,
         correlation_data: bytes | None = None,
     ) -> None:
-        """Publish raw bytes (non-blocking; queued while offline)."""
+        """Publish raw bytes (non-blocking; queued while offline).
+
+        After the link is closed nothing is sent: the message is counted and logged (shutdown
+        order must not turn a last status update into a traceback).
+        """
         if self._closed:
-            raise BrokerError(f"MQTT link {self.client_name} is closed; cannot publish")
+            self.stats.undelivered_at_close += 1
+            log.warning(
+                "MQTT link %s is closed: not publishing on %s", self.client_name, topic_name
+            )
+            return
         if qos not in (0, 1):
             raise ValueError(f"qos must be 0 or 1, got {qos!r}")
         if not topic_name or any(c in topic_name for c in "+#\x00"):
