@@ -269,6 +269,10 @@ class ExposureSession:
             self._on_suds(inp, t)
         elif isinstance(inp, ChooseGrounding):
             self._on_choose(inp, t)
+        if is_cmd:
+            # Timers catch up to the command's time too, so no input leaves the session exposing
+            # with monitoring lost or a dwell overdue (the command was already validated).
+            self._advance(t)
         out, self._out = self._out, []
         return out
 
@@ -468,6 +472,9 @@ class ExposureSession:
         if known:
             assert v is not None
             value = min(100.0, max(0.0, float(v)))
+            if not self._fresh(t):
+                # A gap longer than stale_s breaks a run even if no other input came in between.
+                self._above_since = self._below_since = None
             self._last_value, self._last_value_t = value, t
             self._update_runs(value, t)
             if self._state is S.EXPOSING and self._step is not None:
@@ -779,7 +786,9 @@ class ExposureSession:
         assert offer is not None
         self._offer = None
         self._auto_resume_ok = False
-        vals = {"step": offer.step, "offer": offer.kind}
+        vals: dict[str, Any] = {"step": offer.step, "offer": offer.kind}
+        if self._pause_reason is not None:
+            vals["pause_reason"] = self._pause_reason.value
         if self._state is S.STEP_OFFERED:
             self._go(S.READY, Trigger.DECLINE, Role.CLIENT, "client declined the step", vals)
         else:
@@ -843,7 +852,6 @@ class ExposureSession:
                 "new": {n: getattr(new, n) for n in names},
             },
         )
-        self._advance(t)
 
     def _on_suds(self, inp: SudsAnswer, t: float) -> None:
         prompts = tuple(p for p, _ in self._pending)
