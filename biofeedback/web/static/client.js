@@ -87,6 +87,13 @@
     const middle = anchors.filter((a) => a[0] !== 0 && a[0] !== 100);
     $("suds-anchors").textContent = middle.map((a) => a[0] + " " + a[1]).join(" · ");
     $("grounding").hidden = !(s.state === "paused" || s.state === "grounding");
+    // only what the client's protocol offers; the one in use is marked
+    const menu = s.grounding_menu || [];
+    const current = st.guidance && st.guidance.active ? st.guidance.technique : null;
+    document.querySelectorAll("[data-technique]").forEach((b) => {
+      b.hidden = menu.length > 0 && !menu.includes(b.dataset.technique);
+      b.setAttribute("aria-pressed", String(b.dataset.technique === current));
+    });
     const paused = Boolean(s.paused);
     const pause = $("b-pause");
     pause.dataset.paused = String(paused);

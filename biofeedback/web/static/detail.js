@@ -88,7 +88,9 @@
     const tbody = document.querySelector("#events tbody");
     document.getElementById("no-events").hidden = st.events.length > 0;
     const rows = st.events.slice(-200).reverse().map((e) => {
+      // absolute time stamps mean nothing to a reader here (the Time column has the moment)
       const vals = Object.entries(e.values || {})
+        .filter(([k, v]) => !(typeof v === "number" && v > 1e8) && k !== "input_t")
         .map(([k, v]) => k + "=" + (typeof v === "number" ? Math.round(v * 10) / 10 : v))
         .join(", ");
       const change = e.from_state && e.to_state && e.from_state !== e.to_state ? e.from_state + " → " + e.to_state : "";
@@ -245,10 +247,12 @@
       renderNumbers();
     },
     reply(msg) {
-      // a reply to a command someone else sent for this client
+      // replies to commands sent elsewhere (another dashboard, the client's screen): the timeline
+      // shows what they did; only a refusal is worth a line here
       const r = msg.reply || {};
+      if (r.ok !== false) return;
       const box = document.getElementById("replies");
-      box.prepend(BF.el("div", { class: r.ok ? "ok" : "bad", text: "reply " + (r.id || "") + ": " + (r.ok ? "done" : r.error || r.status || "?") }));
+      box.prepend(BF.el("div", { class: "bad", text: "A command from elsewhere was refused: " + (r.error || r.status || "?") }));
     },
   });
   setInterval(renderCharts, 500);
