@@ -436,3 +436,23 @@ async def test_publishing_on_a_closed_link_or_a_wildcard() -> None:
         assert link.stats.undelivered_at_close == before + 1
         with pytest.raises(BrokerError, match="is closed"):
             await link.wait_connected()
+
+
+async def test_expired_messages_are_not_delivered_late() -> None:
+    """MQTT 5 message expiry reaches the broker: a command that expired while the service was
+    disconnected is never delivered (a stale consent must not be applied), a fresh one is."""
+    async with mosquitto_plain() as b:
+        s = b.settings(5)
+        slow = b.settings(5, reconnect_min_s=3, reconnect_max_s=3)  # away for 3 s
+        async with MqttLink(slow, "bf-service-x") as svc, MqttLink(s, "bf-web") as dash:
+            await svc.subscribe(command_topic(C1), qos=1)
+            sever(svc)
+            await wait_disconnected(svc)
+            dash.publish_json(command_topic(C1), {"id": "stale"}, qos=1, expiry_s=1)
+            await asyncio.sleep(1.5)
+            dash.publish_json(command_topic(C1), {"id": "fresh"}, qos=1, expiry_s=30)
+            await asyncio.wait_for(dash.drain(), 5)
+            async with asyncio.timeout(10):
+                await svc.wait_connected()
+            got = [m.json()["id"] for m in await _collect(svc, 1.0)]
+    assert got == ["fresh"]
