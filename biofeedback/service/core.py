@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import cast
 
 from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
-from biofeedback.errors import CalibrationError, CommandError
+from biofeedback.errors import CalibrationError, CommandError, ConfigError
 from biofeedback.exposure import ExposureProtocol, ExposureSession, SessionSnapshot
 from biofeedback.exposure.types import (
     ArousalSample,
@@ -93,6 +93,12 @@ class SessionCore:
         self.calibration_s = (
             calibration_s if calibration_s is not None else float(protocol.calibration_s)
         )
+        if baseline is None and self.calibration_s < signal_config.long_window_s:
+            raise ConfigError(
+                f"protocol {protocol.source}: calibration_s = {self.calibration_s:g} s is shorter "
+                f"than the {signal_config.long_window_s:g} s window the resting HRV is measured "
+                "over ([signal].long_window_s); no baseline could ever pass"
+            )
         # The clean-beat minimum is a rate (default 60 in 120 s, i.e. 30 bpm); keep the rate when
         # the protocol asks for a shorter or longer calibration.
         min_beats = max(

@@ -159,11 +159,8 @@ class SessionRunner:
                 self.publisher.publish_kind(
                     self._client, Topic.CHECKIN, payloads.session_event(self._client, ev)
                 )
-        if out.baseline is not None:
-            if self.recorder is not None:
-                self.recorder.set_meta(baseline_created=out.baseline)
-            if self.on_baseline is not None:
-                self.on_baseline(out.baseline)
+        if out.baseline is not None and self.on_baseline is not None:
+            self.on_baseline(out.baseline)
         self._publish_snapshot(force=bool(out.events))
         return out
 
@@ -176,6 +173,8 @@ class SessionRunner:
                 self.recorder.update(u)
             if out.events:
                 self.recorder.events(list(out.events))
+            if out.baseline is not None:
+                self.recorder.set_meta(baseline_created=out.baseline)
             self.recorder.flush_if_due(time.monotonic())
         except RecordingError as exc:
             # The therapist must see this: a session that is not being recorded is not silent.
@@ -187,6 +186,18 @@ class SessionRunner:
                     Topic.EVENT,
                     payloads.service_error(self._client, out.t, "recording_failed", str(exc)),
                 )
+            return
+        if self._recording_error is not None and getattr(self.recorder, "error", None) is None:
+            # The rows held in memory were written after all: say so as loudly as the failure.
+            self._recording_error = None
+            log.warning("recording works again; nothing was lost")
+            self.publisher.publish_kind(
+                self._client,
+                Topic.EVENT,
+                payloads.service_error(
+                    self._client, out.t, "recording_resumed", "recording works again"
+                ),
+            )
 
     def _device_event(self, e: DeviceEvent) -> None:
         self.publisher.publish_kind(
