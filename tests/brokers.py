@@ -54,6 +54,8 @@ class TlsMaterial:
     client_cert: Path
     client_key: Path
     other_ca_cert: Path
+    stranger_cert: Path  # a client certificate signed by other_ca
+    stranger_key: Path
 
 
 @dataclass(slots=True)
@@ -133,14 +135,16 @@ def make_tls_material(folder: Path) -> TlsMaterial:
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         "extendedKeyUsage=clientAuth\nauthorityKeyIdentifier=keyid\nsubjectKeyIdentifier=hash\n"
     )
-    for name in ("server", "client"):
+    for name in ("server", "client", "stranger"):
         _openssl(
             "req", "-new", *ec, "-keyout", f"{name}.key", "-out", f"{name}.csr",
-            "-subj", f"/CN={'localhost' if name == 'server' else 'bf-test-client'}", cwd=folder,
+            "-subj", f"/CN={'localhost' if name == 'server' else 'bf-test-' + name}", cwd=folder,
         )  # fmt: skip
+        ca = "other-ca" if name == "stranger" else "ca"  # a client cert from a CA nobody trusts
+        ext = "client.ext" if name == "stranger" else f"{name}.ext"
         _openssl(
-            "x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", f"{name}.ext",
+            "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.crt", "-CAkey", f"{ca}.key",
+            "-CAcreateserial", "-out", f"{name}.crt", "-days", "2", "-extfile", ext,
             cwd=folder,
         )  # fmt: skip
     for p in folder.glob("*.key"):
@@ -152,6 +156,8 @@ def make_tls_material(folder: Path) -> TlsMaterial:
         client_cert=folder / "client.crt",
         client_key=folder / "client.key",
         other_ca_cert=folder / "other-ca.crt",
+        stranger_cert=folder / "stranger.crt",
+        stranger_key=folder / "stranger.key",
     )
 
 

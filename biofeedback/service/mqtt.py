@@ -654,7 +654,9 @@ class MqttLink:
                 f"(CA file {s.ca_file or 'system default'}): {exc.verify_message or exc}"
             ) from exc
         except ssl.SSLError as exc:
-            raise BrokerError(f"TLS handshake with MQTT broker {s.url} failed: {exc}") from exc
+            raise BrokerError(
+                f"TLS handshake with MQTT broker {s.url} failed: {exc}{self._protocol_hints()}"
+            ) from exc
         except socket.gaierror as exc:
             raise BrokerError(f"MQTT broker host {s.host!r} is unknown: {exc.strerror}") from exc
         except ConnectionRefusedError as exc:
@@ -839,6 +841,10 @@ class MqttLink:
             hints.append("a broker that only speaks MQTT 3.1.1 (such as amqtt) needs protocol 311")
         if not s.tls:
             hints.append("a TLS port needs an mqtts:// URL")
+        elif s.cert_file is None:
+            hints.append("the broker may require a client certificate (cert_file, key_file)")
+        else:
+            hints.append(f"the broker may not accept the client certificate {s.cert_file}")
         return f" -- {'; '.join(hints)}" if hints else ""
 
     def _refusal_message(self, reason: str) -> str:

@@ -128,8 +128,12 @@ async def test_unreachable_and_unknown_hosts() -> None:
 async def test_client_certificate_when_the_broker_requires_one(tmp_path: Path) -> None:
     async with mosquitto_secure(tmp_path, require_certificate=True) as b:
         assert b.tls is not None
-        with pytest.raises(BrokerError):
+        with pytest.raises(BrokerError, match="may require a client certificate"):
             async with MqttLink(b.settings(), _name("svc")):
+                pass
+        bad = b.settings(cert_file=str(b.tls.stranger_cert), key_file=str(b.tls.stranger_key))
+        with pytest.raises(BrokerError, match="may not accept the client certificate"):
+            async with MqttLink(bad, _name("svc")):
                 pass
         s = b.settings(cert_file=str(b.tls.client_cert), key_file=str(b.tls.client_key))
         async with MqttLink(s, _name("svc")) as link:
