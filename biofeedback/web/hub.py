@@ -419,9 +419,11 @@ class Hub:
             if state.status["speed"] is not None:
                 state.clock_speed = state.status["speed"]
                 state.speed_given = True
-            if state.status["online"] is False and state.status["t"] is not None:
-                # nothing arrives while offline: a null point makes the charts show a gap
-                gap = {"t": state.status["t"], "hr": None, "rmssd": None, "arousal": None}
+            if state.status["online"] is False and state.last_t is not None:
+                # nothing arrives while offline: a null point makes the charts show a gap. A last
+                # will is stamped when the service connected, so the gap starts at the newest data.
+                gap_t = max(t, state.last_t)
+                gap = {"t": gap_t, "hr": None, "rmssd": None, "arousal": None}
                 self._add_point(state, gap)
                 message["point"] = gap
             message["view"] = state.status

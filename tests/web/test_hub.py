@@ -346,3 +346,14 @@ def test_session_clock_speed_is_estimated_from_live_samples() -> None:
     # an older sample arriving late does not move the anchor back
     ingest(hub, "arousal", arousal(T0, 40.0))
     assert hub.client("c01").clock()["t"] == T0 + 10 * 1.01  # type: ignore[union-attr]
+
+
+def test_last_will_gap_starts_at_the_newest_data() -> None:
+    hub = Hub()
+    ingest(hub, "arousal", arousal(T0 + 100, 40.0))
+    # the will was registered when the service connected, so it carries that older time
+    ingest(hub, "status", payloads.offline_status("c01", T0))
+    state = hub.client("c01")
+    assert state is not None
+    assert state.points[-1] == {"t": T0 + 100, "hr": None, "rmssd": None, "arousal": None}
+    assert state.summary()["online"] is False
