@@ -53,6 +53,7 @@ class HubLimits:
     queue_size: int = 2000  # messages waiting for one WebSocket before it is cut off
     reply_timeout_s: float = 5.0
     max_clients: int = 500  # distinct client ids tracked (junk topics cannot grow memory)
+    commands_per_10s: int = 20  # per page: a stuck key or a script cannot flood the session
 
 
 class CommandSink(Protocol):
@@ -172,6 +173,7 @@ class Subscriber:
         self.client_id = client_id
         self.queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self.overflowed = False
+        self.command_times: deque[float] = deque()
 
     def push(self, message: str) -> None:
         """Queue one serialised message; on overflow, end the stream (the page reconnects)."""
@@ -522,6 +524,17 @@ class Hub:
         if sub.role == "client" and sub.client_id != client_id:
             raise CommandError("a client link can only send commands for its own client")
         checked = validate_command(sub.role, cmd, args)
+        now = self.now()
+        times = sub.command_times
+        while times and times[0] < now - 10.0:
+            times.popleft()
+        # a pause is never refused: it is the safe direction, whatever came before it
+        if cmd != "pause" and len(times) >= self.limits.commands_per_10s:
+            raise CommandError(
+                f"more than {self.limits.commands_per_10s} commands in 10 s from this page; "
+                "wait a moment"
+            )
+        times.append(now)
         if self._sink is None:
             raise CommandError(
                 "the dashboard is not connected to the MQTT broker; command not sent"

@@ -432,3 +432,18 @@ async def test_only_a_pause_is_sent_while_the_broker_is_away(dash: Dash) -> None
         await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
         assert (await recv(ws, "sent"))["ref"] == "p"
     assert [json.loads(p)["cmd"] for _, p in dash.sink.sent] == ["pause"]
+
+
+async def test_a_page_cannot_flood_the_session_with_commands(dash: Dash) -> None:
+    async with dash.client.ws_connect(
+        client_path("c01") + "/ws", headers={"Origin": dash.origin}
+    ) as ws:
+        for i in range(25):
+            await ws.send_json({"type": "cmd", "ref": f"r{i}", "cmd": "suds", "args": {"value": 5}})
+        refused = await recv(ws, "refused")
+        assert refused["ref"] == "r20"
+        assert "more than 20 commands in 10 s" in refused["error"]
+        # but a pause still goes through
+        await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
+        assert (await recv(ws, "sent"))["ref"] == "p"
+    assert [json.loads(p)["cmd"] for _, p in dash.sink.sent] == ["suds"] * 20 + ["pause"]
