@@ -447,3 +447,13 @@ async def test_a_page_cannot_flood_the_session_with_commands(dash: Dash) -> None
         await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
         assert (await recv(ws, "sent"))["ref"] == "p"
     assert [json.loads(p)["cmd"] for _, p in dash.sink.sent] == ["suds"] * 20 + ["pause"]
+
+
+async def test_logout_clears_the_cookie(dash: Dash) -> None:
+    await login(dash)
+    assert (await dash.client.get("/api/overview")).status == 200
+    resp = await dash.client.post("/logout", headers={"Origin": "http://evil.example"})
+    assert resp.status == 403
+    resp = await dash.client.post("/logout", headers={"Origin": dash.origin}, allow_redirects=False)
+    assert resp.status == 303
+    assert (await dash.client.get("/api/overview")).status == 401
