@@ -71,3 +71,8 @@ def exposing(proto: ExposureProtocol | None = None, t: float = 0.0) -> ExposureS
 
 def transitions(events: list[SessionEvent]) -> list[tuple[str, str]]:
     return [(e.from_state.value, e.to_state.value) for e in events if e.kind == "transition"]
+
+
+def now(s: ExposureSession) -> SessionState:
+    """The session's state (a call, so type checkers do not narrow it across inputs)."""
+    return s.state

@@ -24,6 +24,7 @@ from biofeedback.exposure import (
     Tick,
     load_protocol,
 )
+from tests.exposure.helpers import now
 from tests.support import REPO_ROOT
 
 S = SessionState
@@ -46,7 +47,7 @@ def test_demo_shows_pause_and_recovery_within_two_and_a_half_minutes() -> None:
     log: list[SessionEvent] = []
     offered_at: float | None = None
     t = 0.0
-    while t < 300.0 and s.state is not S.ENDED:
+    while t < 300.0 and now(s) is not S.ENDED:
         state = s.state
         arousal += 4.0 if state is S.EXPOSING else -3.0
         arousal = min(90.0, max(25.0, arousal))

@@ -42,9 +42,12 @@ def regenerate() -> None:
     """Rewrite the generated blocks of docs/session.md from the code."""
     text = DOC.read_text(encoding="utf-8")
     for name, render in BLOCKS.items():
-        text, n = _pattern(name).subn(
-            lambda m, r=render: m.group(1) + r() + "\n" + m.group(3), text
-        )
+        block = render() + "\n"
+
+        def put(m: re.Match[str], block: str = block) -> str:
+            return m.group(1) + block + m.group(3)
+
+        text, n = _pattern(name).subn(put, text)
         if n != 1:
             raise SystemExit(f"docs/session.md: block {name!r} markers missing or repeated")
     DOC.write_text(text, encoding="utf-8")

@@ -47,7 +47,8 @@ def test_per_step_progress() -> None:
     assert p.pause_reasons == ("arousal",)
     assert p.peak_arousal == 85.0
     # paused at 8; below lower from 14; recovered at 24
-    assert p.recovery_times_s == (pytest.approx(16.0),)
+    (took,) = p.recovery_times_s
+    assert took == pytest.approx(16.0)
     # exposed 2..8 (6 s) and 46..56 (10 s)
     assert p.exposed_s == pytest.approx(16.0)
     assert (p.suds_before, p.suds_after) == (60, 30)

@@ -121,8 +121,8 @@ class SessionMachine(RuleBasedStateMachine):
             return None
         if isinstance(inp, ArousalSample):
             v = inp.value
-            known = v is not None and math.isfinite(v)
-            self.history.append((self.s.t, min(100.0, max(0.0, v)) if known else None))
+            clamped = None if v is None or not math.isfinite(v) else min(100.0, max(0.0, v))
+            self.history.append((self.s.t, clamped))
         elif isinstance(inp, SignalLost):
             self.history.append((self.s.t, None))
         elif isinstance(inp, AdjustThresholds):
