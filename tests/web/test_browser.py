@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,7 +42,18 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Screenshots go to a temporary folder unless BIOFEEDBACK_UPDATE_SCREENSHOTS=1 asks for the
+# documentation's copies to be refreshed (so a test run leaves the checkout clean).
+UPDATE_DOCS = os.environ.get("BIOFEEDBACK_UPDATE_SCREENSHOTS") == "1"
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    folder = REPO_ROOT / "docs" / "screenshots" if UPDATE_DOCS else tmp_path / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 CLIENT = "c-7f3a"
 
 
@@ -286,7 +299,7 @@ async def test_pressing_pause_sends_a_pause_command(stack: Stack) -> None:
     await page.close()
 
 
-async def test_client_consent_prompt_and_consent_command(stack: Stack) -> None:
+async def test_client_consent_prompt_and_consent_command(stack: Stack, shots: Path) -> None:
     t = time.time()
     text = "Step 2 of 4: Look at a photo of a spider (about 3 min). Would you like to begin?"
     stack.publish(Topic.SESSION, session(t, "step_offered", 1, consent_needed=text, offer="step"))
@@ -296,8 +309,7 @@ async def test_client_consent_prompt_and_consent_command(stack: Stack) -> None:
     assert "Look at a photo of a spider" in await page.locator("#consent-text").inner_text()
     assert await page.locator("#b-pause").is_visible()
     assert await page.locator("#numbers").is_hidden()  # numbers only when the client asks
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / "client-consent.png"))
+    await page.screenshot(path=str(shots / "client-consent.png"))
     await page.click("#b-consent")
     msg, body = await stack.next_command()
     assert (body["cmd"], body["role"]) == ("consent", "client")
@@ -395,7 +407,7 @@ async def test_connection_loss_is_shown_honestly(stack: Stack) -> None:
     await page.close()
 
 
-async def test_screenshots_of_both_views(stack: Stack) -> None:
+async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
     """A realistic last five minutes: exposure, an arousal pause with grounding, a signal gap."""
     now = time.time()
     t0 = now - 300.0
@@ -482,21 +494,20 @@ async def test_screenshots_of_both_views(stack: Stack) -> None:
     # the 15 s without data is drawn as a break in each line, never bridged
     runs = await page.evaluate("Number(document.getElementById('c-hr').dataset.runs)")
     assert runs == 2
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SCREENSHOTS / "therapist.png"), full_page=True)
+    await page.screenshot(path=str(shots / "therapist.png"), full_page=True)
     await page.close()
 
     overview = await therapist_page(stack)
     overview.set_default_timeout(5000)
     await overview.set_viewport_size({"width": 1400, "height": 330})
     await overview.wait_for_selector("tr[data-client='c-a02e']")
-    await overview.screenshot(path=str(SCREENSHOTS / "overview.png"))
+    await overview.screenshot(path=str(shots / "overview.png"))
     await overview.close()
 
     page = await client_page(stack)
     await page.wait_for_selector("#pacer:not([data-phase='idle'])")
     await page.wait_for_timeout(600)
-    await page.screenshot(path=str(SCREENSHOTS / "client.png"))
+    await page.screenshot(path=str(shots / "client.png"))
     await page.close()
     for name in ("therapist.png", "client.png", "overview.png"):
-        assert (SCREENSHOTS / name).stat().st_size > 10_000
+        assert (shots / name).stat().st_size > 10_000
