@@ -457,3 +457,41 @@ async def test_logout_clears_the_cookie(dash: Dash) -> None:
     resp = await dash.client.post("/logout", headers={"Origin": dash.origin}, allow_redirects=False)
     assert resp.status == 303
     assert (await dash.client.get("/api/overview")).status == 401
+
+
+async def test_random_frames_never_break_the_socket(dash: Dash) -> None:
+    """Fuzz: 300 random JSON frames get an answer each and the socket stays usable."""
+    import random
+
+    rng = random.Random(7)
+    atoms: list[Any] = [None, True, 0, -1, 1e308, "pause", "consent", "x" * 70, [], {}, "c01"]
+
+    def junk(depth: int = 0) -> Any:
+        if depth > 2 or rng.random() < 0.4:
+            return rng.choice(atoms)
+        if rng.random() < 0.5:
+            return [junk(depth + 1) for _ in range(rng.randint(0, 3))]
+        keys = ["type", "cmd", "args", "ref", "client", "value", "upper", "c"]
+        return {rng.choice(keys): junk(depth + 1) for _ in range(rng.randint(0, 4))}
+
+    async with dash.client.ws_connect(
+        client_path("c01") + "/ws", headers={"Origin": dash.origin}
+    ) as ws:
+        await recv(ws, "snapshot")
+        for i in range(300):
+            frame = junk()
+            if isinstance(frame, dict) and rng.random() < 0.5:
+                frame["type"] = rng.choice(["cmd", "ping"])
+            await ws.send_str(json.dumps(frame))
+            # every frame is answered (error / refused / sent / pong) and nothing else happens
+            async with asyncio.timeout(2):
+                answer = await ws.receive_json()
+                while answer["type"] == "reply":  # a reply timeout of an earlier command
+                    answer = await ws.receive_json()
+            assert answer["type"] in {"error", "refused", "sent", "pong"}, (i, frame, answer)
+        await ws.send_json({"type": "ping", "c": 1.0})
+        assert (await recv(ws, "pong"))["c"] == 1.0
+    for _, payload in dash.sink.sent:
+        body = json.loads(payload)
+        assert body["role"] == "client"
+        assert body["cmd"] in {"pause", "consent", "decline", "suds", "choose_grounding"}
