@@ -310,6 +310,17 @@ async def test_client_consent_prompt_and_consent_command(stack: Stack, shots: Pa
     assert await page.locator("#b-pause").is_visible()
     assert await page.locator("#numbers").is_hidden()  # numbers only when the client asks
     await page.screenshot(path=str(shots / "client-consent.png"))
+    # a tablet held upright: the question, both answers and Pause fit without scrolling, and
+    # every button is a comfortable touch target
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    for selector in ("#consent-text", "#b-consent", "#b-decline", "#b-pause"):
+        box = await page.locator(selector).bounding_box()
+        assert box is not None
+        assert box["y"] >= 0
+        assert box["y"] + box["height"] <= 1024, selector
+        if selector.startswith("#b-"):
+            assert box["height"] >= 44, selector
+    await page.screenshot(path=str(shots / "client-tablet.png"))
     await page.click("#b-consent")
     msg, body = await stack.next_command()
     assert (body["cmd"], body["role"]) == ("consent", "client")
