@@ -60,6 +60,7 @@ _SYSTEM_REASONS = frozenset(
     {PauseReason.AROUSAL, PauseReason.SIGNAL_LOST, PauseReason.STEP_TOO_LONG}
 )
 _COMMANDS = tuple(ROLE_RULES)
+_OBSERVATIONS = (ArousalSample, Tick, SignalLost, SignalRestored, CalibrationDone)
 
 
 class SessionLogicError(BiofeedbackError):
@@ -226,6 +227,10 @@ class ExposureSession:
         rejected.
         """
         is_cmd = isinstance(inp, _COMMANDS)
+        if not is_cmd and not isinstance(inp, _OBSERVATIONS):
+            raise ParseError(f"not a session input: {type(inp).__name__}")
+        if isinstance(inp, CalibrationDone) and not isinstance(inp.ok, bool):
+            raise ParseError(f"CalibrationDone.ok must be true or false, got {inp.ok!r}")
         role = self._role_of(inp) if is_cmd else Role.SYSTEM
         t, late = self._time_of(inp, is_cmd)
         if is_cmd:
@@ -607,7 +612,7 @@ class ExposureSession:
         self._last_sample_t = None
         self._above_since = self._below_since = None
         self._emit(
-            "monitoring", Role.SYSTEM, f"signal lost{': ' + inp.detail if inp.detail else ''}"
+            "monitoring", Role.SYSTEM, f"signal lost{': ' + str(inp.detail) if inp.detail else ''}"
         )
         self._monitoring_reported = False
         self._advance(t)
@@ -619,16 +624,17 @@ class ExposureSession:
             "monitoring",
             Role.SYSTEM,
             "signal restored" if was_lost else "signal restored (was not lost)",
-            {"gap_s": inp.gap_s},
+            {"gap_s": _num_or_none(inp.gap_s)},
         )
         self._advance(t)
 
     def _on_calibration(self, inp: CalibrationDone, t: float) -> None:
-        vals = {"ok": bool(inp.ok), "detail": inp.detail}
+        detail = str(inp.detail or "")
+        vals = {"ok": bool(inp.ok), "detail": detail}
         if inp.ok:
             self._calibrated = True
             self._calibration_failed = False
-            self._calibration_detail = inp.detail
+            self._calibration_detail = detail
             if self._state is S.CALIBRATING:
                 self._go(S.READY, Trigger.CALIBRATION_OK, Role.SYSTEM, "calibration done", vals)
                 if self._p.options.auto_offer:
@@ -639,11 +645,11 @@ class ExposureSession:
                 self._emit("calibration", Role.SYSTEM, "calibration updated", vals)
         else:
             self._calibration_failed = not self._calibrated
-            self._calibration_detail = inp.detail
+            self._calibration_detail = detail
             self._emit(
                 "calibration",
                 Role.SYSTEM,
-                f"calibration failed: {inp.detail or 'no reason given'}"
+                f"calibration failed: {detail or 'no reason given'}"
                 + (
                     "; staying in calibration (retry, end, or offer a step explicitly)"
                     if self._state is S.CALIBRATING
@@ -711,7 +717,7 @@ class ExposureSession:
     def _on_pause(self, inp: Pause, role: Role, t: float) -> None:
         st = self._state
         reason = PauseReason.CLIENT if role is Role.CLIENT else PauseReason.THERAPIST
-        note = {"note": inp.note} if inp.note else {}
+        note = {"note": str(inp.note)} if inp.note else {}
         if st in (S.EXPOSING, S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED):
             if st is S.STEP_OFFERED and self._offer is not None:
                 self._step = self._offer.step
@@ -981,7 +987,8 @@ class ExposureSession:
             state=self._state,
             step_index=step_index,
             steps=steps,
-            pause_reason=self._pause_reason,
+            # Only meaningful while a step is paused; not carried into ready, debrief, ...
+            pause_reason=self._pause_reason if self._state in _PAUSED_STATES else None,
             thresholds=th,
             guidance=self._guidance,
             consent_needed=self._consent_text(),
@@ -1009,6 +1016,12 @@ class ExposureSession:
             progress=self.progress(),
             suds=tuple(self._suds),
         )
+
+
+def _num_or_none(x: object) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return None
+    return float(x)
 
 
 def _progress(i: int, step: Step, acc: _StepAcc, exposed: float) -> StepProgress:
