@@ -244,7 +244,7 @@ class ExposureSession:
                 raise CommandError(f"the session has ended; {type(inp).__name__} is not possible")
             self._validate(inp, t)  # raises before anything changes
         self._out = []
-        self._late = {"input_t": float(inp.t)} if late else {}
+        self._late = {"input_t": _num_or_none(inp.t)} if late else {}
         self._t = t
         if isinstance(inp, ArousalSample):
             self._on_arousal(inp, t)
