@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
 import importlib
 import json
 import logging
@@ -48,6 +49,9 @@ class ServiceOptions:
     seed: int = 1
     web: bool = True
     device_target: str | None = None
+    # a port given on the command line is a promise: refuse rather than move when it is taken
+    mqtt_port_fixed: bool = False
+    http_port_fixed: bool = False
 
     @staticmethod
     def from_args(args: argparse.Namespace) -> ServiceOptions:
@@ -63,6 +67,8 @@ class ServiceOptions:
             seed=getattr(args, "seed", 1),
             web=not args.no_web,
             device_target=getattr(args, "device", None),
+            mqtt_port_fixed=getattr(args, "mqtt_port", None) is not None,
+            http_port_fixed=getattr(args, "http_port", None) is not None,
         )
 
 
@@ -182,30 +188,59 @@ def _stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
     return exposure, breathing
 
 
-def mqtt_settings(config: AppConfig, url: str) -> Any:
-    """MQTT settings for `url` with the config's TLS files and the environment's credentials."""
+def mqtt_settings(config: AppConfig, broker: BrokerInfo) -> Any:
+    """MQTT settings for the broker with the config's TLS files and the environment's credentials.
+
+    The configured protocol version is used when the broker speaks it; the in-process fallback
+    broker speaks only 3.1.1, and the service works over both.
+    """
     from biofeedback.service.mqtt import MqttSettings
 
+    protocol = config.mqtt.protocol if config.mqtt.protocol in broker.protocols else 311
     return MqttSettings.from_url(
-        url,
+        broker.url,
         username=config.mqtt.username,
         password=config.mqtt.password,
         ca_file=config.mqtt.ca_file or None,
         cert_file=config.mqtt.cert_file or None,
         key_file=config.mqtt.key_file or None,
-        protocol=config.mqtt.protocol,
+        protocol=protocol,
     )
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerInfo:
+    """Where the broker is and which MQTT versions it speaks."""
+
+    url: str
+    protocols: tuple[int, ...]
+
+
 @contextlib.asynccontextmanager
-async def broker_url(config: AppConfig) -> AsyncIterator[str]:
+async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIterator[BrokerInfo]:
+    """The configured external broker, or an embedded one running for the duration."""
     if not config.mqtt.embedded:
-        yield config.mqtt.url
+        yield BrokerInfo(config.mqtt.url, (config.mqtt.protocol,))
         return
+    from biofeedback.errors import BrokerError
     from biofeedback.service.broker import EmbeddedBroker
 
-    async with EmbeddedBroker(host="127.0.0.1", port=config.mqtt.port) as broker:
-        yield broker.url
+    port = config.mqtt.port
+    try:
+        broker = EmbeddedBroker(host="127.0.0.1", port=port)
+        await broker.__aenter__()
+    except BrokerError as exc:
+        if fixed_port or port == 0 or "in use" not in str(exc):
+            raise
+        # The default port is often taken by a system-wide Mosquitto: any free port will do,
+        # and the URL is printed.
+        log.warning("MQTT port %d is in use (a system broker?); using a free port", port)
+        broker = EmbeddedBroker(host="127.0.0.1", port=0)
+        await broker.__aenter__()
+    try:
+        yield BrokerInfo(broker.url, tuple(broker.protocols))
+    finally:
+        await broker.__aexit__(None, None, None)
 
 
 async def run_service(
@@ -226,8 +261,11 @@ async def run_service(
     baseline = None if opts.demo else load_baseline(config)
 
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(broker_url(config))
-        settings = mqtt_settings(config, url)
+        broker = await stack.enter_async_context(
+            broker_url(config, fixed_port=opts.mqtt_port_fixed)
+        )
+        url = broker.url
+        settings = mqtt_settings(config, broker)
         status_topic = topic(client, Topic.STATUS)
         link = await stack.enter_async_context(
             MqttLink(
@@ -238,7 +276,9 @@ async def run_service(
         )
         web_url = None
         if opts.web:
-            web_url = await stack.enter_async_context(dashboard(config, settings, say))
+            web_url = await stack.enter_async_context(
+                dashboard(config, settings, say, fixed_port=opts.http_port_fixed)
+            )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
         # rather than stalling the first artifact correction (and every beat behind it).
         await asyncio.to_thread(importlib.import_module, "neurokit2")
@@ -327,7 +367,10 @@ def _open_recorder(
 
 
 @contextlib.asynccontextmanager
-async def dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator[str]:
+async def dashboard(
+    config: AppConfig, settings: Any, say: Any, *, fixed_port: bool = True
+) -> AsyncIterator[str]:
+    """The dashboard served for the duration; its URLs are announced."""
     from aiohttp import web
 
     from biofeedback.web import WebConfig, create_app
@@ -345,9 +388,8 @@ async def dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator
     app = create_app(wcfg)
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, config.web.host, config.web.port)
     try:
-        await site.start()
+        await _start_site(runner, config.web.host, config.web.port, fixed_port)
         port = runner.addresses[0][1] if runner.addresses else config.web.port
         url = f"http://{config.web.host}:{port}"
         client = config.client_id
@@ -356,3 +398,19 @@ async def dashboard(config: AppConfig, settings: Any, say: Any) -> AsyncIterator
         yield url
     finally:
         await runner.cleanup()
+
+
+async def _start_site(runner: Any, host: str, port: int, fixed_port: bool) -> None:
+    from aiohttp import web
+
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc}") from exc
+        if fixed_port:
+            raise ConfigError(
+                f"port {port} on {host} is in use: choose another with --http-port"
+            ) from exc
+        log.warning("dashboard port %d is in use; using a free port", port)
+        await web.TCPSite(runner, host, 0).start()

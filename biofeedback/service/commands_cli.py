@@ -106,8 +106,10 @@ async def _replay_live(args: argparse.Namespace, config: AppConfig, session: Pat
     if args.mqtt_port is not None:
         cfg = replace(cfg, mqtt=replace(cfg.mqtt, port=args.mqtt_port))
     async with contextlib.AsyncExitStack() as stack:
-        url = await stack.enter_async_context(broker_url(cfg))
-        settings = mqtt_settings(cfg, url)
+        broker = await stack.enter_async_context(
+            broker_url(cfg, fixed_port=args.mqtt_port is not None)
+        )
+        settings = mqtt_settings(cfg, broker)
         link = await stack.enter_async_context(
             MqttLink(
                 settings,
@@ -119,7 +121,9 @@ async def _replay_live(args: argparse.Namespace, config: AppConfig, session: Pat
                 ),
             )
         )
-        await stack.enter_async_context(dashboard(cfg, settings, print))
+        await stack.enter_async_context(
+            dashboard(cfg, settings, print, fixed_port=args.http_port is not None)
+        )
         print(f"replaying {session} at {args.speed:g}x (Ctrl-C stops)")
         start_t = float(info.start_t) if info.start_t is not None else core.last_t
         clock = ScaledClock(args.speed, start=start_t)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,17 @@ def test_run_without_a_strap_says_how_to_choose_one(tmp_path: Path) -> None:
 def test_bad_client_id_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--client-id", "Jane Doe", "--no-web"]) == 2
     assert "--client-id" in capsys.readouterr().err
+
+
+def test_taken_dashboard_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = _run(
+            "demo", "--http-port", str(port), "--mqtt-port", "0", "--data-dir", str(tmp_path)
+        )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert f"port {port}" in out.stderr
+    assert "--http-port" in out.stderr
+    assert "Traceback" not in out.stderr
