@@ -13,6 +13,7 @@ from biofeedback.exposure.progress import (
     StepTrend,
     SudsRecord,
     TrendPoint,
+    summary_from_dict,
     trend,
 )
 from biofeedback.exposure.protocol import (
@@ -119,6 +120,7 @@ __all__ = [
     "phase_at",
     "phases",
     "role_table_markdown",
+    "summary_from_dict",
     "threshold_problems",
     "transition_mermaid",
     "transition_table_markdown",

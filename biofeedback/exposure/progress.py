@@ -6,10 +6,12 @@ answers: for the same step, does recovery get faster, does peak arousal fall?
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from biofeedback.errors import BiofeedbackError
+from biofeedback.errors import BiofeedbackError, ParseError
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +155,102 @@ def trend(summaries: Sequence[SessionSummary]) -> ClientTrend:
             )
         )
     return ClientTrend(client_id=ordered[0].client_id, sessions=len(ordered), steps=tuple(steps))
+
+
+def _num(d: Mapping[str, Any], key: str, *, optional: bool = False) -> float | None:
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+        raise ParseError(f"session summary field {key!r} must be a finite number, got {v!r}")
+    return float(v)
+
+
+def _int(d: Mapping[str, Any], key: str, *, optional: bool = False) -> int | None:
+    v = d.get(key)
+    if v is None and optional:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise ParseError(f"session summary field {key!r} must be a whole number, got {v!r}")
+    return v
+
+
+def _str(d: Mapping[str, Any], key: str) -> str:
+    v = d.get(key)
+    if not isinstance(v, str):
+        raise ParseError(f"session summary field {key!r} must be a string, got {v!r}")
+    return v
+
+
+def _seq(d: Mapping[str, Any], key: str) -> list[Any]:
+    v = d.get(key, [])
+    if not isinstance(v, list | tuple):
+        raise ParseError(f"session summary field {key!r} must be a list, got {v!r}")
+    return list(v)
+
+
+def summary_from_dict(d: Mapping[str, Any]) -> SessionSummary:
+    """Rebuild a SessionSummary from its JSON form (`dataclasses.asdict` + json round trip).
+
+    For stored summaries fed to `trend()`; raises ParseError naming the first bad field.
+    """
+    if not isinstance(d, Mapping):
+        raise ParseError(f"a session summary must be a JSON object, got {type(d).__name__}")
+    steps = []
+    for raw in _seq(d, "steps"):
+        if not isinstance(raw, Mapping):
+            raise ParseError(f"session summary step must be an object, got {raw!r}")
+        flags = {}
+        for key in ("offered", "started", "completed"):
+            v = raw.get(key, False)
+            if not isinstance(v, bool):
+                raise ParseError(f"session summary field {key!r} must be true or false, got {v!r}")
+            flags[key] = v
+        steps.append(
+            StepProgress(
+                index=_int(raw, "index") or 0,
+                title=_str(raw, "title"),
+                exposed_s=_num(raw, "exposed_s") or 0.0,
+                peak_arousal=_num(raw, "peak_arousal", optional=True),
+                pauses=_int(raw, "pauses") or 0,
+                pause_reasons=tuple(str(r) for r in _seq(raw, "pause_reasons")),
+                recovery_times_s=tuple(
+                    _num({"recovery_times_s": r}, "recovery_times_s") or 0.0
+                    for r in _seq(raw, "recovery_times_s")
+                ),
+                suds_before=_int(raw, "suds_before", optional=True),
+                suds_after=_int(raw, "suds_after", optional=True),
+                **flags,
+            )
+        )
+    suds = []
+    for raw in _seq(d, "suds"):
+        if not isinstance(raw, Mapping):
+            raise ParseError(f"session summary SUDS record must be an object, got {raw!r}")
+        suds.append(
+            SudsRecord(
+                t=_num(raw, "t") or 0.0,
+                value=_int(raw, "value") or 0,
+                prompts=tuple(str(p) for p in _seq(raw, "prompts")),
+                step_index=_int(raw, "step_index", optional=True),
+            )
+        )
+    reasons = []
+    for pair in _seq(d, "pauses_by_reason"):
+        if not (isinstance(pair, list | tuple) and len(pair) == 2 and isinstance(pair[1], int)):
+            raise ParseError(f"session summary pauses_by_reason entry is malformed: {pair!r}")
+        reasons.append((str(pair[0]), int(pair[1])))
+    return SessionSummary(
+        client_id=_str(d, "client_id"),
+        protocol_name=_str(d, "protocol_name"),
+        started_t=_num(d, "started_t") or 0.0,
+        ended_t=_num(d, "ended_t") or 0.0,
+        final_state=_str(d, "final_state"),
+        steps=tuple(steps),
+        suds=tuple(suds),
+        total_exposed_s=_num(d, "total_exposed_s") or 0.0,
+        total_pauses=_int(d, "total_pauses") or 0,
+        pauses_by_reason=tuple(reasons),
+        mean_recovery_s=_num(d, "mean_recovery_s", optional=True),
+        completed_steps=_int(d, "completed_steps") or 0,
+    )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from dataclasses import replace
 
 import pytest
 
-from biofeedback.errors import BiofeedbackError
+from biofeedback.errors import BiofeedbackError, ParseError
 from biofeedback.exposure import (
     CompleteStep,
     Consent,
@@ -15,6 +17,7 @@ from biofeedback.exposure import (
     Pause,
     SessionSummary,
     SudsAnswer,
+    summary_from_dict,
     trend,
 )
 from tests.exposure.helpers import C, T, exposing, feed
@@ -112,3 +115,34 @@ def test_trend_needs_one_client() -> None:
         trend([a, replace(a, client_id="c-2")])
     with pytest.raises(BiofeedbackError, match="at least one"):
         trend([])
+
+
+def test_summary_json_round_trip() -> None:
+    a = _session(80.0, 5.0)
+    text = json.dumps(dataclasses.asdict(a))
+    b = summary_from_dict(json.loads(text))
+    assert b == a
+    assert trend([a, replace(b, started_t=5000.0)]).sessions == 2
+
+
+@pytest.mark.parametrize(
+    ("path", "bad"),
+    [
+        (("client_id",), 3),
+        (("started_t",), "yesterday"),
+        (("steps", 0, "title"), None),
+        (("steps", 0, "recovery_times_s"), ["x"]),
+        (("steps", 0, "started"), "yes"),
+        (("suds", 0, "value"), 4.5),
+        (("pauses_by_reason",), [["arousal"]]),
+        (("mean_recovery_s",), float("nan")),
+    ],
+)
+def test_summary_from_dict_names_the_bad_field(path: tuple[object, ...], bad: object) -> None:
+    d = json.loads(json.dumps(dataclasses.asdict(_session(80.0, 5.0))))
+    target = d
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = bad
+    with pytest.raises(ParseError, match="session summary"):
+        summary_from_dict(d)
