@@ -107,6 +107,31 @@ def bench_hub(n: int = 50_000) -> None:
         )
 
 
+def bench_hub_memory(n_clients: int = 100, seconds: int = 300, rate_hz: float = 1.2) -> None:
+    """Memory of a hub holding full 5-minute histories for n clients (tracemalloc)."""
+    import gc
+    import tracemalloc
+
+    t0 = 1_700_000_000.0
+    tracemalloc.start()
+    hub = Hub()
+    beats = int(seconds * rate_hz)
+    for k in range(beats):
+        t = t0 + k / rate_hz
+        for i in range(n_clients):
+            client = f"c{i:03d}"
+            hub.ingest(f"biofeedback/v1/{client}/metrics", json.dumps(metrics(client, t, 70.0)))
+            hub.ingest(f"biofeedback/v1/{client}/arousal", json.dumps(arousal(client, t, 40.0)))
+    gc.collect()
+    current, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    points = sum(len(hub.client(c).points) for c in hub.clients())  # type: ignore[union-attr]
+    print(
+        f"hub memory, {n_clients} clients x {seconds} s of history: {current / 2**20:.1f} MiB "
+        f"({points:,} chart points, {current / points:.0f} B each)"
+    )
+
+
 SERVER = """
 import asyncio, sys
 from aiohttp import web
@@ -237,6 +262,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.skip_hub:
         bench_hub()
+        bench_hub_memory()
     asyncio.run(bench_end_to_end(args.clients, args.seconds, args.rate))
 
 

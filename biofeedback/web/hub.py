@@ -408,7 +408,8 @@ class Hub:
             if point is None:
                 return self._reject(topic_name, "arousal payload has no time stamp")
             state.arousal = point
-            self._add_point(state, point)
+            # the history keeps what the chart draws; confidence and reason ride on the update
+            self._add_point(state, {"t": point["t"], "arousal": point["arousal"]})
             message["point"] = point
         elif kind is Topic.BEAT:
             point = views.beat_point(data)
