@@ -138,7 +138,16 @@ async def client_page(request: web.Request) -> web.StreamResponse:
 
 async def healthz(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB_KEY]
-    return web.json_response({"ok": True, "clients": len(hub.clients())})
+    # counts only: nothing here names a client
+    return web.json_response(
+        {
+            "ok": hub.broker_connected is not False,
+            "broker": hub.broker_connected,
+            "clients": len(hub.clients()),
+            "sockets": hub.subscriber_count,
+            **hub.stats,
+        }
+    )
 
 
 # ---- login ---------------------------------------------------------------------------------
