@@ -266,3 +266,31 @@ async def test_broker_restart_is_shown_and_only_a_pause_waits_for_it() -> None:
                 update = await recv(ws, "update", within=5)
                 assert update["point"]["arousal"] == 55.0
                 await ws.close()
+
+
+async def test_dashboard_over_the_in_process_broker() -> None:
+    """The amqtt fallback (MQTT 3.1.1 only) carries the dashboard just the same."""
+    from tests.brokers import embedded
+
+    async with embedded("amqtt") as broker:
+        settings = broker.settings(protocol=311)
+        async with MqttLink(settings, "test-service") as service:
+            await service.subscribe(topic("c01", Topic.CMD), qos=1)
+            service.publish_kind("c01", Topic.SESSION, session_payload("c01", T0, "exposing", 0))
+            await service.drain()
+            cfg = WebConfig(mqtt=settings, therapist_secret=SECRET, link_secret=LINK_SECRET)
+            app = create_app(cfg)
+            async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+                await wait_for(lambda: app[HUB_KEY].client("c01") is not None)
+                live = Live(client, service, broker)
+                ws = await therapist_ws(live, "?client=c01")
+                assert (await recv(ws, "snapshot"))["session"]["state"] == "exposing"
+                await ws.send_json({"type": "cmd", "ref": "p", "cmd": "pause"})
+                sent = await recv(ws, "sent")
+                async with asyncio.timeout(5):
+                    msg = await anext(service.messages())
+                body = json.loads(msg.payload)
+                assert body["id"] == sent["id"]
+                service.reply(msg, "c01", payloads.reply("c01", T0 + 1, body["id"], True, None))
+                assert (await recv(ws, "reply"))["reply"]["ok"] is True
+                await ws.close()
