@@ -137,6 +137,7 @@ class ClientState:
             "step_title": session.get("step_title"),
             "steps": len(session.get("steps") or ()),
             "arousal": arousal.get("arousal"),
+            "arousal_t": arousal.get("t"),
             "upper": (session.get("thresholds") or {}).get("upper"),
             "lower": (session.get("thresholds") or {}).get("lower"),
             "hr": metrics.get("hr"),

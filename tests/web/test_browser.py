@@ -458,8 +458,26 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
                 "values": {"arousal": 74.2, "upper": 70.0} if state == "paused" else {},
             },
         )
+    # the overview is open while the data flows, so its two-minute arousal traces fill in
+    overview = await therapist_page(stack)
+    others = (("c-19bd", "exposing", 48.0, 81.0, 62), ("c-a02e", "ready", 22.0, 66.0, 15))
+    for other, state, _, _, battery in others:
+        stack.publish(
+            Topic.STATUS,
+            payloads.online_status(other, now, battery_pct=battery, device="H10"),
+            other,
+        )
+        stack.publish(
+            Topic.SESSION,
+            {**session(now, state, 0 if state == "exposing" else None), "client": other},
+            other,
+        )
     for k in range(300):
         ts = t0 + k
+        for n, (other, _, value, hr_other, _) in enumerate(others):
+            wobble = value + 5 * math.sin(k / (6.0 + 3 * n)) + 0.02 * k * (1 - 2 * n)
+            stack.publish(Topic.METRICS, {**metrics(ts, hr_other, 40.0), "client": other}, other)
+            stack.publish(Topic.AROUSAL, {**arousal(ts, wobble), "client": other}, other)
         if 200 <= k < 215:  # strap lost contact: nothing arrives, the charts must show a gap
             continue
         x = k / 300.0
@@ -485,23 +503,6 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
         ),
     )
     stack.publish(Topic.GUIDANCE, guidance(now, t0 + 152))
-    # two more clients for the overview: one calmly exposing, one whose service went away
-    for other, state, value, hr, battery in (
-        ("c-19bd", "exposing", 48.0, 81.0, 62),
-        ("c-a02e", "ready", 22.0, 66.0, 15),
-    ):
-        stack.publish(
-            Topic.STATUS,
-            payloads.online_status(other, now, battery_pct=battery, device="H10"),
-            other,
-        )
-        stack.publish(
-            Topic.SESSION,
-            {**session(now, state, 0 if state == "exposing" else None), "client": other},
-            other,
-        )
-        stack.publish(Topic.METRICS, {**metrics(now, hr, 40.0), "client": other}, other)
-        stack.publish(Topic.AROUSAL, {**arousal(now, value), "client": other}, other)
     stack.publish(Topic.STATUS, payloads.offline_status("c-a02e", now), "c-a02e")
     await stack.service.drain()
 
@@ -514,7 +515,6 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
     await page.screenshot(path=str(shots / "therapist.png"), full_page=True)
     await page.close()
 
-    overview = await therapist_page(stack)
     overview.set_default_timeout(5000)
     await overview.set_viewport_size({"width": 1400, "height": 330})
     await overview.wait_for_selector("tr[data-client='c-a02e']")

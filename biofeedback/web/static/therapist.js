@@ -4,6 +4,54 @@
 (() => {
   const STALE_S = 10;
   const rows = new Map(); // client id -> summary
+  const trails = new Map(); // client id -> [[session t, arousal|null], ...] seen since page load
+  const TRAIL_S = 120;
+
+  function remember(s) {
+    const t = s.arousal_t;
+    if (t == null) return;
+    let trail = trails.get(s.client);
+    if (!trail) trails.set(s.client, (trail = []));
+    const last = trail[trail.length - 1];
+    if (last && last[0] >= t) return;
+    trail.push([t, s.arousal]);
+    while (trail.length && trail[0][0] < t - TRAIL_S) trail.shift();
+  }
+
+  // a small arousal trace of the last two minutes, upper threshold dashed; breaks where no data
+  function sparkline(s) {
+    const c = BF.el("canvas", { class: "spark", width: 120, height: 26, title: "arousal, last 2 min" });
+    const ctx = c.getContext("2d");
+    const trail = trails.get(s.client) || [];
+    if (!trail.length) return c;
+    const end = trail[trail.length - 1][0];
+    const x = (t) => 120 - ((end - t) / TRAIL_S) * 120;
+    const y = (v) => 24 - (v / 100) * 22;
+    if (s.upper != null) {
+      ctx.strokeStyle = "#b07a20";
+      ctx.setLineDash([3, 3]);
+      ctx.beginPath();
+      ctx.moveTo(0, y(s.upper));
+      ctx.lineTo(120, y(s.upper));
+      ctx.stroke();
+      ctx.setLineDash([]);
+    }
+    ctx.strokeStyle = "#6a4c9c";
+    ctx.lineWidth = 1.5;
+    let prev = null;
+    ctx.beginPath();
+    for (const [t, v] of trail) {
+      if (v == null) {
+        prev = null;
+        continue;
+      }
+      if (prev && t - prev <= 5) ctx.lineTo(x(t), y(v));
+      else ctx.moveTo(x(t), y(v));
+      prev = t;
+    }
+    ctx.stroke();
+    return c;
+  }
   const tbody = document.querySelector("#clients tbody");
 
   function connection(s) {
@@ -48,6 +96,7 @@
           BF.el("td", {}, BF.el("span", { class: "badge " + state, "data-field": "state", text: stateText })),
           BF.el("td", { class: "num", title: s.step_title || "", text: step }),
           BF.el("td", { class: "num" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) })),
+          BF.el("td", {}, sparkline(s)),
           BF.el("td", { class: "num", "data-field": "hr", text: s.hr == null ? "–" : BF.fmt(s.hr) + " bpm" }),
           BF.el("td", { class: "num", "data-field": "quality", text: s.quality == null ? "–" : Math.round(s.quality * 100) + " %" }),
           BF.el("td", { class: "num", "data-field": "battery", text: s.battery == null ? "–" : BF.fmt(s.battery) + " %" }),
@@ -75,11 +124,15 @@
   BF.connect("/ws", {
     overview(msg) {
       rows.clear();
-      for (const s of msg.clients) rows.set(s.client, s);
+      for (const s of msg.clients) {
+        rows.set(s.client, s);
+        remember(s);
+      }
       render();
     },
     summary(msg) {
       rows.set(msg.client, msg.summary);
+      remember(msg.summary);
       soon();
     },
   });
