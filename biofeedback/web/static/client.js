@@ -150,7 +150,9 @@
     const r = await BF.command(cmd, args);
     buttons.forEach((b) => (b.disabled = false));
     if (r.ok === true) feedback(doneText);
-    else feedback("That didn't go through (" + (r.error || r.status || "no answer") + "). You can try again.");
+    else if (r.ok === false) feedback("That didn't go through (" + (r.error || r.status) + "). You can try again.");
+    // no answer: it may still arrive, and the screen follows the session either way
+    else feedback("No answer from the session yet. If nothing changes, you can try again.");
     return r;
   }
 
