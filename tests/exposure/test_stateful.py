@@ -80,6 +80,8 @@ class SessionMachine(RuleBasedStateMachine):
         self.lost = False
         self.history: list[tuple[float, float | None]] = []  # arousal as sent; None = unknown/lost
         self.adjusted = False
+        self.inputs: list[SessionInput] = []
+        self.make: Any = None
 
     @initialize(
         needs_calibration=st.booleans(),
@@ -105,7 +107,10 @@ class SessionMachine(RuleBasedStateMachine):
             checkins=CheckinCadence(every_s=every_s),
             thresholds=replace(p.thresholds, dwell_s=dwell, recovery_s=recovery, max_step_s=40.0),
         )
-        self.s = ExposureSession(p, t=0.0, client_id="c-1", needs_calibration=needs_calibration)
+        self.make = lambda: ExposureSession(
+            p, t=0.0, client_id="c-1", needs_calibration=needs_calibration
+        )
+        self.s = self.make()
         self.tracked = self.s.state
 
     # ---- driving ---------------------------------------------------------------------------------
@@ -113,6 +118,7 @@ class SessionMachine(RuleBasedStateMachine):
     def _send(self, inp: SessionInput) -> list[SessionEvent] | None:
         before = self.s.snapshot()
         seq_before = before.seq
+        self.inputs.append(inp)
         try:
             events = self.s.handle(inp)
         except CommandError:
@@ -350,6 +356,20 @@ class SessionMachine(RuleBasedStateMachine):
         for _ in range(n):
             self._send(ArousalSample(self._later(1.0), value))
 
+    def teardown(self) -> None:
+        # Determinism (what replay relies on): the same inputs give the same events and state.
+        if self.make is None:
+            return
+        again = self.make()
+        log: list[SessionEvent] = []
+        for inp in self.inputs:
+            try:
+                log += again.handle(inp)
+            except CommandError:
+                continue
+        assert _same(log, self.log)
+        assert _same(again.snapshot(), self.s.snapshot())
+
     # ---- invariants ----------------------------------------------------------------------------
 
     @invariant()
@@ -375,8 +395,13 @@ class SessionMachine(RuleBasedStateMachine):
                 assert 0 <= p.peak_arousal <= 100
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equality that treats NaN as equal to NaN (a late NaN stamp is kept in the input)."""
+    return repr(a) == repr(b)
+
+
 SessionMachine.TestCase.settings = settings(
-    max_examples=150,
+    max_examples=120,
     stateful_step_count=60,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
