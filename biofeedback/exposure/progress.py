@@ -43,6 +43,7 @@ class StepProgress:
 
     @property
     def mean_recovery_s(self) -> float | None:
+        """Mean time from pause to recovered, over the pauses that recovered."""
         r = self.recovery_times_s
         return sum(r) / len(r) if r else None
 

@@ -189,18 +189,22 @@ class ExposureSession:
 
     @property
     def state(self) -> SessionState:
+        """The current state."""
         return self._state
 
     @property
     def guidance(self) -> Guidance | None:
+        """The grounding in progress (None when none is running)."""
         return self._guidance
 
     @property
     def protocol(self) -> ExposureProtocol:
+        """The protocol this session runs."""
         return self._p
 
     @property
     def thresholds(self) -> Thresholds:
+        """The thresholds in force (the protocol's, as adjusted by the therapist)."""
         return self._th
 
     @property
@@ -464,6 +468,12 @@ class ExposureSession:
     # ---- observations ---------------------------------------------------------------------------
 
     def _on_arousal(self, s: ArousalSample, t: float) -> None:
+        if self._device_lost:
+            # Between SignalLost and SignalRestored a sample vouches for nothing: it neither
+            # restores monitoring nor counts towards a dwell or a recovery.
+            self._above_since = self._below_since = None
+            self._advance(t)
+            return
         self._last_sample_t = t
         v = s.value
         known = (

@@ -653,3 +653,16 @@ def test_late_inputs_are_handled_at_the_newest_time() -> None:
     assert ev[0].values["input_t"] == 4.0
     s.handle(ArousalSample(2.0, 90.0))
     assert s.t == 9.0
+
+
+def test_samples_during_a_signal_loss_vouch_for_nothing() -> None:
+    s = ExposureSession(protocol(), t=0.0, client_id="a", needs_calibration=False)
+    s.handle(SignalLost(0.0))
+    s.handle(ArousalSample(1.0, 50.0))
+    s.handle(OfferStep(2.0, T))
+    s.handle(SignalRestored(3.0))
+    with pytest.raises(CommandError, match="monitoring is lost"):
+        s.handle(Consent(4.0, C))
+    s.handle(ArousalSample(5.0, 50.0))
+    s.handle(Consent(6.0, C))
+    assert now(s) is S.EXPOSING

@@ -127,7 +127,9 @@ class SessionMachine(RuleBasedStateMachine):
             return None
         if isinstance(inp, ArousalSample):
             v = inp.value
-            clamped = None if v is None or not math.isfinite(v) else min(100.0, max(0.0, v))
+            clamped = None
+            if v is not None and math.isfinite(v) and not self.lost:
+                clamped = min(100.0, max(0.0, v))
             self.history.append((self.s.t, clamped))
         elif isinstance(inp, SignalLost):
             self.history.append((self.s.t, None))
