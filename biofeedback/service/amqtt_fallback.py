@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from amqtt.broker import Broker
 from amqtt.errors import AMQTTError, MQTTError
@@ -38,12 +40,26 @@ class LoopbackAuthPlugin(BaseAuthPlugin):  # type: ignore[misc]
         return True
 
 
+class _SnapshotDict(dict[str, Any]):
+    """A dict whose iteration walks a copy of its keys.
+
+    amqtt 0.12 iterates its subscription table with awaits inside the loop (retained messages
+    for a connecting client); another client subscribing meanwhile ended that connection with
+    "dictionary changed size during iteration".
+    """
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(super().keys()))
+
+
 class FallbackBroker(Broker):  # type: ignore[misc]
     """amqtt's Broker that closes the server side of every connection it accepted."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self._writers: set[asyncio.StreamWriter] = set()
+        # amqtt's attribute, untyped to mypy: replaced by a dict that iterates safely
+        setattr(self, "_subscriptions", _SnapshotDict(getattr(self, "_subscriptions")))  # noqa: B009, B010
 
     async def stream_connected(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str

@@ -14,6 +14,7 @@ import errno
 import importlib
 import json
 import logging
+import os
 import secrets
 import sys
 from collections.abc import AsyncIterator
@@ -36,6 +37,7 @@ from biofeedback.service.topics import Topic, topic
 log = logging.getLogger(__name__)
 
 DEMO_PROTOCOL = "protocols/demo.toml"
+ENV_EMBEDDED_BROKER = "BIOFEEDBACK_EMBEDDED_BROKER"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,11 +225,17 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
         yield BrokerInfo(config.mqtt.url, (config.mqtt.protocol,))
         return
     from biofeedback.errors import BrokerError
-    from biofeedback.service.broker import EmbeddedBroker
+    from biofeedback.service.broker import Backend, EmbeddedBroker
 
     port = config.mqtt.port
+    # "mosquitto", "amqtt" or "auto" (a managed Mosquitto when installed, else in-process)
+    chosen = os.environ.get(ENV_EMBEDDED_BROKER, "auto")
+    backends: dict[str, Backend] = {"auto": "auto", "mosquitto": "mosquitto", "amqtt": "amqtt"}
+    if chosen not in backends:
+        raise ConfigError(f"{ENV_EMBEDDED_BROKER}={chosen!r}: use auto, mosquitto or amqtt")
+    backend = backends[chosen]
     try:
-        broker = EmbeddedBroker(host="127.0.0.1", port=port)
+        broker = EmbeddedBroker(host="127.0.0.1", port=port, backend=backend)
         await broker.__aenter__()
     except BrokerError as exc:
         if fixed_port or port == 0 or "in use" not in str(exc):
@@ -235,7 +243,7 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
         # The default port is often taken by a system-wide Mosquitto: any free port will do,
         # and the URL is printed.
         log.warning("MQTT port %d is in use (a system broker?); using a free port", port)
-        broker = EmbeddedBroker(host="127.0.0.1", port=0)
+        broker = EmbeddedBroker(host="127.0.0.1", port=0, backend=backend)
         await broker.__aenter__()
     try:
         yield BrokerInfo(broker.url, tuple(broker.protocols))

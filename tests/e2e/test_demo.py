@@ -56,10 +56,17 @@ class Demo:
         self.proc, self.http, self.mqtt_port, self.data = proc, http, mqtt_port, data
 
 
-@pytest.fixture
-def demo(tmp_path: Path) -> Iterator[Demo]:
+@pytest.fixture(params=["auto", "amqtt"])
+def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
+    """The demo with its default embedded broker (Mosquitto here), and with the in-process
+    fallback a machine without Mosquitto gets."""
     http, mqtt_port = free_port(), free_port()
-    env = dict(os.environ, BIOFEEDBACK_THERAPIST_SECRET=SECRET, PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ,
+        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
+        BIOFEEDBACK_EMBEDDED_BROKER=request.param,
+        PYTHONUNBUFFERED="1",
+    )
     cmd = [
         sys.executable, "-m", "biofeedback.cli", "demo",
         "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
@@ -87,11 +94,20 @@ def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str,
     c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-watcher")
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
-        q.put((msg.topic, json.loads(msg.payload)))
+        if not msg.payload:
+            return  # an empty retained message clears a topic; it carries no payload
+        try:
+            q.put((msg.topic, json.loads(msg.payload)))
+        except ValueError:
+            q.put((msg.topic, {"unparseable": msg.payload.decode("utf-8", "replace")}))
+
+    def on_connect(client: mqtt.Client, *_: Any) -> None:
+        # (re)subscribe on every connect, as any well-behaved MQTT tool does
+        client.subscribe("biofeedback/v1/#", qos=1)
 
     c.on_message = on_message
+    c.on_connect = on_connect
     c.connect("127.0.0.1", port)
-    c.subscribe("biofeedback/v1/#", qos=1)
     c.loop_start()
     return c, q
 
