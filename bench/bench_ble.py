@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from biofeedback.devices.ble import BleStrap
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     DeviceEventKind,
     HeartRateMeasurement,
     Notification,

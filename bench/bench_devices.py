@@ -14,9 +14,9 @@ from collections.abc import Callable
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology
+from biofeedback.devices.readings import HeartRateMeasurement, Notification
 from biofeedback.devices.simulated import SimulatedStrap, StrapEmulator
 from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import HeartRateMeasurement, Notification
 
 
 def best_of(fn: Callable[[], int], repeats: int = 5) -> tuple[float, int]:

@@ -38,7 +38,7 @@ from biofeedback.service import payloads  # noqa: E402
 from biofeedback.service.broker import MosquittoProcess  # noqa: E402
 from biofeedback.service.mqtt import MqttLink, MqttSettings  # noqa: E402
 from biofeedback.service.topics import Topic  # noqa: E402
-from biofeedback.signal.types import (  # noqa: E402
+from biofeedback.signal.measures import (  # noqa: E402
     Arousal,
     ArousalBasis,
     BeatUpdate,

@@ -35,7 +35,7 @@ from biofeedback.service import payloads  # noqa: E402
 from biofeedback.service.broker import MosquittoProcess  # noqa: E402
 from biofeedback.service.mqtt import MqttLink, MqttSettings  # noqa: E402
 from biofeedback.service.topics import Topic  # noqa: E402
-from biofeedback.signal.types import Arousal, ArousalBasis  # noqa: E402
+from biofeedback.signal.measures import Arousal, ArousalBasis  # noqa: E402
 from biofeedback.web.auth import link_signature  # noqa: E402
 from biofeedback.web.hub import Hub  # noqa: E402
 from tests.support import free_port  # noqa: E402

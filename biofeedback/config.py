@@ -15,7 +15,7 @@ from typing import Any
 
 from biofeedback.errors import ConfigError
 from biofeedback.service.topics import valid_client_id
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_CONFIG_DIR = PACKAGE_ROOT.parent / "config"

@@ -8,7 +8,7 @@ class BiofeedbackError(Exception):
 
 
 class ConfigError(BiofeedbackError):
-    """A config or protocol file is missing, malformed or inconsistent (message names file/field)."""
+    """A config or protocol file is missing, malformed or inconsistent (names file and field)."""
 
 
 class ParseError(BiofeedbackError):

@@ -13,7 +13,9 @@ from tests.support import SHARED_DATA, free_port
 def shared_data() -> Path:
     """../shared/data with real recordings; skipped where a clone has no ../shared."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"real recordings not present at {SHARED_DATA} (a user's clone has no ../shared)")
+        pytest.skip(
+            f"real recordings not present at {SHARED_DATA} (a user's clone has no ../shared)"
+        )
     return SHARED_DATA
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     Beat,
     Device,
     DeviceEvent,

@@ -48,6 +48,13 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from biofeedback.clock import Clock
+from biofeedback.devices.readings import (
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceInfo,
+    DeviceReading,
+    Notification,
+)
 from biofeedback.devices.scan import (
     BATTERY_LEVEL_UUID,
     HEART_RATE_MEASUREMENT_UUID,
@@ -55,13 +62,6 @@ from biofeedback.devices.scan import (
     uuid16,
 )
 from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import (
-    DeviceEvent,
-    DeviceEventKind,
-    DeviceInfo,
-    DeviceReading,
-    Notification,
-)
 from biofeedback.errors import DeviceError
 
 __all__ = ["DEVICE_INFORMATION_UUIDS", "BleStrap"]

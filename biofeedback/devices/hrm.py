@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import struct
 
-from biofeedback.devices.types import HeartRateMeasurement
+from biofeedback.devices.readings import HeartRateMeasurement
 from biofeedback.errors import ParseError
 
 FLAG_HR_UINT16 = 0x01

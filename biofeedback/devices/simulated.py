@@ -28,8 +28,7 @@ import numpy as np
 from biofeedback.clock import Clock
 from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology, SimBeat, SimProfile, check_stimulus
-from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     Device,
     DeviceEvent,
     DeviceEventKind,
@@ -37,6 +36,7 @@ from biofeedback.devices.types import (
     DeviceReading,
     HeartRateMeasurement,
 )
+from biofeedback.devices.timing import BeatTimer
 from biofeedback.errors import DeviceError
 
 __all__ = ["SimProfile", "SimulatedStrap", "StrapEmulator"]

@@ -9,7 +9,7 @@ buffering), times are pushed forward just enough to stay strictly increasing, ne
 from __future__ import annotations
 
 from biofeedback.devices.hrm import parse_heart_rate_measurement
-from biofeedback.devices.types import Beat, HeartRateMeasurement, Notification
+from biofeedback.devices.readings import Beat, HeartRateMeasurement, Notification
 from biofeedback.errors import ParseError
 
 # Beats closer together than this after reconstruction are nudged apart to keep times monotonic.

@@ -6,6 +6,31 @@ Pure: no asyncio, no I/O (except `load_protocol`, which reads the file it is giv
 from __future__ import annotations
 
 from biofeedback.exposure.guidance import make_guidance, phase_at, phases
+from biofeedback.exposure.messages import (
+    AdjustThresholds,
+    ArousalSample,
+    BreathingPattern,
+    CalibrationDone,
+    ChooseGrounding,
+    Command,
+    CompleteStep,
+    Consent,
+    Decline,
+    EndSession,
+    GroundingTechnique,
+    Guidance,
+    OfferStep,
+    Pause,
+    PauseReason,
+    Role,
+    SessionEvent,
+    SessionInput,
+    SessionState,
+    SignalLost,
+    SignalRestored,
+    SudsAnswer,
+    Tick,
+)
 from biofeedback.exposure.progress import (
     ClientTrend,
     SessionSummary,
@@ -42,31 +67,6 @@ from biofeedback.exposure.session import (
     SessionLogicError,
     SessionSnapshot,
     StepInfo,
-)
-from biofeedback.exposure.types import (
-    AdjustThresholds,
-    ArousalSample,
-    BreathingPattern,
-    CalibrationDone,
-    ChooseGrounding,
-    Command,
-    CompleteStep,
-    Consent,
-    Decline,
-    EndSession,
-    GroundingTechnique,
-    Guidance,
-    OfferStep,
-    Pause,
-    PauseReason,
-    Role,
-    SessionEvent,
-    SessionInput,
-    SessionState,
-    SignalLost,
-    SignalRestored,
-    SudsAnswer,
-    Tick,
 )
 
 __all__ = [

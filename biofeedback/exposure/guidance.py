@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique, Guidance
 
 PHASE_NAMES = ("inhale", "hold_in", "exhale", "hold_out")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from biofeedback.errors import ConfigError
-from biofeedback.exposure.types import BreathingPattern, GroundingTechnique
+from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique
 
 DEFAULT_GROUNDING: tuple[GroundingTechnique, ...] = (
     GroundingTechnique.PACED_BREATHING,

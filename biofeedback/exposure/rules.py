@@ -11,7 +11,7 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ChooseGrounding,
     CompleteStep,

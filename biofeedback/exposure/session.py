@@ -25,10 +25,7 @@ from typing import Any
 
 from biofeedback.errors import BiofeedbackError, CommandError, ParseError
 from biofeedback.exposure.guidance import make_guidance
-from biofeedback.exposure.progress import SessionSummary, StepProgress, SudsRecord
-from biofeedback.exposure.protocol import ExposureProtocol, Step, Thresholds, threshold_problems
-from biofeedback.exposure.rules import ALLOWED, ROLE_RULES, Trigger
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ArousalSample,
     CalibrationDone,
@@ -51,6 +48,9 @@ from biofeedback.exposure.types import (
     SudsAnswer,
     Tick,
 )
+from biofeedback.exposure.progress import SessionSummary, StepProgress, SudsRecord
+from biofeedback.exposure.protocol import ExposureProtocol, Step, Thresholds, threshold_problems
+from biofeedback.exposure.rules import ALLOWED, ROLE_RULES, Trigger
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ A notification is stored as what arrived (receive time, device, raw bytes) plus 
 were given. Reading it back re-parses the bytes through `BeatTimer.notification`, the same path a
 live strap uses, and checks the beat times it reconstructs against the recorded ones.
 
-Commands and the other inputs of `biofeedback.exposure.types` are stored generically: `t`, `role`
+Commands and the other inputs of `biofeedback.exposure.messages` are stored generically: `t`, `role`
 and `command_id` in their own columns, every other field in the `fields` JSON; a command class
 added later is recorded and read back without a change here.
 """
@@ -19,16 +19,16 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     Beat,
     DeviceEvent,
     DeviceInfo,
     Notification,
 )
+from biofeedback.devices.timing import BeatTimer
 from biofeedback.errors import ParseError
-from biofeedback.exposure import types as xtypes
-from biofeedback.exposure.types import (
+from biofeedback.exposure import messages
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ArousalSample,
     CalibrationDone,
@@ -47,9 +47,9 @@ from biofeedback.exposure.types import (
 
 log = logging.getLogger(__name__)
 
-RecordedInput = Notification | DeviceEvent | xtypes.SessionInput
+RecordedInput = Notification | DeviceEvent | messages.SessionInput
 
-# Inputs the reader accepts by class name; anything else in the exposure types module that is a
+# Inputs the reader accepts by class name; anything else in the exposure messages module that is a
 # dataclass with a `t` field is accepted too (a command added later), but nothing outside it.
 KNOWN_INPUTS: dict[str, type[Any]] = {
     cls.__name__: cls
@@ -126,7 +126,7 @@ def _input_class(name: str) -> type[Any]:
     cls = KNOWN_INPUTS.get(name)
     if cls is not None:
         return cls
-    cand = getattr(xtypes, name, None)
+    cand = getattr(messages, name, None)
     # Only commands (they name a role) may be added without a change here.
     if (
         isinstance(cand, type)

@@ -26,9 +26,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from biofeedback.errors import RecordingError
-from biofeedback.exposure.types import SessionEvent
+from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.schema import jsonable
-from biofeedback.signal.types import BeatUpdate
+from biofeedback.signal.measures import BeatUpdate
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from typing import Any, ClassVar, Self
 
 from biofeedback import __version__
 from biofeedback.errors import RecordingError
-from biofeedback.exposure.types import SessionEvent
+from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import encode_input
 from biofeedback.recording.schema import (
     AROUSAL,
@@ -47,7 +47,7 @@ from biofeedback.recording.schema import (
     encode_row,
     jsonable,
 )
-from biofeedback.signal.types import BeatUpdate, CleanBeat, TimeDomain
+from biofeedback.signal.measures import BeatUpdate, CleanBeat, TimeDomain
 
 log = logging.getLogger(__name__)
 

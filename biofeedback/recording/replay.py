@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from biofeedback.errors import ParseError, RecordingError
-from biofeedback.exposure.types import SessionEvent
+from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import RecordedInput, build_dataclass
 from biofeedback.recording.reader import (
     RecordingInfo,
@@ -37,7 +37,7 @@ from biofeedback.recording.schema import (
     SIDECAR,
     TableSpec,
 )
-from biofeedback.signal.types import BeatUpdate
+from biofeedback.signal.measures import BeatUpdate
 
 log = logging.getLogger(__name__)
 

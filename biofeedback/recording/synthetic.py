@@ -13,14 +13,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     DeviceEvent,
     DeviceEventKind,
     DeviceInfo,
     HeartRateMeasurement,
 )
-from biofeedback.exposure.types import (
+from biofeedback.devices.timing import BeatTimer
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ChooseGrounding,
     Consent,
@@ -34,7 +34,7 @@ from biofeedback.exposure.types import (
     Tick,
 )
 from biofeedback.recording.inputs import RecordedInput
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     ArousalBasis,
     BeatUpdate,

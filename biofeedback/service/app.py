@@ -25,10 +25,10 @@ from typing import Any
 from biofeedback import __version__
 from biofeedback.clock import Clock, ScaledClock
 from biofeedback.config import AppConfig
-from biofeedback.devices.types import Device
+from biofeedback.devices.readings import Device
 from biofeedback.errors import BiofeedbackError, ConfigError
 from biofeedback.exposure import SessionSnapshot, load_protocol
-from biofeedback.exposure.types import GroundingTechnique, SessionState
+from biofeedback.exposure.messages import GroundingTechnique, SessionState
 from biofeedback.service import payloads
 from biofeedback.service.core import SessionCore
 from biofeedback.service.runner import SessionRunner

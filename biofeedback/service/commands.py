@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from biofeedback.errors import CommandError
-from biofeedback.exposure.rules import ROLE_RULES, may_send
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ChooseGrounding,
     Command,
@@ -41,6 +40,7 @@ from biofeedback.exposure.types import (
     Role,
     SudsAnswer,
 )
+from biofeedback.exposure.rules import ROLE_RULES, may_send
 from biofeedback.service import payloads
 from biofeedback.service.topics import (
     SCHEMA_VERSION,

@@ -12,10 +12,10 @@ import typing
 from dataclasses import dataclass, field, replace
 from typing import cast
 
-from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import CalibrationError, CommandError, ConfigError
 from biofeedback.exposure import ExposureProtocol, ExposureSession, SessionSnapshot
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     ArousalSample,
     CalibrationDone,
     Command,

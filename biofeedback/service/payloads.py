@@ -23,11 +23,11 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any, Protocol
 
-from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import ParseError
-from biofeedback.exposure.types import Guidance, SessionEvent
+from biofeedback.exposure.messages import Guidance, SessionEvent
 from biofeedback.service.topics import SCHEMA_VERSION, Topic
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     BeatUpdate,
     CleanBeat,

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from biofeedback.clock import Clock
-from biofeedback.devices.types import Device, DeviceEvent, DeviceEventKind
+from biofeedback.devices.readings import Device, DeviceEvent, DeviceEventKind
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import SessionSnapshot
-from biofeedback.exposure.types import Command, SessionEvent, Tick
+from biofeedback.exposure.messages import Command, SessionEvent, Tick
 from biofeedback.service import payloads
 from biofeedback.service.core import CoreOutput, SessionCore, SessionItem
 from biofeedback.service.topics import Topic

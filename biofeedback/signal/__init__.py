@@ -3,15 +3,12 @@
 Importing this package is cheap: neurokit2 and scipy are imported only when first needed.
 """
 
-# ruff: noqa: A005 -- the names biofeedback.signal and signal.types are the project's seam layout
+# ruff: noqa: A005 -- MISSION.md names this part biofeedback.signal; it never stands at top level
 
 from __future__ import annotations
 
 from biofeedback.signal.config import validate_config
-from biofeedback.signal.offline import OfflineResult, WindowArrays, compute_offline
-from biofeedback.signal.pipeline import SignalPipeline
-from biofeedback.signal.serialize import baseline_from_json, baseline_to_json
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     ArousalBasis,
     Baseline,
@@ -22,6 +19,9 @@ from biofeedback.signal.types import (
     SignalQuality,
     TimeDomain,
 )
+from biofeedback.signal.offline import OfflineResult, WindowArrays, compute_offline
+from biofeedback.signal.pipeline import SignalPipeline
+from biofeedback.signal.serialize import baseline_from_json, baseline_to_json
 
 __all__ = [
     "Arousal",

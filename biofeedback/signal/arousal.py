@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     ArousalBasis,
     Baseline,

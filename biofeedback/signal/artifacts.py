@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 
 log = logging.getLogger(__name__)
 

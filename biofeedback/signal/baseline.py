@@ -6,7 +6,7 @@ import math
 import statistics
 
 from biofeedback.errors import CalibrationError
-from biofeedback.signal.types import Baseline, SignalConfig
+from biofeedback.signal.measures import Baseline, SignalConfig
 
 _DURATION_SLACK_S = 1.0  # beats arrive at beat times: allow the last one to land a bit early
 MIN_HRV_SAMPLES = 10

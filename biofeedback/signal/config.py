@@ -6,7 +6,7 @@ import math
 
 from biofeedback.errors import ConfigError
 from biofeedback.signal.artifacts import MIN_DETECTOR_BEATS
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 
 MAX_TIME_WINDOW_S = 300.0  # keeps the exact integer sums inside int64 in the offline path
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from biofeedback.signal.types import FrequencyDomain
+from biofeedback.signal.measures import FrequencyDomain
 
 LF_BAND = (0.04, 0.15)
 HF_BAND = (0.15, 0.4)

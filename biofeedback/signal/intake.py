@@ -10,7 +10,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 
 US_PER_MS = 1000
 MIN_HR_BPM = 20.0

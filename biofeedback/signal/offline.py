@@ -22,9 +22,9 @@ from biofeedback.signal.artifacts import ArtifactSchedule
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
 from biofeedback.signal.intake import US_PER_MS, accept_offline
+from biofeedback.signal.measures import Baseline, FrequencyDomain, SignalConfig
 from biofeedback.signal.pipeline import WARM_SHARE
 from biofeedback.signal.timedomain import NN50_US
-from biofeedback.signal.types import Baseline, FrequencyDomain, SignalConfig
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]

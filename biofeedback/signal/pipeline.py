@@ -19,8 +19,7 @@ from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
 from biofeedback.signal.intake import US_PER_MS, hr_reason, rr_reason
-from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindow
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     Baseline,
     BeatUpdate,
@@ -30,6 +29,7 @@ from biofeedback.signal.types import (
     SignalQuality,
     TimeDomain,
 )
+from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindow
 
 log = logging.getLogger(__name__)
 

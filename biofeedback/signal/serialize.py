@@ -11,7 +11,7 @@ from dataclasses import asdict, fields
 from typing import Any
 
 from biofeedback.errors import ConfigError
-from biofeedback.signal.types import Baseline
+from biofeedback.signal.measures import Baseline
 
 SCHEMA = "biofeedback.baseline/1"
 _OPTIONAL = frozenset({"ln_rmssd_mean", "ln_rmssd_sd", "hf_ms2"})

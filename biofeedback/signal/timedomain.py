@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from biofeedback.signal.types import TimeDomain
+from biofeedback.signal.measures import TimeDomain
 
 NN50_US = 50_000
 CONTACT_CODES: tuple[bool | None, ...] = (None, True, False)

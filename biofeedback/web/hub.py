@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from biofeedback.errors import CommandError
-from biofeedback.exposure.types import GroundingTechnique
+from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
 from biofeedback.web import views
 from biofeedback.web.views import JsonDict

@@ -7,11 +7,11 @@ from typing import Any
 
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.hrm import encode_heart_rate_measurement
+from biofeedback.devices.readings import HeartRateMeasurement
 from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import HeartRateMeasurement
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import load_protocol
-from biofeedback.exposure.types import Pause, Role, Tick
+from biofeedback.exposure.messages import Pause, Role, Tick
 from biofeedback.service.core import SessionCore
 from biofeedback.service.runner import SessionRunner
 from biofeedback.service.topics import Topic

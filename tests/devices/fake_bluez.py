@@ -54,7 +54,7 @@ from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
 from biofeedback.devices.ble import BleStrap
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     DeviceEvent,
     DeviceEventKind,
     HeartRateMeasurement,

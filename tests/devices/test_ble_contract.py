@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
-from biofeedback.devices.types import DeviceEvent, HeartRateMeasurement, Notification
+from biofeedback.devices.readings import DeviceEvent, HeartRateMeasurement, Notification
 from biofeedback.errors import ParseError
 from tests.devices.fake_bluez import FakeBlueZ, ManualClock, StrapDriver, open_strap
 

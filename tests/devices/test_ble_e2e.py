@@ -29,7 +29,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.types import DeviceEvent, HeartRateMeasurement, Notification
+from biofeedback.devices.readings import DeviceEvent, HeartRateMeasurement, Notification
 from biofeedback.recording.reader import iter_inputs, list_sessions
 from tests.devices.fake_bluez import FakeBlueZ, FakeStrap
 from tests.support import REPO_ROOT, free_port

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from biofeedback.devices.ble import BleStrap
+from biofeedback.devices.readings import DeviceEventKind as K
 from biofeedback.devices.scan import scan
-from biofeedback.devices.types import DeviceEventKind as K
 from biofeedback.errors import DeviceError
 from tests.devices.fake_bluez import (
     FakeBlueZ,

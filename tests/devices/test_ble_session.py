@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
-from biofeedback.exposure.protocol import load_protocol
-from biofeedback.exposure.types import (
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.exposure.messages import (
     Consent,
     OfferStep,
     PauseReason,
@@ -21,8 +20,9 @@ from biofeedback.exposure.types import (
     SessionState,
     Tick,
 )
+from biofeedback.exposure.protocol import load_protocol
 from biofeedback.service.core import SessionCore
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 from tests.devices.fake_bluez import Collector, FakeBlueZ, ManualClock, StrapDriver, open_strap
 from tests.support import REPO_ROOT
 

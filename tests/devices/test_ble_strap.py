@@ -13,9 +13,9 @@ import pytest
 
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.ble import BleStrap
+from biofeedback.devices.readings import DeviceEventKind as K
+from biofeedback.devices.readings import Notification
 from biofeedback.devices.scan import StrapAdvert, scan
-from biofeedback.devices.types import DeviceEventKind as K
-from biofeedback.devices.types import Notification
 from biofeedback.errors import DeviceError
 from tests.devices.fake_bluez import (
     BATTERY_LEVEL,

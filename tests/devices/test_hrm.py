@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
-from biofeedback.devices.types import HeartRateMeasurement
+from biofeedback.devices.readings import HeartRateMeasurement
 from biofeedback.errors import ParseError
 
 BumbleHRM = HeartRateService.HeartRateMeasurement

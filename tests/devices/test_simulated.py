@@ -12,14 +12,14 @@ from hypothesis import strategies as st
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.hrm import parse_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology
-from biofeedback.devices.simulated import SimProfile, SimulatedStrap, StrapEmulator
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     Beat,
     DeviceEvent,
     DeviceEventKind,
     DeviceReading,
     Notification,
 )
+from biofeedback.devices.simulated import SimProfile, SimulatedStrap, StrapEmulator
 from biofeedback.errors import ConfigError, DeviceError, ParseError
 
 

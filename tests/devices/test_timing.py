@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology
+from biofeedback.devices.readings import HeartRateMeasurement
 from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import HeartRateMeasurement
 
 
 def _m(*rr: int, hr: int = 70, contact: bool | None = True) -> HeartRateMeasurement:

@@ -13,8 +13,7 @@ from typing import Any
 
 from biofeedback.devices.physiology import SimProfile
 from biofeedback.devices.simulated import StrapEmulator
-from biofeedback.exposure.protocol import load_protocol
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     Consent,
     GroundingTechnique,
     Role,
@@ -22,10 +21,11 @@ from biofeedback.exposure.types import (
     SudsAnswer,
     Tick,
 )
+from biofeedback.exposure.protocol import load_protocol
 from biofeedback.recording import RecordingInfo, SessionRecorder, record_output
 from biofeedback.recording.replay import meta_dataclass
 from biofeedback.service.core import SessionCore
-from biofeedback.signal.types import SignalConfig
+from biofeedback.signal.measures import SignalConfig
 from tests.support import REPO_ROOT
 
 PROTOCOL = REPO_ROOT / "config" / "protocols" / "demo.toml"

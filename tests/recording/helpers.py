@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from biofeedback.exposure.types import Role, SessionEvent, SessionState
+from biofeedback.exposure.messages import Role, SessionEvent, SessionState
 from biofeedback.recording import SessionRecorder
 from biofeedback.recording.synthetic import Step, synthetic_session
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from biofeedback.devices.types import DeviceEvent, DeviceEventKind, Notification
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.recording import iter_inputs, open_session, replay_session, write_report
 from biofeedback.recording.summary import summarize
 from tests.recording.closed_loop import core_from_recording, run_session

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from biofeedback.exposure.types import Role, SessionEvent, SessionState
+from biofeedback.exposure.messages import Role, SessionEvent, SessionState
 from tests.recording.helpers import START_T, steps
 
 LSL_CFG = """

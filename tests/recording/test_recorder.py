@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from biofeedback.devices.types import Notification
+from biofeedback.devices.readings import Notification
 from biofeedback.errors import RecordingError
-from biofeedback.exposure.types import Role, SessionEvent, SessionState, Tick
+from biofeedback.exposure.messages import Role, SessionEvent, SessionState, Tick
 from biofeedback.recording import (
     SessionRecorder,
     iter_input_rows,
@@ -181,8 +181,8 @@ def test_beat_times_survive_a_timer_reset_and_foreign_timing(tmp_path: Path) -> 
     from dataclasses import replace
 
     from biofeedback.devices.hrm import encode_heart_rate_measurement
+    from biofeedback.devices.readings import HeartRateMeasurement
     from biofeedback.devices.timing import BeatTimer
-    from biofeedback.devices.types import HeartRateMeasurement
 
     timer = BeatTimer("dev")
     pay = encode_heart_rate_measurement(HeartRateMeasurement(60, True, True, None, (1024, 1024)))

@@ -61,7 +61,7 @@ def test_config_and_baseline_rebuilt_from_the_sidecar(tmp_path: Path) -> None:
     from biofeedback.errors import RecordingError
     from biofeedback.recording.replay import meta_dataclass
     from biofeedback.recording.schema import jsonable
-    from biofeedback.signal.types import Baseline, SignalConfig
+    from biofeedback.signal.measures import Baseline, SignalConfig
 
     cfg = SignalConfig(short_window_s=27.3, calibration_min_beats=25, paced_breathing_hz=0.1)
     base = Baseline("c", START_T, 120.0, 140, 0.0125, 71.3, 3.1, 3.7, 0.2, None)

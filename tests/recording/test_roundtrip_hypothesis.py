@@ -10,14 +10,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.timing import BeatTimer
-from biofeedback.devices.types import (
+from biofeedback.devices.readings import (
     DeviceEvent,
     DeviceEventKind,
     DeviceInfo,
     HeartRateMeasurement,
 )
-from biofeedback.exposure.types import (
+from biofeedback.devices.timing import BeatTimer
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ChooseGrounding,
     CompleteStep,

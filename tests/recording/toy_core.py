@@ -6,9 +6,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from biofeedback.devices.types import DeviceEvent, Notification
-from biofeedback.exposure.types import Role, SessionEvent, SessionState
-from biofeedback.signal.types import (
+from biofeedback.devices.readings import DeviceEvent, Notification
+from biofeedback.exposure.messages import Role, SessionEvent, SessionState
+from biofeedback.signal.measures import (
     Arousal,
     ArousalBasis,
     BeatUpdate,

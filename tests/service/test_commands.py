@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biofeedback.errors import CommandError
-from biofeedback.exposure.rules import ROLE_RULES
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     AdjustThresholds,
     ChooseGrounding,
     GroundingTechnique,
@@ -21,6 +20,7 @@ from biofeedback.exposure.types import (
     Role,
     SudsAnswer,
 )
+from biofeedback.exposure.rules import ROLE_RULES
 from biofeedback.service import payloads
 from biofeedback.service.commands import (
     COMMANDS,

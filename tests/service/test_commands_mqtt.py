@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from biofeedback.exposure.types import Command, Pause, Role, SudsAnswer
+from biofeedback.exposure.messages import Command, Pause, Role, SudsAnswer
 from biofeedback.service import payloads
 from biofeedback.service.commands import CommandDeduper, serve_commands
 from biofeedback.service.mqtt import IncomingMessage, MqttLink

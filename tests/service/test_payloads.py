@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from biofeedback.devices.types import DeviceEvent, DeviceEventKind, DeviceInfo, Notification
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, DeviceInfo, Notification
 from biofeedback.errors import ParseError
 from biofeedback.exposure import ExposureSession, load_protocol
 from biofeedback.exposure.guidance import make_guidance
-from biofeedback.exposure.types import (
+from biofeedback.exposure.messages import (
     ArousalSample,
     BreathingPattern,
     CalibrationDone,
@@ -31,7 +31,7 @@ from biofeedback.exposure.types import (
 )
 from biofeedback.service import payloads
 from biofeedback.service.topics import Topic
-from biofeedback.signal.types import (
+from biofeedback.signal.measures import (
     Arousal,
     ArousalBasis,
     BeatUpdate,

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique, Guidance
 from biofeedback.service import payloads
 from biofeedback.service.mqtt import IncomingMessage, MqttLink
 from biofeedback.service.topics import Topic, topic
-from biofeedback.signal.types import Arousal, ArousalBasis
+from biofeedback.signal.measures import Arousal, ArousalBasis
 from biofeedback.web import WebConfig, create_app
 from biofeedback.web.app import CONFIG_KEY, client_url
 from tests.brokers import mosquitto_plain

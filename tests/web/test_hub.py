@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from biofeedback.errors import CommandError
+from biofeedback.exposure.messages import ArousalSample, Consent, OfferStep, Role, Tick
 from biofeedback.exposure.protocol import load_protocol
 from biofeedback.exposure.session import ExposureSession
-from biofeedback.exposure.types import ArousalSample, Consent, OfferStep, Role, Tick
 from biofeedback.service import payloads
-from biofeedback.signal.types import Arousal, ArousalBasis
+from biofeedback.signal.measures import Arousal, ArousalBasis
 from biofeedback.web import views
 from biofeedback.web.hub import Hub, HubLimits, validate_command
 from tests.support import REPO_ROOT
@@ -94,7 +94,7 @@ def test_real_session_snapshots_and_events_become_page_state() -> None:
 
 
 def test_guidance_payload_gives_the_pacer_schedule() -> None:
-    from biofeedback.exposure.types import BreathingPattern, GroundingTechnique, Guidance
+    from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique, Guidance
 
     g = Guidance(
         T0, GroundingTechnique.PACED_BREATHING, BreathingPattern(4.0, 1.0, 6.0, 0.0), "Slowly."

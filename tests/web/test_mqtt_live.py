@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from biofeedback.service import payloads
 from biofeedback.service.mqtt import IncomingMessage, MqttLink
 from biofeedback.service.topics import Topic, topic
-from biofeedback.signal.types import Arousal, ArousalBasis
+from biofeedback.signal.measures import Arousal, ArousalBasis
 from biofeedback.web import WebConfig, create_app
 from biofeedback.web.app import HUB_KEY
 from biofeedback.web.hub import HubLimits

@@ -1,4 +1,4 @@
-"""What crosses the devices seam: parsed measurements, timed beats, device events, the Device protocol.
+"""What crosses the devices seam: parsed measurements, timed beats, device events, Device.
 
 Times (`t`) are float seconds on the session clock: Unix epoch seconds for real straps, a virtual
 (possibly accelerated) epoch for the simulated strap. Nothing downstream reads a clock of its own.

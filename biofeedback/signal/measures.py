@@ -3,8 +3,6 @@
 Pure data. Times are float seconds on the session clock, given by the caller.
 """
 
-# ruff: noqa: A005 -- the names biofeedback.signal and signal.types are the project's seam layout
-
 from __future__ import annotations
 
 import enum

@@ -3,7 +3,6 @@
 Pure data; every input carries its own time `t` (session clock seconds).
 """
 
-# ruff: noqa: A005  (the seam module is named types.py by the project layout)
 from __future__ import annotations
 
 import enum
