@@ -123,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Libraries that narrate their own internals at INFO; their warnings still show.
+_CHATTY = ("amqtt", "transitions", "aiohttp.access", "bleak", "matplotlib")
+
+
 def _setup_logging(level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, level),
@@ -130,6 +134,9 @@ def _setup_logging(level: str) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    if level != "DEBUG":
+        for name in _CHATTY:
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -152,6 +152,10 @@ class SessionRunner:
             for kind, payload in payloads.update_payloads(self._client, u):
                 self.publisher.publish_kind(self._client, kind, payload)
         for ev in out.events:
+            if ev.kind == "transition":
+                log.info(
+                    "session %s -> %s (%s): %s", ev.from_state, ev.to_state, ev.actor, ev.reason
+                )
             self.publisher.publish_kind(
                 self._client, Topic.EVENT, payloads.session_event(self._client, ev)
             )
