@@ -554,7 +554,7 @@ class ExposureSession:
                     Role.SYSTEM,
                     t,
                     Trigger.AROUSAL_HIGH,
-                    f"arousal at or above {self._th.upper:g} for {t - self._above_since:g} s",
+                    f"arousal at or above {self._th.upper:g} for {t - self._above_since:.1f} s",
                     {
                         "arousal": self._last_value,
                         "upper": self._th.upper,
