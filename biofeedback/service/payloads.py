@@ -115,7 +115,11 @@ class StatusTracker:
 
     def update(self, e: DeviceEvent) -> dict[str, Any]:
         """Fold one device event in and return the new status payload."""
-        self._fields.update(_status_fields(e))
+        fields = _status_fields(e)
+        if e.kind is DeviceEventKind.CONNECTED and self._fields.get("signal") is False:
+            # A reconnect is not a signal yet: that is SIGNAL_RESTORED, at the first valid beat.
+            fields.pop("signal")
+        self._fields.update(fields)
         return online_status(self.client_id, e.t, **self._fields)
 
 

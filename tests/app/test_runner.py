@@ -94,3 +94,14 @@ def test_beats_are_published_and_commands_answered() -> None:
     assert out.command is not None
     assert out.command.command_id == "p1"
     assert pub.kinds(Topic.SESSION), "the session state was not published"
+
+
+def test_status_says_no_signal_until_data_flows_again() -> None:
+    from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
+    from biofeedback.service.payloads import StatusTracker
+
+    st = StatusTracker("c1")
+    assert st.update(DeviceEvent(1.0, "strap", DeviceEventKind.CONNECTED))["signal"] is True
+    assert st.update(DeviceEvent(2.0, "strap", DeviceEventKind.SIGNAL_LOST))["signal"] is False
+    assert st.update(DeviceEvent(3.0, "strap", DeviceEventKind.CONNECTED))["signal"] is False
+    assert st.update(DeviceEvent(4.0, "strap", DeviceEventKind.SIGNAL_RESTORED))["signal"] is True
