@@ -108,6 +108,13 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(S.STEP_OFFERED, T.DECLINE, S.READY, "client", "offer withdrawn"),
     Transition(S.STEP_OFFERED, T.OFFER_STEP, S.STEP_OFFERED, "therapist", "a different offer"),
     Transition(S.STEP_OFFERED, T.PAUSE, S.PAUSED, _CT, "offer withdrawn"),
+    Transition(
+        S.STEP_OFFERED,
+        T.AROUSAL_HIGH,
+        S.PAUSED,
+        "system",
+        "offer withdrawn: arousal >= upper for dwell_s",
+    ),
     Transition(S.STEP_OFFERED, T.END, S.DEBRIEF, "therapist"),
     # exposing
     Transition(S.EXPOSING, T.PAUSE, S.PAUSED, _CT),
@@ -145,14 +152,39 @@ TRANSITIONS: tuple[Transition, ...] = (
         "system: auto_offer and the last pause was the system's (arousal, signal, step length)",
     ),
     Transition(S.RECOVERED, T.PAUSE, S.PAUSED, _CT, "hold: recovery must be shown again"),
+    Transition(
+        S.RECOVERED,
+        T.AROUSAL_HIGH,
+        S.PAUSED,
+        "system",
+        "arousal >= upper for dwell_s: ground again",
+    ),
+    Transition(
+        S.RECOVERED,
+        T.OFFER_STEP,
+        S.STEP_OFFERED,
+        "therapist|system",
+        "therapist: a different step; system: auto_offer re-offers a step withdrawn on arousal",
+    ),
     # resume offered
     Transition(S.RESUME_OFFERED, T.CONSENT, S.EXPOSING, "client", "monitoring ok"),
     Transition(S.RESUME_OFFERED, T.DECLINE, S.PAUSED, "client", "offer withdrawn"),
     Transition(S.RESUME_OFFERED, T.PAUSE, S.PAUSED, _CT, "offer withdrawn"),
+    Transition(
+        S.RESUME_OFFERED,
+        T.AROUSAL_HIGH,
+        S.PAUSED,
+        "system",
+        "offer withdrawn: arousal >= upper for dwell_s",
+    ),
     Transition(S.RESUME_OFFERED, T.OFFER_RESUME, S.RESUME_OFFERED, "therapist", "offer renewed"),
     # step complete
     Transition(
-        S.STEP_COMPLETE, T.OFFER_STEP, S.STEP_OFFERED, "therapist|system", "system: auto_offer"
+        S.STEP_COMPLETE,
+        T.OFFER_STEP,
+        S.STEP_OFFERED,
+        "therapist|system",
+        "system: auto_offer, once a fresh arousal value is below lower",
     ),
     Transition(
         S.STEP_COMPLETE, T.ALL_STEPS_DONE, S.DEBRIEF, "system", "auto_offer and no step left"
@@ -170,7 +202,7 @@ TRANSITIONS: tuple[Transition, ...] = (
     ),
     *(
         Transition(src, T.OFFER_STEP, S.STEP_OFFERED, "therapist", "a different step")
-        for src in _STEP_STATES_PAUSED
+        for src in (S.PAUSED, S.GROUNDING, S.RESUME_OFFERED)
     ),
     *(
         Transition(src, T.COMPLETE_STEP, S.STEP_COMPLETE, "therapist")

@@ -9,6 +9,9 @@ Safety rules enforced here (docs/session.md has the full table):
 - the client's Pause is accepted in every state and is never rejected;
 - arousal pauses only when held at/above `upper` for `dwell_s`; recovery needs arousal below
   `lower` continuously for `recovery_s`; unknown or stale values count towards neither;
+- the same dwell withdraws an open offer (and ends a `recovered` hold) and starts grounding, so
+  no consent can start an exposure its own dwell rule would pause at once; automatic offers of
+  the next step wait for a fresh arousal value below `lower`;
 - while monitoring is lost (SignalLost, or no arousal sample for `signal_timeout_s`) exposure is
   paused and a Consent is refused;
 - a rejected command raises CommandError and changes nothing (no event, no state, no time).
@@ -167,6 +170,10 @@ class ExposureSession:
         self._last_pause_seq = 0
         self._measure_recovery = False
         self._auto_resume_ok = False
+        # Kind of offer ("step") the system withdrew on arousal and re-makes after recovery.
+        self._reoffer: str | None = None
+        # auto_offer: the next step waits in step_complete until arousal is below lower.
+        self._next_offer_waiting = False
         self._device_lost = False
         self._last_sample_t: float | None = None
         self._last_value: float | None = None
@@ -322,6 +329,13 @@ class ExposureSession:
                 raise CommandError(
                     "monitoring is lost (no heart signal); exposure cannot start until the signal "
                     "is back. Nothing has started."
+                )
+            if self._dwell_reached(t):
+                assert self._above_since is not None
+                raise CommandError(
+                    f"arousal has been at or above {self._th.upper:g} for "
+                    f"{t - self._above_since:.1f} s (dwell {self._th.dwell_s:g} s): the offer is "
+                    "being withdrawn so the client can ground first. Nothing has started."
                 )
         elif isinstance(inp, Decline):
             if self._offer is None:
@@ -510,6 +524,23 @@ class ExposureSession:
         else:
             self._below_since = None
 
+    def _dwell_reached(self, t: float) -> bool:
+        """Arousal held at/above upper for dwell_s up to t (fresh, known values only)."""
+        return (
+            self._above_since is not None
+            and self._fresh(t)
+            and t - self._above_since >= self._th.dwell_s
+        )
+
+    def _calm(self, t: float) -> bool:
+        """The newest arousal value is known, fresh and below lower (unknown is not calm)."""
+        return (
+            self.monitoring_ok(t)
+            and self._fresh(t)
+            and self._last_value is not None
+            and self._last_value < self._th.lower
+        )
+
     def _fresh(self, t: float) -> bool:
         return (
             not self._device_lost
@@ -586,6 +617,13 @@ class ExposureSession:
                 if t - last >= self._p.checkins.every_s:
                     self._last_periodic = t
                     self._checkin("periodic", self._step)
+        elif st in (S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED) and self._dwell_reached(t):
+            self._withdraw(t)
+        elif st is S.STEP_COMPLETE and self._next_offer_waiting and self._calm(t):
+            self._next_offer_waiting = False
+            nxt = self._next_pending_step()
+            if nxt is not None:
+                self._make_offer("step", nxt, Role.SYSTEM, Trigger.OFFER_STEP)
         elif st in (S.PAUSED, S.GROUNDING) and self._paused_at is not None:
             since = self._below_since
             if since is not None and ok and t - max(since, self._paused_at) >= self._th.recovery_s:
@@ -614,7 +652,50 @@ class ExposureSession:
         if self._p.checkins.after_recovery:
             self._checkin("after_recovery", self._step)
         if self._p.options.auto_offer and self._auto_resume_ok:
-            self._make_offer("resume", self._step, Role.SYSTEM, Trigger.OFFER_RESUME)
+            if self._reoffer == "step":
+                self._make_offer("step", self._step, Role.SYSTEM, Trigger.OFFER_STEP)
+            else:
+                self._make_offer("resume", self._step, Role.SYSTEM, Trigger.OFFER_RESUME)
+
+    def _withdraw(self, t: float) -> None:
+        """Arousal held high for the dwell while an offer is open (or while recovered): ground.
+
+        Goes through `paused` (reason arousal) like an exposure pause, so the preferred grounding
+        starts at once and recovery follows the normal rule. An exposure pause still waiting for
+        its recovery keeps its start time (the measured time to recover covers both).
+        """
+        assert self._above_since is not None
+        st = self._state
+        offer = self._offer
+        measure, paused_at, auto_ok = self._measure_recovery, self._paused_at, self._auto_resume_ok
+        if offer is not None:
+            self._step = offer.step
+        kind = offer.kind if offer is not None else None
+        held = t - self._above_since
+        what = f"{kind} offer withdrawn" if kind else "recovery no longer holds"
+        self._pause(
+            PauseReason.AROUSAL,
+            Role.SYSTEM,
+            t,
+            Trigger.AROUSAL_HIGH,
+            f"{what}: arousal at or above {self._th.upper:g} for {held:.1f} s",
+            {
+                "arousal": self._last_value,
+                "upper": self._th.upper,
+                "dwell_s": self._th.dwell_s,
+                "above_since": self._above_since,
+                "withdrawn_offer": kind,
+                "step": self._step,
+                "from": st.value,
+            },
+        )
+        if measure and paused_at is not None:
+            self._measure_recovery = True
+            self._paused_at = paused_at
+        # A step offer is re-made after recovery (auto_offer); a resume offer or a recovered hold
+        # keeps whatever the last real pause allowed (after a client pause: only the therapist).
+        self._auto_resume_ok = True if kind == "step" else auto_ok
+        self._reoffer = kind
 
     def _on_signal_lost(self, inp: SignalLost, t: float) -> None:
         self._device_lost = True
@@ -693,6 +774,7 @@ class ExposureSession:
     ) -> None:
         st = self._state
         vals = {"pause_reason": reason.value, **(values or {})}
+        self._reoffer = None
         if st is S.EXPOSING:
             assert self._step is not None
             self._close_segment(t)
@@ -727,7 +809,7 @@ class ExposureSession:
     def _on_pause(self, inp: Pause, role: Role, t: float) -> None:
         st = self._state
         reason = PauseReason.CLIENT if role is Role.CLIENT else PauseReason.THERAPIST
-        note = {"note": str(inp.note)} if inp.note else {}
+        note: dict[str, Any] = {"note": str(inp.note)} if inp.note else {}
         if st in (S.EXPOSING, S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED):
             if st is S.STEP_OFFERED and self._offer is not None:
                 self._step = self._offer.step
@@ -738,6 +820,10 @@ class ExposureSession:
             if role is Role.CLIENT or self._pause_reason is not PauseReason.CLIENT:
                 self._pause_reason = reason
             self._auto_resume_ok = False
+        if st is S.STEP_COMPLETE and self._next_offer_waiting:
+            # A pause between steps means "not yet": only the therapist offers the next one.
+            self._next_offer_waiting = False
+            note = {**note, "auto_offer_cancelled": True}
         if (st, Trigger.PAUSE, st) not in ALLOWED:
             raise SessionLogicError(f"no acknowledging pause row for state {st.value}")
         ev = self._emit(
@@ -752,6 +838,8 @@ class ExposureSession:
     def _make_offer(self, kind: str, step: int, actor: Role, trigger: Trigger) -> None:
         target = S.RESUME_OFFERED if kind == "resume" else S.STEP_OFFERED
         new_step = kind == "step"
+        self._next_offer_waiting = False
+        self._reoffer = None
         if new_step and self._step is not None and self._step != step:
             self._close_segment(self._t)
         info = self._p.steps[step]
@@ -832,10 +920,25 @@ class ExposureSession:
             nxt = self._next_pending_step()
             if nxt is None:
                 self._go(S.DEBRIEF, Trigger.ALL_STEPS_DONE, Role.SYSTEM, "every step is complete")
-            else:
+            elif self._calm(t):
                 self._make_offer("step", nxt, Role.SYSTEM, Trigger.OFFER_STEP)
+            else:
+                # Never put an offer in front of a client who is not calm: wait for a fresh value
+                # below lower (unknown arousal waits too); the therapist can always offer.
+                self._next_offer_waiting = True
+                self._emit(
+                    "offer_waiting",
+                    Role.SYSTEM,
+                    f"step {nxt} will be offered once arousal is below {self._th.lower:g}",
+                    {
+                        "step": nxt,
+                        "arousal": self._last_value if self._fresh(t) else None,
+                        "lower": self._th.lower,
+                    },
+                )
 
     def _on_end(self, t: float) -> None:
+        self._next_offer_waiting = False
         if self._state is S.DEBRIEF:
             self._guidance = None
             self._go(S.ENDED, Trigger.END, Role.THERAPIST, "session ended")

@@ -623,6 +623,10 @@ def test_auto_offer_and_auto_complete_still_need_consent() -> None:
     s.handle(Consent(100.0, C))
     ev = feed(s, 100, 170, 50.0)
     assert ("exposing", "step_complete") in transitions(ev)
+    # Arousal 50 is not below lower (40): the next offer waits for calm.
+    assert now(s) is S.STEP_COMPLETE
+    assert any(e.kind == "offer_waiting" for e in ev)
+    s.handle(ArousalSample(170.0, 30.0))
     assert now(s) is S.STEP_OFFERED
     assert s.snapshot().step_index == 1
     s.handle(Consent(171.0, C))
