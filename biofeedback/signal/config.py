@@ -57,6 +57,17 @@ def validate_config(c: SignalConfig) -> SignalConfig:
             "artifact_buffer_beats",
             f"must be at least artifact_every_beats + artifact_lag_beats and {MIN_DETECTOR_BEATS}",
         )
+    thr = c.provisional_threshold
+    if thr is not None and (
+        isinstance(thr, bool)
+        or not isinstance(thr, (int, float))
+        or not math.isfinite(thr)
+        or not 0.0 <= thr < 1.0
+    ):
+        raise bad("provisional_threshold", "must be 0 (screen off) or a fraction below 1")
+    pb = c.provisional_beats
+    if isinstance(pb, bool) or not isinstance(pb, int) or pb < 3:
+        raise bad("provisional_beats", "must be an integer of at least 3")
     for name in (
         "min_quality",
         "hr_only_confidence",

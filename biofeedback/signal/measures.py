@@ -26,6 +26,11 @@ class SignalConfig:
     artifact_buffer_beats: int = 64  # beats handed to the detector per run
     artifact_every_beats: int = 8  # one detector run per this many accepted beats
     artifact_lag_beats: int = 6  # a beat is judged once it has this many successors
+    # Provisional screen at intake (docs/arousal.md, artifact handling): until the detector has
+    # judged it, a beat deviating from the median of the previous `provisional_beats` raw RR of
+    # the segment by more than this fraction enters the metrics as that median. 0 or None: off.
+    provisional_threshold: float | None = 0.2
+    provisional_beats: int = 9  # odd: the median is then one of the beats, an exact value
     fast_beats: int = 5  # the fast heart rate is the median of this many newest beats
     # While paced breathing is guided, the fast heart rate spans one whole breath (at most this
     # many beats): the heart-rate swing of slow breathing is the guidance working, not arousal.
@@ -47,16 +52,20 @@ class SignalConfig:
 class CleanBeat:
     """A beat after plausibility checks and artifact correction.
 
-    The beat in the update of its own input is provisional (`corrected` False): the artifact
-    detector judges it a few beats later, and if it was an artifact it comes back corrected in
-    that later update's `BeatUpdate.revised` (same `t`).
+    The beat in the update of its own input is provisional: the artifact detector judges it a
+    few beats later. A beat the intake screen found implausible enters the metrics as a local
+    median (`corrected` True, `artifact` "provisional"); other beats enter raw (`corrected`
+    False). When the detector judges an artifact, the beat comes back corrected in that later
+    update's `BeatUpdate.revised` (same `t`); when it judges a screened beat normal, the beat
+    comes back there with its raw value and `corrected` False. Beats never judged (the last few
+    before a gap) keep their intake value.
     """
 
     t: float
     rr_ms: float  # the value used for metrics (corrected when `corrected`)
     raw_rr_ms: float  # what the strap sent
     corrected: bool
-    artifact: str | None  # "ectopic", "missed", "extra", "longshort" or None
+    artifact: str | None  # "ectopic", "missed", "extra", "longshort", "provisional" or None
     contact: bool | None
 
 
@@ -147,5 +156,6 @@ class BeatUpdate:
     frequency: FrequencyDomain | None  # set only on updates where it was recomputed
     quality: SignalQuality
     arousal: Arousal
-    # earlier beats the artifact detector judged as artifacts during this update, corrected values
+    # earlier beats whose value the artifact detector changed during this update: artifacts with
+    # their corrected value, and screened beats judged normal restored to raw (corrected False)
     revised: tuple[CleanBeat, ...] = ()

@@ -12,6 +12,7 @@ the vectorised stage, or series that were cleaned already).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,7 +24,7 @@ from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
 from biofeedback.signal.intake import US_PER_MS, accept_offline
 from biofeedback.signal.measures import Baseline, FrequencyDomain, SignalConfig
-from biofeedback.signal.pipeline import WARM_SHARE
+from biofeedback.signal.pipeline import PROVISIONAL, WARM_SHARE
 from biofeedback.signal.timedomain import NN50_US
 
 F64 = npt.NDArray[np.float64]
@@ -50,9 +51,10 @@ class OfflineResult:
     t: F64
     accepted: B
     rr_ms: F64  # the value the beat entered the windows with (NaN when rejected)
-    final_rr_ms: F64  # after artifact correction (NaN when rejected)
-    corrected: B  # the detector replaced this beat (at some later input)
-    artifact: list[str | None]
+    final_rr_ms: F64  # after every judgement (NaN when rejected; intake value if never judged)
+    corrected: B  # final state: the detector replaced it, or it kept a provisional value
+    artifact: list[str | None]  # final state, as `corrected`
+    provisional: B  # the intake screen replaced it (until judged)
     fast_hr_bpm: F64
     short: WindowArrays
     long: WindowArrays
@@ -74,6 +76,7 @@ class _Corrections:
     corrected: B
     artifact: list[str | None]
     known_upto: I64  # per accepted beat j: the last beat judged by the time j arrived
+    judged: B  # the detector judged this beat (at some input)
 
 
 def _segments(ta: F64, gap_before: B, config: SignalConfig) -> I64:
@@ -94,6 +97,7 @@ def _correct(raw: I64, seg: I64, config: SignalConfig, enabled: bool) -> _Correc
     corrected = np.zeros(m, dtype=np.bool_)
     artifact: list[str | None] = [None] * m
     run_upto = np.full(m, -1, dtype=np.int64)
+    judged_mask = np.zeros(m, dtype=np.bool_)
     if enabled and m:
         sched = ArtifactSchedule(config)
         starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
@@ -113,8 +117,34 @@ def _correct(raw: I64, seg: I64, config: SignalConfig, enabled: bool) -> _Correc
                         artifact[s + jd.k] = jd.artifact
                 if judged >= 0:
                     run_upto[s + k] = s + judged
+            judged_mask[s : s + judged + 1] = True
     known = np.maximum(np.maximum.accumulate(run_upto), seg - 1)
-    return _Corrections(final, corrected, artifact, known)
+    return _Corrections(final, corrected, artifact, known, judged_mask)
+
+
+def _screen(raw: I64, seg: I64, config: SignalConfig) -> tuple[I64, B]:
+    """The intake screen of `SignalPipeline.push_rr`: (values entering the metrics, screened).
+
+    Beat i is compared with the median of the `provisional_beats` raw values before it in its
+    segment (none before that many are in), the same arithmetic as the streaming path."""
+    m = len(raw)
+    n = config.provisional_beats
+    thr = float(config.provisional_threshold or 0.0)
+    flagged = np.zeros(m, dtype=np.bool_)
+    if not thr or m <= n:
+        return raw, flagged
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    ref = np.full(m, np.nan)
+    ref[n:] = np.median(sliding_window_view(raw[:-1], n), axis=1)
+    eligible = (np.arange(m) - seg) >= n
+    with np.errstate(invalid="ignore"):
+        flagged = eligible & (np.abs(raw - ref) > thr * ref)
+    if not flagged.any():
+        return raw, flagged
+    screened = raw.copy()
+    screened[flagged] = np.rint(ref[flagged]).astype(np.int64)
+    return screened, flagged
 
 
 def _prefix(a: npt.NDArray[np.int64]) -> I64:
@@ -148,6 +178,7 @@ def _windows(
     fin: _Prefixes,
     rawp: _Prefixes,
     pc: I64,
+    pp: I64,
     cor: _Corrections,
     seg: I64,
     window_s: float,
@@ -179,7 +210,7 @@ def _windows(
     jd = np.where(junction, raw[np.minimum(rs, m - 1)] - xf[np.maximum(fe - 1, 0)], 0)
     d2 = d2 + jd * jd
     nn = nn + (np.abs(jd) > NN50_US)
-    ncorr = pc[fe] - pc[lo]
+    ncorr = (pc[fe] - pc[lo]) + (pp[j + 1] - pp[rs])
     mean_ms = s1 / n / 1000.0
     with np.errstate(divide="ignore", invalid="ignore"):
         var = (n * s2 - s1 * s1).astype(np.float64) / (n * (n - 1)).astype(np.float64)
@@ -228,7 +259,7 @@ def compute_offline(
     baseline: Baseline | None = None,
     *,
     gap_before: npt.ArrayLike | None = None,
-    contact: npt.ArrayLike | None = None,
+    contact: Sequence[bool | None] | npt.ArrayLike | None = None,
     artifacts: bool = True,
     frequency: bool = False,
     paced_hz: float | None = None,
@@ -257,13 +288,17 @@ def compute_offline(
     if len(idx) > 1:
         gap_acc[1:] = gap_count[idx[1:]] > gap_count[idx[:-1]]
     seg = _segments(ta, gap_acc, c)
+    # the detector works on raw values (judged ones final); the windows' not-yet-judged part
+    # holds the screened values
+    screened, flagged = _screen(raw, seg, c)
     cor = _correct(raw, seg, c, c.artifact_correction)
-    rawp = _prefixes(raw)
+    rawp = _prefixes(screened)
     # without corrections the judged values are the raw ones: share the prefix sums
-    finp = _prefixes(cor.final) if cor.corrected.any() else rawp
+    finp = _prefixes(cor.final) if cor.corrected.any() or flagged.any() else rawp
     pc = _prefix(cor.corrected.astype(np.int64))
-    short, _ = _windows(ta, finp, rawp, pc, cor, seg, c.short_window_s)
-    long, ncorr = _windows(ta, finp, rawp, pc, cor, seg, c.long_window_s)
+    pp = _prefix(flagged.astype(np.int64))
+    short, _ = _windows(ta, finp, rawp, pc, pp, cor, seg, c.short_window_s)
+    long, ncorr = _windows(ta, finp, rawp, pc, pp, cor, seg, c.long_window_s)
     fast = _fast_hr(raw, seg, c.fast_beats)
     warm_acc = (ta - ta[seg]) >= WARM_SHARE * c.long_window_s if len(idx) else np.zeros(0, bool)
 
@@ -340,15 +375,19 @@ def compute_offline(
         basis = np.where(both, "hr+hrv", np.where(ok, "hr_only", "unknown"))
 
     rr_acc = np.full(n_in, np.nan)
-    rr_acc[idx] = raw / 1000.0
+    rr_acc[idx] = screened / 1000.0
+    # final state: judged beats as the detector left them, the others as they entered
     fin = np.full(n_in, np.nan)
-    fin[idx] = cor.final / 1000.0
+    fin[idx] = np.where(cor.judged, cor.final, screened) / 1000.0
+    fin_corr = np.where(cor.judged, cor.corrected, flagged)
     corrected = np.zeros(n_in, dtype=np.bool_)
-    corrected[idx] = cor.corrected
+    corrected[idx] = fin_corr
+    prov = np.zeros(n_in, dtype=np.bool_)
+    prov[idx] = flagged
     artifact: list[str | None] = [None] * n_in
-    for p_ in np.flatnonzero(cor.corrected).tolist():
-        artifact[int(idx[p_])] = cor.artifact[p_]
-    freq = _frequency(ta, raw, cor, seg, idx, c, paced_hz) if frequency else []
+    for p_ in np.flatnonzero(fin_corr).tolist():
+        artifact[int(idx[p_])] = cor.artifact[p_] if cor.judged[p_] else PROVISIONAL
+    freq = _frequency(ta, screened, cor, seg, idx, c, paced_hz) if frequency else []
     return OfflineResult(
         t=tt,
         accepted=acc,
@@ -368,6 +407,7 @@ def compute_offline(
         arousal_slow=a_slow,
         confidence=conf,
         basis=basis,
+        provisional=prov,
         frequency=freq,
     )
 

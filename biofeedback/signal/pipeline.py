@@ -34,6 +34,7 @@ from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindo
 log = logging.getLogger(__name__)
 
 WARM_SHARE = 0.75  # HRV counts once the segment covers this share of the long window
+PROVISIONAL = "provisional"  # CleanBeat.artifact of a beat the intake screen replaced
 HR_ONLY_REASON = "the strap sends no RR intervals: HRV unavailable"
 
 
@@ -91,6 +92,9 @@ class SignalPipeline:
         self._long = TimeWindow(self._store, self.config.long_window_s)
         self._schedule = ArtifactSchedule(self.config)
         self._artifacts = self.config.artifact_correction
+        thr = self.config.provisional_threshold
+        self._screen = float(thr or 0.0)
+        self._ref_rr: deque[int] = deque(maxlen=self.config.provisional_beats)
         self._fast_rr: deque[int] = deque(
             maxlen=max(self.config.fast_beats, self.config.paced_fast_max_beats)
         )
@@ -223,11 +227,22 @@ class SignalPipeline:
             self._new_segment()
         self._last_t = t
         x = round(rr_ms * US_PER_MS)  # whole µs, as intake.rr_to_us
-        k = self._store.append(t, x, contact)
+        v = x
+        ref = self._ref_rr
+        if self._screen and len(ref) == ref.maxlen:
+            # raw reference, not screened values: a genuine change of rate moves it within
+            # half a window, so the screen cannot lock onto an old rate
+            m = _median(ref)
+            if abs(x - m) > self._screen * m:
+                v = round(m)
+        ref.append(x)
+        k = self._store.append(t, v, contact, x)
         if self._seg_start_t is None:
             self._seg_start_t = t
         self._short.add_newest()
         self._long.add_newest()
+        # the fast heart rate stays on raw values: its 5-beat median already ignores an isolated
+        # artifact, and screening it would delay a genuine surge by half the reference window
         self._fast_rr.append(x)
         revised = self._judge(k) if self._artifacts and self._schedule.due(k) else ()
         seg0 = self._seg_start_t
@@ -237,14 +252,19 @@ class SignalPipeline:
             and (self._last_freq_t is None or t - self._last_freq_t >= c.frequency_cadence_s)
             else None
         )
-        beat = CleanBeat(t, x / 1000.0, rr_ms, False, None, contact)
+        if v == x:
+            beat = CleanBeat(t, x / 1000.0, rr_ms, False, None, contact)
+            hr = 60000.0 / rr_ms
+        else:
+            beat = CleanBeat(t, v / 1000.0, rr_ms, True, PROVISIONAL, contact)
+            hr = 60_000_000.0 / v
         if cal is not None:
             cal.n_accepted += 1
             cal.rr_sum_ms += rr_ms
-            cal.n_corrected += sum(1 for b in revised if b.t >= cal.start_t)
+            cal.n_corrected += sum(1 for b in revised if b.corrected and b.t >= cal.start_t)
         if k & 255 == 0:  # trimming the store is amortised; it keeps at most a few hundred extra
             self._drop_old(k)
-        return self._update(t, beat, None, 60000.0 / rr_ms, revised, freq)
+        return self._update(t, beat, None, hr, revised, freq)
 
     def push_hr(self, t: float, hr_bpm: float, contact: bool | None = None) -> BeatUpdate:
         """A heart rate without RR intervals (HR-only strap): HRV unavailable, arousal from HR."""
@@ -273,6 +293,7 @@ class SignalPipeline:
         self._short.reset()
         self._long.reset()
         self._fast_rr.clear()
+        self._ref_rr.clear()
         self._fast_hr.clear()
         self._judged = -1
         self._seg_start_t = None
@@ -281,24 +302,31 @@ class SignalPipeline:
 
     def _judge(self, k: int) -> tuple[CleanBeat, ...]:
         st = self._store
+        base = st.base
         start = max(0, k + 1 - self._schedule.buffer)
-        values = st.x[start - st.base : k + 1 - st.base]
+        # the detector sees what it would see without the screen: judged beats at their final
+        # value, beats not judged yet raw (never their provisional value)
+        mid = max(start, self._judged + 1)
+        values = st.x[start - base : mid - base] + st.raw[mid - base : k + 1 - base]
         out: list[CleanBeat] = []
         for j in self._schedule.run(k, self._judged, values):
             self._judged = j.k
+            i = j.k - base
+            was = st.corrected[i]
             if j.artifact is None:
-                continue
-            i = j.k - st.base
-            old, was = st.x[i], st.corrected[i]
-            st.x[i] = j.value_us
-            st.corrected[i] = 1
-            self._short.replace(j.k, old, j.value_us, was, 1)
-            self._long.replace(j.k, old, j.value_us, was, 1)
+                if not was:
+                    continue
+                new, now = st.raw[i], 0  # screened at intake, judged normal: restore raw
+            else:
+                new, now = j.value_us, 1
+            old = st.x[i]
+            st.x[i] = new
+            st.corrected[i] = now
+            self._short.replace(j.k, old, new, was, now)
+            self._long.replace(j.k, old, new, was, now)
             contact = CONTACT_CODES[st.contact[i]]
             out.append(
-                CleanBeat(
-                    st.t[i], j.value_us / 1000.0, st.raw[i] / 1000.0, True, j.artifact, contact
-                )
+                CleanBeat(st.t[i], new / 1000.0, st.raw[i] / 1000.0, bool(now), j.artifact, contact)
             )
         return tuple(out)
 

@@ -41,12 +41,19 @@ class SegmentStore:
         self.base = 0
         del self.t[:], self.x[:], self.raw[:], self.corrected[:], self.contact[:]
 
-    def append(self, t: float, x_us: int, contact: bool | None = None) -> int:
-        """Add a beat; returns its segment index."""
+    def append(
+        self, t: float, x_us: int, contact: bool | None = None, raw_us: int | None = None
+    ) -> int:
+        """Add a beat entering the metrics as `x_us` (received as `raw_us`, default the same:
+        a different value is a provisional correction); returns its segment index."""
         self.t.append(t)
         self.x.append(x_us)
-        self.raw.append(x_us)
-        self.corrected.append(0)
+        if raw_us is None or raw_us == x_us:
+            self.raw.append(x_us)
+            self.corrected.append(0)
+        else:
+            self.raw.append(raw_us)
+            self.corrected.append(1)
         self.contact.append(0 if contact is None else (1 if contact else 2))
         return self.base + len(self.t) - 1
 

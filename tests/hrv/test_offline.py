@@ -56,14 +56,19 @@ def compare(ups: list[BeatUpdate], off: OfflineResult) -> None:
         assert same(opt(a.slow), float(off.arousal_slow[i])), i
         assert a.confidence == off.confidence[i], i
         assert a.basis.value == off.basis[i], i
-    # corrections announced by the stream are the offline path's corrected beats
-    flagged = {b.t: b for u in ups for b in u.revised}
-    off_flagged = {float(off.t[i]) for i in np.flatnonzero(off.corrected)}
-    assert set(flagged) == off_flagged
-    for i in np.flatnonzero(off.corrected):
-        b = flagged[float(off.t[i])]
-        assert b.rr_ms == off.final_rr_ms[i]
-        assert b.artifact == off.artifact[i]
+    # each beat's final state (its intake value, then every revision in order) is the
+    # offline path's final state, screened beats restored or corrected alike
+    final = {u.beat.t: u.beat for u in ups if u.beat is not None}
+    for u in ups:
+        final.update((b.t, b) for b in u.revised)
+    assert len(final) == int(off.accepted.sum())
+    for i in np.flatnonzero(off.accepted).tolist():
+        b = final[float(off.t[i])]
+        assert b.rr_ms == off.final_rr_ms[i], i
+        assert b.corrected == bool(off.corrected[i]), i
+        assert b.artifact == off.artifact[i], i
+    intake = {float(off.t[i]) for i in np.flatnonzero(off.provisional)}
+    assert intake == {u.beat.t for u in ups if u.beat is not None and u.beat.corrected}
 
 
 def messy_series(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
