@@ -163,7 +163,7 @@ def _rmssd(ups: list[BeatUpdate], which: str) -> np.ndarray:
 
 def excursion(t: np.ndarray, rr: np.ndarray, cfg: SignalConfig) -> dict[str, float]:
     """Live RMSSD vs RMSSD of the final judged series at the same beat (after the first
-    minute): worst ratio per window, and the largest displayed instantaneous HR swing."""
+    minute): worst ratio up and down per window, and the displayed instantaneous HR range."""
     p = SignalPipeline(cfg)
     ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
     fin = {u.beat.t: u.beat.rr_ms for u in ups if u.beat is not None}
@@ -180,6 +180,7 @@ def excursion(t: np.ndarray, rr: np.ndarray, cfg: SignalConfig) -> dict[str, flo
         out[w] = float(live[i] / judged[i])
         out[w + "_ms"] = float(live[i])
         out[w + "_judged_ms"] = float(judged[i])
+        out[w + "_low"] = float(np.nanmin(live / judged))
     hr = np.asarray([np.nan if u.hr_bpm is None else u.hr_bpm for u in ups])[late]
     out["hr_lo"], out["hr_hi"] = float(np.nanmin(hr)), float(np.nanmax(hr))
     return out
@@ -215,6 +216,13 @@ def screen_effect() -> list[tuple[str, str, str]]:
                     f"{name}: worst live / judged RMSSD {label}, screen off -> on",
                     f"{off[w]:.2f} ({off[w + '_ms']:.0f} vs {off[w + '_judged_ms']:.0f} ms)"
                     f" -> {on[w]:.2f} ({on[w + '_ms']:.0f} vs {on[w + '_judged_ms']:.0f} ms)",
+                    "-",
+                )
+            )
+            rows.append(
+                (
+                    f"{name}: lowest live / judged RMSSD {label}, screen off -> on",
+                    f"{off[w + '_low']:.2f} -> {on[w + '_low']:.2f}",
                     "-",
                 )
             )

@@ -26,10 +26,11 @@ class SignalConfig:
     artifact_buffer_beats: int = 64  # beats handed to the detector per run
     artifact_every_beats: int = 8  # one detector run per this many accepted beats
     artifact_lag_beats: int = 6  # a beat is judged once it has this many successors
-    # Provisional screen at intake (docs/arousal.md, artifact handling): until the detector has
-    # judged it, a beat deviating from the median of the previous `provisional_beats` raw RR of
-    # the segment by more than this fraction enters the metrics as that median. 0 or None: off.
-    provisional_threshold: float | None = 0.2
+    # Provisional screen at intake (docs/arousal.md, "Artifacts"): until the detector has judged
+    # it, a beat deviating from the median of the previous `provisional_beats` raw RR of the
+    # segment by more than this fraction enters the metrics as that median. 0 or None: off.
+    # 0.25 is Kubios' "medium" threshold (0.25 s at 60 bpm) relative to the local RR.
+    provisional_threshold: float | None = 0.25
     provisional_beats: int = 9  # odd: the median is then one of the beats, an exact value
     fast_beats: int = 5  # the fast heart rate is the median of this many newest beats
     # While paced breathing is guided, the fast heart rate spans one whole breath (at most this
