@@ -661,8 +661,8 @@ class ExposureSession:
         """Arousal held high for the dwell while an offer is open (or while recovered): ground.
 
         Goes through `paused` (reason arousal) like an exposure pause, so the preferred grounding
-        starts at once and recovery follows the normal rule. An exposure pause still waiting for
-        its recovery keeps its start time (the measured time to recover covers both).
+        starts at once and recovery follows the normal rule. An exposure pause of the same step
+        still waiting for its recovery keeps its start time (the time to recover covers both).
         """
         assert self._above_since is not None
         st = self._state
@@ -689,7 +689,9 @@ class ExposureSession:
                 "from": st.value,
             },
         )
-        if measure and paused_at is not None:
+        if measure and paused_at is not None and kind != "step":
+            # Same step still waiting for its recovery (a step offer is always another step or
+            # one not yet started: its recovery is not this step's).
             self._measure_recovery = True
             self._paused_at = paused_at
         # A step offer is re-made after recovery (auto_offer); a resume offer or a recovered hold

@@ -304,3 +304,17 @@ def test_therapist_offer_while_arousal_is_held_high_is_withdrawn_at_once() -> No
         ("paused", "grounding"),
     ]
     assert s.snapshot().step_index == 1
+
+
+def test_withdrawn_offer_of_another_step_does_not_inherit_the_pending_recovery() -> None:
+    s = exposing()
+    feed(s, 3, 9, 80.0)  # step 0 paused on arousal at 8, not yet recovered
+    ev = s.handle(OfferStep(9.0, T, step=1))  # still held high: withdrawn at once
+    assert _withdrawal(ev).values["withdrawn_offer"] == "step"
+    feed(s, 10, 21, 20.0)
+    assert now(s) is S.RECOVERED
+    p0, p1 = s.progress()
+    assert p0.pauses == 1
+    assert p0.recovery_times_s == ()  # step 0 was left before it recovered
+    assert p1.pauses == 0
+    assert p1.recovery_times_s == ()

@@ -8,7 +8,14 @@ Invariants checked after every step:
   nothing is running);
 - time never runs backwards in the event log, seq counts up by one, transitions chain and are rows
   of the code's table;
-- a refused command changes nothing.
+- a refused command changes nothing;
+- no consent starts an exposure that its own dwell rule would pause at once: at every consent the
+  arousal run at/above upper (independent oracle over the samples sent) is shorter than dwell_s,
+  and the events of a Consent never include an arousal pause; an open offer or a recovered hold
+  never outlives a run held at/above upper for dwell_s (it is withdrawn into grounding);
+- the system offers the next step after a completed step only on a fresh known value below lower;
+- a consent while arousal is above upper but short of the dwell is accepted (not blocked on one
+  value).
 """
 
 from __future__ import annotations
@@ -54,7 +61,7 @@ from biofeedback.exposure import (
     Tick,
 )
 from biofeedback.exposure.rules import ALLOWED, Trigger
-from tests.exposure.helpers import protocol
+from tests.exposure.helpers import now, protocol
 
 S = SessionState
 roles = st.sampled_from([Role.CLIENT, Role.CLIENT, Role.THERAPIST, Role.SYSTEM])
@@ -170,10 +177,27 @@ class SessionMachine(RuleBasedStateMachine):
                 assert start is not None, "recovered without a run below lower"
                 paused_at = e.values["paused_at"]
                 assert e.t - max(start, paused_at) >= th.recovery_s - 1e-9, "recovered too soon"
-        if self.s.state is S.EXPOSING:
-            start = self._run_start(t, lambda v: v >= th.upper)
-            held = start is not None and t - start >= th.dwell_s
-            assert not held, "arousal held above upper for the dwell time, yet still exposing"
+        if self.s.state in (S.EXPOSING, S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED):
+            assert not self._held_high(t), (
+                f"arousal held above upper for the dwell time, yet still {self.s.state.value}"
+            )
+        for e in events:
+            if e.kind != "transition":
+                continue
+            if e.to_state is S.EXPOSING:
+                assert not self._held_high(e.t), (
+                    "consent started an exposure that the dwell rule pauses at once"
+                )
+            if (e.from_state, e.to_state, e.actor) == (S.STEP_COMPLETE, S.STEP_OFFERED, "system"):
+                calm = [v for ts, v in self.history if ts <= e.t and e.t - ts <= th.stale_s][-1:]
+                assert calm, "next step offered with no fresh arousal value"
+                assert calm[0] is not None, "next step offered on unknown arousal"
+                assert calm[0] < th.lower, "next step offered while arousal was not below lower"
+
+    def _held_high(self, t: float) -> bool:
+        th = self.s.thresholds
+        start = self._run_start(t, lambda v: v >= th.upper)
+        return start is not None and t - start >= th.dwell_s
 
     def _check_events(self, inp: SessionInput, events: list[SessionEvent], seq0: int) -> None:
         for e in events:
@@ -198,6 +222,10 @@ class SessionMachine(RuleBasedStateMachine):
                     self.offer_seq = None
                 if e.to_state in (S.STEP_OFFERED, S.RESUME_OFFERED):
                     self.offer_seq = e.seq
+                if isinstance(inp, Consent):
+                    assert trig is not Trigger.AROUSAL_HIGH, (
+                        "an exposure started and was paused on arousal in the same instant"
+                    )
                 if e.to_state is S.EXPOSING:
                     assert isinstance(inp, Consent), "exposure began without a Consent input"
                     assert inp.role is Role.CLIENT
@@ -335,6 +363,35 @@ class SessionMachine(RuleBasedStateMachine):
         if not self.lost:
             self._send(ArousalSample(self._later(dt), 50.0))
         self._send(Consent(self.t, Role.CLIENT))
+
+    @precondition(lambda self: self.s.state in (S.STEP_OFFERED, S.RESUME_OFFERED))
+    @rule(value=st.sampled_from([75.0, 90.0]), n=st.integers(min_value=1, max_value=6))
+    def client_consents_while_high(self, value: float, n: int) -> None:
+        # High values then a consent at the same instant: while the offer is still open the dwell
+        # is not reached, so the consent must start exposure (one high value blocks nothing).
+        if self.lost:
+            return
+        for _ in range(n):
+            self._send(ArousalSample(self._later(1.0), value))
+        if self.s.state not in (S.STEP_OFFERED, S.RESUME_OFFERED):
+            assert self.adjusted or self._held_high(self.t), "offer withdrawn without a dwell"
+            return
+        events = self._send(Consent(self.t, Role.CLIENT))
+        assert events is not None, "a consent short of the dwell was refused"
+        assert now(self.s) is S.EXPOSING
+
+    @precondition(
+        lambda self: (
+            self.s.state in (S.STEP_OFFERED, S.RESUME_OFFERED, S.RECOVERED, S.STEP_COMPLETE)
+        )
+    )
+    @rule(
+        value=st.sampled_from([20.0, 55.0, 80.0, 95.0, None]),
+        n=st.integers(min_value=1, max_value=8),
+    )
+    def arousal_between_steps(self, value: float | None, n: int) -> None:
+        for _ in range(n):
+            self._send(ArousalSample(self._later(1.0), value))
 
     @precondition(
         lambda self: (
