@@ -8,6 +8,7 @@ consent, as a person would; nothing here bypasses the session's rules.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import uuid
@@ -77,7 +78,10 @@ async def run_actor(settings: Any, client_id: str, clock: Clock) -> None:
     session_topic = topic(client_id, Topic.SESSION)
     cmd_topic = topic(client_id, Topic.CMD)
     latest: dict[str, Any] = {}
-    async with MqttLink(settings, client_name=f"bf-demo-actor-{client_id}") as link:
+    # A clean session: the actor acts on what it sees now, so nothing queued from before may
+    # reach it (and amqtt mishandles the 3.1.1 persistent-session probe of a fast reconnect).
+    clean = dataclasses.replace(settings, session_expiry_s=0)
+    async with MqttLink(clean, client_name=f"bf-demo-actor-{client_id}") as link:
         await link.subscribe(session_topic, qos=1)
 
         async def watch() -> None:

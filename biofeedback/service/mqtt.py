@@ -48,6 +48,9 @@ _SCHEMES = {"mqtt": False, "tcp": False, "mqtts": True, "ssl": True}
 _PROTOCOLS = {"5": 5, "5.0": 5, "311": 311, "3.1.1": 311}
 
 
+PROBE_SETTLE_S = 0.2  # seconds between the 3.1.1 session probe and the real connect
+
+
 @dataclass(frozen=True, slots=True)
 class MqttSettings:
     """Where and how to reach the broker. Credentials come from the config file or environment."""
@@ -681,6 +684,10 @@ class MqttLink:
         if self._probe_311(clean=False):
             log.info("discarding an earlier run's MQTT session of %s", self.client_name)
             self._probe_311(clean=True)
+        # amqtt handles a DISCONNECT asynchronously: a CONNECT with the same id right behind it
+        # is taken for a take-over of the probe's still-open session, and that connection then
+        # lost its subscriptions. A moment's wait (in this worker thread) avoids the race.
+        time.sleep(PROBE_SETTLE_S)
 
     def _probe_311(self, *, clean: bool) -> bool:
         """Connect and disconnect once; True when the broker said a session was present."""

@@ -82,11 +82,11 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # lets the demo stop its broker
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
+        try:
+            proc.communicate(timeout=20)  # also closes the pipes
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
 
 
 def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str, Any]]]]:
@@ -117,6 +117,7 @@ def test_demo_end_to_end(demo: Demo) -> None:
     seen: dict[str, dict[str, Any]] = {}
     pause: dict[str, Any] | None = None
     recovered = False
+    states: list[str] = []  # transitions seen, for the failure message
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and not (pause and recovered and len(seen) >= 4):
@@ -131,6 +132,8 @@ def test_demo_end_to_end(demo: Demo) -> None:
                 continue  # commands come from the demo's simulated people; the service stamps them
             assert isinstance(payload["t"], int | float), (topic, payload)
             seen.setdefault(kind, payload)
+            if kind == "event" and payload.get("to_state"):
+                states.append(f"{payload.get('from_state')}->{payload['to_state']}")
             if kind == "event" and payload.get("to_state") == "paused" and pause is None:
                 pause = payload
             if kind == "event" and pause and payload.get("to_state") == "recovered":
@@ -142,11 +145,11 @@ def test_demo_end_to_end(demo: Demo) -> None:
     for kind in ("beat", "arousal", "session", "event"):
         assert kind in seen, f"no {kind} payload arrived; got {sorted(seen)}"
     assert 250 < seen["beat"]["rr_ms"] < 2500
-    assert pause is not None, "the simulated client never paused on arousal"
+    assert pause is not None, f"the simulated client never paused on arousal; saw {states}"
     assert pause["values"]["pause_reason"] == "arousal", pause
     assert "arousal" in pause["reason"], pause
     assert pause["actor"] == "system", pause
-    assert recovered, "no recovery after the pause"
+    assert recovered, f"no recovery after the pause; saw {states}"
 
     # The dashboard page and one live update from its WebSocket.
     import asyncio
