@@ -182,10 +182,12 @@ def excursion(t: np.ndarray, rr: np.ndarray, cfg: SignalConfig) -> dict[str, flo
     plain = replace(cfg, artifact_correction=False, provisional_threshold=0.0)
     _, ref = feed(ft, [fin[k].rr_ms for k in ft], SignalPipeline(plain))
     late = (t - t[0]) > 60.0
-    return {
-        w: float(np.nanmax(rmssd(ups, w)[late] / rmssd(ref, w)[late])) - 1.0
-        for w in ("short", "long")
-    }
+    out = {}
+    for w in ("short", "long"):
+        ratio = rmssd(ups, w)[late] / rmssd(ref, w)[late]
+        out[w] = float(np.nanmax(ratio)) - 1.0
+        out[w + "_p95"] = float(np.nanpercentile(np.abs(np.log(ratio)), 95))
+    return out
 
 
 @pytest.mark.data
@@ -196,3 +198,8 @@ def test_polar_pvcs_provisional_excursion_is_much_smaller(shared_data: Path) -> 
     for which in ("short", "long"):
         assert off[which] > 0.25, off  # measured 0.57 (30 s) and 0.33 (60 s)
         assert on[which] < 0.3 * off[which], (on, off)  # measured 0.07 and 0.04
+        # both directions: this recording's ectopy is its dominant rhythm, the detector restores
+        # most screened beats, so the live value also dips below the judged one (worst 0.53x /
+        # 0.70x, docs/arousal.md); the large deviations still shrink (measured 0.36 -> 0.28,
+        # 0.21 -> 0.15)
+        assert on[which + "_p95"] < 0.85 * off[which + "_p95"], (on, off)
