@@ -3,10 +3,10 @@
 `compute_offline` gives, for every input, what `SignalPipeline.push_rr` would have returned for
 it. It reproduces the streaming rules exactly: the same intake, the same gaps, the artifact
 detector run on the same buffers at the same beats, and windows whose values are "as known at
-that beat" (judged beats final, newer beats raw). Time-domain sums are exact integers (µs), so
-the results are bit-identical, not merely close. The artifact stage calls neurokit2 once per
-`artifact_every_beats` beats, like the streaming path; `artifacts=False` skips it (benchmarks of
-the vectorised stage, or series that were cleaned already).
+that beat" (judged beats final, newer beats as the intake screen let them in). Time-domain sums
+are exact integers (µs), so the results are bit-identical, not merely close. The artifact stage
+calls neurokit2 once per `artifact_every_beats` beats, like the streaming path; `artifacts=False`
+skips it (benchmarks of the vectorised stage, or series that were cleaned already).
 """
 
 from __future__ import annotations

@@ -203,3 +203,21 @@ def test_polar_pvcs_provisional_excursion_is_much_smaller(shared_data: Path) -> 
         # 0.70x, docs/arousal.md); the large deviations still shrink (measured 0.36 -> 0.28,
         # 0.21 -> 0.15)
         assert on[which + "_p95"] < 0.85 * off[which + "_p95"], (on, off)
+
+
+def test_calibration_counts_only_beats_the_detector_corrected() -> None:
+    # a calm client whose rate steps up and back down: beats screened at intake and restored by
+    # the detector are not artifacts, so they must not fail the calibration's corrected share
+    t, rr = rr_series(
+        150, seed=4, hr_bpm=lambda s: 62.0 + 40.0 * (50 < s < 100), rsa_ms=20.0, noise_ms=5.0
+    )
+    counts = []
+    for cfg in (SignalConfig(), OFF):
+        p = SignalPipeline(cfg)
+        p.start_calibration(float(t[0]) - 0.5)
+        _, ups = feed(t, rr, p)
+        counts.append(p.finish_calibration(float(t[-1]), "c").corrected_share)
+        if cfg is not OFF:
+            assert any(b.artifact == "provisional" for u in ups if (b := u.beat) is not None)
+            assert any(not b.corrected for u in ups for b in u.revised)
+    assert counts[0] == counts[1]
