@@ -41,9 +41,14 @@ def decide(snap: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
     if state == "step_complete":
         steps = snap.get("steps") or []
         index = snap.get("step_index")
-        if isinstance(index, int) and index + 1 < len(steps):
+        if not (isinstance(index, int) and index + 1 < len(steps)):
+            return ("therapist", "end", {})
+        # A considerate therapist offers the next step only once the client is calm again.
+        arousal = snap.get("last_arousal")
+        lower = (snap.get("thresholds") or {}).get("lower")
+        if isinstance(arousal, int | float) and isinstance(lower, int | float) and arousal < lower:
             return ("therapist", "offer_step", {})
-        return ("therapist", "end", {})
+        return None
     if state == "debrief":
         return ("therapist", "end", {})
     if state == "exposing":
