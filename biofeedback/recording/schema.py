@@ -132,11 +132,11 @@ BEATS = TableSpec(
     "One row per signal-pipeline update: an RR interval (clean or rejected) or an HR-only sample.",
     (
         Column("t", _F, _S, "time of the beat (end of the RR interval; " + _CLOCK + ")"),
-        Column("rr_ms", _F, "ms", "RR interval used for metrics (corrected when corrected=true)"),
+        Column("rr_ms", _F, "ms", "RR interval used for metrics when the beat arrived (a local median when provisional)"),
         Column("raw_rr_ms", _F, "ms", "RR interval as the strap sent it"),
         Column("hr_bpm", _F, "bpm", "instantaneous heart rate"),
-        Column("corrected", _B, "", "the RR value was corrected as an artifact"),
-        Column("artifact", _T, "", "artifact type: ectopic, missed, extra, longshort"),
+        Column("corrected", _B, "", "the RR value was replaced (provisionally or as an artifact)"),
+        Column("artifact", _T, "", "ectopic, missed, extra, longshort, or provisional (not judged yet)"),
         Column("contact", _B, "", "skin contact reported by the strap (n/a: not reported)"),
         Column("rejected", _T, "", "why the input was rejected (implausible RR, ...)"),
     ),
@@ -189,13 +189,13 @@ FREQUENCY = TableSpec(
 
 REVISIONS = TableSpec(
     "revisions",
-    "Earlier beats the artifact detector judged (and corrected) later, one row per revised beat.",
+    "Earlier beats the artifact detector judged later: corrected, or restored to the raw value.",
     (
         Column("t", _F, _S, "time of the update that revised the beat (" + _CLOCK + ")"),
         Column("beat_t", _F, _S, "time of the revised beat (its row in beats.tsv)"),
-        Column("rr_ms", _F, "ms", "the corrected RR value now used for metrics"),
+        Column("rr_ms", _F, "ms", "the RR value now used for metrics (corrected, or the raw value restored)"),
         Column("raw_rr_ms", _F, "ms", "RR interval as the strap sent it"),
-        Column("corrected", _B, "", "the RR value was corrected"),
+        Column("corrected", _B, "", "the RR value was corrected (false: the raw value was restored)"),
         Column("artifact", _T, "", "artifact type: ectopic, missed, extra, longshort"),
         Column("contact", _B, "", "skin contact reported by the strap (n/a: not reported)"),
     ),
