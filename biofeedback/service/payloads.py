@@ -141,11 +141,6 @@ def _status_fields(e: DeviceEvent) -> dict[str, Any]:
     return f
 
 
-def status_from_event(client_id: str, e: DeviceEvent) -> dict[str, Any]:
-    """Retained `status` from one device event (only what that event tells; see StatusTracker)."""
-    return online_status(client_id, e.t, **_status_fields(e))
-
-
 # ---- live samples -------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from biofeedback.clock import Clock
-from biofeedback.devices.readings import Device, DeviceEvent, DeviceEventKind
+from biofeedback.devices.readings import Device, DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import SessionSnapshot
 from biofeedback.exposure.messages import Command, SessionEvent, Tick
@@ -145,9 +145,12 @@ class SessionRunner:
         """Feed one input to the core, record it, publish what it produced."""
         out = self.core.feed(item)
         self._record(item, out)
-        # A malformed notification reaches the dashboard once, as the device's MALFORMED event.
         if isinstance(item, DeviceEvent):
             self._device_event(item)
+        elif isinstance(item, Notification) and item.error is not None:
+            self.publisher.publish_kind(
+                self._client, Topic.EVENT, payloads.malformed(self._client, item)
+            )
         for u in out.updates:
             for kind, payload in payloads.update_payloads(self._client, u):
                 self.publisher.publish_kind(self._client, kind, payload)
@@ -204,11 +207,13 @@ class SessionRunner:
             )
 
     def _device_event(self, e: DeviceEvent) -> None:
+        if e.kind is DeviceEventKind.MALFORMED:
+            # Told once, from the notification itself, which carries the raw bytes.
+            return
         self.publisher.publish_kind(
             self._client, Topic.EVENT, payloads.device_event(self._client, e)
         )
-        if e.kind is not DeviceEventKind.MALFORMED:
-            self.publisher.publish_kind(self._client, Topic.STATUS, self._status.update(e))
+        self.publisher.publish_kind(self._client, Topic.STATUS, self._status.update(e))
 
     def _publish_snapshot(self, *, force: bool) -> None:
         snap = self.core.snapshot

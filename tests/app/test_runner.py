@@ -105,3 +105,16 @@ def test_status_says_no_signal_until_data_flows_again() -> None:
     assert st.update(DeviceEvent(2.0, "strap", DeviceEventKind.SIGNAL_LOST))["signal"] is False
     assert st.update(DeviceEvent(3.0, "strap", DeviceEventKind.CONNECTED))["signal"] is False
     assert st.update(DeviceEvent(4.0, "strap", DeviceEventKind.SIGNAL_RESTORED))["signal"] is True
+
+
+def test_a_malformed_notification_is_told_once_with_its_bytes() -> None:
+    from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
+
+    pub = Collect()
+    runner = _runner(pub)
+    bad = BeatTimer("strap").notification(1001.0, b"\x10")
+    runner.process(bad)
+    runner.process(DeviceEvent(1001.0, "strap", DeviceEventKind.MALFORMED, detail=bad.error or ""))
+    told = [p for p in pub.kinds(Topic.EVENT) if p.get("kind") == "malformed"]
+    assert len(told) == 1
+    assert told[0]["payload_hex"] == "10"

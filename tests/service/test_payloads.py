@@ -212,7 +212,7 @@ def test_device_and_service_events_validate() -> None:
         DeviceEvent(t=3.0, device="Polar H10", kind=DeviceEventKind.SIGNAL_RESTORED, gap_s=4.5),
     ):
         payloads.validate("event", payloads.device_event(CLIENT, e))
-        payloads.validate("status", payloads.status_from_event(CLIENT, e))
+        payloads.validate("status", payloads.StatusTracker(CLIENT).update(e))
     bad = Notification(
         t=4.0, device="x", payload=b"\x10", measurement=None, beats=(), error="short"
     )
