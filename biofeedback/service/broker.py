@@ -24,6 +24,7 @@ import secrets
 import shutil
 import signal
 import socket
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,18 @@ def find_mosquitto() -> str | None:
         if os.access(p, os.X_OK):
             return p
     return None
+
+
+def _die_with_parent() -> None:
+    """In the broker's child process: ask Linux to end it when the service dies (even kill -9),
+    so a crashed service never leaves a broker holding the port. A no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
 def pick_free_port(host: str = "127.0.0.1") -> int:
@@ -260,6 +273,10 @@ class MosquittoProcess:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
+                # Out of the terminal's process group: Ctrl-C reaches the service, which then
+                # stops the broker in order (last state published first), not both at once.
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
             )
             if await self._wait_ready(5.0):
                 log.info("mosquitto running on %s (pid %d)", self.url, self._proc.pid)

@@ -73,7 +73,13 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
         "--data-dir", str(tmp_path), "--duration", "900",
     ]  # fmt: skip
     proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
     )
     try:
         _wait_port(mqtt_port, 30)
@@ -174,11 +180,13 @@ def test_demo_end_to_end(demo: Demo) -> None:
     assert status == 200
     assert isinstance(msg, dict)
 
-    # Ctrl-C ends everything cleanly: exit 0, no traceback, ports released.
-    demo.proc.send_signal(signal.SIGINT)
+    # Ctrl-C ends everything cleanly: exit 0, no traceback, ports released. A terminal sends
+    # SIGINT to the whole foreground process group, children included.
+    os.killpg(demo.proc.pid, signal.SIGINT)
     _out, err = demo.proc.communicate(timeout=30)
     assert demo.proc.returncode == 0, err
     assert "Traceback" not in err, err
+    assert "lost MQTT broker" not in err, "the broker died before the service said goodbye"
     assert _port_free(demo.http)
     assert _port_free(demo.mqtt_port)
     assert list(demo.data.glob("recordings/*/*")), "the demo session was not recorded"
