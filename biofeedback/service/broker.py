@@ -335,13 +335,7 @@ class MosquittoProcess:
 
     async def kill(self) -> None:
         """SIGKILL the broker (a crash: no will messages, no persistence save) and reap it."""
-        proc = self._proc
-        if proc is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            proc.send_signal(signal.SIGKILL)
-        await proc.wait()
-        self._proc = None
+        await self._reap()
 
     async def stop(self) -> None:
         """Stop cleanly (SIGTERM, then SIGKILL after 5 s) and release the port."""

@@ -37,27 +37,24 @@ async def run_scan(timeout_s: float) -> int:
 def core_from_recording(info: Any) -> SessionCore:
     """A fresh SessionCore set up exactly as the recorded session's was at its start."""
     from biofeedback.exposure import parse_protocol
+    from biofeedback.recording.replay import meta_dataclass
     from biofeedback.signal import SignalConfig, baseline_from_json
 
     meta = info.meta
-    try:
-        protocol = parse_protocol(
-            meta["protocol_toml"], source=meta.get("protocol_file", "recorded")
-        )
-        signal = SignalConfig(**meta["signal_config"])
-        raw_baseline = meta.get("baseline_at_start")
-        baseline = baseline_from_json(raw_baseline) if raw_baseline else None
-    except (KeyError, TypeError) as exc:
+    signal = meta_dataclass(info, "signal_config", SignalConfig)
+    if signal is None or "protocol_toml" not in meta or info.start_t is None:
         raise RecordingError(
-            f"{info.path}/session.json lacks what replay needs ({exc}); "
-            "it was not written by `biofeedback demo` or `run`"
-        ) from exc
+            f"{info.path}/session.json lacks what replay needs (signal_config, protocol_toml, "
+            "start_t); it was not written by `biofeedback demo` or `run`"
+        )
+    protocol = parse_protocol(meta["protocol_toml"], source=meta.get("protocol_file", "recorded"))
+    raw_baseline = meta.get("baseline_at_start")
     return SessionCore(
         client_id=info.client_id,
         protocol=protocol,
         signal_config=signal,
         start_t=float(info.start_t),
-        baseline=baseline,
+        baseline=baseline_from_json(raw_baseline) if raw_baseline else None,
         calibration_s=meta.get("calibration_s"),
     )
 
@@ -125,7 +122,7 @@ async def _replay_live(args: argparse.Namespace, config: AppConfig, session: Pat
             dashboard(cfg, settings, print, fixed_port=args.http_port is not None)
         )
         print(f"replaying {session} at {args.speed:g}x (Ctrl-C stops)")
-        start_t = float(info.start_t) if info.start_t is not None else core.last_t
+        start_t = core.last_t  # the recorded start (core_from_recording requires it)
         clock = ScaledClock(args.speed, start=start_t)
         runner = SessionRunner(core=core, device=None, clock=clock, publisher=link)
         for _seq, item in iter_input_rows(session):

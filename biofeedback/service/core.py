@@ -8,9 +8,8 @@ replay feeds it the recorded input log and must reproduce the recorded session e
 from __future__ import annotations
 
 import logging
-import typing
-from dataclasses import dataclass, field, replace
-from typing import cast
+from dataclasses import dataclass, replace
+from typing import TypeVar, cast, get_args
 
 from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import CalibrationError, CommandError, ConfigError
@@ -28,7 +27,7 @@ from biofeedback.exposure.messages import (
 from biofeedback.signal import Baseline, BeatUpdate, SignalConfig, SignalPipeline
 
 log = logging.getLogger(__name__)
-_I = typing.TypeVar("_I", bound=SessionInput)
+_I = TypeVar("_I", bound=SessionInput)
 
 # Below this many clean beats no baseline is trusted, however short the calibration.
 MIN_CALIBRATION_BEATS = 20
@@ -36,14 +35,16 @@ MIN_CALIBRATION_BEATS = 20
 # Anything the session takes: device readings, commands, ticks, and (from tests or tools) the
 # session's own observation inputs.
 SessionItem = Notification | DeviceEvent | SessionInput
-_COMMAND_TYPES: tuple[type, ...] = typing.get_args(Command)
+_COMMAND_TYPES: tuple[type, ...] = get_args(Command)
 
+# The strap link and skin contact are lost (and restored) independently; monitoring is OK only
+# when neither is lost. Each loss kind: (source, what the therapist is told).
 _LOSS = {
-    DeviceEventKind.SIGNAL_LOST: "strap connection lost",
-    DeviceEventKind.CONTACT_LOST: "sensor contact lost",
-    DeviceEventKind.ENDED: "device stopped sending",
+    DeviceEventKind.SIGNAL_LOST: ("link", "strap connection lost"),
+    DeviceEventKind.CONTACT_LOST: ("contact", "sensor contact lost"),
+    DeviceEventKind.ENDED: ("link", "device stopped sending"),
 }
-_RESTORE = {DeviceEventKind.SIGNAL_RESTORED, DeviceEventKind.CONTACT_RESTORED}
+_RESTORE = {DeviceEventKind.SIGNAL_RESTORED: "link", DeviceEventKind.CONTACT_RESTORED: "contact"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +66,6 @@ class CoreOutput:
     events: tuple[SessionEvent, ...] = ()
     command: CommandResult | None = None
     baseline: Baseline | None = None  # set when a calibration just produced a new baseline
-    calibration_error: str | None = None
-
-
-@dataclass(slots=True)
-class _Monitoring:
-    """Which loss sources are active: the strap link and skin contact are lost independently."""
-
-    lost: set[DeviceEventKind] = field(default_factory=set)
 
 
 class SessionCore:
@@ -124,11 +117,10 @@ class SessionCore:
         # seconds that must not count as rest.
         self._needs_calibration = baseline is None
         self._calibrating_since: float | None = None
-        self._monitor = _Monitoring()
+        self._lost: set[str] = set()  # loss sources active now ("link", "contact")
         self._guided_hz: float | None = None
         self.seq = 0
         self.last_t = start_t
-        self.last_update: BeatUpdate | None = None
 
     @property
     def snapshot(self) -> SessionSnapshot:
@@ -152,7 +144,7 @@ class SessionCore:
             command = self._command(cast(Command, item), t, events)
         else:
             events += self.session.handle(_retime(item, t))
-        baseline, cal_error = self._maybe_finish_calibration(t, events)
+        baseline = self._maybe_finish_calibration(t, events)
         if events:
             self._follow_guidance()
         return CoreOutput(
@@ -162,7 +154,6 @@ class SessionCore:
             events=tuple(events),
             command=command,
             baseline=baseline,
-            calibration_error=cal_error,
         )
 
     def _notification(
@@ -183,8 +174,6 @@ class SessionCore:
             u = self.pipeline.push_hr(n.t, float(m.hr_bpm), m.contact)
             updates.append(u)
             events += self._arousal(u, t)
-        if updates:
-            self.last_update = updates[-1]
 
     def _follow_guidance(self) -> None:
         """Tell the signal pipeline when paced breathing is guided, and at what rate."""
@@ -205,23 +194,16 @@ class SessionCore:
         return self.session.handle(ArousalSample(t, a.value, a.confidence))
 
     def _device_event(self, e: DeviceEvent, t: float, events: list[SessionEvent]) -> None:
-        was_ok = not self._monitor.lost
+        was_ok = not self._lost
         if e.kind in _LOSS:
-            self._monitor.lost.add(
-                DeviceEventKind.CONTACT_LOST
-                if e.kind is DeviceEventKind.CONTACT_LOST
-                else DeviceEventKind.SIGNAL_LOST
-            )
+            source, told = _LOSS[e.kind]
+            self._lost.add(source)
             self.pipeline.mark_gap(t)
             if was_ok:
-                events += self.session.handle(SignalLost(t, e.detail or _LOSS[e.kind]))
+                events += self.session.handle(SignalLost(t, e.detail or told))
         elif e.kind in _RESTORE:
-            self._monitor.lost.discard(
-                DeviceEventKind.CONTACT_LOST
-                if e.kind is DeviceEventKind.CONTACT_RESTORED
-                else DeviceEventKind.SIGNAL_LOST
-            )
-            if not was_ok and not self._monitor.lost:
+            self._lost.discard(_RESTORE[e.kind])
+            if not was_ok and not self._lost:
                 events += self.session.handle(SignalRestored(t, e.gap_s))
 
     def _command(self, cmd: Command, t: float, events: list[SessionEvent]) -> CommandResult:
@@ -232,12 +214,10 @@ class SessionCore:
             return CommandResult(cmd.command_id, False, str(exc))
         return CommandResult(cmd.command_id, True)
 
-    def _maybe_finish_calibration(
-        self, t: float, events: list[SessionEvent]
-    ) -> tuple[Baseline | None, str | None]:
+    def _maybe_finish_calibration(self, t: float, events: list[SessionEvent]) -> Baseline | None:
         since = self._calibrating_since
         if since is None or t - since < self.calibration_s:
-            return None, None
+            return None
         try:
             baseline = self.pipeline.finish_calibration(t, self.client_id)
         except CalibrationError as exc:
@@ -246,11 +226,11 @@ class SessionCore:
             events += self.session.handle(CalibrationDone(t, False, str(exc)))
             self._calibrating_since = t
             self.pipeline.start_calibration(t)
-            return None, str(exc)
+            return None
         self._calibrating_since = None
         self._needs_calibration = False
         events += self.session.handle(CalibrationDone(t, True, "baseline ready"))
-        return baseline, None
+        return baseline
 
 
 def _retime(item: _I, t: float) -> _I:

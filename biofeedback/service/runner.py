@@ -86,7 +86,6 @@ class SessionRunner:
         self.commands: asyncio.Queue[IncomingCommand] = asyncio.Queue()
         self.stop_after_s = stop_after_s
         self._client = core.client_id
-        self._last_snapshot: SessionSnapshot | None = None
         self._last_snapshot_t = float("-inf")
         self._last_guidance: object = object()
         self._recording_error: str | None = None
@@ -159,13 +158,10 @@ class SessionRunner:
                 log.info(
                     "session %s -> %s (%s): %s", ev.from_state, ev.to_state, ev.actor, ev.reason
                 )
-            self.publisher.publish_kind(
-                self._client, Topic.EVENT, payloads.session_event(self._client, ev)
-            )
+            payload = payloads.session_event(self._client, ev)
+            self.publisher.publish_kind(self._client, Topic.EVENT, payload)
             if ev.kind.startswith("checkin"):
-                self.publisher.publish_kind(
-                    self._client, Topic.CHECKIN, payloads.session_event(self._client, ev)
-                )
+                self.publisher.publish_kind(self._client, Topic.CHECKIN, payload)
         if out.baseline is not None and self.on_baseline is not None:
             self.on_baseline(out.baseline)
         self._publish_snapshot(force=bool(out.events))
@@ -220,7 +216,6 @@ class SessionRunner:
         if not force and snap.t - self._last_snapshot_t < SNAPSHOT_REFRESH_S:
             return
         self._last_snapshot_t = snap.t
-        self._last_snapshot = snap
         self.publisher.publish_kind(
             self._client, Topic.SESSION, payloads.session_snapshot(self._client, snap)
         )
