@@ -251,13 +251,10 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
         await broker.__aexit__(None, None, None)
 
 
-async def run_service(
-    config: AppConfig, opts: ServiceOptions, *, announce: Any = None, ready: Any = None
-) -> int:
+async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any = None) -> int:
     """Run one client's live session until Ctrl-C, the device ends, or the duration passes.
 
-    `announce(text)` tells the person at the terminal where to look (the CLI prints it);
-    `ready(info)` lets tests learn the ports once everything listens.
+    `announce(text)` tells the person at the terminal where to look (the CLI prints it).
     """
     from biofeedback.service.commands import serve_commands
     from biofeedback.service.mqtt import MqttLink
@@ -282,9 +279,8 @@ async def run_service(
                 will=(status_topic, json.dumps(payloads.offline_status(client)).encode(), True),
             )
         )
-        web_url = None
         if opts.web:
-            web_url = await stack.enter_async_context(
+            await stack.enter_async_context(
                 dashboard(config, settings, say, fixed_port=opts.http_port_fixed)
             )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
@@ -319,12 +315,9 @@ async def run_service(
             on_baseline=lambda b: save_baseline(config, b),
             stop_after_s=opts.duration_s,
         )
-        info = {"mqtt_url": url, "web_url": web_url, "client_id": client}
         say(f"MQTT broker: {url}  (topics biofeedback/v1/{client}/#)")
         if recorder is not None:
             say(f"recording to {getattr(recorder, 'path', config.recording_dir)}")
-        if ready is not None:
-            ready(info)
         async with asyncio.TaskGroup() as tg:
             pump = tg.create_task(
                 serve_commands(link, client, now=clock.now, submit=runner.submit), name="commands"
