@@ -54,6 +54,8 @@ class MqttConfig:
 class WebConfigValues:
     host: str = "127.0.0.1"
     port: int = 8080
+    # host names (or addresses) the dashboard answers to besides loopback and `host`
+    allowed_hosts: tuple[str, ...] = ()
     therapist_secret: str | None = field(default=None, repr=False)  # from the environment only
 
 
@@ -111,6 +113,29 @@ def _dataclass_from(src: str, section: str, cls: Any, table: dict[str, Any], ski
         default = getattr(defaults, key)
         kwargs[key] = _typed(src, f"[{section}].{key}", value, type(default), default)
     return replace(defaults, **kwargs)
+
+
+def _host_names(src: str, value: Any) -> tuple[str, ...]:
+    """[web].allowed_hosts: a list of bare host names or addresses (no scheme, port or path)."""
+    if not isinstance(value, list):
+        raise ConfigError(
+            f"{src}: [web].allowed_hosts must be a list of host names, got {type(value).__name__}"
+        )
+    names: list[str] = []
+    for item in value:
+        name = item.strip().strip("[]").lower() if isinstance(item, str) else None
+        if (
+            not name
+            or len(name) > 253
+            or any(c in name for c in "/?#@ \t\\")
+            or (":" in name and name.count(":") == 1)
+        ):
+            raise ConfigError(
+                f"{src}: [web].allowed_hosts entry {item!r} must be a bare host name or address "
+                '(no scheme, port or path), e.g. "therapy-room.local" or "192.168.1.20"'
+            )
+        names.append(name)
+    return tuple(names)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -193,9 +218,10 @@ def parse_config(
         password=env.get(ENV_MQTT_PASSWORD) or None,
     )
 
-    web = _dataclass_from(
-        src, "web", WebConfigValues, _section(src, raw, "web"), {"therapist_secret"}
-    )
+    web_table = dict(_section(src, raw, "web"))
+    allowed_hosts = _host_names(src, web_table.pop("allowed_hosts", []))
+    web = _dataclass_from(src, "web", WebConfigValues, web_table, {"therapist_secret"})
+    web = replace(web, allowed_hosts=allowed_hosts)
     if not 0 <= web.port <= 65535:
         raise ConfigError(f"{src}: [web].port must be 0..65535, got {web.port}")
     web = replace(web, therapist_secret=env.get(ENV_THERAPIST_SECRET) or None)
