@@ -168,6 +168,8 @@ class ExposureSession:
         self._pause_reason: PauseReason | None = None
         self._paused_at: float | None = None
         self._last_pause_seq = 0
+        # Roles whose pause was acknowledged (with an event) since the last transition.
+        self._pause_acked: set[Role] = set()
         self._measure_recovery = False
         self._auto_resume_ok = False
         # Kind of offer ("step") the system withdrew on arousal and re-makes after recovery.
@@ -470,6 +472,7 @@ class ExposureSession:
         if target is not self._state:
             self._state_since = self._t
         self._state = target
+        self._pause_acked.clear()
         return ev
 
     def _checkin(self, prompt: str, step: int | None) -> None:
@@ -817,17 +820,29 @@ class ExposureSession:
                 self._step = self._offer.step
             self._pause(reason, role, t, Trigger.PAUSE, f"{role.value} paused", note)
             return
-        # Already paused or nothing running: acknowledged and logged, never refused.
+        # Already paused or nothing running: acknowledged, never refused. An event only when the
+        # pause changes something, or (nothing running) for the first pause of each role since the
+        # last transition: a stream of repeated pauses must not push real events out of the log.
+        changed = False
         if st in (S.PAUSED, S.GROUNDING):
             if role is Role.CLIENT or self._pause_reason is not PauseReason.CLIENT:
+                changed |= self._pause_reason is not reason
                 self._pause_reason = reason
+            changed |= self._auto_resume_ok
             self._auto_resume_ok = False
+        elif role not in self._pause_acked:
+            changed = True
         if st is S.STEP_COMPLETE and self._next_offer_waiting:
             # A pause between steps means "not yet": only the therapist offers the next one.
             self._next_offer_waiting = False
             note = {**note, "auto_offer_cancelled": True}
+            changed = True
         if (st, Trigger.PAUSE, st) not in ALLOWED:
             raise SessionLogicError(f"no acknowledging pause row for state {st.value}")
+        if not changed:
+            log.debug("session %s: repeated %s pause in %s, no event", self._client_id, role, st)
+            return
+        self._pause_acked.add(role)
         ev = self._emit(
             "pause_acknowledged",
             role,

@@ -83,6 +83,9 @@ class SessionMachine(RuleBasedStateMachine):
         self.log: list[SessionEvent] = []
         self.tracked = S.CALIBRATING
         self.last_pause_seq = 0
+        self.acked: set[Role] = (
+            set()
+        )  # roles whose pause was acknowledged since the last transition
         self.offer_seq: int | None = None
         self.lost = False
         self.history: list[tuple[float, float | None]] = []  # arousal as sent; None = unknown/lost
@@ -240,8 +243,10 @@ class SessionMachine(RuleBasedStateMachine):
                 ):
                     self.offer_seq = None
                 self.tracked = e.to_state
+                self.acked.clear()
             elif e.kind == "pause_acknowledged":
                 self.last_pause_seq = e.seq
+                self.acked.add(e.actor)
             else:
                 assert e.to_state is e.from_state
             self.log.append(e)
@@ -281,11 +286,26 @@ class SessionMachine(RuleBasedStateMachine):
     @rule(dt=dts, late=st.sampled_from([0.0, 0.0, 3.0]), nan=st.booleans())
     def client_pause(self, dt: float, late: float, nan: bool) -> None:
         prev = self.s.state
+        prev_reason = self.s.snapshot().pause_reason
+        repeat = (prev in (S.PAUSED, S.GROUNDING) and prev_reason is PauseReason.CLIENT) or (
+            prev in (S.CALIBRATING, S.READY, S.STEP_COMPLETE, S.DEBRIEF, S.ENDED)
+            and Role.CLIENT in self.acked
+        )
         t = self._later(dt)
         stamp = math.nan if nan else t - late
         events = self._send(Pause(stamp, Role.CLIENT))
-        assert events, "the client's pause was not honoured"
+        assert events is not None, "the client's pause was refused"
         snap = self.s.snapshot()
+        if repeat:
+            # Already paused by the client, or already acknowledged: nothing new to tell, so no
+            # event (a flood of pauses must not push real events out of the log).
+            assert not any(e.kind == "pause_acknowledged" for e in events)
+            assert events or snap.state is prev
+            assert snap.state not in (S.PAUSED, S.GROUNDING) or snap.pause_reason is (
+                PauseReason.CLIENT
+            )
+            return
+        assert events, "the client's pause was not honoured"
         assert snap.state is not S.EXPOSING
         assert snap.consent_needed is None
         assert snap.offer is None
