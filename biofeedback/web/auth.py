@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 
 from aiohttp import web
@@ -40,6 +41,25 @@ def link_signature(link_secret: str, client_id: str) -> str:
     return _mac(link_secret.encode(), f"client-link:v1:{client_id}")[:LINK_SIG_CHARS]
 
 
+MAX_LOCKOUT_SOURCES = 4096  # addresses remembered for the lockout; the oldest are forgotten first
+
+
+def source_key(remote: str | None) -> str:
+    """Whom a failed login is counted against: the peer address, IPv6 by its /64 prefix.
+
+    One IPv6 host usually holds a whole /64, so counting single addresses would let it guess on.
+    """
+    if not remote:
+        return "?"
+    try:
+        addr = ipaddress.ip_address(remote.split("%", 1)[0])
+    except ValueError:
+        return remote
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is None:
+        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    return str(addr.ipv4_mapped or addr) if isinstance(addr, ipaddress.IPv6Address) else str(addr)
+
+
 class Auth:
     """Checks therapist secrets, issues/validates cookies, signs and checks client links."""
 
@@ -51,6 +71,7 @@ class Auth:
         session_ttl_s: float = 12 * 3600.0,
         wall: Callable[[], float] = time.time,
         max_failures_per_minute: int = 10,
+        max_sources: int = MAX_LOCKOUT_SOURCES,
     ) -> None:
         if len(therapist_secret) < 8:
             raise ConfigError(
@@ -63,27 +84,57 @@ class Auth:
         self._cookie_key = secrets.token_bytes(32)
         self._ttl = session_ttl_s
         self._wall = wall
-        self._failures: deque[float] = deque()
+        # source -> times of its wrong secrets in the last minute, least recently failed first;
+        # at most max_sources entries of at most max_failures times each
+        self._failures: OrderedDict[str, deque[float]] = OrderedDict()
         self._max_failures = max_failures_per_minute
+        self._max_sources = max_sources
 
     # ---- therapist --------------------------------------------------------------------------
 
-    def locked_out(self) -> bool:
-        """True after too many wrong secrets in the last minute (slows guessing)."""
-        now = self._wall()
-        while self._failures and self._failures[0] < now - 60.0:
-            self._failures.popleft()
-        return len(self._failures) >= self._max_failures
+    def _recent_failures(self, key: str) -> deque[float] | None:
+        times = self._failures.get(key)
+        if times is None:
+            return None
+        cutoff = self._wall() - 60.0
+        while times and times[0] < cutoff:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+            return None
+        return times
 
-    def check_secret(self, given: str | None) -> bool:
-        """Constant-time comparison with the therapist secret; failures are counted and logged."""
-        if given is None or self.locked_out():
+    def locked_out(self, source: str | None) -> bool:
+        """True after too many wrong secrets from this source in the last minute.
+
+        Only the guessing address is slowed down: a therapist elsewhere still gets in.
+        """
+        times = self._recent_failures(source_key(source))
+        return times is not None and len(times) >= self._max_failures
+
+    @property
+    def lockout_sources(self) -> int:
+        """How many sources the lockout table holds (bounded by `max_sources`)."""
+        return len(self._failures)
+
+    def check_secret(self, given: str | None, source: str | None) -> bool:
+        """Constant-time comparison with the therapist secret; failures are counted per source.
+
+        Always False while `source` is locked out (callers answer 429 by asking `locked_out`).
+        """
+        if given is None or self.locked_out(source):
             return False
         ok = hmac.compare_digest(given.encode(), self._secret.encode())
         if not ok:
-            self._failures.append(self._wall())
+            key = source_key(source)
+            times = self._recent_failures(key) or deque(maxlen=self._max_failures)
+            times.append(self._wall())
+            self._failures[key] = times
+            self._failures.move_to_end(key)
+            while len(self._failures) > self._max_sources:
+                self._failures.popitem(last=False)
             log.warning(
-                "dashboard: wrong therapist secret (%d in the last minute)", len(self._failures)
+                "dashboard: wrong therapist secret from %s (%d in the last minute)", key, len(times)
             )
         return ok
 
@@ -113,7 +164,7 @@ class Auth:
             return True
         header = request.headers.get("Authorization", "")
         if header.startswith("Bearer "):
-            return self.check_secret(header[len("Bearer ") :])
+            return self.check_secret(header[len("Bearer ") :], request.remote)
         return False
 
     # ---- client links -----------------------------------------------------------------------
@@ -139,14 +190,31 @@ def host_name(host_header: str) -> str:
     return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
 
 
+def normal_host(name: str) -> str:
+    """A host name for comparison: lower case, no trailing dot, IP addresses in canonical form."""
+    name = name.strip().lower().removesuffix(".")
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        return name
+
+
+def _host_header(request: web.Request) -> str:
+    # the header itself: aiohttp's request.host falls back to a DNS lookup (getfqdn) without one
+    return request.headers.get("Host", "")
+
+
 def host_allowed(request: web.Request, allowed_hosts: frozenset[str]) -> bool:
-    """The Host header names this machine as configured (defeats DNS rebinding)."""
-    return host_name(request.host or "").lower() in {h.lower() for h in allowed_hosts}
+    """The Host header names this machine as configured (defeats DNS rebinding).
+
+    `allowed_hosts` holds names already passed through `normal_host`.
+    """
+    return normal_host(host_name(_host_header(request))) in allowed_hosts
 
 
 def request_origin(request: web.Request) -> str:
     """The origin this request was addressed to (scheme://host[:port])."""
-    return f"{request.scheme}://{request.host}"
+    return f"{request.scheme}://{_host_header(request)}"
 
 
 def origin_allowed(request: web.Request, allowed_hosts: frozenset[str]) -> bool:

@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 from biofeedback.errors import BiofeedbackError, CommandError
 from biofeedback.service.topics import valid_client_id
@@ -89,16 +91,29 @@ def _page(name: str) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / name, headers={"Content-Type": "text/html; charset=utf-8"})
 
 
+def _too_many_attempts() -> web.HTTPTooManyRequests:
+    return web.HTTPTooManyRequests(
+        text="too many wrong secrets from this address; wait a minute\n",
+        headers={"Retry-After": "60"},
+    )
+
+
 def _require_therapist(request: web.Request, *, page: bool) -> None:
     auth = request.app[AUTH_KEY]
     if auth.is_therapist(request):
         return
+    token = request.query.get("token") if page else None
+    offered = token is not None or "Authorization" in request.headers
+    if offered and auth.locked_out(request.remote):
+        # a secret was offered by a source that guessed too often: say so, as documented
+        raise _too_many_attempts()
+    if token is not None and auth.check_secret(token, request.remote):
+        # the URL printed at start-up: set the cookie, then drop the secret from the address bar
+        raise _login_response(request, safe_next(request.path))
+    if token is not None and auth.locked_out(request.remote):
+        raise _too_many_attempts()
     if page:
-        token = request.query.get("token")
-        if token is not None and auth.check_secret(token):
-            # the URL printed at start-up: set the cookie, then drop the secret from the address bar
-            raise _login_response(request, request.path)
-        raise web.HTTPSeeOther(location=f"/login?next={request.path}")
+        raise web.HTTPSeeOther(location=str(URL("/login").with_query(next=safe_next(request.path))))
     raise web.HTTPUnauthorized(text="therapist login required\n")
 
 
@@ -153,9 +168,20 @@ async def healthz(request: web.Request) -> web.StreamResponse:
 # ---- login ---------------------------------------------------------------------------------
 
 
-def _safe_next(value: str | None) -> str:
-    # only local paths: never redirect a freshly logged-in therapist to another site
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+# Where a login may send the therapist next: the therapist's own pages, nothing else. The
+# pattern admits only characters that every URL parser (aiohttp/yarl, urllib, a browser) reads
+# the same way: no control characters, spaces, backslashes, percent escapes, "//" or dots.
+_NEXT_PAGE = re.compile(r"/(?:t/[A-Za-z0-9_-]{1,64})?")
+
+
+def safe_next(value: object) -> str:
+    """The path to go to after login: `value` if it is one of the therapist pages, else "/".
+
+    Browsers drop tabs and newlines inside URLs and read a backslash as a slash, so
+    "/\t/evil.example" or "/\\evil.example" would leave this site; such values, and anything
+    else that is not exactly a page of ours, give "/".
+    """
+    if isinstance(value, str) and _NEXT_PAGE.fullmatch(value):
         return value
     return "/"
 
@@ -178,8 +204,12 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     auth = request.app[AUTH_KEY]
     token = request.query.get("token")
     if token is not None:
-        if auth.check_secret(token):
-            return _login_response(request, _safe_next(request.query.get("next")))
+        if auth.locked_out(request.remote):
+            raise _too_many_attempts()
+        if auth.check_secret(token, request.remote):
+            return _login_response(request, safe_next(request.query.get("next")))
+        if auth.locked_out(request.remote):
+            raise _too_many_attempts()
         raise web.HTTPForbidden(text="wrong or expired login token\n")
     return _page("login.html")
 
@@ -190,11 +220,14 @@ async def login_submit(request: web.Request) -> web.StreamResponse:
     auth = request.app[AUTH_KEY]
     form = await request.post()
     secret = form.get("secret")
-    nxt = _safe_next(str(form.get("next") or "/"))
-    if auth.locked_out():
-        raise web.HTTPTooManyRequests(text="too many wrong secrets; wait a minute\n")
-    if not isinstance(secret, str) or not auth.check_secret(secret):
-        raise web.HTTPSeeOther(location="/login?failed=1")
+    nxt = safe_next(form.get("next"))
+    if auth.locked_out(request.remote):
+        raise _too_many_attempts()
+    if not isinstance(secret, str) or not auth.check_secret(secret, request.remote):
+        if auth.locked_out(request.remote):
+            raise _too_many_attempts()
+        # keep where the therapist was going, so a typo does not lose it
+        raise web.HTTPSeeOther(location=str(URL("/login").with_query(failed=1, next=nxt)))
     return _login_response(request, nxt)
 
 

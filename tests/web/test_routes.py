@@ -84,7 +84,7 @@ async def test_wrong_secret_is_refused_and_guessing_is_slowed(dash: Dash) -> Non
         allow_redirects=False,
     )
     assert resp.status == 303
-    assert resp.headers["Location"] == "/login?failed=1"
+    assert resp.headers["Location"] == "/login?failed=1&next=/"
     assert COOKIE_NAME not in resp.cookies
     for _ in range(10):
         await dash.client.post("/login", data={"secret": "x" * 9}, headers={"Origin": dash.origin})
