@@ -21,6 +21,9 @@ from typing import Any
 from biofeedback.errors import ConfigError
 from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique
 
+#: Most steps a protocol may have (a hierarchy has a handful; commands name steps 0..MAX_STEPS-1).
+MAX_STEPS = 1000
+
 DEFAULT_GROUNDING: tuple[GroundingTechnique, ...] = (
     GroundingTechnique.PACED_BREATHING,
     GroundingTechnique.SENSORY_54321,
@@ -318,6 +321,8 @@ def _parse_steps(r: _Reader, top: Mapping[str, Any]) -> tuple[Step, ...]:
         raise r.error(("steps",), "is required: at least one [[steps]] table")
     if not isinstance(raw, list) or not raw:
         raise r.error(("steps",), "must be a non-empty array of [[steps]] tables")
+    if len(raw) > MAX_STEPS:
+        raise r.error(("steps",), f"has {len(raw)} steps; at most {MAX_STEPS} are allowed")
     steps: list[Step] = []
     for i, st in enumerate(raw):
         p: Path_ = ("steps", i)

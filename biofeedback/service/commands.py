@@ -11,18 +11,21 @@ command carries is the session time at which the service processes it, never the
 Whether a command fits the session's current state is the session's business, not this module's.
 
 Redelivered QoS 1 messages carry the same id: `CommandDeduper` makes sure each id is applied
-once and its reply repeated.
+once and its reply repeated, and refuses an id reused by a different command. `CommandRateLimiter`
+bounds how fast each role's commands are taken (a pause is never refused).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import enum
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Literal
 
 from biofeedback.errors import CommandError
@@ -40,6 +43,7 @@ from biofeedback.exposure.messages import (
     Role,
     SudsAnswer,
 )
+from biofeedback.exposure.protocol import MAX_STEPS
 from biofeedback.exposure.rules import ROLE_RULES, may_send
 from biofeedback.service import payloads
 from biofeedback.service.topics import (
@@ -58,6 +62,8 @@ log = logging.getLogger(__name__)
 MAX_COMMAND_BYTES = 8192
 MAX_ID_CHARS = 128
 MAX_NOTE_CHARS = 500
+#: Highest step index a command may name (protocols have at most MAX_STEPS steps).
+MAX_STEP_INDEX = MAX_STEPS - 1
 
 #: Wire name -> command dataclass.
 COMMANDS: Mapping[str, type] = {
@@ -151,18 +157,42 @@ def _number(args: Mapping[str, Any], key: str, cmd: str) -> float | None:
     return f
 
 
-def _integer(args: Mapping[str, Any], key: str, cmd: str, lo: int, hi: int | None) -> int | None:
+def _show(v: Any) -> str:
+    """A value for an error message, short whatever was sent (a 301-digit number is not)."""
+    if isinstance(v, bool) or v is None:
+        return json.dumps(v)
+    if isinstance(v, int):
+        digits = len(str(abs(v)))
+        return str(v) if digits <= 15 else f"a {'negative ' if v < 0 else ''}{digits}-digit number"
+    if isinstance(v, float):
+        return json.dumps(v, allow_nan=True)  # 1e+300, NaN, Infinity: short already
+    if isinstance(v, str):
+        text = json.dumps(v)
+        return "text " + (text if len(text) <= 24 else text[:20] + '..."')
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "an object"
+    return type(v).__name__
+
+
+def _integer(args: Mapping[str, Any], key: str, cmd: str, lo: int, hi: int) -> int | None:
+    """args[key] as an integer within lo..hi (an integral float such as 3.0 counts).
+
+    Anything else (text, true, 1.5, NaN, 1e300, a huge integer) is refused naming the field and
+    the allowed range; the range is checked before any conversion, so no huge value is built.
+    """
     if key not in args:
         return None
     v = args[key]
-    if isinstance(v, float) and v.is_integer() and math.isfinite(v):
-        v = int(v)
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise CommandError(f"{cmd}: args.{key} must be an integer, got {json.dumps(v)[:40]}")
-    if v < lo or (hi is not None and v > hi):
-        span = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-        raise CommandError(f"{cmd}: args.{key} must be {span}, got {v}")
-    return v
+    span = f"an integer {lo}..{hi}"
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise CommandError(f"{cmd}: args.{key} must be {span}, got {_show(v)}")
+    if isinstance(v, float) and not (math.isfinite(v) and v.is_integer()):
+        raise CommandError(f"{cmd}: args.{key} must be {span}, got {_show(v)}")
+    if not lo <= v <= hi:
+        raise CommandError(f"{cmd}: args.{key} must be {span}, got {_show(v)}")
+    return int(v)
 
 
 def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) -> Command:
@@ -176,7 +206,8 @@ def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) ->
     if cmd == "decline":
         return Decline(t=t, role=role, command_id=cid)
     if cmd == "offer_step":
-        return OfferStep(t=t, role=role, step=_integer(args, "step", cmd, 0, None), command_id=cid)
+        step = _integer(args, "step", cmd, 0, MAX_STEP_INDEX)
+        return OfferStep(t=t, role=role, step=step, command_id=cid)
     if cmd == "complete_step":
         return CompleteStep(t=t, role=role, command_id=cid)
     if cmd == "end":
@@ -311,52 +342,167 @@ class CommandReply:
         return payloads.reply(client_id, self.t, self.id, self.ok, self.error)
 
 
+def command_fingerprint(cmd: Command) -> str:
+    """What a command says, without its id and time: (role, command, arguments).
+
+    Two deliveries with the same id are the same command only when their fingerprints match; an
+    id reused by another sender or for another command has a different fingerprint.
+    """
+    parts = [type(cmd).__name__]
+    for f in fields(cmd):
+        if f.name in ("t", "command_id"):
+            continue
+        v = getattr(cmd, f.name)
+        parts.append(f"{f.name}={v.value if isinstance(v, enum.Enum) else v!r}")
+    return "|".join(parts)
+
+
+@dataclass(slots=True)
+class _Seen:
+    fingerprint: str
+    reply: dict[str, Any] | None
+
+
 class CommandDeduper:
     """Applies each command id once: remembers the reply of the last `capacity` ids.
 
-    `claim(id)` is True the first time an id is seen; a second delivery of an id that is still
-    being applied (claimed, no reply yet) or already answered is not applied again:
-    `seen(id)` returns the stored reply payload, if any, to repeat.
+    An id is remembered with the fingerprint of its command (`command_fingerprint`). `claim(id,
+    fingerprint)` is True the first time an id is seen; a second delivery of the same command
+    (same id, same fingerprint) that is still being applied or already answered is not applied
+    again: `seen(id)` returns the stored reply payload, if any, to repeat. The same id with a
+    different fingerprint (another sender, another command) is a `conflict`: it is neither
+    applied nor answered with the earlier command's reply.
     """
 
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
-        self._replies: collections.OrderedDict[str, dict[str, Any] | None] = (
-            collections.OrderedDict()
-        )
+        self._seen: collections.OrderedDict[str, _Seen] = collections.OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._replies)
+        return len(self._seen)
 
     def __contains__(self, command_id: object) -> bool:
-        return command_id in self._replies
+        return command_id in self._seen
 
-    def state(self, command_id: str) -> Literal["new", "pending", "done"]:
-        """Whether this id is new, claimed but unanswered, or answered."""
-        if command_id not in self._replies:
+    def state(
+        self, command_id: str, fingerprint: str = ""
+    ) -> Literal["new", "pending", "done", "conflict"]:
+        """Whether this id is new, claimed but unanswered, answered, or taken by another command."""
+        entry = self._seen.get(command_id)
+        if entry is None:
             return "new"
-        return "pending" if self._replies[command_id] is None else "done"
+        if entry.fingerprint != fingerprint:
+            return "conflict"
+        return "pending" if entry.reply is None else "done"
 
-    def claim(self, command_id: str) -> bool:
+    def claim(self, command_id: str, fingerprint: str = "") -> bool:
         """True (and the id is now taken) when this id was never seen; False for a repeat."""
-        if command_id in self._replies:
-            self._replies.move_to_end(command_id)
+        if command_id in self._seen:
+            self._seen.move_to_end(command_id)
             return False
-        self._replies[command_id] = None
-        while len(self._replies) > self.capacity:
-            self._replies.popitem(last=False)
+        self._seen[command_id] = _Seen(fingerprint, None)
+        self._trim()
         return True
 
     def seen(self, command_id: str) -> dict[str, Any] | None:
         """The reply stored for this id, or None (never seen, or not answered yet)."""
-        return self._replies.get(command_id)
+        entry = self._seen.get(command_id)
+        return entry.reply if entry is not None else None
 
-    def remember(self, command_id: str, reply: dict[str, Any]) -> None:
+    def remember(self, command_id: str, reply: dict[str, Any], fingerprint: str = "") -> None:
         """Store the reply for this id (claiming it if needed)."""
-        self._replies[command_id] = dict(reply)
-        self._replies.move_to_end(command_id)
-        while len(self._replies) > self.capacity:
-            self._replies.popitem(last=False)
+        entry = self._seen.get(command_id)
+        if entry is None:
+            entry = self._seen[command_id] = _Seen(fingerprint, None)
+        entry.reply = dict(reply)
+        self._seen.move_to_end(command_id)
+        self._trim()
+
+    def _trim(self) -> None:
+        while len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+
+
+# ---- rate limit -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """How many commands one role may send: a burst of `burst`, then `per_s` a second."""
+
+    burst: int = 30
+    per_s: float = 3.0
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    last: float
+    refused: int = 0  # commands refused in the current burst (logged when it ends)
+
+
+class CommandRateLimiter:
+    """A token bucket per role for one client's commands (docs/mqtt.md, "Rate limit").
+
+    `admit(role, is_pause)` takes one token and says whether the command may go on. A pause is
+    never refused: it is the safe direction, and whether it changes anything depends on the
+    session's state when it is applied, which only the session knows (a pause while already
+    paused changes nothing and adds no event). It uses a token when one is left, so a flood of
+    pauses leaves no room for other commands from that role. Refusals are logged once per burst: a
+    warning at the first, a count when the role's commands are admitted again.
+    """
+
+    def __init__(
+        self,
+        limit: RateLimit | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit or RateLimit()
+        self._clock = clock
+        self._buckets: dict[Role, _Bucket] = {}
+
+    def admit(self, role: Role, *, is_pause: bool = False) -> bool:
+        """Take a token for one command from `role`; False when it must be refused."""
+        now = self._clock()
+        lim = self.limit
+        b = self._buckets.get(role)
+        if b is None:
+            b = self._buckets[role] = _Bucket(float(lim.burst), now)
+        b.tokens = min(float(lim.burst), b.tokens + max(0.0, now - b.last) * lim.per_s)
+        b.last = now
+        if b.tokens >= 1.0:
+            b.tokens -= 1.0
+            self._burst_over(role, b)
+            return True
+        if is_pause:
+            return True
+        if b.refused == 0:
+            log.warning(
+                "%s commands arrive faster than %s (burst %d): refusing them until they slow down",
+                role.value,
+                self.describe(),
+                lim.burst,
+            )
+        b.refused += 1
+        return False
+
+    def describe(self) -> str:
+        """The sustained rate in words, for messages."""
+        return f"{self.limit.per_s:g} per second"
+
+    def refusal(self, role: Role) -> str:
+        """The error sent back for a refused command."""
+        return (
+            f"too many commands from the {role.value}: at most {self.limit.burst} at once, then "
+            f"{self.describe()}; not applied, send it again in a moment (pause is never refused)"
+        )
+
+    @staticmethod
+    def _burst_over(role: Role, b: _Bucket) -> None:
+        if b.refused:
+            log.warning("rate limit: %d %s commands were refused", b.refused, role.value)
+            b.refused = 0
 
 
 # ---- a ready-made command pump --------------------------------------------------------------
@@ -369,6 +515,7 @@ async def serve_commands(
     now: Callable[[], float],
     submit: Callable[[Command, Callable[[dict[str, Any]], None]], None],
     deduper: CommandDeduper | None = None,
+    limiter: CommandRateLimiter | None = None,
 ) -> None:
     """Subscribe to the client's `cmd` topics and hand each valid new command to `submit`.
 
@@ -376,18 +523,20 @@ async def serve_commands(
 
     `submit(command, reply)` must eventually call `reply(payload)` with the reply payload (e.g.
     `payloads.command_reply(...)`). Junk gets an error reply and a log line; a redelivered id
-    gets its earlier reply again (or nothing while the first delivery is still being applied).
-    Runs until the link closes or the task is cancelled.
+    gets its earlier reply again (or nothing while the first delivery is still being applied);
+    an id reused by another command is refused; a role over its rate limit is refused (except
+    for pauses). Runs until the link closes or the task is cancelled.
     """
     if not valid_client_id(client_id):
         raise CommandError(f"client id {client_id!r} is not a valid pseudonym")
     dedupe = deduper or CommandDeduper()
+    limits = limiter or CommandRateLimiter()
     await link.subscribe(topic(client_id, Topic.CMD), qos=1)
     await link.subscribe(topic(client_id, Topic.CMD) + "/+", qos=1)
     async for msg in link.messages():
         if not command_topic_role(client_id, msg.topic)[0]:
             continue
-        handle_command_message(link, client_id, msg, now(), submit, dedupe)
+        handle_command_message(link, client_id, msg, now(), submit, dedupe, limits)
         await asyncio.sleep(0)
 
 
@@ -398,8 +547,9 @@ def handle_command_message(
     t: float,
     submit: Callable[[Command, Callable[[dict[str, Any]], None]], None],
     dedupe: CommandDeduper,
+    limiter: CommandRateLimiter | None = None,
 ) -> Command | None:
-    """One `cmd` message: parse, dedupe, submit; returns the command when it was submitted."""
+    """One `cmd` message: parse, dedupe, rate-limit, submit; returns the command if submitted."""
 
     def reply(payload: dict[str, Any]) -> None:
         link.reply(msg, client_id, payload)
@@ -414,15 +564,37 @@ def handle_command_message(
         log.warning("refused command %s for %s: %s", cid or "(no id)", client_id, exc)
         reply(payloads.command_error(client_id, t, cid, str(exc)))
         return None
-    if not dedupe.claim(cmd.command_id):
-        previous = dedupe.seen(cmd.command_id)
-        log.info("command %s delivered again: not applied twice", cmd.command_id)
+    cid = cmd.command_id
+    fingerprint = command_fingerprint(cmd)
+    state = dedupe.state(cid, fingerprint)
+    if state == "conflict":
+        log.warning(
+            "refused command %s for %s: its id was already used by another command", cid, client_id
+        )
+        reply(
+            payloads.command_error(
+                client_id,
+                t,
+                cid,
+                f"command id {cid!r} was already used by an earlier command (another sender or "
+                "another command); not applied: send it again with a new, unique id",
+            )
+        )
+        return None
+    if state != "new":
+        previous = dedupe.seen(cid)
+        log.info("command %s delivered again: not applied twice", cid)
         if previous is not None:
             reply(previous)
         return None
+    if limiter is not None and not limiter.admit(cmd.role, is_pause=isinstance(cmd, Pause)):
+        # Not claimed: the same command may be sent again with the same id once the rate allows.
+        reply(payloads.command_error(client_id, t, cid, limiter.refusal(cmd.role)))
+        return None
+    dedupe.claim(cid, fingerprint)
 
     def answer(payload: dict[str, Any]) -> None:
-        dedupe.remember(cmd.command_id, payload)
+        dedupe.remember(cid, payload, fingerprint)
         reply(payload)
 
     submit(cmd, answer)
@@ -433,8 +605,11 @@ __all__ = [
     "COMMANDS",
     "ROLE_RULES",
     "CommandDeduper",
+    "CommandRateLimiter",
     "CommandReply",
+    "RateLimit",
     "allowed_commands",
+    "command_fingerprint",
     "command_id_of",
     "handle_command_message",
     "parse_command",
