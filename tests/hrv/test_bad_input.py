@@ -44,7 +44,55 @@ def assert_sane(u: BeatUpdate) -> None:
     if a.value is not None:
         assert 0.0 <= a.value <= 100.0
     assert 0.0 <= a.confidence <= 1.0
-    assert (u.beat is None) == (u.rejected is not None) or u.hr_bpm is not None
+
+
+def expected_rr_reason(t: float, v: float, last_t: float | None) -> str | None:
+    """The rejection an RR input must get, written from the documented limits (250-2500 ms,
+    strictly increasing finite times), not from the pipeline."""
+    if not math.isfinite(t):
+        return "beat time is not a finite number"
+    if math.isnan(v):
+        return "RR interval is not a number"
+    if v <= 0:
+        return f"RR interval {v:g} ms is not positive"
+    if v < 250.0:
+        return f"RR interval {v:g} ms is below 250 ms"
+    if v > 2500.0:
+        return f"RR interval {v:g} ms is above 2500 ms"
+    if last_t is not None and t <= last_t:
+        return f"beat time {t:.3f} s is not after the previous beat at {last_t:.3f} s"
+    return None
+
+
+def expected_hr_reason(t: float, v: float, last_t: float | None) -> str | None:
+    """The rejection a heart-rate-only input must get (20-250 bpm, increasing finite times)."""
+    if not math.isfinite(t):
+        return "sample time is not a finite number"
+    if not math.isfinite(v):
+        return "heart rate is not a finite number"
+    if not 20.0 <= v <= 250.0:
+        return f"heart rate {v:g} bpm is outside 20..250 bpm"
+    if last_t is not None and t <= last_t:
+        return f"sample time {t:.3f} s is not after the previous sample at {last_t:.3f} s"
+    return None
+
+
+def assert_verdict(u: BeatUpdate, hr_only: bool, t: float, v: float, why: str | None) -> None:
+    """An accepted input comes back as a beat (RR) or a heart rate (HR-only) at its own time;
+    a rejected one comes back with exactly the expected reason and neither."""
+    assert u.rejected == why
+    if why is not None:
+        assert u.beat is None
+        assert u.hr_bpm is None
+        return
+    assert u.t == t
+    if hr_only:
+        assert u.beat is None
+        assert u.hr_bpm == v
+    else:
+        assert u.beat is not None
+        assert (u.beat.t, u.beat.raw_rr_ms) == (t, v)
+        assert u.hr_bpm is not None
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -54,11 +102,19 @@ def test_random_inputs_never_raise_or_give_nan(
 ) -> None:
     _, b, _ = _BASE
     p = SignalPipeline(NO_NK, baseline=b)
+    last_rr_t: float | None = None
+    last_hr_t: float | None = None
     for t, v, hr_only, contact in items:
-        u = p.push_hr(t, v, contact) if hr_only else p.push_rr(t, v, contact)
+        if hr_only:
+            u = p.push_hr(t, v, contact)
+            why = expected_hr_reason(t, v, last_hr_t)
+            last_hr_t = t if why is None else last_hr_t
+        else:
+            u = p.push_rr(t, v, contact)
+            why = expected_rr_reason(t, v, last_rr_t)
+            last_rr_t = t if why is None else last_rr_t
         assert_sane(u)
-        if v != v:  # NaN value
-            assert u.rejected is not None
+        assert_verdict(u, hr_only, t, v, why)
 
 
 @settings(max_examples=60, deadline=None)
@@ -80,14 +136,21 @@ def test_monotone_beats_with_garbage_between_keep_metrics_finite() -> None:
     rng = np.random.default_rng(0)
     p = SignalPipeline(NO_NK)
     t = 0.0
+    last: float | None = None
     for i in range(2000):
         t += 0.8
         v = float(rng.choice([800.0, math.nan, -1.0, 0.0, 1e9, 251.0, 2499.0, 800.0 + i % 7]))
-        assert_sane(p.push_rr(t, v))
+        u = p.push_rr(t, v)
+        assert_sane(u)
+        why = expected_rr_reason(t, v, last)
+        assert_verdict(u, False, t, v, why)
+        last = t if why is None else last
         if i % 97 == 0:
             p.mark_gap(t)
         if i % 13 == 0:
-            assert_sane(p.push_rr(t - 5.0, 800.0))  # out of order
+            u = p.push_rr(t - 5.0, 800.0)  # out of order
+            assert_sane(u)
+            assert_verdict(u, False, t - 5.0, 800.0, expected_rr_reason(t - 5.0, 800.0, last))
 
 
 def test_constant_rr_has_zero_variability_not_nan() -> None:
