@@ -2,71 +2,167 @@
 
 from __future__ import annotations
 
+import math
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from biofeedback.signal import BeatUpdate, SignalPipeline, compute_offline
-from biofeedback.signal.timedomain import NN50_US, time_domain
+from biofeedback.signal import BeatUpdate, SignalConfig, SignalPipeline, compute_offline
 from tests.hrv.helpers import NO_ARTIFACTS, nk_time, rel
-from tests.hrv.test_equals_neurokit import check_window
+from tests.hrv.test_equals_neurokit import Reference, check_update
 from tests.hrv.test_offline import compare
 
 pytestmark = pytest.mark.data
 
+# The published values are for the series as given (already NN): no screen, no correction. No
+# spectra either: they do not touch the time domain and would only slow a one-hour stream.
+AS_GIVEN = SignalConfig(
+    artifact_correction=False, provisional_threshold=None, frequency_cadence_s=1e9
+)
 
-def whole_series(rr_ms: np.ndarray) -> tuple[float, float, float, int]:
-    """(mean, SDNN, RMSSD, NN50) of a whole series with the pipeline's exact-sum arithmetic."""
-    x = np.rint(rr_ms * 1000).astype(np.int64)
-    d = np.diff(x)
-    nn50 = int(np.sum(np.abs(d) > NN50_US))
-    td = time_domain(0.0, len(x), int(x.sum()), int((x * x).sum()), int((d * d).sum()), nn50)
-    assert td.sdnn_ms is not None
-    assert td.rmssd_ms is not None
-    return td.mean_nn_ms, td.sdnn_ms, td.rmssd_ms, nn50
+
+@dataclass(frozen=True, slots=True)
+class Whole:
+    """Time-domain values of a whole series, rebuilt from the per-beat window outputs."""
+
+    n: int
+    mean_ms: float
+    sdnn_ms: float
+    rmssd_ms: float
+    nn50: int
+
+
+def whole_from_windows(
+    n: np.ndarray,
+    mean: np.ndarray,
+    sdnn: np.ndarray,
+    rmssd: np.ndarray,
+    pnn50: np.ndarray,
+    rr_ms: np.ndarray,
+) -> Whole:
+    """The whole series' values from what production output for it, beat by beat.
+
+    No production window spans a whole recording (windows are at most 300 s), but consecutive
+    windows can tile it: the window ending at the last beat covers its `n` beats, the window
+    ending just before those covers the next ones back, and so on. Each window's sums follow
+    from its published metrics by their definitions (SDNN ddof=1, RMSSD over n-1 differences,
+    pNN50 over n intervals); the differences across tile borders come from the input series.
+    A production formula that is wrong shows up as a whole-series value off the published one.
+    """
+    s1 = s2 = d2 = 0.0
+    nn50 = 0
+    total = 0
+    j = len(rr_ms) - 1
+    while j >= 0:
+        k = int(n[j])
+        assert 1 <= k <= j + 1
+        lo = j - k + 1
+        s1 += k * mean[j]
+        if k > 1:
+            s2 += (k - 1) * sdnn[j] ** 2 + k * mean[j] ** 2
+            d2 += (k - 1) * rmssd[j] ** 2
+            count = pnn50[j] * k / 100.0
+            assert abs(count - round(count)) < 1e-6, (j, count)  # pNN50 = NN50 / n * 100
+            nn50 += round(count)
+        else:
+            s2 += mean[j] ** 2
+        if lo > 0:
+            d = float(rr_ms[lo] - rr_ms[lo - 1])
+            d2 += d * d
+            nn50 += abs(d) > 50.0
+        total += k
+        j = lo - 1
+    assert total == len(rr_ms)
+    m = total
+    return Whole(m, s1 / m, math.sqrt((s2 - s1 * s1 / m) / (m - 1)), math.sqrt(d2 / (m - 1)), nn50)
+
+
+def whole_streaming(t: np.ndarray, rr: np.ndarray) -> Whole:
+    """`whole_from_windows` over the long window of every update of a pipeline fed beat by beat."""
+    p = SignalPipeline(AS_GIVEN)
+    ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
+    assert all(u.beat is not None and u.beat.rr_ms == b for u, b in zip(ups, rr, strict=True))
+    longs = [u.long for u in ups]
+    assert all(td is not None for td in longs)
+
+    def col(name: str) -> np.ndarray:
+        return np.array([math.nan if v is None else v for v in (getattr(td, name) for td in longs)])
+
+    n = np.array([td.n for td in longs if td is not None])
+    return whole_from_windows(
+        n, col("mean_nn_ms"), col("sdnn_ms"), col("rmssd_ms"), col("pnn50_pct"), rr
+    )
+
+
+def whole_offline(t: np.ndarray, rr: np.ndarray) -> Whole:
+    """`whole_from_windows` over `compute_offline`'s long window, the whole-recording path."""
+    off = compute_offline(t, rr, AS_GIVEN)
+    assert off.accepted.all()
+    assert (off.final_rr_ms == rr).all()
+    w = off.long
+    return whole_from_windows(w.n, w.mean_nn_ms, w.sdnn_ms, w.rmssd_ms, w.pnn50_pct, rr)
 
 
 def stream_and_check_windows(
     t: np.ndarray, rr: np.ndarray, p: SignalPipeline, every: int, revised_every: int = 1
 ) -> int:
+    """Both windows equal neurokit2 on the window rebuilt from the beat times (see
+    test_equals_neurokit); returns how many updates were checked."""
+    ref = Reference()
     n = 0
     n_rev = 0
     for i, (a, b) in enumerate(zip(t.tolist(), rr.tolist(), strict=True)):
         u = p.push_rr(a, b)
+        ref.take(u)
         n_rev += bool(u.revised)
         if i > 3 and (i % every == 0 or (u.revised and n_rev % revised_every == 0)):
-            check_window(u.short, p.window_values_ms("short"))
-            check_window(u.long, p.window_values_ms("long"))
+            check_update(u, ref, p.config)
             n += 1
     return n
 
 
-def test_pyhrv_published_values_and_windows(shared_data: Path) -> None:
+def test_pyhrv_published_values_whole_series(shared_data: Path) -> None:
     nn = np.load(shared_data / "pyhrv" / "SampleNNISeriesLong.npy").astype(float)
-    mean, sdnn, rmssd, nn50 = whole_series(nn)
-    # pyHRV's SampleReport.txt (3 decimals)
-    assert round(mean, 3) == 768.438
-    assert round(sdnn, 3) == 85.357
-    assert round(rmssd, 3) == 60.523
-    assert nn50 == 1338
-    assert round(nn50 / (len(nn) - 1) * 100, 3) == 28.571  # pyHRV divides by N-1, neurokit2 by N
+    assert len(nn) == 4684
+    t = np.cumsum(nn) / 1000.0
+    for got in (whole_streaming(t, nn), whole_offline(t, nn)):
+        # pyHRV 0.5.0 pyhrv/files/SampleReport.txt, "Time Domain" (3 decimals)
+        assert round(got.mean_ms, 3) == 768.438
+        assert round(got.sdnn_ms, 3) == 85.357
+        assert round(got.rmssd_ms, 3) == 60.523
+        assert got.nn50 == 1338  # SampleReport.txt "NN50 (-) ; 1338.000"
+        # pyHRV divides NN50 by N - 1 ("pNN50 (%) ; 28.571"); production divides by N
+        assert round(1338 / (4684 - 1) * 100, 3) == 28.571
     ref = nk_time(nn.tolist())
-    assert rel(sdnn, ref["SDNN"]) <= 1e-9
-    assert rel(rmssd, ref["RMSSD"]) <= 1e-9
+    got = whole_offline(t, nn)
+    assert rel(got.sdnn_ms, ref["SDNN"]) <= 1e-9
+    assert rel(got.rmssd_ms, ref["RMSSD"]) <= 1e-9
+
+
+def test_pyhrv_windows_equal_neurokit(shared_data: Path) -> None:
+    nn = np.load(shared_data / "pyhrv" / "SampleNNISeriesLong.npy").astype(float)
     t = np.cumsum(nn) / 1000.0
     assert stream_and_check_windows(t[:900], nn[:900], SignalPipeline(NO_ARTIFACTS), 23) > 30
 
 
-def test_hrvanalysis_published_values_and_windows(shared_data: Path) -> None:
+def test_hrvanalysis_published_values_whole_series(shared_data: Path) -> None:
     nn = np.loadtxt(shared_data / "hrvanalysis-aura" / "test_nn_intervals.txt")
-    mean, sdnn, rmssd, nn50 = whole_series(nn)
-    assert mean == pytest.approx(718.248, abs=5e-4)
-    assert sdnn == pytest.approx(43.113075, abs=5e-7)
-    assert rmssd == pytest.approx(19.519401, abs=5e-7)
-    assert nn50 == 24
-    assert nn50 / (len(nn) - 1) * 100 == pytest.approx(2.4024, abs=5e-5)
+    assert len(nn) == 1000
+    t = np.cumsum(nn) / 1000.0
+    for got in (whole_streaming(t, nn), whole_offline(t, nn)):
+        # hrv-analysis tests/tests_extract_features_methods.py @ 2aca66ee (full precision; the
+        # 316b646 file quoted in PROVENANCE.md rounds them to 6 decimals)
+        assert got.mean_ms == pytest.approx(718.248, rel=1e-12)
+        assert got.sdnn_ms == pytest.approx(43.113074968427306, rel=1e-9)
+        assert got.rmssd_ms == pytest.approx(19.519400785039664, rel=1e-9)
+        assert got.nn50 == 24  # same file: 'nni_50': 24
+
+
+def test_hrvanalysis_windows_equal_neurokit(shared_data: Path) -> None:
+    nn = np.loadtxt(shared_data / "hrvanalysis-aura" / "test_nn_intervals.txt")
     t = np.cumsum(nn) / 1000.0
     assert stream_and_check_windows(t, nn, SignalPipeline(), 19) > 40
 
