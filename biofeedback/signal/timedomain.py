@@ -66,7 +66,8 @@ class SegmentStore:
 
 
 def time_domain(window_s: float, n: int, s1: int, s2: int, d2: int, nn50: int) -> TimeDomain:
-    """Metrics from exact window sums (µs); the offline path uses the same arithmetic.
+    """Metrics from exact window sums (µs): the streaming windows' only arithmetic; the offline
+    path repeats it vectorised (offline._windows), bit for bit.
 
     Matches neurokit2.hrv_time: SDNN with ddof=1, RMSSD over successive differences,
     pNN50 = NN50 / N * 100 with N intervals in the window.
@@ -75,8 +76,8 @@ def time_domain(window_s: float, n: int, s1: int, s2: int, d2: int, nn50: int) -
     if n < 2:
         return TimeDomain(window_s, n, mean_ms, 60000.0 / mean_ms, None, None, None)
     var_us2 = float(n * s2 - s1 * s1) / float(n * (n - 1))
-    sdnn = math.sqrt(var_us2) / 1000.0
-    rmssd = math.sqrt(float(d2) / float(n - 1)) / 1000.0
+    sdnn = _sqrt(var_us2) / 1000.0
+    rmssd = _sqrt(float(d2) / float(n - 1)) / 1000.0
     pnn50 = nn50 / n * 100.0
     return TimeDomain(window_s, n, mean_ms, 60000.0 / mean_ms, rmssd, sdnn, pnn50)
 
@@ -146,25 +147,10 @@ class TimeWindow:
                 self.nn50 += (abs(d_new) > NN50_US) - (abs(d_old) > NN50_US)
 
     def metrics(self) -> TimeDomain | None:
-        """Metrics of the window, None when it is empty (same arithmetic as `time_domain`,
-        inlined: this runs twice per beat)."""
-        n = self.n
-        if n == 0:
+        """Metrics of the window, None when it is empty (`time_domain` on the window's sums)."""
+        if self.n == 0:
             return None
-        s1 = self.s1
-        mean_ms = s1 / n / 1000.0
-        if n < 2:
-            return TimeDomain(self.window_s, n, mean_ms, 60000.0 / mean_ms, None, None, None)
-        var_us2 = float(n * self.s2 - s1 * s1) / float(n * (n - 1))
-        return TimeDomain(
-            self.window_s,
-            n,
-            mean_ms,
-            60000.0 / mean_ms,
-            _sqrt(float(self.d2) / float(n - 1)) / 1000.0,
-            _sqrt(var_us2) / 1000.0,
-            self.nn50 / n * 100.0,
-        )
+        return time_domain(self.window_s, self.n, self.s1, self.s2, self.d2, self.nn50)
 
     def values_ms(self) -> list[float]:
         """The window's current RR values in ms (for checks against batch tools)."""
