@@ -180,6 +180,9 @@ class ExposureSession:
         self._last_sample_t: float | None = None
         self._last_value: float | None = None
         self._last_value_t: float | None = None
+        # The newest sample was unknown: the last known value is then no longer current (it is
+        # still shown), so it neither counts as calm nor restarts a run on an adjustment.
+        self._newest_unknown = False
         self._above_since: float | None = None
         self._below_since: float | None = None
         self._segment_start: float | None = None
@@ -508,6 +511,7 @@ class ExposureSession:
                 # A gap longer than stale_s breaks a run even if no other input came in between.
                 self._above_since = self._below_since = None
             self._last_value, self._last_value_t = value, t
+            self._newest_unknown = False
             self._update_runs(value, t)
             if self._state is S.EXPOSING and self._step is not None:
                 acc = self._acc[self._step]
@@ -515,6 +519,7 @@ class ExposureSession:
         else:
             # Unknown arousal neither pauses nor counts towards recovery: both runs restart.
             self._above_since = self._below_since = None
+            self._newest_unknown = True
         self._advance(t)
 
     def _update_runs(self, value: float, t: float) -> None:
@@ -545,8 +550,10 @@ class ExposureSession:
         )
 
     def _fresh(self, t: float) -> bool:
+        """The last known value is current at t: not superseded by an unknown one, not stale."""
         return (
             not self._device_lost
+            and not self._newest_unknown
             and self._last_sample_t is not None
             and self._last_value_t is not None
             and t - self._last_value_t <= self._th.stale_s

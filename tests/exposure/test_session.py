@@ -120,8 +120,17 @@ def test_unknown_values_neither_pause_nor_count() -> None:
     assert now(s) is S.EXPOSING
     s2 = exposing()
     s2.handle(ArousalSample(3.0, 90.0, confidence=0.0))
-    s2.handle(Tick(20.0))
-    assert now(s2) is not S.EXPOSING or s2.snapshot().pause_reason is None
+    # Past the dwell (5 s) but within signal_timeout_s (10 s) of that sample: no pause at all.
+    assert s2.handle(Tick(12.0)) == []
+    assert now(s2) is S.EXPOSING
+    # Then the only pause is for lost monitoring (no sample for 10 s), never for arousal.
+    ev = s2.handle(Tick(20.0))
+    assert transitions(ev) == [("exposing", "paused")]
+    assert ev[-1].values["pause_reason"] == "signal_lost"
+    snap = s2.snapshot()
+    assert snap.state is S.PAUSED
+    assert snap.pause_reason is PauseReason.SIGNAL_LOST
+    assert snap.progress[0].pause_reasons == ("signal_lost",)
     # ... and unknown values never count towards recovery
     s3 = exposing()
     feed(s3, 3, 9, 80.0)
