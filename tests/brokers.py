@@ -225,12 +225,25 @@ async def mosquitto_secure(
 
 
 @contextlib.asynccontextmanager
-async def embedded(backend: str = "auto") -> AsyncIterator[BrokerHandle]:
-    """The embedded broker (auto = managed Mosquitto when installed, else amqtt)."""
+async def embedded(backend: str = "auto", *, acl: bool = False) -> AsyncIterator[BrokerHandle]:
+    """The embedded broker (auto = managed Mosquitto when installed, else amqtt).
+
+    It refuses anonymous clients: the handle logs in as its `service` user, and `handle.users`
+    holds every role's password. `acl=False` (the default here) lets those users use any topic,
+    for tests of MQTT itself; `acl=True` is the broker exactly as the service runs it.
+    """
     if backend == "mosquitto":
         require_binary("mosquitto", "mosquitto")
-    async with EmbeddedBroker(backend=backend) as b:  # type: ignore[arg-type]
-        yield BrokerHandle(f"embedded-{b.backend}", b.url, b.protocols)
+    async with EmbeddedBroker(backend=backend, acl=acl) as b:  # type: ignore[arg-type]
+        yield BrokerHandle(
+            f"embedded-{b.backend}",
+            b.url,
+            b.protocols,
+            process=b.process,
+            username=b.logins.service.username,
+            password=b.logins.service.password,
+            users={login.username: login.password for login in b.logins.all()},
+        )
 
 
 @pytest.fixture
@@ -260,7 +273,9 @@ async def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         async with mosquitto_secure(tmp_path, acl=tmp_path / "no-acl") as handle:
             yield handle
     elif kind == "embedded":
-        # the single-machine default exactly as the service starts it (managed Mosquitto here)
+        # the single-machine default as the service starts it (managed Mosquitto here), but
+        # without its topic ACL: conformance tests use free-form topics (the ACL has its own
+        # tests in tests/service/test_broker_access.py)
         async with embedded("auto") as handle:
             yield handle
     else:

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 DEMO_PROTOCOL = "protocols/demo.toml"
 ENV_EMBEDDED_BROKER = "BIOFEEDBACK_EMBEDDED_BROKER"
+ENV_BROKER_OBSERVER_FILE = "BIOFEEDBACK_BROKER_OBSERVER_FILE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,19 +191,25 @@ def _stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
     return exposure, breathing
 
 
-def mqtt_settings(config: AppConfig, broker: BrokerInfo) -> Any:
-    """MQTT settings for the broker with the config's TLS files and the environment's credentials.
+def mqtt_settings(config: AppConfig, broker: BrokerInfo, role: str = "service") -> Any:
+    """MQTT settings for the broker with the config's TLS files and the environment's credentials,
+    or, on the embedded broker, the login this run made for `role` (a `BrokerRole`).
 
     The configured protocol version is used when the broker speaks it; the in-process fallback
     broker speaks only 3.1.1, and the service works over both.
     """
+    from biofeedback.service.broker_access import BrokerRole
     from biofeedback.service.mqtt import MqttSettings
 
     protocol = config.mqtt.protocol if config.mqtt.protocol in broker.protocols else 311
+    username, password = config.mqtt.username, config.mqtt.password
+    if broker.logins is not None:
+        login = broker.logins.for_role(BrokerRole(role))
+        username, password = login.username, login.password
     return MqttSettings.from_url(
         broker.url,
-        username=config.mqtt.username,
-        password=config.mqtt.password,
+        username=username,
+        password=password,
         ca_file=config.mqtt.ca_file or None,
         cert_file=config.mqtt.cert_file or None,
         key_file=config.mqtt.key_file or None,
@@ -216,6 +223,7 @@ class BrokerInfo:
 
     url: str
     protocols: tuple[int, ...]
+    logins: Any = None  # the embedded broker's per-run `BrokerLogins`; None for an external one
 
 
 @contextlib.asynccontextmanager
@@ -234,8 +242,12 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
     if chosen not in backends:
         raise ConfigError(f"{ENV_EMBEDDED_BROKER}={chosen!r}: use auto, mosquitto or amqtt")
     backend = backends[chosen]
+    # opt-in: a read-only login for local tools, written to this file (mode 0600)
+    observer = os.environ.get(ENV_BROKER_OBSERVER_FILE) or None
     try:
-        broker = EmbeddedBroker(host="127.0.0.1", port=port, backend=backend)
+        broker = EmbeddedBroker(
+            host="127.0.0.1", port=port, backend=backend, observer_file=observer
+        )
         await broker.__aenter__()
     except BrokerError as exc:
         if fixed_port or port == 0 or "in use" not in str(exc):
@@ -243,10 +255,10 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
         # The default port is often taken by a system-wide Mosquitto: any free port will do,
         # and the URL is printed.
         log.warning("MQTT port %d is in use (a system broker?); using a free port", port)
-        broker = EmbeddedBroker(host="127.0.0.1", port=0, backend=backend)
+        broker = EmbeddedBroker(host="127.0.0.1", port=0, backend=backend, observer_file=observer)
         await broker.__aenter__()
     try:
-        yield BrokerInfo(broker.url, tuple(broker.protocols))
+        yield BrokerInfo(broker.url, tuple(broker.protocols), broker.logins)
     finally:
         await broker.__aexit__(None, None, None)
 
@@ -281,7 +293,12 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
         )
         if opts.web:
             await stack.enter_async_context(
-                dashboard(config, settings, say, fixed_port=opts.http_port_fixed)
+                dashboard(
+                    config,
+                    mqtt_settings(config, broker, "dashboard"),
+                    say,
+                    fixed_port=opts.http_port_fixed,
+                )
             )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
         # rather than stalling the first artifact correction (and every beat behind it).
@@ -326,7 +343,8 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
             if opts.actor:
                 from biofeedback.service.demo_actor import run_actor
 
-                actor = tg.create_task(run_actor(settings, client, clock), name="demo-actor")
+                actor_settings = mqtt_settings(config, broker, "demo-actor")
+                actor = tg.create_task(run_actor(actor_settings, client, clock), name="demo-actor")
             await runner.run()
             pump.cancel()
             if actor is not None:

@@ -10,6 +10,13 @@ filters out the stray retained messages itself.
 Mosquitto cannot bind port 0, so a free port is chosen first (and retried if taken meanwhile).
 Its default `max_queued_messages 1000` silently drops QoS 1 bursts to a slow subscriber, so the
 generated config raises it.
+
+Only the service's own parts may speak on the embedded broker (`broker_access`): each role has
+its own user with a random password made for this run, handed over in-process (never on a
+command line, in the environment or in a log), and an ACL limits each user to its topics;
+anonymous clients are refused. The managed Mosquitto keeps a persistence database (autosaved
+every second) and is restarted on the same port if it dies, so sessions and queued QoS 1
+messages survive a broker crash (docs/mqtt.md, "Broker restarts").
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -25,13 +33,21 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self
 
 from biofeedback.errors import BrokerError
+from biofeedback.service.broker_access import (
+    EMBEDDED_ACL,
+    BrokerLogin,
+    BrokerLogins,
+    BrokerRole,
+    mosquitto_acl,
+)
+from biofeedback.service.broker_workdir import Workdir, remove_stale_workdirs, write_private
 
 log = logging.getLogger(__name__)
 
@@ -173,6 +189,8 @@ async def wait_port(host: str, port: int, limit_s: float) -> bool:
 class MosquittoProcess:
     """A `mosquitto` child process with a generated config in its own temporary folder.
 
+    `users` (name -> password) and `acl` (the ACL file's text) are written into that folder as
+    files only this OS user can read; `password_file`/`acl_file` name existing files instead.
     `kill()` (SIGKILL) and `start()` again simulate a broker crash and restart on the same port.
     """
 
@@ -184,23 +202,45 @@ class MosquittoProcess:
         binary: str | None = None,
         password_file: str | None = None,
         acl_file: str | None = None,
+        users: Mapping[str, str] | None = None,
+        acl: str | None = None,
         tls: MosquittoTls | None = None,
         persistence: bool = False,
         workdir: str | os.PathLike[str] | None = None,
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
     ) -> None:
+        if users is not None and password_file is not None:
+            raise ValueError("give either users or password_file, not both")
+        if acl is not None and acl_file is not None:
+            raise ValueError("give either acl or acl_file, not both")
         self.host = host
         self._fixed_port = port
         self.port = port or 0
         self.binary = binary or find_mosquitto()
-        self.password_file = password_file
-        self.acl_file = acl_file
         self.tls = tls
         self.persistence = persistence
         self.max_queued_messages = max_queued_messages
-        self._own_dir = workdir is None
-        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="bf-mosquitto-"))
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._own: Workdir | None = None
+        if workdir is None:
+            remove_stale_workdirs()  # what earlier runs killed with -9 left behind
+            self._own = Workdir()
+            self.workdir = self._own.path
+        else:
+            self.workdir = Path(workdir)
+            self.workdir.mkdir(parents=True, exist_ok=True)
+        try:
+            if users is not None:
+                password_file = str(self.workdir / "passwords")
+                text = "".join(mosquitto_password_line(u, p) + "\n" for u, p in users.items())
+                write_private(Path(password_file), text)
+            if acl is not None:
+                acl_file = str(self.workdir / "acl")
+                write_private(Path(acl_file), acl)
+        except BaseException:
+            self._release_dir()
+            raise
+        self.password_file = password_file
+        self.acl_file = acl_file
         self._proc: asyncio.subprocess.Process | None = None
 
     @property
@@ -219,8 +259,17 @@ class MosquittoProcess:
     def running(self) -> bool:
         return self._proc is not None and self._proc.returncode is None
 
+    @property
+    def pid(self) -> int | None:
+        """The running broker's process id (None when it is not running)."""
+        return self._proc.pid if self.running and self._proc is not None else None
+
     async def __aenter__(self) -> Self:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            self._release_dir()
+            raise
         return self
 
     async def __aexit__(
@@ -229,9 +278,14 @@ class MosquittoProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.stop()
-        if self._own_dir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
+        try:
+            await self.stop()
+        finally:
+            self._release_dir()
+
+    def _release_dir(self) -> None:
+        if self._own is not None:
+            self._own.release()
 
     def log_tail(self, n: int = 15) -> str:
         """The last lines mosquitto logged (to explain a failure)."""
@@ -251,10 +305,13 @@ class MosquittoProcess:
             raise BrokerError(
                 f"mosquitto cannot listen on {self.host}:{self.port}: the port is in use"
             )
+        # The folder's lock goes to the broker too: it stays taken while either process lives.
+        lock_fd = self._own.lock_fd if self._own is not None else None
         for attempt in range(attempts):
             if not self.port:
                 self.port = pick_free_port(self.host)
-            self.config_path.write_text(
+            write_private(
+                self.config_path,
                 mosquitto_config(
                     self.port,
                     self.host,
@@ -264,7 +321,7 @@ class MosquittoProcess:
                     persistence_dir=str(self.workdir) if self.persistence else None,
                     log_file=str(self.log_path),
                     max_queued_messages=self.max_queued_messages,
-                )
+                ),
             )
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary,
@@ -277,6 +334,7 @@ class MosquittoProcess:
                 # stops the broker in order (last state published first), not both at once.
                 start_new_session=True,
                 preexec_fn=_die_with_parent,
+                pass_fds=(lock_fd,) if lock_fd is not None else (),
             )
             if await self._wait_ready(5.0):
                 log.info("mosquitto running on %s (pid %d)", self.url, self._proc.pid)
@@ -302,6 +360,13 @@ class MosquittoProcess:
             if await wait_port(self.host, self.port, 0.1):
                 return True
         return False
+
+    async def wait_exit(self) -> int | None:
+        """Wait until the running broker exits; its exit status (None when none was running)."""
+        proc = self._proc
+        if proc is None:
+            return None
+        return await proc.wait()
 
     async def _reap(self) -> None:
         proc = self._proc
@@ -352,11 +417,23 @@ class MosquittoProcess:
         await self._reap()
 
 
+RESTART_MIN_S = 0.5  # first wait before restarting a broker that died
+RESTART_MAX_S = 10.0  # longest wait between failed restarts
+
+
 class EmbeddedBroker:
     """The single-machine default broker, as `async with EmbeddedBroker() as b: b.url`.
 
     backend "auto" runs a managed Mosquitto when the binary exists, else amqtt in-process
     (MQTT 3.1.1 only: `protocols` says which protocol versions the running backend speaks).
+
+    Either way anonymous clients are refused: `logins` holds this run's user per role
+    (`broker_access.BrokerRole`), to be handed to each part in-process. With `acl` (the default)
+    each user may use only its topics (`broker_access.EMBEDDED_ACL`); without it any of these
+    users may use any topic (tests of MQTT itself). The managed Mosquitto keeps a persistence
+    database (`persistence`) and is restarted on the same port when it dies (`restart`).
+    `observer_file`, when given, receives the read-only `observer` login as JSON (mode 0600) for
+    local tools; it is removed again on exit.
     """
 
     def __init__(
@@ -365,18 +442,31 @@ class EmbeddedBroker:
         host: str = "127.0.0.1",
         *,
         backend: Backend = "auto",
-        persistence: bool = False,
+        persistence: bool = True,
+        acl: bool = True,
+        restart: bool = True,
+        observer_file: str | os.PathLike[str] | None = None,
         max_queued_messages: int = MAX_QUEUED_MESSAGES,
     ) -> None:
         if host not in ("127.0.0.1", "localhost", "::1") and not host.startswith("127."):
-            log.warning("embedded broker bound to %s: it has no password; prefer loopback", host)
+            log.warning(
+                "embedded broker bound to %s: its passwords cross the network without TLS; "
+                "prefer loopback",
+                host,
+            )
         self.host = host
         self._port = port
         self._requested = backend
         self._persistence = persistence
+        self._acl = acl
+        self._restart = restart
+        self._observer_file = Path(observer_file) if observer_file is not None else None
         self._max_queued = max_queued_messages
+        self.logins = BrokerLogins.generate()
         self.backend: Literal["mosquitto", "amqtt"] | None = None
         self._mosquitto: MosquittoProcess | None = None
+        self._supervisor: asyncio.Task[None] | None = None
+        self._stopping = False
         self._amqtt: Any = None
         self.port = port
 
@@ -389,6 +479,15 @@ class EmbeddedBroker:
         """MQTT protocol versions the running backend accepts (5 and 311, or 311 only)."""
         return (5, 311) if self.backend == "mosquitto" else (311,)
 
+    @property
+    def process(self) -> MosquittoProcess | None:
+        """The managed Mosquitto (None with the amqtt backend)."""
+        return self._mosquitto
+
+    def login(self, role: BrokerRole) -> BrokerLogin:
+        """This run's login for one role."""
+        return self.logins.for_role(role)
+
     async def __aenter__(self) -> Self:
         binary = find_mosquitto()
         backend = self._requested
@@ -399,39 +498,85 @@ class EmbeddedBroker:
                     "mosquitto not installed: falling back to the amqtt in-process broker "
                     "(MQTT 3.1.1 only, slower); install Debian package 'mosquitto'"
                 )
+        users = {login.username: login.password for login in self.logins.all()}
         if backend == "mosquitto":
             proc = MosquittoProcess(
                 self._port or None,
                 self.host,
                 binary=binary,
+                users=users,
+                acl=mosquitto_acl() if self._acl else None,
                 persistence=self._persistence,
                 max_queued_messages=self._max_queued,
             )
-            try:
-                await proc.start()
-            except BaseException:
-                await proc.__aexit__(None, None, None)
-                raise
+            await proc.__aenter__()
             self._mosquitto = proc
             self.port = proc.port
+            if self._restart:
+                self._supervisor = asyncio.create_task(
+                    self._supervise(proc), name="mosquitto-supervisor"
+                )
         else:
-            await self._start_amqtt()
+            await self._start_amqtt(users)
         self.backend = backend
+        try:
+            self._write_observer_file()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         return self
 
-    async def _start_amqtt(self) -> None:
+    def _write_observer_file(self) -> None:
+        path = self._observer_file
+        if path is None:
+            return
+        login = self.logins.observer
+        body = {"url": self.url, "username": login.username, "password": login.password}
+        try:
+            write_private(path, json.dumps(body) + "\n")
+        except OSError as exc:
+            raise BrokerError(f"cannot write the broker's observer login to {path}: {exc}") from exc
+        log.info("read-only broker login for local tools written to %s (mode 0600)", path)
+
+    async def _supervise(self, proc: MosquittoProcess) -> None:
+        """Restart the managed Mosquitto on its port whenever it dies, until the broker exits."""
+        delay = RESTART_MIN_S
+        while True:
+            status = await proc.wait_exit()
+            if self._stopping:
+                return
+            if status is not None:
+                log.error(
+                    "mosquitto on %s exited unexpectedly (status %s); restarting it in %.1f s "
+                    "(the service goes on; links reconnect by themselves)",
+                    proc.url,
+                    status,
+                    delay,
+                )
+                await proc.kill()  # reap, so start() runs a new one
+            await asyncio.sleep(delay)
+            if self._stopping:
+                return
+            try:
+                await proc.start()
+            except BrokerError as exc:
+                delay = min(delay * 2, RESTART_MAX_S)
+                log.error("mosquitto could not be restarted (%s); next try in %.1f s", exc, delay)
+                continue
+            delay = RESTART_MIN_S
+            log.warning("mosquitto restarted on %s (pid %s)", proc.url, proc.pid)
+
+    async def _start_amqtt(self, users: Mapping[str, str]) -> None:
         try:
             from amqtt.errors import BrokerError as AmqttBrokerError
 
-            from biofeedback.service.amqtt_fallback import FallbackBroker
+            from biofeedback.service.amqtt_fallback import FallbackBroker, plugin_config
         except ImportError as exc:
             raise BrokerError(f"neither mosquitto nor amqtt is available: {exc}") from exc
         port = self._port or pick_free_port(self.host)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"{self.host}:{port}"}},
-            # Not AnonymousAuthPlugin: amqtt keeps no offline QoS 1 messages for anonymous
-            # sessions (see amqtt_fallback.py).
-            "plugins": {"biofeedback.service.amqtt_fallback.LoopbackAuthPlugin": {}},
+            "plugins": plugin_config(users, EMBEDDED_ACL if self._acl else None),
         }
         broker = FallbackBroker(config)
         try:
@@ -448,9 +593,20 @@ class EmbeddedBroker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._mosquitto is not None:
-            await self._mosquitto.__aexit__(None, None, None)
-            self._mosquitto = None
-        if self._amqtt is not None:
-            broker, self._amqtt = self._amqtt, None
-            await broker.shutdown()
+        self._stopping = True
+        if self._supervisor is not None:
+            task, self._supervisor = self._supervisor, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        try:
+            if self._mosquitto is not None:
+                proc, self._mosquitto = self._mosquitto, None
+                await proc.__aexit__(None, None, None)
+            if self._amqtt is not None:
+                broker, self._amqtt = self._amqtt, None
+                await broker.shutdown()
+        finally:
+            if self._observer_file is not None:
+                with contextlib.suppress(OSError):
+                    self._observer_file.unlink()

@@ -119,7 +119,12 @@ async def _replay_live(args: argparse.Namespace, config: AppConfig, session: Pat
             )
         )
         await stack.enter_async_context(
-            dashboard(cfg, settings, print, fixed_port=args.http_port is not None)
+            dashboard(
+                cfg,
+                mqtt_settings(cfg, broker, "dashboard"),
+                print,
+                fixed_port=args.http_port is not None,
+            )
         )
         print(f"replaying {session} at {args.speed:g}x (Ctrl-C stops)")
         start_t = core.last_t  # the recorded start (core_from_recording requires it)

@@ -123,7 +123,8 @@ class MqttSettings:
             raise ConfigError(f"MQTT URL {url!r}: scheme must be mqtt:// or mqtts://")
         if parts.password is not None:
             raise ConfigError(
-                f"MQTT URL must not contain a password: put it in the config file or {ENV_PASSWORD}"
+                "MQTT URL must not contain a password: put it in the config file as [mqtt] "
+                f"password (a file only you can read: chmod 600) or in {ENV_PASSWORD}"
             )
         try:
             port = parts.port
@@ -636,15 +637,16 @@ class MqttLink:
                 props = _properties(PacketTypes.CONNECT)
                 if s.session_expiry_s > 0:
                     props.SessionExpiryInterval = s.session_expiry_s
-                # Clean on the first connect (nothing stale from an earlier run, such as an old
-                # consent), resumed on reconnects (QoS 1 for us survives an outage).
+                    # Nothing stale from an earlier run (such as an old consent): its session is
+                    # ended first. Then always clean_start=false: Mosquitto 2.0 persists only
+                    # sessions opened that way, so a clean first connect would lose this one,
+                    # subscriptions and queued commands with it, if the broker restarts.
+                    self._end_old_session_5()
                 client.connect(
                     s.host,
                     s.port,
                     s.keepalive_s,
-                    clean_start=paho.MQTT_CLEAN_START_FIRST_ONLY
-                    if s.session_expiry_s > 0
-                    else True,
+                    clean_start=s.session_expiry_s == 0,
                     properties=props,
                 )
             else:
@@ -689,15 +691,32 @@ class MqttLink:
         # lost its subscriptions. A moment's wait (in this worker thread) avoids the race.
         time.sleep(PROBE_SETTLE_S)
 
+    def _end_old_session_5(self) -> None:
+        """End any session an earlier run left under this client name: one MQTT 5 connect with
+        clean start and session expiry 0, then disconnect (the broker then keeps nothing)."""
+        self._probe(5, clean=True)
+
     def _probe_311(self, *, clean: bool) -> bool:
         """Connect and disconnect once; True when the broker said a session was present."""
+        return self._probe(311, clean=clean)
+
+    def _probe(self, protocol: int, *, clean: bool) -> bool:
+        """Connect and disconnect once with this link's name and login; True when the broker
+        said a session was present. A refused login is left to the real connect to report."""
         s = self.settings
-        tmp = _PahoClient(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=self.client_name,
-            protocol=MQTTProtocolVersion.MQTTv311,
-            clean_session=clean,
-        )
+        if protocol == 5:
+            tmp = _PahoClient(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=self.client_name,
+                protocol=MQTTProtocolVersion.MQTTv5,
+            )
+        else:
+            tmp = _PahoClient(
+                callback_api_version=CallbackAPIVersion.VERSION2,
+                client_id=self.client_name,
+                protocol=MQTTProtocolVersion.MQTTv311,
+                clean_session=clean,
+            )
         tmp.connect_timeout = s.connect_timeout_s
         if s.username is not None:
             tmp.username_pw_set(s.username, s.password)
@@ -709,7 +728,11 @@ class MqttLink:
             present.append(bool(flags.session_present) and not rc.is_failure)
 
         tmp.on_connect = on_connect
-        tmp.connect(s.host, s.port, s.keepalive_s)
+        if protocol == 5:
+            # no SessionExpiryInterval property: 0, the session ends with this connection
+            tmp.connect(s.host, s.port, s.keepalive_s, clean_start=clean)
+        else:
+            tmp.connect(s.host, s.port, s.keepalive_s)
         deadline = time.monotonic() + s.connect_timeout_s
         try:
             while not present and time.monotonic() < deadline:

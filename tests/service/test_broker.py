@@ -8,8 +8,21 @@ import pytest
 
 from biofeedback.errors import BrokerError
 from biofeedback.service.broker import EmbeddedBroker, MosquittoProcess, mosquitto_config
+from biofeedback.service.broker_access import BrokerRole
 from biofeedback.service.mqtt import MqttLink, MqttSettings
 from tests.support import free_port, require_binary
+
+
+def _as(b: EmbeddedBroker, role: BrokerRole, protocol: int = 5, **options: object) -> MqttSettings:
+    login = b.login(role)
+    return MqttSettings.from_url(
+        b.url,
+        username=login.username,
+        password=login.password,
+        protocol=protocol,
+        env={},
+        **options,  # type: ignore[arg-type]
+    )
 
 
 def _port_free(port: int) -> bool:
@@ -31,7 +44,7 @@ async def test_auto_backend_is_mosquitto_and_releases_its_port() -> None:
         assert b.protocols == (5, 311)
         port = b.port
         assert not _port_free(port)
-        async with MqttLink(MqttSettings.from_url(b.url, env={}), "probe") as link:
+        async with MqttLink(_as(b, BrokerRole.SERVICE), "probe") as link:
             assert link.connected
     assert _port_free(port)
 
@@ -51,9 +64,9 @@ async def test_amqtt_fallback_speaks_311_and_refuses_5_clearly() -> None:
     async with EmbeddedBroker(backend="amqtt") as b:
         assert b.backend == "amqtt"
         assert b.protocols == (311,)
-        async with MqttLink(MqttSettings.from_url(b.url, protocol=311, env={}), "probe") as link:
+        async with MqttLink(_as(b, BrokerRole.SERVICE, 311), "probe") as link:
             assert link.connected
-        s = MqttSettings.from_url(b.url, protocol=5, env={}, connect_timeout_s=2.0)
+        s = _as(b, BrokerRole.SERVICE, 5, connect_timeout_s=2.0)
         with pytest.raises(BrokerError, match=r"needs protocol 311"):
             await MqttLink(s, "probe5").__aenter__()
         port = b.port
