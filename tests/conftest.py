@@ -6,17 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SHARED_DATA, free_port
+from tests.support import free_port, require_shared_data
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data with real recordings; skipped where a clone has no ../shared."""
-    if not SHARED_DATA.is_dir():
-        pytest.skip(
-            f"real recordings not present at {SHARED_DATA} (a user's clone has no ../shared)"
-        )
-    return SHARED_DATA
+    """The real recordings (../shared/data, or BIOFEEDBACK_SHARED_DATA); skipped where absent,
+    a failure in CI."""
+    return require_shared_data()
 
 
 @pytest.fixture

@@ -1,28 +1,47 @@
-"""Helpers every test folder may import: `from tests.support import free_port, require_binary`.
+"""Helpers every test folder may import: `from tests.support import free_port, require, ...`.
 
-A test that needs a system binary (mosquitto, dbus-daemon, chromium) skips with a clear reason
-when it is absent, except in CI (`CI=true`), where `.ci/run` installed them and absence fails.
+A test that needs a part the machine may lack (a system binary, the optional pylsl, the real
+recordings in ../shared/data) asks for it through `require`: where the part is missing the test
+skips with a reason that names it and says how to get it, except in CI (`CI=true`), where
+`.ci/run` provided every part and a missing one fails the run. No test skips for a missing part
+any other way, so CI cannot go green on a test that did not run.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import socket
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = Path(os.environ.get("BIOFEEDBACK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+# Where the real recordings are: BIOFEEDBACK_SHARED_DATA, else shared/data beside the checkout
+# (as .ci/run and the developers' machines lay it out).
+SHARED_DATA_ENV = "BIOFEEDBACK_SHARED_DATA"
+SHARED_DATA = Path(os.environ.get(SHARED_DATA_ENV) or REPO_ROOT.parent / "shared" / "data")
+CI_FAILURE_NOTE = "CI=true: a missing part fails the run instead of skipping the test"
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def in_ci() -> bool:
+    """True when the CI variable says this run is CI (`.ci/run` exports CI=true)."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+def require(condition: object, reason: str) -> None:
+    """Go on when `condition` holds; else skip with `reason`, or fail with it in CI.
+
+    `reason` names the missing part and how to get it: it is all a reader of the skip or the
+    failure sees.
+    """
+    if condition:
+        return
+    if in_ci():
+        pytest.fail(f"{reason} [{CI_FAILURE_NOTE}]", pytrace=False)
+    pytest.skip(reason)
 
 
 def require_binary(name: str, package: str) -> str:
@@ -30,9 +49,41 @@ def require_binary(name: str, package: str) -> str:
     path = shutil.which(name) or next(
         (p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None
     )
-    if path is None:
-        msg = f"{name} not found: install Debian package {package!r} (apt-get install {package})"
-        if IN_CI:
-            pytest.fail(msg + " -- .ci/run should have installed it")
-        pytest.skip(msg)
+    require(
+        path is not None,
+        f"{name} not found: install Debian package {package!r} (apt-get install {package})",
+    )
+    assert path is not None
     return path
+
+
+def require_module(
+    name: str, how: str, *, errors: tuple[type[Exception], ...] = (ImportError,)
+) -> ModuleType:
+    """Import an optional module; skip (fail in CI) when it is absent or cannot load.
+
+    `how` says how to get it; `errors` are the exceptions that mean "cannot load here" (pylsl
+    raises RuntimeError when its native liblsl is missing).
+    """
+    try:
+        return importlib.import_module(name)
+    except errors as exc:
+        require(False, f"{name} cannot be imported ({type(exc).__name__}: {exc}): {how}")
+        raise AssertionError("unreachable") from exc  # require skipped or failed
+
+
+def require_shared_data() -> Path:
+    """The real recordings folder; skip (fail in CI) when it is absent."""
+    require(
+        SHARED_DATA.is_dir(),
+        f"real recordings not present at {SHARED_DATA} (a user's clone has no ../shared; "
+        f"put shared/data beside the checkout or set {SHARED_DATA_ENV})",
+    )
+    return SHARED_DATA
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

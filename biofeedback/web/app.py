@@ -23,8 +23,10 @@ from aiohttp import web
 
 from biofeedback.errors import ConfigError
 from biofeedback.service.mqtt import MqttSettings
-from biofeedback.web.auth import ENV_THERAPIST_SECRET, LOOPBACK_HOSTS, Auth
+from biofeedback.web.auth import ENV_THERAPIST_SECRET, LOOPBACK_HOSTS, Auth, normal_host
 from biofeedback.web.hub import Hub, HubLimits
+from biofeedback.web.lan import WILDCARD_HOSTS, lan_host_names, url_host
+from biofeedback.web.logredact import install_log_redaction
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,17 @@ def _random_secret() -> str:
 class WebConfig:
     """Dashboard settings (the `[web]` table of the config file)."""
 
-    host: str = "127.0.0.1"  # a clinic LAN needs an explicit address and allowed_hosts
+    # 0.0.0.0 (IPv4) or :: (IPv6) serves a clinic LAN: the machine's own addresses and host
+    # name are then accepted too
+    host: str = "127.0.0.1"
     port: int = 8080
     mqtt: MqttSettings | None = None  # None: no broker (tests feed the hub directly)
     # None: taken from BIOFEEDBACK_THERAPIST_SECRET, else a random one is made and logged
     therapist_secret: str | None = None
     # signs client links; a new one per session run makes old links useless
     link_secret: str = field(default_factory=_random_secret)
-    allowed_hosts: tuple[str, ...] = ()  # host names besides loopback and `host` (e.g. a LAN name)
+    # host names besides loopback, `host` and (for 0.0.0.0 / ::) this machine's own: a LAN name
+    allowed_hosts: tuple[str, ...] = ()
     session_ttl_s: float = 12 * 3600.0
     limits: HubLimits = field(default_factory=HubLimits)
 
@@ -75,18 +80,25 @@ def resolve_therapist_secret(cfg: WebConfig) -> tuple[str, str]:
     return _random_secret(), "generated"
 
 
+def allowed_host_names(cfg: WebConfig) -> frozenset[str]:
+    """Host names the Host check accepts (normalised: lower case, canonical IP addresses)."""
+    names = {*LOOPBACK_HOSTS, cfg.host, *cfg.allowed_hosts, *lan_host_names(cfg.host)}
+    return frozenset(normal_host(n) for n in names if n not in WILDCARD_HOSTS)
+
+
 def create_app(cfg: WebConfig) -> web.Application:
     """The aiohttp application serving both views; MQTT is connected when the app starts."""
     from biofeedback.web.mqttfeed import mqtt_context
     from biofeedback.web.routes import security_middleware, setup_routes
 
+    install_log_redaction()
     secret, source = resolve_therapist_secret(cfg)
     app = web.Application(middlewares=[security_middleware], client_max_size=64 * 1024)
     app[CONFIG_KEY] = cfg
     app[HUB_KEY] = Hub(cfg.limits)
     app[AUTH_KEY] = Auth(secret, cfg.link_secret, session_ttl_s=cfg.session_ttl_s)
     app[SECRET_SOURCE_KEY] = source
-    app[HOSTS_KEY] = frozenset({*LOOPBACK_HOSTS, cfg.host, *cfg.allowed_hosts} - {"0.0.0.0", "::"})
+    app[HOSTS_KEY] = allowed_host_names(cfg)
     app[SOCKETS_KEY] = weakref.WeakSet()
     if source == "generated":
         log.warning(
@@ -109,8 +121,7 @@ async def _close_sockets(app: web.Application) -> None:
 def base_url(app: web.Application) -> str:
     """http://host:port from the config (pass `base` to the URL helpers when port was 0)."""
     cfg = app[CONFIG_KEY]
-    host = "127.0.0.1" if cfg.host in {"0.0.0.0", "::", ""} else cfg.host
-    return f"http://{host}:{cfg.port}"
+    return f"http://{url_host(cfg.host)}:{cfg.port}"
 
 
 def therapist_login_url(app: web.Application, base: str | None = None) -> str:

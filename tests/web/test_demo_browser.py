@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import sys
@@ -79,6 +80,8 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
         "--data-dir",
         str(tmp_path / "recordings"),
         cwd=REPO_ROOT,
+        # stdout is no terminal: the sign-in link goes to a private file in the runtime folder
+        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -92,6 +95,11 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
             output.append(line)
             m = re.search(r"therapist dashboard: (\S+)", line)
             if m and not printed.done():
+                private = re.search(r"links: (\S+),", line)
+                if private:
+                    links = await asyncio.to_thread(Path(private[1]).read_text)
+                    m = re.search(r"therapist dashboard: (\S+)", links)
+                assert m is not None, line
                 printed.set_result((m.group(1), time.monotonic()))
         if not printed.done():
             printed.set_exception(
