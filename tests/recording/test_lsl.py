@@ -1,4 +1,7 @@
-"""Lab Streaming Layer outlets (optional: skipped when pylsl is not installed)."""
+"""Lab Streaming Layer outlets (the optional extra biofeedback[lsl], which ./dev installs).
+
+Skipped where pylsl or its native liblsl is missing, a failure in CI (tests.support.require).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,15 @@ import pytest
 
 from biofeedback.exposure.messages import Role, SessionEvent, SessionState
 from tests.recording.helpers import START_T, steps
+from tests.support import require_module
+
+# pylsl's x86_64 wheel (manylinux_2_35) carries liblsl; elsewhere pip takes its pure-Python wheel,
+# which raises RuntimeError on import, and no Debian package provides liblsl.
+LSL_HOW = (
+    "install the extra biofeedback[lsl] (.venv/bin/python -m pip install -e '.[lsl]'; ./dev does "
+    "it on a new .venv); its liblsl comes only in pylsl's x86_64 glibc>=2.35 wheel, elsewhere "
+    "set PYLSL_LIB to a liblsl.so"
+)
 
 LSL_CFG = """
 [ports]
@@ -28,7 +40,7 @@ def test_outlets_stream_beats_arousal_and_markers(
     cfg = tmp_path / "lsl_api.cfg"
     cfg.write_text(LSL_CFG)
     monkeypatch.setenv("LSLAPICFG", str(cfg))  # loopback only, read when liblsl first needs it
-    pylsl = pytest.importorskip("pylsl", reason="the optional extra biofeedback[lsl] is absent")
+    pylsl = require_module("pylsl", LSL_HOW, errors=(ImportError, RuntimeError))
     from biofeedback.recording.lsl import LslOutlet
 
     ups = [u for s in steps(30, seed=4) for u in s.updates][:10]
