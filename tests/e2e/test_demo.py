@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.support import REPO_ROOT, free_port
+from tests.support import REPO_ROOT, free_port, require_binary
 
 pytestmark = pytest.mark.slow
 
@@ -51,15 +51,32 @@ def _port_free(port: int) -> bool:
     return True
 
 
+CLIENT = "client-001"  # the demo's client (config/biofeedback.toml)
+# What a therapist's dashboard may send (docs/dashboard.md), written out here, not imported.
+THERAPIST_COMMANDS = ["adjust_thresholds", "complete_step", "end", "offer_step", "pause"]
+
+
 class Demo:
-    def __init__(self, proc: subprocess.Popen[str], http: int, mqtt_port: int, data: Path) -> None:
+    def __init__(
+        self, proc: subprocess.Popen[str], http: int, mqtt_port: int, data: Path, broker: str
+    ) -> None:
         self.proc, self.http, self.mqtt_port, self.data = proc, http, mqtt_port, data
+        self.broker = broker  # the BIOFEEDBACK_EMBEDDED_BROKER the demo was started with
 
 
-@pytest.fixture(params=["auto", "amqtt"])
+@pytest.fixture(
+    params=[
+        # "auto" picks Mosquitto when it is installed: the case needs it (a failure in CI), or it
+        # would quietly run amqtt, which the second case covers on purpose.
+        pytest.param("auto", id="auto-picks-mosquitto"),
+        pytest.param("amqtt", id="amqtt-fallback"),
+    ]
+)
 def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
-    """The demo with its default embedded broker (Mosquitto here), and with the in-process
+    """The demo with its default embedded broker (Mosquitto), and with the in-process
     fallback a machine without Mosquitto gets."""
+    if request.param == "auto":
+        require_binary("mosquitto", "mosquitto")
     http, mqtt_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -70,7 +87,8 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     cmd = [
         sys.executable, "-m", "biofeedback.cli", "demo",
         "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
-        "--data-dir", str(tmp_path), "--duration", "900",
+        # 144 s at 25x: long enough for the WebSocket checks; Ctrl-C ends it before that
+        "--data-dir", str(tmp_path), "--duration", "3600",
     ]  # fmt: skip
     proc = subprocess.Popen(
         cmd,
@@ -84,7 +102,7 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     try:
         _wait_port(mqtt_port, 30)
         _wait_port(http, 30)
-        yield Demo(proc, http, mqtt_port, tmp_path)
+        yield Demo(proc, http, mqtt_port, tmp_path, request.param)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # lets the demo stop its broker
@@ -118,12 +136,39 @@ def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str,
     return c, q
 
 
+def _broker_version(port: int, timeout: float = 10.0) -> str:
+    """The broker's own name and version, from its retained $SYS topic, over MQTT 5 (which the
+    amqtt fallback does not speak)."""
+    got: queue.Queue[str] = queue.Queue()
+    c = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id="e2e-broker-probe",
+        protocol=mqtt.MQTTv5,
+    )
+    c.on_message = lambda _c, _u, msg: got.put(msg.payload.decode("utf-8", "replace"))
+    c.on_connect = lambda client, *_: client.subscribe("$SYS/broker/version")
+    c.connect("127.0.0.1", port)
+    c.loop_start()
+    try:
+        return got.get(timeout=timeout)
+    except queue.Empty:
+        return f"no $SYS/broker/version over MQTT 5 within {timeout} s"
+    finally:
+        c.loop_stop()
+        c.disconnect()
+
+
 def test_demo_end_to_end(demo: Demo) -> None:
+    if demo.broker == "auto":
+        # Mosquitto is installed (the fixture made sure), so "auto" must have started it.
+        version = _broker_version(demo.mqtt_port)
+        assert version.startswith("mosquitto version"), version
     client, q = _subscribe(demo.mqtt_port)
     seen: dict[str, dict[str, Any]] = {}
     pause: dict[str, Any] | None = None
     recovered = False
     states: list[str] = []  # transitions seen, for the failure message
+    clients: set[str] = set()
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline and not (pause and recovered and len(seen) >= 4):
@@ -132,6 +177,7 @@ def test_demo_end_to_end(demo: Demo) -> None:
             except queue.Empty:
                 assert demo.proc.poll() is None, demo.proc.stderr.read() if demo.proc.stderr else ""
                 continue
+            clients.add(topic.split("/")[2])
             kind = topic.split("/")[3]
             assert payload["v"] == 1, (topic, payload)
             if kind == "cmd":
@@ -156,13 +202,14 @@ def test_demo_end_to_end(demo: Demo) -> None:
     assert "arousal" in pause["reason"], pause
     assert pause["actor"] == "system", pause
     assert recovered, f"no recovery after the pause; saw {states}"
+    assert clients == {CLIENT}, clients
 
     # The dashboard page and one live update from its WebSocket.
     import asyncio
 
     import aiohttp
 
-    async def fetch() -> tuple[int, dict[str, Any]]:
+    async def fetch() -> tuple[int, list[dict[str, Any]]]:
         base = f"http://127.0.0.1:{demo.http}"
         auth = {"Authorization": f"Bearer {SECRET}"}
         async with aiohttp.ClientSession() as s:
@@ -171,14 +218,40 @@ def test_demo_end_to_end(demo: Demo) -> None:
                 assert "<html" in (await r.text()).lower()
             async with s.get(f"{base}/", allow_redirects=False) as r:
                 assert r.status in (303, 401), "the dashboard answered without the secret"
-            ws_url = f"{base}/ws?client=client-001"
+            ws_url = f"{base}/ws?client={CLIENT}"
             async with s.ws_connect(ws_url, headers={**auth, "Origin": base}) as ws:
-                msg = await ws.receive_json(timeout=10)
-        return status, msg
+                # hello, snapshot, then updates as they come (docs/dashboard.md); an arousal
+                # value comes with every beat, so its update is due within a second or so
+                got = [await ws.receive_json(timeout=10), await ws.receive_json(timeout=10)]
+                while not (got[-1]["type"] == "update" and got[-1]["kind"] == "arousal"):
+                    got.append(await ws.receive_json(timeout=10))
+        return status, got
 
-    status, msg = asyncio.run(fetch())
+    status, (hello, snapshot, *updates) = asyncio.run(fetch())
     assert status == 200
-    assert isinstance(msg, dict)
+    assert hello["type"] == "hello", hello
+    assert (hello["role"], hello["client"]) == ("therapist", CLIENT), hello
+    assert hello["commands"] == THERAPIST_COMMANDS, hello
+    assert hello["broker"] is True, "the dashboard is not connected to the demo's broker"
+    assert snapshot["type"] == "snapshot", snapshot
+    assert snapshot["client"] == CLIENT
+    # the dashboard saw the very pause the MQTT watcher saw, with the same reason
+    seen_pauses = [
+        e for e in snapshot["events"] if e["seq"] == pause["seq"] and e["to_state"] == "paused"
+    ]
+    assert len(seen_pauses) == 1, [e for e in snapshot["events"] if e["to_state"]]
+    assert seen_pauses[0]["actor"] == "system"
+    assert seen_pauses[0]["values"]["pause_reason"] == "arousal"
+    assert snapshot["session"]["state"] is not None, snapshot["session"]
+    assert snapshot["points"], "the dashboard has no chart points after minutes of session"
+    live = updates[-1]
+    assert (live["type"], live["client"], live["kind"]) == ("update", CLIENT, "arousal"), live
+    # a live value: newer than the snapshot's newest chart point, and on the 0..100 scale
+    point = live["point"]
+    assert point["t"] >= snapshot["points"][-1]["t"] > pause["t"], (point, pause)
+    assert 0 <= point["arousal"] <= 100, live
+    assert 0 <= point["confidence"] <= 1, live
+    assert abs(live["srv"] - time.time()) < 60, live  # stamped by the dashboard just now
 
     # Ctrl-C ends everything cleanly: exit 0, no traceback, ports released. A terminal sends
     # SIGINT to the whole foreground process group, children included.
