@@ -3,16 +3,32 @@ told to the therapist (and their end too), and commands get replies."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from typing import Any
 
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.hrm import encode_heart_rate_measurement
-from biofeedback.devices.readings import HeartRateMeasurement
+from biofeedback.devices.readings import (
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceReading,
+    HeartRateMeasurement,
+)
 from biofeedback.devices.timing import BeatTimer
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import load_protocol
-from biofeedback.exposure.messages import Pause, Role, Tick
-from biofeedback.service.core import SessionCore
+from biofeedback.exposure.messages import (
+    AdjustThresholds,
+    Consent,
+    OfferStep,
+    Pause,
+    Role,
+    SessionState,
+    Tick,
+)
+from biofeedback.service import payloads
+from biofeedback.service.core import CommandResult, SessionCore
 from biofeedback.service.runner import SessionRunner
 from biofeedback.service.topics import Topic
 from biofeedback.signal import SignalConfig
@@ -52,7 +68,7 @@ class FlakyDisk:
     def set_meta(self, **fields: object) -> None: ...
 
 
-def _runner(publisher: Collect, recorder: Any = None) -> SessionRunner:
+def _runner(publisher: Collect, recorder: Any = None, device: Any = None) -> SessionRunner:
     core = SessionCore(
         client_id="c1",
         protocol=load_protocol(REPO_ROOT / "config" / "protocols" / "demo.toml"),
@@ -60,7 +76,11 @@ def _runner(publisher: Collect, recorder: Any = None) -> SessionRunner:
         start_t=1000.0,
     )
     return SessionRunner(
-        core=core, device=None, clock=ScaledClock(1.0), publisher=publisher, recorder=recorder
+        core=core,
+        device=device,
+        clock=ScaledClock(1.0, start=1000.0),
+        publisher=publisher,
+        recorder=recorder,
     )
 
 
@@ -90,14 +110,82 @@ def test_beats_are_published_and_commands_answered() -> None:
     assert len(beats) == 1
     assert abs(beats[0]["rr_ms"] - 880 * 1000 / 1024) < 1e-3
 
+    # a therapist's pause while calibrating: applied (nothing runs, so the state stays), and told
+    before = len(pub.sent)
     out = runner.process(Pause(1002.0, Role.THERAPIST, command_id="p1"))
+    assert out.command == CommandResult("p1", ok=True, error=None)
+    (ack,) = [p for k, p in pub.sent[before:] if k is Topic.EVENT]
+    assert (ack["kind"], ack["actor"], ack["to_state"]) == (
+        "pause_acknowledged",
+        "therapist",
+        "calibrating",
+    )
+    assert ack["values"] == {"pause_reason": "therapist"}
+    assert pub.kinds(Topic.SESSION)[-1]["state"] == "calibrating"
+
+    # a threshold change is applied and the published session state carries it
+    out = runner.process(AdjustThresholds(1003.0, Role.THERAPIST, upper=70.0, command_id="a1"))
+    assert out.command == CommandResult("a1", ok=True, error=None)
+    session = pub.kinds(Topic.SESSION)[-1]
+    assert (session["t"], session["thresholds"]["upper"]) == (1003.0, 70.0)
+    assert pub.kinds(Topic.EVENT)[-1]["kind"] == "thresholds"
+
+    # a refused command: not ok, says why, publishes nothing and changes nothing
+    before = len(pub.sent)
+    out = runner.process(OfferStep(1004.0, Role.THERAPIST, command_id="o1"))
     assert out.command is not None
-    assert out.command.command_id == "p1"
-    assert pub.kinds(Topic.SESSION), "the session state was not published"
+    assert (out.command.command_id, out.command.ok) == ("o1", False)
+    assert "calibration is still running" in (out.command.error or "")
+    assert pub.sent[before:] == []
+    assert runner.core.snapshot.state is SessionState.CALIBRATING
+    assert runner.core.snapshot.offer is None
+
+
+class QuietStrap:
+    """A device that gives nothing until told to end (the runner's command path alone)."""
+
+    name = "quiet"
+
+    def __init__(self) -> None:
+        self.end = asyncio.Event()
+
+    async def __aenter__(self) -> QuietStrap:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def readings(self) -> AsyncIterator[DeviceReading]:
+        await self.end.wait()
+        yield DeviceEvent(0.0, self.name, DeviceEventKind.ENDED)
+
+
+async def test_submitted_commands_get_replies_with_their_outcome() -> None:
+    pub, strap = Collect(), QuietStrap()
+    runner = _runner(pub, device=strap)
+    replies: list[dict[str, Any]] = []
+    both_answered = asyncio.Event()
+
+    def reply(payload: dict[str, Any]) -> None:
+        replies.append(payload)
+        if len(replies) == 2:
+            both_answered.set()
+
+    async with asyncio.timeout(10), asyncio.TaskGroup() as tg:
+        tg.create_task(runner.run())
+        runner.submit(AdjustThresholds(1001.0, Role.THERAPIST, upper=70.0, command_id="a1"), reply)
+        runner.submit(Consent(1001.5, Role.CLIENT, command_id="c1"), reply)
+        await both_answered.wait()
+        strap.end.set()
+    for r in replies:
+        payloads.validate("reply", r)
+    assert [(r["id"], r["ok"], r["error"]) for r in replies] == [
+        ("a1", True, None),
+        ("c1", False, "there is nothing to consent to right now (state calibrating)"),
+    ]
+    assert pub.kinds(Topic.SESSION)[-1]["thresholds"]["upper"] == 70.0
 
 
 def test_status_says_no_signal_until_data_flows_again() -> None:
-    from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
     from biofeedback.service.payloads import StatusTracker
 
     st = StatusTracker("c1")
@@ -108,8 +196,6 @@ def test_status_says_no_signal_until_data_flows_again() -> None:
 
 
 def test_a_malformed_notification_is_told_once_with_its_bytes() -> None:
-    from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
-
     pub = Collect()
     runner = _runner(pub)
     bad = BeatTimer("strap").notification(1001.0, b"\x10")
