@@ -44,7 +44,8 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     mqtt: MqttSettings | None = None  # None: no broker (tests feed the hub directly)
-    # None: taken from BIOFEEDBACK_THERAPIST_SECRET, else a random one is made and logged
+    # None: taken from BIOFEEDBACK_THERAPIST_SECRET, else a random one is made for this run (never
+    # logged: therapist_login_url gives the link for the person at the terminal)
     therapist_secret: str | None = None
     # signs client links; a new one per session run makes old links useless
     link_secret: str = field(default_factory=_random_secret)

@@ -80,8 +80,13 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
         "--data-dir",
         str(tmp_path / "recordings"),
         cwd=REPO_ROOT,
-        # stdout is no terminal: the sign-in link goes to a private file in the runtime folder
-        env={**os.environ, "XDG_RUNTIME_DIR": str(tmp_path)},
+        env={
+            **os.environ,
+            # stdout is no terminal: the sign-in link goes to a private file in the runtime folder
+            "XDG_RUNTIME_DIR": str(tmp_path),
+            # the broker has no anonymous access: the read-only login for this test's watcher
+            "BIOFEEDBACK_BROKER_OBSERVER_FILE": str(tmp_path / "observer.json"),
+        },
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
@@ -111,8 +116,15 @@ async def demo(tmp_path: Path) -> AsyncIterator[Demo]:
             reader = tg.create_task(read())
             async with asyncio.timeout(30):
                 url, printed_at = await printed
+            # written by the broker before the dashboard starts, so before the URL was printed
+            login = json.loads(await asyncio.to_thread((tmp_path / "observer.json").read_text))
             settings = MqttSettings(
-                host="127.0.0.1", port=mqtt_port, protocol=5, session_expiry_s=0
+                host="127.0.0.1",
+                port=mqtt_port,
+                protocol=5,
+                session_expiry_s=0,
+                username=login["username"],
+                password=login["password"],
             )
             async with MqttLink(settings, "test-demo-observer") as link:
                 d = Demo(url, url.split("/?")[0], printed_at, link, output)
