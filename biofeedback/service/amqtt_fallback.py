@@ -153,15 +153,19 @@ class TopicAclPlugin(BaseTopicPlugin):  # type: ignore[misc]
 
 
 class _SnapshotDict(dict[str, Any]):
-    """A dict whose iteration walks a copy of its keys.
+    """A dict whose iteration walks a copy of its keys (and `items()` a copy of each list).
 
     amqtt 0.12 iterates its subscription table with awaits inside the loop (retained messages
-    for a connecting client); another client subscribing meanwhile ended that connection with
-    "dictionary changed size during iteration".
+    for a connecting client; the topic check of every delivery): another client subscribing
+    meanwhile ended that connection, or the broker's whole broadcast task, with "dictionary
+    changed size during iteration".
     """
 
     def __iter__(self) -> Iterator[str]:
         return iter(list(super().keys()))
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return [(k, list(v) if isinstance(v, list) else v) for k, v in super().items()]
 
 
 class FallbackBroker(Broker):  # type: ignore[misc]
