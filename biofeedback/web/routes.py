@@ -51,8 +51,17 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def security_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse unknown Host names (DNS rebinding) and add protective headers to every answer."""
     if not host_allowed(request, request.app[HOSTS_KEY]):
-        log.warning("dashboard refused a request for host %r", request.host)
-        return web.Response(status=421, text="unknown host name for this dashboard\n")
+        host = request.headers.get("Host", "")
+        log.warning(
+            "dashboard refused a request for host %r: not a name of this dashboard (a name it is "
+            "reached by on the network belongs in [web] allowed_hosts)",
+            host[:100],
+        )
+        return web.Response(
+            status=421,
+            text="unknown host name for this dashboard (the service's [web] allowed_hosts lists "
+            "the names it answers to)\n",
+        )
     try:
         response = await handler(request)
     except web.HTTPException as exc:
