@@ -58,10 +58,28 @@ THERAPIST_COMMANDS = ["adjust_thresholds", "complete_step", "end", "offer_step",
 
 class Demo:
     def __init__(
-        self, proc: subprocess.Popen[str], http: int, mqtt_port: int, data: Path, broker: str
+        self,
+        proc: subprocess.Popen[str],
+        http: int,
+        mqtt_port: int,
+        data: Path,
+        broker: str,
+        observer: Path,
     ) -> None:
         self.proc, self.http, self.mqtt_port, self.data = proc, http, mqtt_port, data
         self.broker = broker  # the BIOFEEDBACK_EMBEDDED_BROKER the demo was started with
+        self.observer = observer  # where the demo puts the broker's read-only login
+
+    def observer_login(self, timeout: float = 10.0) -> tuple[str, str]:
+        """The read-only login a local MQTT tool uses (the embedded broker has no anonymous
+        access); the demo writes it once its broker runs."""
+        deadline = time.monotonic() + timeout
+        while not self.observer.is_file():
+            assert time.monotonic() < deadline, f"no observer login at {self.observer}"
+            time.sleep(0.1)
+        login = json.loads(self.observer.read_text())
+        assert login["url"] == f"mqtt://127.0.0.1:{self.mqtt_port}", login
+        return login["username"], login["password"]
 
 
 @pytest.fixture(
@@ -78,10 +96,12 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     if request.param == "auto":
         require_binary("mosquitto", "mosquitto")
     http, mqtt_port = free_port(), free_port()
+    observer = tmp_path / "observer.json"
     env = dict(
         os.environ,
         BIOFEEDBACK_THERAPIST_SECRET=SECRET,
         BIOFEEDBACK_EMBEDDED_BROKER=request.param,
+        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
         PYTHONUNBUFFERED="1",
     )
     cmd = [
@@ -102,7 +122,7 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     try:
         _wait_port(mqtt_port, 30)
         _wait_port(http, 30)
-        yield Demo(proc, http, mqtt_port, tmp_path, request.param)
+        yield Demo(proc, http, mqtt_port, tmp_path, request.param, observer)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)  # lets the demo stop its broker
@@ -113,9 +133,12 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
             proc.communicate(timeout=10)
 
 
-def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str, Any]]]]:
+def _subscribe(
+    port: int, login: tuple[str, str]
+) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str, Any]]]]:
     q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
     c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-watcher")
+    c.username_pw_set(*login)
 
     def on_message(_c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
         if not msg.payload:
@@ -136,7 +159,7 @@ def _subscribe(port: int) -> tuple[mqtt.Client, queue.Queue[tuple[str, dict[str,
     return c, q
 
 
-def _broker_version(port: int, timeout: float = 10.0) -> str:
+def _broker_version(port: int, login: tuple[str, str], timeout: float = 10.0) -> str:
     """The broker's own name and version, from its retained $SYS topic, over MQTT 5 (which the
     amqtt fallback does not speak)."""
     got: queue.Queue[str] = queue.Queue()
@@ -145,6 +168,7 @@ def _broker_version(port: int, timeout: float = 10.0) -> str:
         client_id="e2e-broker-probe",
         protocol=mqtt.MQTTv5,
     )
+    c.username_pw_set(*login)
     c.on_message = lambda _c, _u, msg: got.put(msg.payload.decode("utf-8", "replace"))
     c.on_connect = lambda client, *_: client.subscribe("$SYS/broker/version")
     c.connect("127.0.0.1", port)
@@ -159,11 +183,12 @@ def _broker_version(port: int, timeout: float = 10.0) -> str:
 
 
 def test_demo_end_to_end(demo: Demo) -> None:
+    login = demo.observer_login()
     if demo.broker == "auto":
         # Mosquitto is installed (the fixture made sure), so "auto" must have started it.
-        version = _broker_version(demo.mqtt_port)
+        version = _broker_version(demo.mqtt_port, login)
         assert version.startswith("mosquitto version"), version
-    client, q = _subscribe(demo.mqtt_port)
+    client, q = _subscribe(demo.mqtt_port, login)
     seen: dict[str, dict[str, Any]] = {}
     pause: dict[str, Any] | None = None
     recovered = False
@@ -263,3 +288,4 @@ def test_demo_end_to_end(demo: Demo) -> None:
     assert _port_free(demo.http)
     assert _port_free(demo.mqtt_port)
     assert list(demo.data.glob("recordings/*/*")), "the demo session was not recorded"
+    assert not demo.observer.exists(), "the broker's observer login outlived the demo"
