@@ -172,10 +172,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     if args.command == "check":
-        from biofeedback.exposure import load_protocol
+        from biofeedback.service.preflight import preflight
 
-        proto = load_protocol(config.protocol)
+        proto = preflight(config)  # what `run` checks before starting anything
         print(f"{config.source}: ok; protocol {config.protocol.name}: {len(proto.steps)} steps")
+        if config.device.kind == "ble" and not config.device.target:
+            print("note: [device].kind is 'ble' with no target: `run` needs --device NAME|ADDRESS")
         return 0
     if args.command == "replay":
         from biofeedback.service.commands_cli import run_replay

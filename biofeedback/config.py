@@ -1,13 +1,20 @@
 """The service's configuration file (TOML): loading, validation and defaults.
 
 Every error names the file and the key, so a typo is found in seconds. Unknown keys are errors
-too: a misspelt threshold silently ignored is worse than a refusal to start. Secrets are read
-from the environment only.
+too: a misspelt threshold silently ignored is worse than a refusal to start. Every number is
+checked to be finite and within a stated range here, so `biofeedback check` refuses what `run`
+would refuse (`nan`, `inf`, a window of 1e300 s) before anything starts.
+
+Secrets (`[mqtt].password`, `[web].therapist_secret`) may be in the file only when the file is
+readable by its owner alone (`chmod 600`); the environment (BIOFEEDBACK_MQTT_PASSWORD,
+BIOFEEDBACK_THERAPIST_SECRET) wins over the file.
 """
 
 from __future__ import annotations
 
+import math
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -15,11 +22,14 @@ from typing import Any
 
 from biofeedback.errors import ConfigError
 from biofeedback.service.topics import valid_client_id
+from biofeedback.signal.config import validate_config as validate_signal_config
 from biofeedback.signal.measures import SignalConfig
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_CONFIG_DIR = PACKAGE_ROOT.parent / "config"
 DEFAULT_CONFIG = REPO_CONFIG_DIR / "biofeedback.toml"
+#: The demo's protocol, shipped with the package's repository (never looked up next to --config).
+DEMO_PROTOCOL = REPO_CONFIG_DIR / "protocols" / "demo.toml"
 
 ENV_MQTT_USERNAME = "BIOFEEDBACK_MQTT_USERNAME"
 ENV_MQTT_PASSWORD = "BIOFEEDBACK_MQTT_PASSWORD"
@@ -42,8 +52,8 @@ class MqttConfig:
     ca_file: str = ""
     cert_file: str = ""
     key_file: str = ""
-    username: str | None = None  # from the environment only
-    password: str | None = field(default=None, repr=False)  # from the environment only
+    username: str | None = None  # environment, else the file
+    password: str | None = field(default=None, repr=False)  # environment, else a 0600 file
 
     @property
     def embedded(self) -> bool:
@@ -56,7 +66,7 @@ class WebConfigValues:
     port: int = 8080
     # host names (or addresses) the dashboard answers to besides loopback and `host`
     allowed_hosts: tuple[str, ...] = ()
-    therapist_secret: str | None = field(default=None, repr=False)  # from the environment only
+    therapist_secret: str | None = field(default=None, repr=False)  # environment, else 0600 file
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +85,56 @@ class AppConfig:
 
 
 _SECTIONS = {"client", "device", "session", "signal", "mqtt", "web", "recording"}
+
+
+# Allowed range of every number in the file: (low, high, low excluded). A float must also be finite.
+# The device's are what the BLE strap accepts (its first reconnect delay is 1 s); the signal's
+# are those of `biofeedback.signal.config.validate_config`, with upper bounds where it has none.
+_RANGES: dict[str, tuple[float, float, bool]] = {
+    "[device].reconnect_max_s": (1.0, 3600.0, False),
+    "[device].stale_after_s": (0.0, 300.0, True),
+    "[signal].short_window_s": (0.0, 300.0, True),
+    "[signal].long_window_s": (0.0, 300.0, True),
+    "[signal].frequency_window_s": (60.0, 300.0, False),
+    "[signal].frequency_cadence_s": (0.0, 60.0, True),
+    "[signal].calibration_s": (10.0, 3600.0, False),
+    "[signal].paced_breathing_hz": (0.04, 0.4, False),
+    "[signal].min_rr_ms": (100.0, 5000.0, False),
+    "[signal].max_rr_ms": (100.0, 5000.0, False),
+    "[signal].gap_s": (0.0, 600.0, True),
+    "[signal].provisional_threshold": (0.0, 0.99, False),
+    "[signal].min_quality": (0.0, 1.0, False),
+    "[signal].hr_only_confidence": (0.0, 1.0, False),
+    "[signal].fast_weight": (0.0, 1.0, False),
+    "[signal].hr_sd_floor_bpm": (0.0, 50.0, True),
+    "[signal].ln_rmssd_sd_floor": (0.0, 5.0, True),
+    "[signal].calibration_max_corrected": (0.0, 1.0, False),
+    "[signal].calibration_max_rejected": (0.0, 1.0, False),
+    "[signal].coherence_half_width_hz": (0.0, 0.2, True),
+    "[signal].artifact_buffer_beats": (1, 10_000, False),
+    "[signal].artifact_every_beats": (1, 10_000, False),
+    "[signal].artifact_lag_beats": (1, 10_000, False),
+    "[signal].provisional_beats": (3, 10_000, False),
+    "[signal].fast_beats": (1, 10_000, False),
+    "[signal].paced_fast_max_beats": (1, 10_000, False),
+    "[signal].quality_inputs": (1, 10_000, False),
+    "[signal].calibration_min_beats": (2, 100_000, False),
+    "[mqtt].port": (0, 65535, False),
+    "[web].port": (0, 65535, False),
+}
+
+
+def _in_range(src: str, where: str, value: Any) -> None:
+    """ConfigError naming the field unless `value` is finite and within its `_RANGES` entry."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{src}: {where} must be a finite number, got {value!r}")
+    bounds = _RANGES.get(where)
+    if bounds is None or isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    lo, hi, lo_open = bounds
+    if (value <= lo if lo_open else value < lo) or value > hi:
+        span = f"{'more than' if lo_open else 'at least'} {lo:g} and at most {hi:g}"
+        raise ConfigError(f"{src}: {where} must be {span}, got {value!r}")
 
 
 def _check_keys(src: str, section: str, table: dict[str, Any], allowed: set[str]) -> None:
@@ -111,7 +171,9 @@ def _dataclass_from(src: str, section: str, cls: Any, table: dict[str, Any], ski
     defaults = cls()
     for key, value in table.items():
         default = getattr(defaults, key)
-        kwargs[key] = _typed(src, f"[{section}].{key}", value, type(default), default)
+        where = f"[{section}].{key}"
+        kwargs[key] = _typed(src, where, value, type(default), default)
+        _in_range(src, where, kwargs[key])
     return replace(defaults, **kwargs)
 
 
@@ -143,10 +205,37 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
+def _secret(
+    src: str, table: dict[str, Any], section: str, key: str, mode: int | None
+) -> str | None:
+    """A secret from the file: text, and only in a file no one else can read."""
+    if key not in table:
+        return None
+    value = table.pop(key)
+    where = f"[{section}].{key}"
+    if not isinstance(value, str):
+        raise ConfigError(f"{src}: {where} must be text, got {type(value).__name__}")
+    if value and mode is not None and mode & 0o077:
+        raise ConfigError(
+            f"{src} holds {where} but other users can read it (mode {stat.S_IMODE(mode):04o}): "
+            f"run `chmod 600 {src}`, or remove {where} from it and set the environment variable "
+            "instead"
+        )
+    return value or None
+
+
 def parse_config(
-    text: str, *, source: Path | None = None, env: dict[str, str] | None = None
+    text: str,
+    *,
+    source: Path | None = None,
+    env: dict[str, str] | None = None,
+    file_mode: int | None = None,
 ) -> AppConfig:
-    """Validate a config document; relative paths resolve against the file's folder."""
+    """Validate a config document; relative paths resolve against the file's folder.
+
+    `file_mode` is the file's st_mode (`load_config` passes it): a secret in a file that group
+    or others can read is refused. Secrets from the environment win over the file's.
+    """
     src = str(source) if source else "<config>"
     base = source.resolve().parent if source else REPO_CONFIG_DIR
     env = dict(os.environ) if env is None else env
@@ -168,8 +257,6 @@ def parse_config(
     device = _dataclass_from(src, "device", DeviceConfig, _section(src, raw, "device"), set())
     if device.kind not in {"simulated", "ble"}:
         raise ConfigError(f"{src}: [device].kind must be 'simulated' or 'ble', got {device.kind!r}")
-    if device.reconnect_max_s <= 0 or device.stale_after_s <= 0:
-        raise ConfigError(f"{src}: [device] reconnect_max_s and stale_after_s must be > 0")
 
     session = _section(src, raw, "session")
     _check_keys(src, "session", session, {"protocol", "baseline_dir"})
@@ -195,12 +282,15 @@ def parse_config(
         raise ConfigError(f"{src}: [signal] need 0 < short_window_s <= long_window_s")
     if not 60 <= signal.frequency_window_s <= 300:
         raise ConfigError(f"{src}: [signal].frequency_window_s must be within 60..300 s")
-    if signal.calibration_s <= 0:
-        raise ConfigError(f"{src}: [signal].calibration_s must be > 0")
+    try:
+        validate_signal_config(signal)  # the pipeline's own checks, run again when it starts
+    except ConfigError as exc:
+        raise ConfigError(f"{src}: {exc}") from None
 
-    mqtt = _dataclass_from(
-        src, "mqtt", MqttConfig, _section(src, raw, "mqtt"), {"username", "password"}
-    )
+    mqtt_table = dict(_section(src, raw, "mqtt"))
+    file_username = _secret(src, mqtt_table, "mqtt", "username", None)  # not a secret
+    file_password = _secret(src, mqtt_table, "mqtt", "password", file_mode)
+    mqtt = _dataclass_from(src, "mqtt", MqttConfig, mqtt_table, {"username", "password"})
     if mqtt.protocol not in (5, 311):
         raise ConfigError(f"{src}: [mqtt].protocol must be 5 or 311, got {mqtt.protocol}")
     if not (mqtt.embedded or mqtt.url.startswith(("mqtt://", "mqtts://"))):
@@ -214,17 +304,20 @@ def parse_config(
             mqtt = replace(mqtt, **{key: str(_resolve(base, value))})
     mqtt = replace(
         mqtt,
-        username=env.get(ENV_MQTT_USERNAME) or None,
-        password=env.get(ENV_MQTT_PASSWORD) or None,
+        username=env.get(ENV_MQTT_USERNAME) or file_username,
+        password=env.get(ENV_MQTT_PASSWORD) or file_password,
     )
 
     web_table = dict(_section(src, raw, "web"))
     allowed_hosts = _host_names(src, web_table.pop("allowed_hosts", []))
+    file_secret = _secret(src, web_table, "web", "therapist_secret", file_mode)
     web = _dataclass_from(src, "web", WebConfigValues, web_table, {"therapist_secret"})
     web = replace(web, allowed_hosts=allowed_hosts)
+    if not web.host.strip():
+        raise ConfigError(f"{src}: [web].host must not be empty (127.0.0.1 keeps it local)")
     if not 0 <= web.port <= 65535:
         raise ConfigError(f"{src}: [web].port must be 0..65535, got {web.port}")
-    web = replace(web, therapist_secret=env.get(ENV_THERAPIST_SECRET) or None)
+    web = replace(web, therapist_secret=env.get(ENV_THERAPIST_SECRET) or file_secret)
 
     recording = _section(src, raw, "recording")
     _check_keys(src, "recording", recording, {"dir"})
@@ -249,9 +342,12 @@ def load_config(path: Path | None = None, *, env: dict[str, str] | None = None) 
     """Read and validate the config file (the repository's default when `path` is None)."""
     path = path or DEFAULT_CONFIG
     try:
-        text = path.read_text(encoding="utf-8")
+        # The mode is read from the open file, so it is the mode of the text that was read.
+        with path.open("rb") as f:
+            mode = os.fstat(f.fileno()).st_mode
+            text = f.read().decode("utf-8")
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {path} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
-    return parse_config(text, source=path, env=env)
+    return parse_config(text, source=path, env=env, file_mode=mode)

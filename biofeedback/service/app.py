@@ -19,15 +19,14 @@ import secrets
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from biofeedback import __version__
 from biofeedback.clock import Clock, ScaledClock
-from biofeedback.config import AppConfig
+from biofeedback.config import DEMO_PROTOCOL, AppConfig
 from biofeedback.devices.readings import Device
 from biofeedback.errors import BiofeedbackError, ConfigError
-from biofeedback.exposure import SessionSnapshot, load_protocol
+from biofeedback.exposure import SessionSnapshot
 from biofeedback.exposure.messages import GroundingTechnique, SessionState
 from biofeedback.service import payloads
 from biofeedback.service.core import SessionCore
@@ -36,7 +35,6 @@ from biofeedback.service.topics import Topic, topic
 
 log = logging.getLogger(__name__)
 
-DEMO_PROTOCOL = "protocols/demo.toml"
 ENV_EMBEDDED_BROKER = "BIOFEEDBACK_EMBEDDED_BROKER"
 ENV_BROKER_OBSERVER_FILE = "BIOFEEDBACK_BROKER_OBSERVER_FILE"
 
@@ -87,12 +85,9 @@ def apply_overrides(config: AppConfig, args: argparse.Namespace, *, demo: bool) 
     if args.protocol:
         cfg = replace(cfg, protocol=args.protocol.resolve())
     elif demo:
-        base = (
-            config.source.parent
-            if config.source
-            else Path(__file__).resolve().parents[2] / "config"
-        )
-        cfg = replace(cfg, protocol=(base / DEMO_PROTOCOL).resolve())
+        # The demo's story needs its own protocol, shipped with the package: never looked up
+        # next to a --config file that lives elsewhere.
+        cfg = replace(cfg, protocol=DEMO_PROTOCOL)
     if args.http_port is not None:
         cfg = replace(cfg, web=replace(cfg.web, port=args.http_port))
     if args.mqtt_port is not None:
@@ -272,10 +267,12 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
     from biofeedback.service.mqtt import MqttLink
 
     say = announce or (lambda text: log.info("%s", text))
-    protocol = load_protocol(config.protocol)
+    from biofeedback.service.preflight import preflight
+
     strap_target(config, opts)  # a missing strap choice fails now, before anything starts
     client = config.client_id
     baseline = None if opts.demo else load_baseline(config)
+    protocol = preflight(config, baseline=baseline)  # as `check` does, before anything starts
 
     async with contextlib.AsyncExitStack() as stack:
         broker = await stack.enter_async_context(
@@ -298,8 +295,6 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
                     mqtt_settings(config, broker, "dashboard"),
                     say,
                     fixed_port=opts.http_port_fixed,
-                    # without `announce`, `say` logs: never a secret there
-                    to_terminal=None if announce else False,
                 )
             )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
@@ -389,22 +384,12 @@ def _open_recorder(
 
 @contextlib.asynccontextmanager
 async def dashboard(
-    config: AppConfig,
-    settings: Any,
-    say: Any,
-    *,
-    fixed_port: bool = True,
-    to_terminal: bool | None = None,
+    config: AppConfig, settings: Any, say: Any, *, fixed_port: bool = True
 ) -> AsyncIterator[str]:
-    """The dashboard served for the duration; its URLs are announced.
-
-    The links carry secrets: `say` gets them only when `to_terminal` (default: standard output
-    is an interactive terminal); otherwise they go to a private file whose path `say` gets.
-    """
+    """The dashboard served for the duration; its URLs are announced."""
     from aiohttp import web
 
     from biofeedback.web import WebConfig, create_app
-    from biofeedback.web.announce import announce_dashboard, dashboard_urls, private_urls_path
     from biofeedback.web.auth import link_signature
 
     secret = config.web.therapist_secret or secrets.token_urlsafe(16)
@@ -415,7 +400,6 @@ async def dashboard(
         mqtt=settings,
         therapist_secret=secret,
         link_secret=link_secret,
-        allowed_hosts=config.web.allowed_hosts,
     )
     app = create_app(wcfg)
     runner = web.AppRunner(app, handle_signals=False)
@@ -423,17 +407,11 @@ async def dashboard(
     try:
         await _start_site(runner, config.web.host, config.web.port, fixed_port)
         port = runner.addresses[0][1] if runner.addresses else config.web.port
+        url = f"http://{config.web.host}:{port}"
         client = config.client_id
-        urls = dashboard_urls(
-            config.web.host, port, secret, f"/c/{client}/{link_signature(link_secret, client)}"
-        )
-        with announce_dashboard(
-            urls,
-            say,
-            to_terminal=sys.stdout.isatty() if to_terminal is None else to_terminal,
-            private_path=private_urls_path(client, port),
-        ):
-            yield urls.bases[0]
+        say(f"therapist dashboard: {url}/?token={secret}")
+        say(f"client screen:       {url}/c/{client}/{link_signature(link_secret, client)}")
+        yield url
     finally:
         await runner.cleanup()
 

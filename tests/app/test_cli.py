@@ -105,3 +105,84 @@ def test_taken_dashboard_port_is_a_clear_error(tmp_path: Path) -> None:
     assert f"port {port}" in out.stderr
     assert "--http-port" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("table", "field"),
+    [
+        ("[device]\nstale_after_s = nan\n", "stale_after_s"),
+        ("[device]\nreconnect_max_s = inf\n", "reconnect_max_s"),
+        ("[signal]\nhr_sd_floor_bpm = nan\n", "hr_sd_floor_bpm"),
+    ],
+)
+def test_check_refuses_nan_and_inf_naming_the_field(tmp_path: Path, table: str, field: str) -> None:
+    """The drill: `check` passed `stale_after_s = nan`; `run` failed after the broker was up."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/demo.toml'\n" + table)
+    out = _run("check", "--config", str(cfg))
+    assert out.returncode == 2, out.stdout
+    assert field in out.stderr
+    assert str(cfg) in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_check_refuses_what_the_session_core_would(tmp_path: Path) -> None:
+    """A resting calibration shorter than the HRV window fails `run` when the core is built;
+    `check` says so first."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/spider-hierarchy.toml'\n"
+        "[signal]\nshort_window_s = 30\nlong_window_s = 180\n"
+    )
+    out = _run("check", "--config", str(cfg))
+    assert out.returncode == 2, out.stdout
+    assert "calibration_s" in out.stderr
+    assert "long_window_s" in out.stderr
+
+
+def test_check_accepts_a_private_config_file_with_secrets(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/demo.toml'\n"
+        "[mqtt]\nurl = 'mqtt://broker.invalid:1883'\nusername = 'svc'\npassword = 'pw'\n"
+        "[web]\ntherapist_secret = 'a-long-therapist-secret'\n"
+    )
+    cfg.chmod(0o600)
+    out = _run("check", "--config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    cfg.chmod(0o644)
+    out = _run("check", "--config", str(cfg))
+    assert out.returncode == 2
+    assert f"chmod 600 {cfg}" in out.stderr
+    assert "pw" not in out.stderr.replace("password", "")
+
+
+def test_an_mqtt_url_password_message_is_true() -> None:
+    """It says "put it in the config file": the config file takes it (test_config.py shows how)."""
+    from biofeedback.errors import ConfigError
+    from biofeedback.service.mqtt import MqttSettings
+
+    with pytest.raises(ConfigError) as info:
+        MqttSettings.from_url("mqtt://svc:pw@broker:1883")
+    assert "[mqtt] password" in str(info.value)
+    assert "chmod 600" in str(info.value)
+
+
+def test_demo_protocol_comes_with_the_package_not_from_next_to_the_config(tmp_path: Path) -> None:
+    """`demo --config X` looked for protocols/demo.toml next to X."""
+    from biofeedback.cli import build_parser
+    from biofeedback.config import load_config
+    from biofeedback.exposure import load_protocol
+    from biofeedback.service.app import apply_overrides
+
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    cfg_file = elsewhere / "clinic.toml"
+    cfg_file.write_text("[client]\nid = 'c-42'\n")
+    args = build_parser().parse_args(["demo", "--config", str(cfg_file)])
+    cfg = apply_overrides(load_config(cfg_file, env={}), args, demo=True)
+    assert cfg.protocol == REPO_ROOT / "config" / "protocols" / "demo.toml"
+    assert load_protocol(cfg.protocol).name  # loads, as `demo` would
+    # --protocol still wins
+    args = build_parser().parse_args(["demo", "--config", str(cfg_file), "--protocol", "x.toml"])
+    assert apply_overrides(load_config(cfg_file, env={}), args, demo=True).protocol.name == "x.toml"
