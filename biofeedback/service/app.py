@@ -295,6 +295,8 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
                     mqtt_settings(config, broker, "dashboard"),
                     say,
                     fixed_port=opts.http_port_fixed,
+                    # without `announce`, `say` logs: never a secret there
+                    to_terminal=None if announce else False,
                 )
             )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
@@ -384,12 +386,22 @@ def _open_recorder(
 
 @contextlib.asynccontextmanager
 async def dashboard(
-    config: AppConfig, settings: Any, say: Any, *, fixed_port: bool = True
+    config: AppConfig,
+    settings: Any,
+    say: Any,
+    *,
+    fixed_port: bool = True,
+    to_terminal: bool | None = None,
 ) -> AsyncIterator[str]:
-    """The dashboard served for the duration; its URLs are announced."""
+    """The dashboard served for the duration; its URLs are announced.
+
+    The links carry secrets: `say` gets them only when `to_terminal` (default: standard output
+    is an interactive terminal); otherwise they go to a private file whose path `say` gets.
+    """
     from aiohttp import web
 
     from biofeedback.web import WebConfig, create_app
+    from biofeedback.web.announce import announce_dashboard, dashboard_urls, private_urls_path
     from biofeedback.web.auth import link_signature
 
     secret = config.web.therapist_secret or secrets.token_urlsafe(16)
@@ -400,6 +412,7 @@ async def dashboard(
         mqtt=settings,
         therapist_secret=secret,
         link_secret=link_secret,
+        allowed_hosts=config.web.allowed_hosts,
     )
     app = create_app(wcfg)
     runner = web.AppRunner(app, handle_signals=False)
@@ -407,11 +420,17 @@ async def dashboard(
     try:
         await _start_site(runner, config.web.host, config.web.port, fixed_port)
         port = runner.addresses[0][1] if runner.addresses else config.web.port
-        url = f"http://{config.web.host}:{port}"
         client = config.client_id
-        say(f"therapist dashboard: {url}/?token={secret}")
-        say(f"client screen:       {url}/c/{client}/{link_signature(link_secret, client)}")
-        yield url
+        urls = dashboard_urls(
+            config.web.host, port, secret, f"/c/{client}/{link_signature(link_secret, client)}"
+        )
+        with announce_dashboard(
+            urls,
+            say,
+            to_terminal=sys.stdout.isatty() if to_terminal is None else to_terminal,
+            private_path=private_urls_path(client, port),
+        ):
+            yield urls.bases[0]
     finally:
         await runner.cleanup()
 
