@@ -275,8 +275,11 @@ async def any_broker(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
     elif kind == "embedded":
         # the single-machine default as the service starts it (managed Mosquitto here), but
         # without its topic ACL: conformance tests use free-form topics (the ACL has its own
-        # tests in tests/service/test_broker_access.py)
+        # tests in tests/service/test_broker_access.py). "auto" quietly picks amqtt where
+        # Mosquitto is missing, which embedded-amqtt covers: here it must be Mosquitto.
+        require_binary("mosquitto", "mosquitto")
         async with embedded("auto") as handle:
+            assert handle.name == "embedded-mosquitto", handle.name
             yield handle
     else:
         async with embedded("amqtt") as handle:
