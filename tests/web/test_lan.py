@@ -12,13 +12,11 @@ import dataclasses
 import ipaddress
 import json
 import re
-import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -27,15 +25,14 @@ from biofeedback.config import parse_config
 from biofeedback.errors import ConfigError
 from biofeedback.service.app import dashboard
 from biofeedback.web.auth import COOKIE_NAME
+from tests.support import require_binary
 
 SECRET = "therapist-secret-for-lan-tests"
 
 
 def ip_command_addresses(version: int) -> list[str]:
     """Global (non-loopback, non-link-local) addresses of this machine, as iproute2 lists them."""
-    ip = shutil.which("ip") or shutil.which("ip", path="/usr/sbin:/sbin")
-    if ip is None:
-        pytest.skip("iproute2's ip command is not installed (the test's source of addresses)")
+    ip = require_binary("ip", "iproute2")
     out = subprocess.run([ip, "-j", "addr", "show"], capture_output=True, text=True, check=True)
     found = []
     for link in json.loads(out.stdout):
@@ -176,6 +173,5 @@ async def test_bound_to_all_ipv6_interfaces_answers_lan_urls(
 def test_interface_addresses_agree_with_iproute2() -> None:
     from biofeedback.web.lan import addresses_from_getifaddrs, addresses_from_ip_command
 
-    if shutil.which("ip") is None and not Path("/usr/sbin/ip").exists():
-        pytest.skip("iproute2's ip command is not installed")
+    require_binary("ip", "iproute2")
     assert set(addresses_from_getifaddrs()) == set(addresses_from_ip_command())
