@@ -283,6 +283,8 @@ async def test_strap_without_contact_feature_emits_no_contact_events(
         await drv.until_subscribed()
         await drv.beats(10, contact=None)
     assert not [k for k in _kinds(got.items) if k.startswith("contact")]
+    assert drv.sent, "nothing was sent: the check below would hold vacuously"
+    _check_stream(drv.sent, notifications(got.items))  # and every notification arrived
     assert all(b.contact is None for n in notifications(got.items) for b in n.beats)
 
 
