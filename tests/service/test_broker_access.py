@@ -370,3 +370,33 @@ def test_a_subscription_is_covered_only_when_it_stays_inside_the_grant() -> None
     assert not filter_covers("biofeedback/v1/+/status", "biofeedback/v1/#")
     assert not filter_covers("#", "$SYS/broker/version")
     assert filter_covers("$SYS/#", "$SYS/broker/version")
+
+
+async def test_the_amqtt_fallback_keeps_delivering_while_clients_come_and_subscribe() -> None:
+    """With the ACL each delivery awaits a topic check; amqtt's broadcast task then died of a
+    subscription made meanwhile ("dictionary changed size during iteration"), and every later
+    message was lost."""
+    async with EmbeddedBroker(backend="amqtt") as b:
+        svc = MqttLink(login_settings(b, BrokerRole.SERVICE, 311), f"bf-service-{C1}")
+        tap = MqttLink(login_settings(b, BrokerRole.OBSERVER, 311), "recorder")
+        dash = MqttLink(login_settings(b, BrokerRole.DASHBOARD, 311), "bf-dashboard-1")
+        async with svc, tap, dash:
+            # the tap's filter comes first in amqtt's table: a delivery waits on its check
+            # before it reaches the dashboard's
+            await tap.subscribe("biofeedback/v1/+/event", qos=1)
+            await dash.subscribe(topic(C1, Topic.EVENT), qos=1)
+
+            async def newcomer(i: int) -> None:
+                # new filters (new keys in amqtt's table), and gone again when it disconnects
+                async with MqttLink(login_settings(b, BrokerRole.OBSERVER, 311), f"tool-{i}") as t:
+                    for n in range(5):
+                        await t.subscribe(topic(f"c-{i}-{n}", Topic.EVENT), qos=1)
+
+            async def publish() -> None:
+                for i in range(300):  # over about 1.5 s, while the newcomers arrive
+                    svc.publish_kind(C1, Topic.EVENT, {"i": i})
+                    await asyncio.sleep(0.005)
+
+            await asyncio.gather(publish(), *(newcomer(i) for i in range(12)))
+            got = [m.json()["i"] for m in await collect(dash, 2.0)]
+    assert got == list(range(300))
