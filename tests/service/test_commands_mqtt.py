@@ -140,3 +140,49 @@ async def test_commands_over_mqtt(broker_proto: tuple[BrokerHandle, int]) -> Non
             pump.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await pump
+
+
+@pytest.mark.mosquitto
+async def test_a_flood_of_pauses_over_mqtt_adds_no_flood_of_events() -> None:
+    """The drill over a real broker: 3,000 pauses from one client put 957 pause_acknowledged
+    events into the event stream. Every pause is answered ok; the session tells it once."""
+    from biofeedback.exposure import load_protocol
+    from biofeedback.service.core import SessionCore
+    from biofeedback.signal import SignalConfig
+    from tests.support import REPO_ROOT
+
+    core = SessionCore(
+        client_id=C1,
+        protocol=load_protocol(REPO_ROOT / "config" / "protocols" / "demo.toml"),
+        signal_config=SignalConfig(),
+        start_t=0.0,
+    )
+    events: list[Any] = []
+
+    def submit(cmd: Command, reply: Callable[[dict[str, Any]], None]) -> None:
+        out = core.feed(cmd)
+        events.extend(out.events)
+        assert out.command is not None
+        reply(payloads.command_reply(C1, out.t, out.command))
+
+    n = 3000
+    async with (
+        mosquitto_plain() as broker,
+        MqttLink(broker.settings(5), f"bf-service-{next(_names)}") as svc,
+        MqttLink(broker.settings(5), f"bf-web-{next(_names)}") as client,
+    ):
+        await client.subscribe(topic(C1, Topic.REPLY) + "/#", qos=1)
+        pump = asyncio.create_task(serve_commands(svc, C1, now=lambda: 10.0, submit=submit))
+        try:
+            await asyncio.sleep(0.3)
+            replies = client.messages()
+            for i in range(n):
+                client.publish_json(command_topic(C1, "client"), _cmd(f"p-{i}"), qos=1)
+            got = [(await _next(replies, 20.0)).json() for _ in range(n)]
+        finally:
+            pump.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await pump
+    assert all(r["ok"] for r in got), [r for r in got if not r["ok"]][:3]
+    assert sorted(r["id"] for r in got) == sorted(f"p-{i}" for i in range(n))
+    assert sum(e.kind == "pause_acknowledged" for e in events) == 1
