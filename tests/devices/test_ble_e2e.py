@@ -71,6 +71,8 @@ async def _service(
     ]  # fmt: skip
     # os.environ carries DBUS_SYSTEM_BUS_ADDRESS of the private bus (set by the fixture).
     env = dict(os.environ, PYTHONUNBUFFERED="1", BIOFEEDBACK_THERAPIST_SECRET=SECRET)
+    # the embedded broker has no anonymous access: the read-only login for the test's watcher
+    env["BIOFEEDBACK_BROKER_OBSERVER_FILE"] = str(tmp_path / "observer.json")
     with log.open("w") as out:
         proc = await asyncio.create_subprocess_exec(
             *cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
@@ -93,10 +95,13 @@ async def _service(
 class Watcher:
     """A third-party MQTT client collecting this client's messages (paho runs its own thread)."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, observer_file: Path) -> None:
         self.q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         self.seen: list[tuple[str, dict[str, Any]]] = []
         self.c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-ble")
+        # written by the broker before the dashboard starts, so before its port answered
+        login = json.loads(observer_file.read_text())
+        self.c.username_pw_set(login["username"], login["password"])
         self.c.on_message = lambda _c, _u, msg: self.q.put((msg.topic, json.loads(msg.payload)))
         self.c.connect("127.0.0.1", port)
         self.c.subscribe(f"biofeedback/v1/{CLIENT}/#", qos=1)
@@ -162,7 +167,7 @@ async def test_run_with_a_ble_strap_delivers_beats_and_gaps_to_mqtt(
     sent: list[int] = []
     async with _service(tmp_path, mqtt_port, http_port) as proc, asyncio.TaskGroup() as tg:
         heart = tg.create_task(_heart(strap, sent))
-        w = Watcher(mqtt_port)
+        w = Watcher(mqtt_port, tmp_path / "observer.json")
         try:
             await w.until("beats", lambda: len(w.of("beat")) >= 4)
             # ... and on to the therapist's dashboard, over its WebSocket
