@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import stat
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -400,3 +401,48 @@ async def test_the_amqtt_fallback_keeps_delivering_while_clients_come_and_subscr
             await asyncio.gather(publish(), *(newcomer(i) for i in range(12)))
             got = [m.json()["i"] for m in await collect(dash, 2.0)]
     assert got == list(range(300))
+
+
+def _raw_retained(port: int, username: str, password: str, topic_filter: str) -> list[str]:
+    """Topics of everything the broker sends a plain 3.1.1 client (no filtering of its own) in
+    the second after it subscribed to `topic_filter`."""
+    got: list[str] = []
+    c = paho.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=f"raw-{len(topic_filter)}",
+        protocol=MQTTProtocolVersion.MQTTv311,
+    )
+    c.username_pw_set(username, password)
+    c.on_message = lambda _c, _u, msg: got.append(msg.topic)
+    c.on_connect = lambda client, *_: client.subscribe(topic_filter, 1)
+    c.connect("127.0.0.1", port, 5)
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            c.loop(0.05)
+    finally:
+        c.disconnect()
+        sock = c.socket()
+        if sock is not None:
+            sock.close()
+    return got
+
+
+async def test_the_amqtt_fallback_sends_retained_state_only_for_a_client_s_own_subscriptions() -> (
+    None
+):
+    """amqtt 0.12 sent a new client the retained messages of every topic any session had
+    subscribed to, whatever that client subscribed to (and whatever it may read)."""
+    async with EmbeddedBroker(backend="amqtt") as b:
+        svc = MqttLink(login_settings(b, BrokerRole.SERVICE, 311), f"bf-service-{C1}")
+        tap = MqttLink(login_settings(b, BrokerRole.OBSERVER, 311), "tap")
+        async with svc, tap:
+            await tap.subscribe("biofeedback/v1/#", qos=1)
+            svc.publish_json(SESSION, {"state": "ready"}, qos=1, retain=True)
+            svc.publish_json(STATUS, {"online": True}, qos=1, retain=True)
+            await asyncio.wait_for(svc.drain(), 5)
+            actor = b.login(BrokerRole.DEMO_ACTOR)
+            got = await asyncio.to_thread(
+                _raw_retained, b.port, actor.username, actor.password, SESSION
+            )
+    assert got == [SESSION]
