@@ -446,3 +446,37 @@ async def test_the_amqtt_fallback_sends_retained_state_only_for_a_client_s_own_s
                 _raw_retained, b.port, actor.username, actor.password, SESSION
             )
     assert got == [SESSION]
+
+
+@pytest.mark.mosquitto
+async def test_on_a_clinic_broker_with_the_example_acl_the_service_login_sees_no_state(
+    tmp_path: Path,
+) -> None:
+    """What docs/mqtt.md ("One login per service process") says: the dashboard inside a service
+    logs in with the service's login, which acl.example lets neither read state nor command."""
+    from biofeedback.web.mqttfeed import SUBSCRIBED, LinkSink
+    from tests.brokers import mosquitto_secure
+
+    async with mosquitto_secure(tmp_path) as secure:
+        as_service = secure.settings(5)  # the handle logs in as "service"
+        dashboard_login = secure.settings(
+            5, username="dashboard", password=secure.users["dashboard"]
+        )
+        async with (
+            MqttLink(as_service, f"bf-service-{C1}") as svc,
+            MqttLink(as_service, "bf-dashboard-in-service") as inside,
+            MqttLink(dashboard_login, "bf-dashboard-own-login") as own,
+        ):
+            await svc.subscribe(CMD, qos=1)
+            for kind in SUBSCRIBED:
+                await inside.subscribe(f"biofeedback/v1/+/{kind}", qos=1)
+                await own.subscribe(f"biofeedback/v1/+/{kind}", qos=1)
+            svc.publish_json(SESSION, {"state": "ready"}, qos=1, retain=True)
+            await LinkSink(inside).send_command(C1, json.dumps(_consent("inside")).encode())
+            await LinkSink(own).send_command(C1, json.dumps(_consent("own")).encode())
+            seen_inside = await collect(inside, 1.0)
+            seen_own = await collect(own, 0.3)
+            commands = await collect(svc, 0.3)
+    assert seen_inside == []
+    assert [m.topic for m in seen_own] == [SESSION]
+    assert [m.json()["id"] for m in commands] == ["own"]
