@@ -1,56 +1,119 @@
-"""Ectopic, missed and extra beat detection (Lipponen & Tarvainen 2019) on a rolling buffer.
+"""Ectopic, missed and extra beats: Lipponen & Tarvainen (2019), native, per beat and vectorised.
 
-neurokit2's implementation (`signal_fixpeaks(method="kubios")`) judges the newest beats of a
-bounded buffer once every few beats, never per beat over the whole recording. A beat is judged
-once, when it has enough successors for the method's centred criteria, and a beat judged to be
-an artifact is replaced by linear interpolation between its nearest normal neighbours, so the
-series keeps one value per received beat. neurokit2 is imported lazily: it takes seconds.
+The paper's beat classification on the RR series of one monitoring segment (whole µs):
+
+* dRR(j) = RR(j) - RR(j-1) (0 for the segment's first beat), normalised by
+  Th1 = 5.2 * QD(|dRR|) over 91 beats (QD = quartile deviation, (Q3 - Q1) / 2);
+* mRR(j) = RR(j) - medRR(j), medRR the centred 11-beat median, negative values doubled,
+  normalised by Th2 = 5.2 * QD(|mRR|) over 91 beats;
+* ectopic: S11 = dRR(j) and S12 = max (dRR > 0) or min (dRR < 0) of dRR(j-1), dRR(j+1) beyond
+  the boundaries S12 < -c1 S11 - c2 (S11 > 1) or S12 > -c1 S11 + c2 (S11 < -1), c1 = 0.13,
+  c2 = 0.17;
+* long/short: S21 = dRR(j), S22 = min (dRR >= 0) or max of dRR(j+1), dRR(j+2): S21 > 1 and
+  S22 < -1 (long), S21 < -1 and S22 > 1 (short), or |mRR| > 3; a long beat with
+  |RR/2 - medRR| < Th2 is "missed", a short one with |RR(j) + RR(j+1) - medRR| < Th2 "extra",
+  any other "longshort". When beat j goes to the long/short test and |dRR(j+1)| < |dRR(j+2)|,
+  beat j+1 is tested with it (and not on its own turn), as in neurokit2's
+  `signal_fixpeaks(method="kubios")`, which stays the reference in the tests.
+
+Delay. The centred criteria need the 6 beats after j (the median of j+1 reaches j+6), so beat j
+is judged when beat j + `lag` (>= 6) of its segment has arrived, and never before the segment
+holds `MIN_SEGMENT_BEATS` (46) beats. The two thresholds are the quartile deviations of the 91
+newest values known at that moment (|dRR| up to j + lag, |mRR| up to j + lag - 5), not of a
+window centred on j, which would hold every beat back by 45 beats; one threshold pair serves
+all criteria of that judgement. docs/arousal.md lists this and every other deliberate difference
+from neurokit2, with the label-by-label agreement on real recordings.
+
+Correction. A beat judged to be an artifact is replaced by linear interpolation between the
+nearest earlier beat judged normal and the nearest later beat not (yet) judged an artifact, so
+the series keeps one value per received beat.
+
+`Detector` is the per-beat form (O(1) amortised per beat: two sorted 91-value windows and an
+11-value median); `judge_segment` the vectorised form over a whole segment. They give identical
+labels and values (tests/hrv/test_native_artifacts.py checks it with hypothesis).
 """
 
 from __future__ import annotations
 
-import logging
-import warnings
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from biofeedback.signal.measures import SignalConfig
+C1 = 0.13
+C2 = 0.17
+ALPHA = 5.2
+QD_BEATS = 91  # beats per threshold window
+MEDIAN_BEATS = 11  # centred median of mRR
+_HALF = MEDIAN_BEATS // 2
+MIN_LAG = _HALF + 1  # candidate j+1 needs the median of j+1, i.e. beat j+6
+MIN_SEGMENT_BEATS = QD_BEATS // 2 + 1  # thresholds need this many beats before any judgement
+MIN_DETECTOR_BEATS = 16  # kept for config validation of the retired rolling buffer
 
-log = logging.getLogger(__name__)
+NORMAL, ECTOPIC, MISSED, EXTRA, LONGSHORT = 0, 1, 2, 3, 4
+UNJUDGED = -1
+LABELS: tuple[str | None, ...] = (None, "ectopic", "missed", "extra", "longshort")
 
-MIN_DETECTOR_BEATS = 16  # fewer beats give the detector no usable statistics
-_KINDS = ("extra", "missed", "ectopic", "longshort")  # priority when a beat has several labels
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+I8 = npt.NDArray[np.int8]
 
 
-def detect(rr_us: Sequence[int]) -> list[str | None]:
-    """Artifact label per RR interval ("extra", "missed", "ectopic", "longshort" or None).
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """The detector's verdict on one beat (segment index `k`): its value and label."""
 
-    Runs neurokit2's Kubios-method detector once over `rr_us` (whole microseconds). A detector
-    failure on degenerate input is logged and treated as "no artifacts found".
-    """
-    import neurokit2 as nk  # lazy: heavy import, kept out of start-up
+    k: int
+    value_us: int
+    artifact: str | None
 
-    peaks = np.concatenate(([0], np.cumsum(np.asarray(rr_us, dtype=np.int64))))
-    labels: list[str | None] = [None] * len(rr_us)
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            info, _ = nk.signal_fixpeaks(
-                peaks, sampling_rate=1_000_000, iterative=False, method="kubios"
-            )
-    except (ValueError, IndexError, ZeroDivisionError, FloatingPointError) as exc:
-        log.warning("artifact detector failed on %d beats, left uncorrected: %s", len(rr_us), exc)
-        return labels
-    for w in caught:
-        log.debug("artifact detector warning: %s", w.message)
-    for kind in reversed(_KINDS):
-        for p in info.get(kind, []):
-            i = int(p) - 1  # peak p closes interval p-1; peak 0 is the artificial start
-            if 0 <= i < len(labels):
-                labels[i] = kind
-    return labels
+
+def _quantiles(s: Sequence[float]) -> float:
+    """5.2 x quartile deviation of sorted values `s` (linear interpolation, as pandas)."""
+    w = len(s)
+    if w < 2:
+        return 0.0
+    p = (w - 1) * 0.25
+    a = int(p)
+    f = p - a
+    q1 = s[a] + (s[a + 1] - s[a]) * f if f else float(s[a])
+    p = (w - 1) * 0.75
+    a = int(p)
+    f = p - a
+    q3 = s[a] + (s[a + 1] - s[a]) * f if f else float(s[a])
+    th = ALPHA * ((q3 - q1) / 2)
+    if Q1_RATIO:
+        alt = ALPHA * Q1_RATIO * q1
+        return alt if alt < th else th
+    return th
+
+
+def _ls_class(
+    j: int,
+    x: Sequence[int],
+    d: Sequence[int],
+    med: Sequence[float],
+    mabs_j: float,
+    t1: float,
+    t2: float,
+) -> int:
+    """Long/short test of beat j (index into x, d, med), thresholds of the judgement."""
+    s21 = d[j] / t1
+    n1 = d[j + 1] / t1
+    n2 = d[j + 2] / t1
+    s22 = (n1 if n1 < n2 else n2) if s21 >= 0 else (n1 if n1 > n2 else n2)
+    eq3 = s21 > 1 and s22 < -1
+    eq4 = t2 > 0 and mabs_j / t2 > 3
+    eq5 = s21 < -1 and s22 > 1
+    if not (eq3 or eq4 or eq5):
+        return NORMAL
+    if eq5 and abs(x[j] + x[j + 1] - med[j]) < t2:
+        return EXTRA
+    if eq3 and abs(x[j] / 2 - med[j]) < t2:
+        return MISSED
+    return LONGSHORT
 
 
 def interpolate(values: Sequence[int], labels: Sequence[str | None], i: int) -> int:
@@ -64,47 +127,547 @@ def interpolate(values: Sequence[int], labels: Sequence[str | None], i: int) -> 
         return int(values[hi])
     if hi is None:
         return int(values[lo])
-    return round(values[lo] + (values[hi] - values[lo]) * (i - lo) / (hi - lo))
+    return _between(int(values[lo]), int(values[hi]), i - lo, hi - lo)
+
+
+def _between(v_lo: int, v_hi: int, num: int, den: int) -> int:
+    return round(v_lo + (v_hi - v_lo) * num / den)
+
+
+def _smooth(j: int, y: Sequence[int], first: int) -> bool:
+    """Whether beat j lies on the smooth course of its neighbours (breathing-aware veto).
+
+    The value interpolated from j-2, j-1, j+1, j+2 (exact for any cubic, so for the slow swing
+    of a breath; j-1 and j+1 alone next to the segment start `first`) is compared with the beat:
+    within `SMOOTH_PCT` % it is part of the swing, however large the swing, and stays normal.
+    """
+    if j - 2 >= first:
+        p6 = -y[j - 2] + 4 * y[j - 1] + 4 * y[j + 1] - y[j + 2]
+    else:
+        p6 = 3 * (y[j - 1] + y[j + 1])
+    r6 = 6 * y[j] - p6
+    return p6 > 0 and 100 * abs(r6) < SMOOTH_PCT * p6
+
+
+def _ectopic(a: float, p: float, q: float) -> bool:
+    """The paper's ectopic boundaries on S11 = a, S12 from the neighbours' p, q (|a| > 1)."""
+    if a > 0:
+        s12 = p if p > q else q
+        return s12 < -C1 * a - C2
+    s12 = p if p < q else q
+    return s12 > -C1 * a + C2
+
+
+Q1_RATIO = 4.5  # threshold cap: 5.2 x 4.5 x Q1 (normal |dRR|, half-normal: QD = 1.3 x Q1)
+SMOOTH_PCT = 10  # a beat within 10 % of its smooth course is never corrected
+# a correction at beat c reaches judgements whose windows start after it: |mRR| of k needs the
+# beats k-5..k+5, and the |mRR| window ends 5 beats before the judgement's newest beat
+QUIET_BEATS = QD_BEATS + 2 * _HALF - 1
+
+
+class Detector:
+    """Per-beat Lipponen-Tarvainen detector for one segment (see the module docstring).
+
+    `push(x_us)` takes the next raw RR of the segment and returns the judgements made now: one
+    per beat usually (beat k - lag), several when the segment reaches `MIN_SEGMENT_BEATS`, and
+    one more for the beat after when it is tested with its predecessor. Judged beats keep their
+    final value in the series the detector reads (an artifact its interpolated value), so a run
+    of frequent ectopy does not raise the thresholds it is judged against.
+    """
+
+    __slots__ = (
+        "_art",
+        "_base",
+        "_changed",
+        "_consumed",
+        "_d",
+        "_dirty",
+        "_dsorted",
+        "_last_normal",
+        "_m",
+        "_med",
+        "_msorted",
+        "_n",
+        "_next",
+        "_queue",
+        "_t1",
+        "_t2",
+        "_x",
+        "lag",
+    )
+
+    def __init__(self, lag: int = MIN_LAG) -> None:
+        if lag < MIN_LAG:
+            raise ValueError(f"lag must be at least {MIN_LAG} beats")
+        self.lag = lag
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything: the next beat starts a new segment."""
+        self._base = 0  # segment index of element 0 of _x, _d, _med, _m
+        self._x: list[int] = []  # current values: final when judged, raw before
+        self._d: list[int] = []
+        self._med: list[float] = []  # med[k] known once k + 5 is in
+        self._m: list[float] = []  # |mRR|, negative deviations doubled
+        self._dsorted: list[int] = []
+        self._msorted: list[float] = []
+        self._n = 0
+        self._next = 0  # next beat to judge
+        self._consumed: dict[int, int] = {}  # beat labelled with its predecessor: its label
+        self._last_normal: tuple[int, int] | None = None
+        self._queue: list[tuple[int, int]] = []  # artifacts waiting for a normal successor
+        self._changed = -1
+        self._art: set[int] = set()  # beats judged artifacts (recent ones)
+        self._dirty = True
+        self._t1 = self._t2 = 0.0
+
+    @property
+    def next_beat(self) -> int:
+        """Segment index of the next beat to be judged."""
+        return self._next
+
+    def pending(self, k: int) -> int | None:
+        """The label of beat k when it was judged with its predecessor and its turn is to come."""
+        return self._consumed.get(k)
+
+    def push(self, x_us: int) -> list[Judgement]:
+        """Add the segment's next raw RR (µs); the judgements this makes possible."""
+        e = self._n
+        self._n = e + 1
+        if e - self._base > 4 * QD_BEATS:
+            self._trim(e)
+        base = self._base
+        xs, ds = self._x, self._d
+        d = x_us - xs[-1] if e else 0
+        xs.append(x_us)
+        ds.append(d)
+        dsorted = self._dsorted
+        bisect.insort(dsorted, abs(d))
+        art = self._art
+        if e >= QD_BEATS:
+            p = e - QD_BEATS
+            if p not in art and p - 1 not in art:
+                del dsorted[bisect.bisect_left(dsorted, abs(ds[p - base]))]
+        k = e - _HALF
+        if k >= 0:
+            med, ma = self._median_dev(k, e)
+            self._med.append(med)
+            self._m.append(ma)
+            msorted = self._msorted
+            bisect.insort(msorted, ma)
+            if k >= QD_BEATS and k - QD_BEATS not in art:
+                del msorted[bisect.bisect_left(msorted, self._m[k - QD_BEATS - base])]
+        self._dirty = True
+        if e + 1 < MIN_SEGMENT_BEATS:
+            return []
+        last = e - self.lag
+        out: list[Judgement] = []
+        while self._next <= last:
+            i = self._next
+            self._next = i + 1
+            if self._consumed.pop(i, None) is not None:
+                continue  # judged (and emitted) with its predecessor
+            if self._dirty:
+                self._t1 = _quantiles(self._dsorted)
+                self._t2 = _quantiles(self._msorted)
+                self._dirty = False
+            self._judge(i, e, out)
+        return out
+
+    def _median_dev(self, k: int, e: int) -> tuple[float, float]:
+        """(centred median, |mRR|) of beat k from the current values."""
+        base = self._base
+        lo = k - _HALF if k >= _HALF else 0
+        hi = k + _HALF if k + _HALF <= e else e
+        w = sorted(self._x[lo - base : hi + 1 - base])
+        h = len(w) // 2
+        med = w[h] if len(w) % 2 else (w[h - 1] + w[h]) / 2
+        m = self._x[k - base] - med
+        return med, (-2.0 * m if m < 0 else float(m))
+
+    def _trim(self, e: int) -> None:
+        drop = e - self._base - 2 * QD_BEATS
+        del self._x[:drop], self._d[:drop], self._med[:drop], self._m[:drop]
+        self._base += drop
+
+    def _judge(self, i: int, e: int, out: list[Judgement]) -> None:
+        b = self._base
+        x, d, med, m = self._x, self._d, self._med, self._m
+        t1, t2 = self._t1, self._t2
+        j = i - b
+        label = NORMAL
+        nxt: int | None = None
+        if t1 > 0:
+            a = d[j] / t1
+            if abs(a) > 1:
+                if _ectopic(a, d[j - 1] / t1, d[j + 1] / t1):
+                    label = ECTOPIC
+                else:
+                    label = _ls_class(j, x, d, med, m[j], t1, t2)
+                    if abs(d[j + 1] / t1) < abs(d[j + 2] / t1):
+                        nxt = _ls_class(j + 1, x, d, med, m[j + 1], t1, t2)
+                        if nxt and _smooth(j + 1, x, -b):
+                            nxt = NORMAL
+                if label and _smooth(j, x, -b):
+                    label = NORMAL
+        verdicts = [(i, label)]
+        if nxt is not None:
+            self._consumed[i + 1] = nxt
+            verdicts.append((i + 1, nxt))
+        for k, lab in verdicts:
+            if lab == NORMAL:
+                self._flush(k, e, out)
+                v = x[k - b]
+                self._last_normal = (k, v)
+                out.append(Judgement(k, v, None))
+            else:
+                self._queue.append((k, lab))
+                self._exclude(k, e)
+        # an artifact waits for its next normal neighbour to get its value; meanwhile the
+        # detector reads its centred median (after both verdicts: a pair is judged on the same
+        # values)
+        for k, _ in self._queue:
+            if k >= i:
+                self._correct(k, round(med[k - b]), e)
+
+    def _exclude(self, k: int, e: int) -> None:
+        """Artifact k leaves the threshold statistics: its |mRR| and the two |dRR| it is part
+        of. (Its corrected value is smooth by construction: counting it would shrink the
+        thresholds wherever ectopy is frequent.)"""
+        b = self._base
+        art = self._art
+        dsorted = self._dsorted
+        for kk in (k, k + 1):
+            if 0 < kk <= e and kk > e - QD_BEATS and kk not in art and kk - 1 not in art:
+                del dsorted[bisect.bisect_left(dsorted, abs(self._d[kk - b]))]
+        if e - _HALF - QD_BEATS < k <= e - _HALF:
+            del self._msorted[bisect.bisect_left(self._msorted, self._m[k - b])]
+        art.add(k)
+        if len(art) > 4 * QD_BEATS:
+            self._art = {a for a in art if a > e - 2 * QD_BEATS}
+        self._dirty = True
+
+    def _flush(self, k: int, e: int, out: list[Judgement]) -> None:
+        """Beat k was judged normal: the artifacts before it get their interpolated values."""
+        if not self._queue:
+            return
+        v_hi = self._x[k - self._base]
+        ln = self._last_normal
+        for q, lab in self._queue:
+            v = v_hi if ln is None else _between(ln[1], v_hi, q - ln[0], k - ln[0])
+            out.append(Judgement(q, v, LABELS[lab]))
+            self._correct(q, v, e)
+        self._queue.clear()
+
+    @property
+    def open_artifacts(self) -> int:
+        """Artifacts judged but waiting for a normal successor to get their value."""
+        return len(self._queue)
+
+    @property
+    def last_change(self) -> int:
+        """The newest beat whose value the detector changed (-1: none)."""
+        return self._changed
+
+    @property
+    def oldest_open(self) -> int:
+        """The oldest beat whose final value is not known yet (segment index)."""
+        return self._queue[0][0] if self._queue else self._next
+
+    def _correct(self, k: int, v: int, e: int) -> None:
+        """Beat k takes value v: update dRR, medians, |mRR| and both sorted windows."""
+        b = self._base
+        x, d = self._x, self._d
+        if x[k - b] == v:
+            return
+        x[k - b] = v
+        self._changed = max(self._changed, k)
+        dsorted = self._dsorted
+        art = self._art
+        for kk in (k, k + 1):
+            if kk == 0 or kk > e:
+                continue
+            new = x[kk - b] - x[kk - 1 - b]
+            old = d[kk - b]
+            d[kk - b] = new
+            if kk > e - QD_BEATS and kk not in art and kk - 1 not in art:
+                del dsorted[bisect.bisect_left(dsorted, abs(old))]
+                bisect.insort(dsorted, abs(new))
+        msorted = self._msorted
+        newest = e - _HALF
+        for kk in range(max(0, k - _HALF), min(k + _HALF, newest) + 1):
+            med, ma = self._median_dev(kk, e)
+            old_m = self._m[kk - b]
+            self._med[kk - b] = med
+            self._m[kk - b] = ma
+            if kk > newest - QD_BEATS and kk not in art:
+                del msorted[bisect.bisect_left(msorted, old_m)]
+                bisect.insort(msorted, ma)
+        self._dirty = True
+
+    @classmethod
+    def resume(
+        cls,
+        y: I64,
+        arrived: int,
+        next_beat: int,
+        last_normal: int | None,
+        artifacts: Sequence[int],
+        lag: int,
+    ) -> Detector:
+        """A detector in the state the streaming one has once beats 0..arrived-1 of the segment
+        arrived and beats before `next_beat` were judged to `y` (final values; raw after), with
+        no beat pending (the offline path starts one at a correction)."""
+        det = cls(lag)
+        e = arrived - 1
+        base = max(0, e - 2 * QD_BEATS)
+        det._base = base
+        det._n = arrived
+        det._next = next_beat
+        yl = y[:arrived].tolist()
+        det._x = yl[base:]
+        det._d = [yl[k] - yl[k - 1] if k else 0 for k in range(base, arrived)]
+        det._art = art = {k for k in artifacts if k > e - 2 * QD_BEATS}
+        det._dsorted = sorted(
+            abs(det._d[k - base])
+            for k in range(max(0, e - QD_BEATS + 1), arrived)
+            if k not in art and k - 1 not in art
+        )
+        meds: list[float] = []
+        ms: list[float] = []
+        for k in range(base, e - _HALF + 1):
+            # beats older than the |mRR| window are never read again: placeholders
+            med, ma = det._median_dev(k, e) if k - _HALF >= base or base == 0 else (0.0, 0.0)
+            meds.append(med)
+            ms.append(ma)
+        det._med, det._m = meds, ms
+        newest = e - _HALF
+        det._msorted = sorted(
+            ms[k - base] for k in range(max(0, newest - QD_BEATS + 1), newest + 1) if k not in art
+        )
+        det._last_normal = None if last_normal is None else (last_normal, yl[last_normal])
+        return det
+
+
+# ---- the vectorised form -----------------------------------------------------------------
+
+
+def _qd_rows(rows: F64) -> F64:
+    """5.2 x quartile deviation of each row (any order), as `_quantiles` computes it."""
+    s = np.sort(rows, axis=1)
+    w = s.shape[1]
+    out = []
+    for q in (0.25, 0.75):
+        p = (w - 1) * q
+        a = int(p)
+        f = p - a
+        out.append(s[:, a] + (s[:, a + 1] - s[:, a]) * f if f else s[:, a])
+    th = ALPHA * ((out[1] - out[0]) / 2)
+    if Q1_RATIO:
+        th = np.minimum(th, ALPHA * Q1_RATIO * out[0])
+    return np.asarray(th, dtype=np.float64)
+
+
+def _thresholds(vals: F64, ends: I64, need: npt.NDArray[np.bool_]) -> F64:
+    """Th = 5.2 QD over the 91 values up to index `ends[r]` (fewer at the start), computed for
+    rows where `need`; NaN elsewhere."""
+    out = np.full(len(ends), np.nan)
+    rows = np.flatnonzero(need)
+    if len(rows) == 0:
+        return out
+    e = ends[rows]
+    full = e >= QD_BEATS - 1
+    if full.any():
+        idx = e[full][:, None] + np.arange(-QD_BEATS + 1, 1)[None, :]
+        out[rows[full]] = _qd_rows(vals[idx])
+    for r, ee in zip(rows[~full].tolist(), e[~full].tolist(), strict=True):
+        out[r] = _quantiles(sorted(vals[: ee + 1].tolist()))
+    return out
+
+
+def _lower_bounds(vals: F64, ends: I64, block: int = 8) -> F64:
+    """A lower bound of 5.2 QD over the 91 values up to each of `ends` (consecutive, all >= 90)
+    from blocks of `block` windows: Q3 >= the 68th smallest of their union, Q1 <= the 24th
+    smallest of their intersection. Only beats beyond it need the exact threshold."""
+    n = len(ends)
+    if n == 0:
+        return np.empty(0)
+    first = ends[::block]
+    last = np.minimum(first + block - 1, ends[-1])
+    iu = (first - (QD_BEATS - 1))[:, None] + np.arange(QD_BEATS + block - 1)[None, :]
+    iu = np.minimum(iu, last[:, None])  # a short last block repeats its newest value
+    pu = np.partition(vals[iu], (22, 67), axis=1)
+    u = pu[:, 67]
+    ic = (last - (QD_BEATS - 1))[:, None] + np.arange(QD_BEATS - block + 1)[None, :]
+    c = np.partition(vals[ic], 23, axis=1)[:, 23]
+    lb = ALPHA * ((u - c) / 2)
+    if Q1_RATIO:
+        lb = np.minimum(lb, ALPHA * Q1_RATIO * pu[:, 22])
+    return np.repeat(lb, block)[:n]
 
 
 @dataclass(frozen=True, slots=True)
-class Judgement:
-    """The detector's verdict on one beat (segment index `k`)."""
+class _Rows:
+    """Per judged beat, its own-turn verdict on the raw series: label, whether the next beat is
+    tested with it, and that beat's label; `main` marks beats past the first test."""
 
-    k: int
-    value_us: int
-    artifact: str | None
+    main: npt.NDArray[np.bool_]
+    code: I8
+    ext: npt.NDArray[np.bool_]
+    nxt: I8
 
 
-class ArtifactSchedule:
-    """When the detector runs and which beats it judges, in terms of segment beat indices.
+def _medians(x: I64) -> F64:
+    """Centred 11-beat median of every beat (truncated at both ends of the segment)."""
+    n = len(x)
+    med = np.empty(n)
+    if n >= MEDIAN_BEATS:
+        from numpy.lib.stride_tricks import sliding_window_view
 
-    Shared by the streaming pipeline and the offline path so both judge identical buffers.
+        med[_HALF : n - _HALF] = np.median(sliding_window_view(x, MEDIAN_BEATS), axis=1)
+    for k in list(range(min(_HALF, n))) + list(range(max(_HALF, n - _HALF), n)):
+        med[k] = float(np.median(x[max(0, k - _HALF) : k + _HALF + 1]))
+    return med
+
+
+def _judge_rows(x: I64, lag: int) -> _Rows:
+    """Every beat's verdict as the detector gives it while no correction is in its windows."""
+    n = len(x)
+    nj = n - lag
+    d = np.zeros(n, dtype=np.int64)
+    d[1:] = np.diff(x)
+    dabs = np.abs(d).astype(np.float64)
+    med = _medians(x)
+    m = x - med
+    mabs = np.where(m < 0, -2.0 * m, m)
+    i = np.arange(nj)
+    e = np.maximum(i + lag, MIN_SEGMENT_BEATS - 1).astype(np.int64)
+    cand = dabs[:nj] > 0
+    late = e >= QD_BEATS - 1
+    if late.any():
+        cand[late] &= dabs[:nj][late] > _lower_bounds(dabs, e[late])
+    t1 = _thresholds(dabs, e, cand)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        a = np.where(cand, d[:nj] / t1, 0.0)
+    main = cand & (t1 > 0) & (np.abs(a) > 1)
+    code = np.zeros(nj, dtype=np.int8)
+    ext = np.zeros(nj, dtype=np.bool_)
+    nxt = np.zeros(nj, dtype=np.int8)
+    rows = np.flatnonzero(main)
+    if len(rows) == 0:
+        return _Rows(main, code, ext, nxt)
+    t2 = _thresholds(mabs[: n - _HALF], e - _HALF, main)
+    dl, xl, ml, mal = d.tolist(), x.tolist(), med.tolist(), mabs.tolist()
+    for r, th1, th2 in zip(rows.tolist(), t1[rows].tolist(), t2[rows].tolist(), strict=True):
+        # the scalar arithmetic of Detector._judge, on the few beats that need it
+        if _ectopic(dl[r] / th1, dl[r - 1] / th1, dl[r + 1] / th1):
+            c = ECTOPIC
+        else:
+            c = _ls_class(r, xl, dl, ml, mal[r], th1, th2)
+            if abs(dl[r + 1] / th1) < abs(dl[r + 2] / th1):
+                ext[r] = True
+                nc = _ls_class(r + 1, xl, dl, ml, mal[r + 1], th1, th2)
+                nxt[r] = NORMAL if nc and _smooth(r + 1, xl, 0) else nc
+        code[r] = NORMAL if c and _smooth(r, xl, 0) else c
+    return _Rows(main, code, ext, nxt)
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentJudgement:
+    """Per beat of a segment: label code (index into `LABELS`, `UNJUDGED` = -1 for beats never
+    judged, whose value stays raw), value after correction (µs), and the segment index of the
+    beat on whose arrival it was judged (`NEVER` when it was not)."""
+
+    labels: I8
+    values: I64
+    judged_at: I64
+
+
+NEVER = int(np.iinfo(np.int64).max)
+
+
+def judge_segment(x: npt.ArrayLike, lag: int = MIN_LAG) -> SegmentJudgement:
+    """Every beat of one segment as `Detector` judges it, streamed beat by beat.
+
+    Vectorised over the stretches where no correction reaches the detector's windows (all of a
+    clean recording); from each correction on, the per-beat detector itself runs until its
+    windows are free of corrected beats again, so the result is the stream's by construction.
     """
+    if lag < MIN_LAG:
+        raise ValueError(f"lag must be at least {MIN_LAG} beats")
+    xi = np.asarray(x, dtype=np.int64)
+    n = len(xi)
+    labels = np.full(n, UNJUDGED, dtype=np.int8)
+    values = xi.copy()
+    judged_at = np.full(n, NEVER, dtype=np.int64)
+    nj = n - lag
+    if n < MIN_SEGMENT_BEATS or nj <= 0:
+        return SegmentJudgement(labels, values, judged_at)
+    rows = _judge_rows(xi, lag)
+    e_of = np.maximum(np.arange(n) + lag, MIN_SEGMENT_BEATS - 1)
+    main_rows = np.flatnonzero(rows.main).tolist()
+    code, ext, nxt = rows.code.tolist(), rows.ext.tolist(), rows.nxt.tolist()
+    r = 0  # next row not judged yet
+    skip = -1  # a row already judged with its predecessor
+    mi = 0  # position in main_rows
+    while r < nj:
+        # raw stretch: every verdict is normal until the first artifact (event)
+        event = -1
+        consumed: list[int] = []
+        judged_before = skip  # row r was judged with its predecessor by the detector
+        while mi < len(main_rows):
+            q = main_rows[mi]
+            if q < r or q == skip:
+                mi += 1
+                continue
+            if code[q] or (ext[q] and nxt[q]):
+                event = q
+                break
+            if ext[q]:
+                skip = q + 1
+                consumed.append(q + 1)
+            mi += 1
+        end = nj if event < 0 else event
+        lo = r + 1 if r == judged_before and r < end else r
+        labels[lo:end] = NORMAL
+        judged_at[lo:end] = e_of[lo:end]
+        for c in consumed:
+            if c < n:
+                labels[c] = NORMAL
+                judged_at[c] = e_of[c - 1]
+        if event < 0:
+            return SegmentJudgement(labels, values, judged_at)
+        # from the event on, the per-beat detector (rows sharing its judgement time re-judged)
+        ee = int(e_of[event])
+        start = event
+        while start > 0 and e_of[start - 1] == ee:
+            start -= 1
+        normal_before = np.flatnonzero(labels[:start] == NORMAL)
+        det = Detector.resume(
+            values,
+            ee,
+            start,
+            int(normal_before[-1]) if len(normal_before) else None,
+            np.flatnonzero(labels[:start] > 0).tolist(),
+            lag,
+        )
+        for b in range(ee, n):
+            for jd in det.push(int(xi[b])):
+                code_k = LABELS.index(jd.artifact)
+                labels[jd.k] = code_k
+                judged_at[jd.k] = b
+                if code_k:
+                    values[jd.k] = jd.value_us
+            r = det.next_beat
+            if not det.open_artifacts and r + lag - QUIET_BEATS > det.last_change:
+                break
+        else:
+            return SegmentJudgement(labels, values, judged_at)
+        skip = r if det.pending(r) is not None else -1
+    return SegmentJudgement(labels, values, judged_at)
 
-    __slots__ = ("buffer", "every", "lag")
 
-    def __init__(self, config: SignalConfig) -> None:
-        self.buffer = config.artifact_buffer_beats
-        self.every = config.artifact_every_beats
-        self.lag = config.artifact_lag_beats
-
-    def due(self, k: int) -> bool:
-        """Whether the detector runs after segment beat `k` arrived."""
-        return (k + 1) % self.every == 0 and k + 1 >= MIN_DETECTOR_BEATS
-
-    def run(self, k: int, judged_upto: int, values: Sequence[int]) -> list[Judgement]:
-        """Judge beats judged_upto+1 .. k-lag; `values` are the current values of the buffer
-        beats max(0, k+1-buffer) .. k."""
-        start = k + 1 - len(values)
-        last = k - self.lag
-        if last <= judged_upto:
-            return []
-        labels = detect(values)
-        out = []
-        for kk in range(max(judged_upto + 1, start), last + 1):
-            i = kk - start
-            lab = labels[i]
-            v = interpolate(values, labels, i) if lab is not None else int(values[i])
-            out.append(Judgement(kk, v, lab))
-        return out
+def detect(rr_us: Sequence[int]) -> list[str | None]:
+    """Artifact label per RR interval of one segment (None: normal or not judged)."""
+    codes = judge_segment(np.asarray(rr_us, dtype=np.int64)).labels
+    return [LABELS[c] if c > 0 else None for c in codes.tolist()]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from biofeedback.errors import ConfigError
-from biofeedback.signal.artifacts import MIN_DETECTOR_BEATS
+from biofeedback.signal.artifacts import MIN_DETECTOR_BEATS, MIN_LAG
 from biofeedback.signal.measures import SignalConfig
 
 MAX_TIME_WINDOW_S = 300.0  # keeps the exact integer sums inside int64 in the offline path
@@ -50,6 +50,11 @@ def validate_config(c: SignalConfig) -> SignalConfig:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise bad(name, "must be a positive integer")
+    if c.artifact_lag_beats < MIN_LAG:
+        raise bad(
+            "artifact_lag_beats",
+            f"must be at least {MIN_LAG}: the detector's centred criteria need that many beats",
+        )
     if c.artifact_buffer_beats < max(
         MIN_DETECTOR_BEATS, c.artifact_every_beats + c.artifact_lag_beats
     ):

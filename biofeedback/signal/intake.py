@@ -6,6 +6,7 @@ Every check returns a reason instead of raising: a bad beat is reported and drop
 from __future__ import annotations
 
 import math
+from collections import deque
 
 import numpy as np
 import numpy.typing as npt
@@ -71,3 +72,147 @@ def accept_offline(
     running = np.maximum.accumulate(np.where(valid, t, -np.inf))
     before = np.concatenate(([-np.inf], running[:-1]))
     return np.asarray(valid & (t > before), dtype=np.bool_)
+
+
+SCREEN_SCALE = 4.0  # a beat must also stray this many local noise scales from its course
+SCREEN_MAX_RUN = 2  # after this many screened beats in a row the next one is let through
+
+
+def _course(a: int, xa: int, b: int, xb: int) -> int:
+    """The beat after `a` on the course of the last two unscreened beats b < a: one step of their
+    slope from `xa` (not extended over screened beats in between), at most 25 % of `xa`."""
+    step = round((xa - xb) / (a - b))
+    lim = xa // 4
+    return xa + (lim if step > lim else (-lim if step < -lim else step))
+
+
+class ProvisionalScreen:
+    """The intake screen of one segment: breathing-aware, judged on the shape of the series.
+
+    A new beat is compared with the course of the series: anywhere between the last beat let
+    through and one step of the slope of the last two (the nearest point counts). A breathing
+    swing, however large, is smooth: each beat lies close to that course, also where it turns.
+    A premature beat falls far below it, its compensatory pause far above it (the course still
+    runs through the beats before the pair), a missed beat far above.
+
+    So a beat is screened only when it strays from the course by more than `threshold` of the
+    course's value and by more than `SCREEN_SCALE` x the median |second difference| of the
+    `beats` raw beats before it (a person with large beat-to-beat variability is not screened
+    for it). Right after a screened beat, a beat straying the other way (the dRR sign flip of a
+    premature beat's compensatory pause) needs only half the fraction. A screened beat enters the
+    metrics at the course's nearest value; after `SCREEN_MAX_RUN` screened beats in a row the
+    next is let through, so a genuine change of rate cannot lock the screen. The detector's
+    judgement, a few beats later, is final either way.
+    """
+
+    __slots__ = ("_a", "_b", "_curv", "_k", "_last", "_prev", "_run", "beats", "threshold")
+
+    def __init__(self, threshold: float, beats: int) -> None:
+        self.threshold = threshold
+        self.beats = beats
+        self.reset()
+
+    def reset(self) -> None:
+        """A new segment starts."""
+        self._k = 0
+        self._prev: list[int] = []  # the last two raw values
+        self._curv: deque[int] = deque(maxlen=self.beats)  # |second differences|, raw
+        self._a: tuple[int, int] | None = None  # newest beat let through (index, value)
+        self._b: tuple[int, int] | None = None  # the one before it
+        self._run = 0
+        self._last = 0  # deviation of the newest screened beat from its course
+
+    def push(self, x: int) -> int:
+        """The value beat `x` (µs) enters the metrics with: `x` itself, or the course's value."""
+        k = self._k
+        self._k = k + 1
+        prev = self._prev
+        curv = self._curv
+        v = x
+        if self.threshold and len(curv) == curv.maxlen and self._b is not None:
+            a, b = self._a, self._b
+            assert a is not None
+            c = _course(a[0], a[1], b[0], b[1])
+            # the course runs between holding the last value and extending its slope
+            p = a[1] if x < a[1] < c or x > a[1] > c else (c if x < c < a[1] or x > c > a[1] else x)
+            dv = x - p
+            dev = abs(dv)
+            lim = self.threshold * p
+            if self._run and (dv > 0) != (self._last > 0):
+                lim = lim / 2
+            if self._run < SCREEN_MAX_RUN and dev > lim:
+                s = sorted(curv)
+                h = len(s) // 2
+                scale = s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
+                if dev > SCREEN_SCALE * scale:
+                    v = p
+                    self._last = dv
+        if len(prev) == 2:
+            curv.append(abs(x - 2 * prev[1] + prev[0]))
+            prev[0] = prev[1]
+            prev[1] = x
+        else:
+            prev.append(x)
+        if v == x:
+            self._b, self._a = self._a, (k, x)
+            self._run = 0
+        else:
+            self._run += 1
+        return v
+
+
+def screen_offline(
+    raw: npt.NDArray[np.int64], threshold: float, beats: int
+) -> npt.NDArray[np.int64]:
+    """`ProvisionalScreen.push` over one whole segment: the value each beat enters with.
+
+    Vectorised while the last two beats were let through (the course is then 2 x[k-1] - x[k-2]);
+    the few beats after a screened one replay the per-beat rule."""
+    n = len(raw)
+    out = raw.copy()
+    first = beats + 2  # the median needs `beats` second differences
+    if not threshold or n <= first:
+        return out
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    c = np.abs(raw[2:] - 2 * raw[1:-1] + raw[:-2])  # c[i] = |2nd difference| ending at i + 2
+    med = np.median(sliding_window_view(c, beats), axis=1)  # med[j]: c[j .. j+beats-1]
+    k = np.arange(first, n)
+    scale = med[k - 2 - beats]
+    cap = raw[k - 1] // 4
+    c_ = raw[k - 1] + np.clip(raw[k - 1] - raw[k - 2], -cap, cap)
+    p = np.clip(raw[k], np.minimum(raw[k - 1], c_), np.maximum(raw[k - 1], c_))
+    dev = np.abs(raw[k] - p)
+    flag0 = (dev > threshold * p) & (dev > SCREEN_SCALE * scale)
+    hits = (np.flatnonzero(flag0) + first).tolist()
+    if not hits:
+        return out
+    xl = raw.tolist()
+    sl = [0.0] * first + scale.tolist()
+    pos = 0
+    while pos < len(hits):
+        k0 = hits[pos]
+        # state before k0: k0-1 and k0-2 let through, no run
+        a, xa, b, xb, run, last = k0 - 1, xl[k0 - 1], k0 - 2, xl[k0 - 2], 0, 0
+        kk = k0
+        while kk < n:
+            x = xl[kk]
+            c_ = _course(a, xa, b, xb)
+            p_ = xa if x < xa < c_ or x > xa > c_ else (c_ if x < c_ < xa or x > c_ > xa else x)
+            sv = x - p_
+            dv = abs(sv)
+            lim = threshold * p_
+            if run and (sv > 0) != (last > 0):
+                lim = lim / 2
+            if run < SCREEN_MAX_RUN and dv > lim and dv > SCREEN_SCALE * sl[kk]:
+                out[kk] = p_
+                run += 1
+                last = sv
+            else:
+                b, xb, a, xa, run = a, xa, kk, x, 0
+            kk += 1
+            if a == kk - 1 and b == kk - 2:
+                break  # back to the vectorised state
+        while pos < len(hits) and hits[pos] < kk:
+            pos += 1
+    return out

@@ -1,12 +1,12 @@
 """The whole-recording path: the streaming computations as vectorised numpy, value for value.
 
 `compute_offline` gives, for every input, what `SignalPipeline.push_rr` would have returned for
-it. It reproduces the streaming rules exactly: the same intake, the same gaps, the artifact
-detector run on the same buffers at the same beats, and windows whose values are "as known at
-that beat" (judged beats final, newer beats as the intake screen let them in). Time-domain sums
-are exact integers (µs), so the results are bit-identical, not merely close. The artifact stage
-calls neurokit2 once per `artifact_every_beats` beats, like the streaming path; `artifacts=False`
-skips it (benchmarks of the vectorised stage, or series that were cleaned already).
+it. It reproduces the streaming rules exactly: the same intake, the same gaps, the same intake
+screen and artifact detector (their vectorised forms, intake.screen_offline and
+artifacts.judge_segment), and windows whose values are "as known at that beat" (judged beats
+final, newer beats as the intake screen let them in). Time-domain sums are exact integers (µs),
+so the results are bit-identical, not merely close. `artifacts=False` skips the detector
+(series that were cleaned already).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeedback.signal.arousal import Z_OFFSET, Z_SCALE
-from biofeedback.signal.artifacts import ArtifactSchedule
+from biofeedback.signal.artifacts import LABELS, judge_segment
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
-from biofeedback.signal.intake import US_PER_MS, accept_offline
+from biofeedback.signal.intake import US_PER_MS, accept_offline, screen_offline
 from biofeedback.signal.measures import Baseline, FrequencyDomain, SignalConfig
 from biofeedback.signal.pipeline import PROVISIONAL, WARM_SHARE
 from biofeedback.signal.timedomain import NN50_US
@@ -96,55 +96,42 @@ def _correct(raw: I64, seg: I64, config: SignalConfig, enabled: bool) -> _Correc
     final = raw.copy()
     corrected = np.zeros(m, dtype=np.bool_)
     artifact: list[str | None] = [None] * m
-    run_upto = np.full(m, -1, dtype=np.int64)
+    known = seg - 1  # per accepted beat j: the last beat judged by the time j arrived
     judged_mask = np.zeros(m, dtype=np.bool_)
     if enabled and m:
-        sched = ArtifactSchedule(config)
         starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
         ends = np.r_[starts[1:], m]
         for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
-            judged = -1
-            for k in range(sched.every - 1, e - s, sched.every):
-                if not sched.due(k):
-                    continue
-                b0 = max(0, k + 1 - sched.buffer)
-                values = final[s + b0 : s + k + 1].tolist()
-                for jd in sched.run(k, judged, values):
-                    judged = jd.k
-                    if jd.artifact is not None:
-                        final[s + jd.k] = jd.value_us
-                        corrected[s + jd.k] = True
-                        artifact[s + jd.k] = jd.artifact
-                if judged >= 0:
-                    run_upto[s + k] = s + judged
-            judged_mask[s : s + judged + 1] = True
-    known = np.maximum(np.maximum.accumulate(run_upto), seg - 1)
+            sj = judge_segment(raw[s:e], config.artifact_lag_beats)
+            judged = sj.labels >= 0
+            if not judged.any():
+                continue
+            bad = sj.labels > 0
+            final[s:e] = sj.values
+            corrected[s:e] = bad
+            for k in np.flatnonzero(bad).tolist():
+                artifact[s + k] = LABELS[int(sj.labels[k])]
+            judged_mask[s:e] = judged
+            # judged_at grows with the beat index, so "judged by arrival j" is a search
+            order = sj.judged_at[judged]
+            upto = np.searchsorted(order, np.arange(e - s), side="right") - 1
+            known[s:e] = np.where(upto >= 0, s + upto, s - 1)
     return _Corrections(final, corrected, artifact, known, judged_mask)
 
 
 def _screen(raw: I64, seg: I64, config: SignalConfig) -> tuple[I64, B]:
-    """The intake screen of `SignalPipeline.push_rr`: (values entering the metrics, screened).
-
-    Beat i is compared with the median of the `provisional_beats` raw values before it in its
-    segment (none before that many are in), the same arithmetic as the streaming path."""
-    m = len(raw)
-    n = config.provisional_beats
+    """The intake screen of `SignalPipeline.push_rr`: (values entering the metrics, screened)."""
     thr = float(config.provisional_threshold or 0.0)
-    flagged = np.zeros(m, dtype=np.bool_)
-    if not thr or m <= n:
-        return raw, flagged
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    ref = np.full(m, np.nan)
-    ref[n:] = np.median(sliding_window_view(raw[:-1], n), axis=1)
-    eligible = (np.arange(m) - seg) >= n
-    with np.errstate(invalid="ignore"):
-        flagged = eligible & (np.abs(raw - ref) > thr * ref)
-    if not flagged.any():
-        return raw, flagged
+    if not thr:
+        return raw, np.zeros(len(raw), dtype=np.bool_)
     screened = raw.copy()
-    screened[flagged] = np.rint(ref[flagged]).astype(np.int64)
-    return screened, flagged
+    if not len(raw):
+        return screened, np.zeros(0, dtype=np.bool_)
+    starts = np.flatnonzero(np.r_[True, seg[1:] != seg[:-1]])
+    ends = np.r_[starts[1:], len(raw)]
+    for s, e in zip(starts.tolist(), ends.tolist(), strict=True):
+        screened[s:e] = screen_offline(raw[s:e], thr, config.provisional_beats)
+    return screened, screened != raw
 
 
 def _prefix(a: npt.NDArray[np.int64]) -> I64:

@@ -1,8 +1,9 @@
 """SignalPipeline: one client's beats in, metrics, quality and arousal out, one input at a time.
 
 Pure and deterministic: time arrives with every input, nothing is read from a clock, nothing
-raises on bad beats (they come back with a reason). Per-beat work is O(1) amortised; artifact
-detection and spectra run at a bounded cadence (see artifacts.py and frequency.py).
+raises on bad beats (they come back with a reason). Per-beat work is O(1) amortised: the intake
+screen and the artifact detector (intake.py, artifacts.py) work per beat on bounded windows, the
+spectrum at a bounded cadence (frequency.py).
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ from collections import deque
 
 from biofeedback.errors import CalibrationError
 from biofeedback.signal import arousal as arousal_mod
-from biofeedback.signal.artifacts import ArtifactSchedule
+from biofeedback.signal.artifacts import Detector
 from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
-from biofeedback.signal.intake import US_PER_MS, hr_reason, rr_reason
+from biofeedback.signal.intake import US_PER_MS, ProvisionalScreen, hr_reason, rr_reason
 from biofeedback.signal.measures import (
     Arousal,
     Baseline,
@@ -90,11 +91,10 @@ class SignalPipeline:
         self._store = SegmentStore()
         self._short = TimeWindow(self._store, self.config.short_window_s)
         self._long = TimeWindow(self._store, self.config.long_window_s)
-        self._schedule = ArtifactSchedule(self.config)
+        self._detector = Detector(self.config.artifact_lag_beats)
         self._artifacts = self.config.artifact_correction
         thr = self.config.provisional_threshold
-        self._screen = float(thr or 0.0)
-        self._ref_rr: deque[int] = deque(maxlen=self.config.provisional_beats)
+        self._screen = ProvisionalScreen(float(thr or 0.0), self.config.provisional_beats)
         self._fast_rr: deque[int] = deque(
             maxlen=max(self.config.fast_beats, self.config.paced_fast_max_beats)
         )
@@ -107,7 +107,6 @@ class SignalPipeline:
         self._last_hr_t: float | None = None  # newest accepted HR-only sample
         self._contact: bool | None = None
         self._hr_only = False
-        self._judged = -1
         self._seg_start_t: float | None = None
         self._last_freq_t: float | None = None
         self._latest_freq: FrequencyDomain | None = None
@@ -227,15 +226,7 @@ class SignalPipeline:
             self._new_segment()
         self._last_t = t
         x = round(rr_ms * US_PER_MS)  # whole µs, as intake.rr_to_us
-        v = x
-        ref = self._ref_rr
-        if self._screen and len(ref) == ref.maxlen:
-            # raw reference, not screened values: a genuine change of rate moves it within
-            # half a window, so the screen cannot lock onto an old rate
-            m = _median(ref)
-            if abs(x - m) > self._screen * m:
-                v = round(m)
-        ref.append(x)
+        v = self._screen.push(x)
         k = self._store.append(t, v, contact, x)
         if self._seg_start_t is None:
             self._seg_start_t = t
@@ -244,7 +235,7 @@ class SignalPipeline:
         # the fast heart rate stays on raw values: its 5-beat median already ignores an isolated
         # artifact, and screening it would delay a genuine surge by half the reference window
         self._fast_rr.append(x)
-        revised = self._judge(k) if self._artifacts and self._schedule.due(k) else ()
+        revised = self._judge(x) if self._artifacts else ()
         seg0 = self._seg_start_t
         freq = (
             self._frequency(t)
@@ -293,24 +284,21 @@ class SignalPipeline:
         self._short.reset()
         self._long.reset()
         self._fast_rr.clear()
-        self._ref_rr.clear()
+        self._screen.reset()
+        self._detector.reset()
         self._fast_hr.clear()
-        self._judged = -1
         self._seg_start_t = None
         self._last_freq_t = None
         self._latest_freq = None
 
-    def _judge(self, k: int) -> tuple[CleanBeat, ...]:
+    def _judge(self, x: int) -> tuple[CleanBeat, ...]:
+        judgements = self._detector.push(x)
+        if not judgements:
+            return ()
         st = self._store
         base = st.base
-        start = max(0, k + 1 - self._schedule.buffer)
-        # the detector sees what it would see without the screen: judged beats at their final
-        # value, beats not judged yet raw (never their provisional value)
-        mid = max(start, self._judged + 1)
-        values = st.x[start - base : mid - base] + st.raw[mid - base : k + 1 - base]
         out: list[CleanBeat] = []
-        for j in self._schedule.run(k, self._judged, values):
-            self._judged = j.k
+        for j in judgements:
             i = j.k - base
             was = st.corrected[i]
             if j.artifact is None:
@@ -353,7 +341,9 @@ class SignalPipeline:
         st = self._store
         horizon = st.t[-1] - max(self.config.frequency_window_s, self.config.long_window_s)
         keep = st.base + bisect.bisect_right(st.t, horizon)
-        st.drop_before(min(keep, self._short.lo, self._long.lo, k + 1 - self._schedule.buffer))
+        # beats not judged yet stay: a judgement may still change their value
+        pending = self._detector.next_beat if self._artifacts else k + 1
+        st.drop_before(min(keep, self._short.lo, self._long.lo, pending))
 
     def _fast(self) -> float | None:
         if self._hr_only:

@@ -51,3 +51,40 @@ def fast_rr_series(n: int, seed: int = 0, t0: float = 1000.0) -> tuple[FloatArra
     rr += 8.0 * rng.standard_normal(n)
     rr = np.round(rr * 1024 / 1000) * 1000 / 1024  # the 1/1024 s grid a strap sends
     return t0 + np.cumsum(rr) / 1000.0, rr
+
+
+def paced_breathing_series(
+    breaths_per_min: float,
+    duration_s: float = 600.0,
+    *,
+    hr_bpm: float = 65.0,
+    swing_bpm: tuple[float, float] = (6.0, 30.0),
+    noise_ms: float = 6.0,
+    jitter: float = 0.1,
+    seed: int = 0,
+    t0: float = 1000.0,
+) -> tuple[FloatArray, FloatArray]:
+    """Slow paced breathing: heart rate swings `swing_bpm` peak to trough, rising linearly from
+    the first value to the second over the series, at `breaths_per_min`; each breath's length and
+    depth vary by about `jitter` (people do not breathe like metronomes), plus white noise on RR.
+    Every beat is normal: the series for false-positive counts of artifact correction."""
+    rng = np.random.default_rng(seed)
+    ts: list[float] = []
+    rrs: list[float] = []
+    t = 0.0
+    phase = 0.0
+    period = 60.0 / breaths_per_min
+    depth = 1.0
+    while t < duration_s:
+        swing = swing_bpm[0] + (swing_bpm[1] - swing_bpm[0]) * min(1.0, t / duration_s)
+        hr = hr_bpm - 0.5 * swing * depth * np.cos(phase)
+        rr = 60000.0 / hr + noise_ms * rng.standard_normal()
+        t += rr / 1000.0
+        phase += 2 * np.pi * rr / 1000.0 / period
+        if phase >= 2 * np.pi:  # a new breath: its own length and depth
+            phase -= 2 * np.pi
+            period = 60.0 / breaths_per_min * (1.0 + jitter * rng.uniform(-1.0, 1.0))
+            depth = 1.0 + jitter * rng.uniform(-1.0, 1.0)
+        ts.append(t0 + t)
+        rrs.append(float(rr))
+    return np.asarray(ts), np.asarray(rrs)

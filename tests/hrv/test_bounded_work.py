@@ -1,34 +1,38 @@
-"""Artifact detection and spectra run at a bounded cadence on bounded buffers; memory stays flat."""
+"""Artifact detection works per beat on bounded state, spectra at a bounded cadence; flat memory."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
 
-import pytest
+import numpy as np
 
 from biofeedback.signal import SignalConfig, SignalPipeline
-from biofeedback.signal import artifacts as artifacts_mod
-from biofeedback.signal.synthetic import fast_rr_series, rr_series
+from biofeedback.signal.artifacts import MIN_SEGMENT_BEATS, Detector
+from biofeedback.signal.synthetic import fast_rr_series
 
 
-def test_detector_runs_every_8_beats_on_at_most_64(monkeypatch: pytest.MonkeyPatch) -> None:
-    sizes: list[int] = []
-    real = artifacts_mod.detect
-
-    def counting(rr_us: Sequence[int]) -> list[str | None]:
-        sizes.append(len(rr_us))
-        return real(rr_us)
-
-    monkeypatch.setattr(artifacts_mod, "detect", counting)
-    t, rr = rr_series(330, seed=9)  # about 360 beats
-    p = SignalPipeline()
-    for a, b in zip(t.tolist(), rr.tolist(), strict=True):
-        p.push_rr(a, b)
-    n = len(t)
-    assert len(sizes) == (n // 8) - 1  # first run once 16 beats are in
-    assert max(sizes) == 64
-    assert min(sizes) == 16
+def test_detector_judges_each_beat_once_six_beats_later_on_bounded_state() -> None:
+    """The native detector works per beat: each beat is judged once (an artifact when its next
+    normal neighbour is judged), never later than a few beats after `artifact_lag_beats`, and its
+    state stays bounded over a long recording."""
+    _, rr = fast_rr_series(20_000, seed=5)
+    x = np.rint(rr * 1000).astype(np.int64)
+    x[500::97] = x[500::97] * 65 // 100  # a premature beat now and then
+    det = Detector()
+    judged_at: dict[int, int] = {}
+    sizes = []
+    for e, v in enumerate(x.tolist()):
+        for j in det.push(v):
+            assert j.k not in judged_at
+            judged_at[j.k] = e
+        if e % 1000 == 999:
+            sizes.append(len(det._x) + len(det._dsorted) + len(det._msorted) + len(det._art))
+    assert len(judged_at) == len(x) - 6
+    delay = [e - k for k, e in judged_at.items() if k >= MIN_SEGMENT_BEATS]
+    # 6 beats; 5 for a beat tested with its predecessor; an artifact waits for its next normal one
+    assert min(delay) == 5
+    assert max(delay) <= 10
+    assert max(sizes) < 1000  # trimmed in blocks: a few hundred beats, whatever the length
 
 
 def test_store_stays_bounded_over_a_long_recording() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -173,36 +172,22 @@ def polar_rr(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     return 1000.0 + np.cumsum(rr) / 1000.0, rr
 
 
-def excursion(t: np.ndarray, rr: np.ndarray, cfg: SignalConfig) -> dict[str, float]:
-    """Largest live RMSSD / RMSSD of the final judged series at the same beat, minus 1, after
-    the first minute: how far the number on screen strays from what judgement makes of it."""
-    _, ups = feed(t, rr, SignalPipeline(cfg))
-    fin = final_state(ups)
-    ft = sorted(fin)
-    plain = replace(cfg, artifact_correction=False, provisional_threshold=0.0)
-    _, ref = feed(ft, [fin[k].rr_ms for k in ft], SignalPipeline(plain))
-    late = (t - t[0]) > 60.0
-    out = {}
-    for w in ("short", "long"):
-        ratio = rmssd(ups, w)[late] / rmssd(ref, w)[late]
-        out[w] = float(np.nanmax(ratio)) - 1.0
-        out[w + "_p95"] = float(np.nanpercentile(np.abs(np.log(ratio)), 95))
-    return out
-
-
 @pytest.mark.data
-@pytest.mark.slow
-def test_polar_pvcs_provisional_excursion_is_much_smaller(shared_data: Path) -> None:
+def test_polar_pvcs_screen_rarely_holds_out_a_beat_the_detector_keeps(shared_data: Path) -> None:
+    """Real strap RR with ventricular bigeminy and trigeminy (the dominant rhythm in places).
+
+    The old screen (25 % off the median of 9) held out ~60 % of these beats and the detector
+    restored most of them. The breathing-aware screen compares with the local course and the
+    local beat-to-beat scale, so where ectopy is the rhythm it mostly stands aside, and the
+    detector (threshold capped by the lower quartile where ectopy inflates it) corrects the
+    premature beats. Measured: 23 screened, 9 of them restored; 263 corrected (docs/arousal.md).
+    """
     t, rr = polar_rr(shared_data)
-    on, off = excursion(t, rr, SignalConfig()), excursion(t, rr, OFF)
-    for which in ("short", "long"):
-        assert off[which] > 0.25, off  # measured 0.57 (30 s) and 0.33 (60 s)
-        assert on[which] < 0.3 * off[which], (on, off)  # measured 0.07 and 0.04
-        # both directions: this recording's ectopy is its dominant rhythm, the detector restores
-        # most screened beats, so the live value also dips below the judged one (worst 0.53x /
-        # 0.70x, docs/arousal.md); the large deviations still shrink (measured 0.36 -> 0.28,
-        # 0.21 -> 0.15)
-        assert on[which + "_p95"] < 0.85 * off[which + "_p95"], (on, off)
+    off = compute_offline(t, rr)
+    judged = np.array([a not in (None, "provisional") for a in off.artifact])
+    assert off.provisional.sum() <= 40
+    assert (off.provisional & ~judged).sum() <= 15
+    assert judged.sum() >= 200
 
 
 def test_calibration_counts_only_beats_the_detector_corrected() -> None:
