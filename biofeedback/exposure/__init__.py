@@ -22,6 +22,7 @@ from biofeedback.exposure.messages import (
     OfferStep,
     Pause,
     PauseReason,
+    Recalibrate,
     Role,
     SessionEvent,
     SessionInput,
@@ -53,11 +54,14 @@ from biofeedback.exposure.protocol import (
     threshold_problems,
 )
 from biofeedback.exposure.rules import (
+    RECALIBRATION,
     ROLE_RULES,
     TRANSITIONS,
+    RecalibrationRule,
     Transition,
     Trigger,
     may_send,
+    recalibration_table_markdown,
     role_table_markdown,
     transition_mermaid,
     transition_table_markdown,
@@ -70,6 +74,7 @@ from biofeedback.exposure.session import (
 )
 
 __all__ = [
+    "RECALIBRATION",
     "ROLE_RULES",
     "TRANSITIONS",
     "AdjustThresholds",
@@ -92,6 +97,8 @@ __all__ = [
     "OfferStep",
     "Pause",
     "PauseReason",
+    "Recalibrate",
+    "RecalibrationRule",
     "Role",
     "SessionEvent",
     "SessionInput",
@@ -119,6 +126,7 @@ __all__ = [
     "parse_protocol",
     "phase_at",
     "phases",
+    "recalibration_table_markdown",
     "role_table_markdown",
     "summary_from_dict",
     "threshold_problems",

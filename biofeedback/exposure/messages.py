@@ -84,6 +84,9 @@ class CalibrationDone:
     t: float
     ok: bool
     detail: str = ""
+    # What looked unusual about a calibration that passed (a trend across the period, a heart rate
+    # far from the client's previous baseline, marginal signal quality): told to the therapist.
+    notes: tuple[str, ...] = ()
 
 
 # ---- inputs: commands (each names who sent it) ---------------------------------------------
@@ -167,6 +170,20 @@ class ChooseGrounding:
     command_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Recalibrate:
+    """The therapist starts a fresh resting calibration now, at a moment the client is calm.
+
+    What it does in each state is `biofeedback.exposure.rules.RECALIBRATION` (never during
+    exposure); `reason` is the therapist's note, kept in the event.
+    """
+
+    t: float
+    role: Role
+    reason: str = ""
+    command_id: str = ""
+
+
 Command = (
     Pause
     | Consent
@@ -177,6 +194,7 @@ Command = (
     | AdjustThresholds
     | SudsAnswer
     | ChooseGrounding
+    | Recalibrate
 )
 SessionInput = ArousalSample | Tick | SignalLost | SignalRestored | CalibrationDone | Command
 

@@ -20,6 +20,7 @@ from biofeedback.exposure.messages import (
     EndSession,
     OfferStep,
     Pause,
+    Recalibrate,
     Role,
     SessionState,
     SudsAnswer,
@@ -39,6 +40,7 @@ ROLE_RULES: Mapping[type, frozenset[Role]] = {
     CompleteStep: frozenset({Role.THERAPIST}),
     EndSession: frozenset({Role.THERAPIST}),
     AdjustThresholds: frozenset({Role.THERAPIST}),
+    Recalibrate: frozenset({Role.THERAPIST}),
 }
 
 
@@ -216,6 +218,63 @@ ALLOWED: frozenset[tuple[SessionState, Trigger, SessionState]] = frozenset(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class RecalibrationRule:
+    """What a therapist's `Recalibrate` does in one state: `effect` when `allowed`, else the
+    refusal the therapist reads (the session raises CommandError with it)."""
+
+    state: SessionState
+    allowed: bool
+    effect: str
+
+
+_RECAL_ALONGSIDE = (
+    "a fresh calibration runs alongside, the state does not change; the current baseline stays in "
+    "use until the new one passes"
+)
+#: The therapist's fresh calibration, state by state (docs/session.md, "Recalibration"). A
+#: calibration measures rest: never during exposure, an open offer (the client is deciding about
+#: exposure) or grounding (guided breathing changes the very rhythm being measured).
+RECALIBRATION: Mapping[SessionState, RecalibrationRule] = {
+    r.state: r
+    for r in (
+        RecalibrationRule(
+            S.CALIBRATING, True, "restarts the running calibration from now (nothing else changes)"
+        ),
+        RecalibrationRule(S.READY, True, _RECAL_ALONGSIDE),
+        RecalibrationRule(
+            S.STEP_OFFERED,
+            False,
+            "an offer is open and the client is deciding about exposure, which is not rest: "
+            "pause first (the offer is withdrawn), then recalibrate",
+        ),
+        RecalibrationRule(
+            S.EXPOSING,
+            False,
+            "a step is in progress: a calibration measures rest, never exposure; pause the step "
+            "and recalibrate once the client has settled",
+        ),
+        RecalibrationRule(S.PAUSED, True, _RECAL_ALONGSIDE),
+        RecalibrationRule(
+            S.GROUNDING,
+            False,
+            "grounding is running and guided breathing changes the heart rhythm being measured: "
+            "recalibrate once the client has recovered",
+        ),
+        RecalibrationRule(S.RECOVERED, True, _RECAL_ALONGSIDE),
+        RecalibrationRule(
+            S.RESUME_OFFERED,
+            False,
+            "an offer to resume is open and the client is deciding about exposure, which is not "
+            "rest: pause first (the offer is withdrawn), then recalibrate",
+        ),
+        RecalibrationRule(S.STEP_COMPLETE, True, _RECAL_ALONGSIDE),
+        RecalibrationRule(S.DEBRIEF, True, _RECAL_ALONGSIDE),
+        RecalibrationRule(S.ENDED, False, "the session has ended"),
+    )
+}
+
+
 def _sorted_rows() -> list[Transition]:
     order = {s: i for i, s in enumerate(SessionState)}
     torder = {t: i for i, t in enumerate(Trigger)}
@@ -253,6 +312,15 @@ def transition_mermaid() -> str:
             seen.discard(key)
             lines.append(f"    {key[0]} --> {key[1]}: {', '.join(labels[key])}")
     lines.append("    ended --> [*]")
+    return "\n".join(lines)
+
+
+def recalibration_table_markdown() -> str:
+    """What `Recalibrate` does in each state, as Markdown (what docs/session.md must contain)."""
+    lines = ["| state | recalibrate | what happens |", "|---|---|---|"]
+    for state in SessionState:
+        r = RECALIBRATION[state]
+        lines.append(f"| {state} | {'yes' if r.allowed else 'refused'} | {r.effect} |")
     return "\n".join(lines)
 
 

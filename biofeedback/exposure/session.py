@@ -42,6 +42,7 @@ from biofeedback.exposure.messages import (
     OfferStep,
     Pause,
     PauseReason,
+    Recalibrate,
     Role,
     SessionEvent,
     SessionInput,
@@ -53,7 +54,7 @@ from biofeedback.exposure.messages import (
 )
 from biofeedback.exposure.progress import SessionSummary, StepProgress, SudsRecord
 from biofeedback.exposure.protocol import ExposureProtocol, Step, Thresholds, threshold_problems
-from biofeedback.exposure.rules import ALLOWED, ROLE_RULES, Trigger
+from biofeedback.exposure.rules import ALLOWED, RECALIBRATION, ROLE_RULES, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,9 @@ class SessionSnapshot:
     calibrated: bool = False
     calibration_failed: bool = False
     calibration_detail: str = ""
+    recalibrating: bool = False  # a fresh calibration the therapist started is running
+    calibration_reason: str = ""  # the therapist's reason for the running fresh calibration
+    calibration_notes: tuple[str, ...] = ()  # what looked unusual about the last calibration
     arousal_pausing: bool = True  # False only when proceeding after a failed calibration
     exposed_s: float = 0.0  # current step, all segments so far
     segment_s: float = 0.0  # current continuous exposure
@@ -163,6 +167,12 @@ class ExposureSession:
         self._calibrated = not needs_calibration
         self._calibration_failed = False
         self._calibration_detail = ""
+        self._calibration_notes: tuple[str, ...] = ()
+        # A fresh calibration the therapist asked for (its request time), and a system offer held
+        # back while it runs: (kind, step, trigger, state, state_since) of the deferred offer.
+        self._recal_t: float | None = None
+        self._recal_reason = ""
+        self._deferred_offer: tuple[str, int, Trigger, SessionState, float] | None = None
         self._step: int | None = None
         self._offer: _Offer | None = None
         self._pause_reason: PauseReason | None = None
@@ -223,6 +233,15 @@ class ExposureSession:
     def t(self) -> float:
         """The newest time the session has seen."""
         return self._t
+
+    @property
+    def calibration_request_t(self) -> float | None:
+        """When the therapist asked for the calibration now running (None: none asked for).
+
+        The service starts (or restarts) the signal pipeline's calibration at this time and
+        answers with `CalibrationDone`; None again after that, or when the request was cancelled.
+        """
+        return self._recal_t
 
     def monitoring_ok(self, t: float | None = None) -> bool:
         """Strap connected and an arousal sample (known or not) within `signal_timeout_s`."""
@@ -290,6 +309,8 @@ class ExposureSession:
             self._on_suds(inp, t)
         elif isinstance(inp, ChooseGrounding):
             self._on_choose(inp, t)
+        elif isinstance(inp, Recalibrate):
+            self._on_recalibrate(inp, t)
         if is_cmd:
             # Timers catch up to the command's time too, so no input leaves the session exposing
             # with monitoring lost or a dwell overdue (the command was already validated).
@@ -358,6 +379,17 @@ class ExposureSession:
                 raise CommandError(f"SUDS must be a whole number 0..100, got {v!r}")
         elif isinstance(inp, ChooseGrounding):
             self._technique(inp.technique)
+        elif isinstance(inp, Recalibrate):
+            rule = RECALIBRATION[st]
+            if not rule.allowed:
+                raise CommandError(f"cannot recalibrate now (state {st.value}): {rule.effect}")
+            if not isinstance(inp.reason, str) or len(inp.reason) > 500:
+                raise CommandError("Recalibrate.reason must be text of at most 500 characters")
+            if st is not S.CALIBRATING and not self.monitoring_ok(t):
+                raise CommandError(
+                    "no heart signal right now: a calibration needs the strap sending. Nothing "
+                    "has changed."
+                )
 
     def _technique(self, raw: object) -> GroundingTechnique:
         menu = self._p.guidance.grounding
@@ -390,6 +422,11 @@ class ExposureSession:
             raise CommandError(
                 "calibration is still running; a step can be offered once it has finished "
                 "(or, if it fails, explicitly without calibration)"
+            )
+        if self._recal_t is not None and st is not S.CALIBRATING:
+            raise CommandError(
+                "a fresh calibration is running (the client was told it is a quiet minute): "
+                "offer once it has finished"
             )
         if st in (S.EXPOSING, S.DEBRIEF, S.ENDED):
             why = {
@@ -476,6 +513,8 @@ class ExposureSession:
             self._state_since = self._t
         self._state = target
         self._pause_acked.clear()
+        if self._recal_t is not None and not RECALIBRATION[target].allowed:
+            self._cancel_recalibration(f"the session moved to {target.value}")
         return ev
 
     def _checkin(self, prompt: str, step: int | None) -> None:
@@ -733,34 +772,109 @@ class ExposureSession:
 
     def _on_calibration(self, inp: CalibrationDone, t: float) -> None:
         detail = str(inp.detail or "")
-        vals = {"ok": bool(inp.ok), "detail": detail}
+        fresh = self._recal_t is not None and self._state is not S.CALIBRATING
+        self._recal_t = None
+        self._recal_reason = ""
+        notes = tuple(str(n) for n in (inp.notes or ()) if n)
+        vals: dict[str, Any] = {"ok": bool(inp.ok), "detail": detail}
+        if fresh:
+            vals["fresh"] = True
         if inp.ok:
+            had_baseline = self._calibrated
             self._calibrated = True
             self._calibration_failed = False
             self._calibration_detail = detail
+            self._calibration_notes = notes
+            if notes:
+                vals["notes"] = list(notes)
             if self._state is S.CALIBRATING:
                 self._go(S.READY, Trigger.CALIBRATION_OK, Role.SYSTEM, "calibration done", vals)
+                self._notice(notes)
                 if self._p.options.auto_offer:
                     nxt = self._next_pending_step()
                     if nxt is not None:
                         self._make_offer("step", nxt, Role.SYSTEM, Trigger.OFFER_STEP)
             else:
-                self._emit("calibration", Role.SYSTEM, "calibration updated", vals)
+                why = "calibration updated"
+                if fresh:
+                    why = "fresh calibration done: the new baseline is in use" + (
+                        "" if had_baseline else " (automatic pausing works from now on)"
+                    )
+                self._emit("calibration", Role.SYSTEM, why, vals)
+                self._notice(notes)
         else:
             self._calibration_failed = not self._calibrated
             self._calibration_detail = detail
-            self._emit(
-                "calibration",
-                Role.SYSTEM,
-                f"calibration failed: {detail or 'no reason given'}"
-                + (
+            if fresh and self._calibrated:
+                why = (
+                    f"fresh calibration failed: {detail or 'no reason given'}; the previous "
+                    "baseline stays in use"
+                )
+            else:
+                why = f"calibration failed: {detail or 'no reason given'}" + (
                     "; staying in calibration (retry, end, or offer a step explicitly)"
                     if self._state is S.CALIBRATING
                     else ""
-                ),
-                vals,
-            )
+                )
+            self._emit("calibration", Role.SYSTEM, why, vals)
+        self._release_deferred_offer(t)
         self._advance(t)
+
+    def _notice(self, notes: tuple[str, ...]) -> None:
+        """Tell the therapist what looked unusual about a calibration that passed."""
+        if notes:
+            self._emit(
+                "calibration_notice",
+                Role.SYSTEM,
+                "calibration looked unusual: " + "; ".join(notes),
+                {"notes": list(notes)},
+            )
+
+    def _on_recalibrate(self, inp: Recalibrate, t: float) -> None:
+        restart = self._state is S.CALIBRATING
+        self._recal_t = t
+        self._recal_reason = inp.reason
+        what = (
+            "calibration restarted by the therapist"
+            if restart
+            else "fresh calibration started by the therapist; the current baseline stays in use "
+            "until the new one passes"
+        )
+        self._emit(
+            "calibration",
+            Role.THERAPIST,
+            what + (f": {inp.reason}" if inp.reason else ""),
+            {"started": True, "restart": restart, "reason": inp.reason},
+        )
+
+    def _cancel_recalibration(self, why: str) -> None:
+        """A fresh calibration cannot go on (the client is no longer at rest): drop it."""
+        if self._recal_t is None:
+            return
+        self._recal_t = None
+        self._recal_reason = ""
+        self._emit(
+            "calibration",
+            Role.SYSTEM,
+            f"fresh calibration cancelled: {why}"
+            + ("" if self._state is S.CALIBRATING else "; the previous baseline stays in use"),
+            {"cancelled": True},
+        )
+        self._release_deferred_offer(self._t)
+
+    def _release_deferred_offer(self, t: float) -> None:
+        """Make the system offer held back during a fresh calibration, if nothing changed since."""
+        held = self._deferred_offer
+        self._deferred_offer = None
+        if held is None or self._recal_t is not None:
+            return
+        kind, step, trigger, state, since = held
+        if self._state is not state or self._state_since != since:
+            return  # the session moved on meanwhile: that decides what is offered
+        if state is S.STEP_COMPLETE and not self._calm(t):
+            self._next_offer_waiting = True  # offered once a fresh value is below lower
+            return
+        self._make_offer(kind, step, Role.SYSTEM, trigger)
 
     # ---- commands -------------------------------------------------------------------------------
 
@@ -807,6 +921,7 @@ class ExposureSession:
     def _start_guidance(
         self, tech: GroundingTechnique, t: float, actor: Role, trigger: Trigger | None
     ) -> None:
+        self._cancel_recalibration("grounding started (guided breathing changes the heart rhythm)")
         self._guidance = make_guidance(tech, t, self._p.guidance.breathing)
         g = self._guidance
         vals: dict[str, Any] = {"technique": tech.value, "start_t": t}
@@ -839,9 +954,10 @@ class ExposureSession:
             self._auto_resume_ok = False
         elif role not in self._pause_acked:
             changed = True
-        if st is S.STEP_COMPLETE and self._next_offer_waiting:
+        if st is S.STEP_COMPLETE and (self._next_offer_waiting or self._deferred_offer):
             # A pause between steps means "not yet": only the therapist offers the next one.
             self._next_offer_waiting = False
+            self._deferred_offer = None
             note = {**note, "auto_offer_cancelled": True}
             changed = True
         if (st, Trigger.PAUSE, st) not in ALLOWED:
@@ -860,6 +976,17 @@ class ExposureSession:
         self._last_pause_seq = ev.seq
 
     def _make_offer(self, kind: str, step: int, actor: Role, trigger: Trigger) -> None:
+        if actor is Role.SYSTEM and self._recal_t is not None and self._state is not S.CALIBRATING:
+            # Never put an offer in front of a client told to sit quietly: made when it ends.
+            self._deferred_offer = (kind, step, trigger, self._state, self._state_since)
+            self._next_offer_waiting = False
+            self._emit(
+                "offer_waiting",
+                Role.SYSTEM,
+                f"{kind} offer of step {step} waits until the fresh calibration has finished",
+                {"step": step, "offer": kind, "calibrating": True},
+            )
+            return
         target = S.RESUME_OFFERED if kind == "resume" else S.STEP_OFFERED
         new_step = kind == "step"
         self._next_offer_waiting = False
@@ -1142,6 +1269,9 @@ class ExposureSession:
             calibrated=self._calibrated,
             calibration_failed=self._calibration_failed,
             calibration_detail=self._calibration_detail,
+            recalibrating=self._recal_t is not None,
+            calibration_reason=self._recal_reason,
+            calibration_notes=self._calibration_notes,
             arousal_pausing=self._calibrated,
             exposed_s=self._exposed(t),
             segment_s=t - self._segment_start if self._segment_start is not None else 0.0,

@@ -40,6 +40,7 @@ from biofeedback.exposure.messages import (
     GroundingTechnique,
     OfferStep,
     Pause,
+    Recalibrate,
     Role,
     SudsAnswer,
 )
@@ -76,6 +77,7 @@ COMMANDS: Mapping[str, type] = {
     "adjust_thresholds": AdjustThresholds,
     "suds": SudsAnswer,
     "choose_grounding": ChooseGrounding,
+    "recalibrate": Recalibrate,
 }
 #: Arguments each command accepts (all optional unless listed in _REQUIRED).
 _ARGS: Mapping[str, frozenset[str]] = {
@@ -88,6 +90,7 @@ _ARGS: Mapping[str, frozenset[str]] = {
     "adjust_thresholds": frozenset({"upper", "lower", "dwell_s", "recovery_s"}),
     "suds": frozenset({"value"}),
     "choose_grounding": frozenset({"technique"}),
+    "recalibrate": frozenset({"reason"}),
 }
 _REQUIRED: Mapping[str, frozenset[str]] = {
     "suds": frozenset({"value"}),
@@ -255,6 +258,13 @@ def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) ->
                 f"{json.dumps(tech)[:40]}"
             ) from exc
         return ChooseGrounding(t=t, role=role, technique=technique, command_id=cid)
+    if cmd == "recalibrate":
+        reason = args.get("reason", "")
+        if not isinstance(reason, str) or len(reason) > MAX_NOTE_CHARS:
+            raise CommandError(
+                f"recalibrate: args.reason must be text of at most {MAX_NOTE_CHARS} chars"
+            )
+        return Recalibrate(t=t, role=role, reason=reason, command_id=cid)
     raise CommandError(f"unknown command {cmd!r}")  # unreachable: checked against COMMANDS
 
 

@@ -117,6 +117,8 @@ class SessionCore:
         # seconds that must not count as rest.
         self._needs_calibration = baseline is None
         self._calibrating_since: float | None = None
+        # The session's request for a fresh calibration (the therapist's Recalibrate) last seen.
+        self._recal_request: float | None = None
         self._lost: set[str] = set()  # loss sources active now ("link", "contact")
         self._guided_hz: float | None = None
         self.seq = 0
@@ -144,6 +146,7 @@ class SessionCore:
             command = self._command(cast(Command, item), t, events)
         else:
             events += self.session.handle(_retime(item, t))
+        self._follow_recalibration(t)
         baseline = self._maybe_finish_calibration(t, events)
         if events:
             self._follow_guidance()
@@ -214,6 +217,21 @@ class SessionCore:
             return CommandResult(cmd.command_id, False, str(exc))
         return CommandResult(cmd.command_id, True)
 
+    def _follow_recalibration(self, t: float) -> None:
+        """Start, restart or drop the pipeline's calibration as the session asks."""
+        req = self.session.calibration_request_t
+        if req == self._recal_request:
+            return
+        self._recal_request = req
+        if req is not None:
+            # The first calibration starts with the first beat; a restart before it changes nothing.
+            if not self._needs_calibration or self._calibrating_since is not None:
+                self._calibrating_since = t
+                self.pipeline.start_calibration(t)
+        elif not self._needs_calibration and self._calibrating_since is not None:
+            self._calibrating_since = None  # cancelled: the baseline in use stays
+            self.pipeline.cancel_calibration()
+
     def _maybe_finish_calibration(self, t: float, events: list[SessionEvent]) -> Baseline | None:
         since = self._calibrating_since
         if since is None or t - since < self.calibration_s:
@@ -221,15 +239,23 @@ class SessionCore:
         try:
             baseline = self.pipeline.finish_calibration(t, self.client_id)
         except CalibrationError as exc:
-            # Keep the session safe (still calibrating) and try again over the next period.
             log.warning("calibration failed for %s: %s", self.client_id, exc)
             events += self.session.handle(CalibrationDone(t, False, str(exc)))
-            self._calibrating_since = t
-            self.pipeline.start_calibration(t)
+            if self._needs_calibration:
+                # No baseline yet: keep the session safe (still calibrating) and try again.
+                self._calibrating_since = t
+                self.pipeline.start_calibration(t)
+            else:
+                # A fresh calibration with a baseline in use: that one stays; the therapist
+                # decides whether to try again.
+                self._calibrating_since = None
+            self._recal_request = self.session.calibration_request_t
             return None
         self._calibrating_since = None
         self._needs_calibration = False
-        events += self.session.handle(CalibrationDone(t, True, "baseline ready"))
+        notes = self.pipeline.calibration_notes
+        events += self.session.handle(CalibrationDone(t, True, "baseline ready", notes))
+        self._recal_request = self.session.calibration_request_t
         return baseline
 
 

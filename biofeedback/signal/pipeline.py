@@ -103,6 +103,7 @@ class SignalPipeline:
         self._recent: deque[bool] = deque(maxlen=self.config.quality_inputs)
         self._n_recent_rejected = 0
         self._calibration: Calibration | None = None
+        self._calibration_notes: tuple[str, ...] = ()
         self._last_t: float | None = None  # newest accepted beat
         self._last_hr_t: float | None = None  # newest accepted HR-only sample
         self._contact: bool | None = None
@@ -129,6 +130,11 @@ class SignalPipeline:
     def calibrating(self) -> bool:
         """Whether a calibration period is running."""
         return self._calibration is not None
+
+    @property
+    def calibration_notes(self) -> tuple[str, ...]:
+        """What looked unusual about the last calibration that passed (for the therapist)."""
+        return self._calibration_notes
 
     @property
     def paced_hz(self) -> float:
@@ -188,9 +194,15 @@ class SignalPipeline:
         if cal is None:
             raise CalibrationError("no calibration is running: start one first")
         self._calibration = None
+        previous = self._baseline
         b = cal.finish(t, client_id, self.config)
         self._baseline = b
+        self._calibration_notes = cal.review(b, previous, self.config)
         return b
+
+    def cancel_calibration(self) -> None:
+        """Drop a running calibration (the baseline in use stays)."""
+        self._calibration = None
 
     def push_rr(self, t: float, rr_ms: float, contact: bool | None = None) -> BeatUpdate:
         """One RR interval ending at `t` (s). Never raises: bad beats come back `rejected`."""
@@ -267,7 +279,10 @@ class SignalPipeline:
         if self._last_hr_t is not None and t - self._last_hr_t > self.config.gap_s:
             self._fast_hr.clear()
         self._last_hr_t = t
-        self._hr_only = True
+        # One estimator (docs/arousal.md): below 60 bpm a strap that sends RR has notifications
+        # without one. The value stays on RR (and HRV) until RR has been absent for gap_s, the
+        # time after which the RR windows would restart anyway; only then heart rate alone.
+        self._hr_only = self._last_t is None or t - self._last_t > self.config.gap_s
         self._fast_hr.append(float(hr_bpm))
         if self._calibration is not None:
             self._calibration.n_hr_samples += 1
@@ -402,10 +417,14 @@ class SignalPipeline:
         ln_rmssd = arousal_mod.ln_or_none(long.rmssd_ms) if hrv_ok and long is not None else None
         fast = self._fast()
         cal = self._calibration
-        if cal is not None and fast is not None and (beat is not None or (hr is not None)):
-            cal.fast_hr.append(fast)
+        if (
+            cal is not None
+            and fast is not None
+            and (beat is not None or (hr is not None and self._hr_only))
+        ):
+            cal.add_fast(t, fast)
             if ln_rmssd is not None and beat is not None:
-                cal.ln_rmssd.append(ln_rmssd)
+                cal.add_hrv(t, ln_rmssd)
         aro: Arousal = arousal_mod.estimate(
             t,
             fast,

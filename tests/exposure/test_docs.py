@@ -13,6 +13,7 @@ import pytest
 from biofeedback.exposure import (
     TRANSITIONS,
     SessionState,
+    recalibration_table_markdown,
     role_table_markdown,
     transition_mermaid,
     transition_table_markdown,
@@ -25,6 +26,7 @@ BLOCKS = {
     "transitions": transition_table_markdown,
     "diagram": lambda: "```mermaid\n" + transition_mermaid() + "\n```",
     "roles": role_table_markdown,
+    "recalibration": recalibration_table_markdown,
 }
 
 

@@ -42,6 +42,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "adjust_thresholds": {"upper": 70, "lower": 40.5, "dwell_s": 5, "recovery_s": 30},
     "suds": {"value": 55},
     "choose_grounding": {"technique": "sensory_5_4_3_2_1"},
+    "recalibrate": {"reason": "calm now, the first calibration was right after the stairs"},
 }
 
 
@@ -87,6 +88,7 @@ def test_the_issue_role_rules_hold() -> None:
         "complete_step",
         "end",
         "adjust_thresholds",
+        "recalibrate",
     }
 
 
