@@ -79,7 +79,8 @@ def update(t: float, rr: float, rng: random.Random) -> BeatUpdate:
 
 async def subscriber(url: str, protocol: int) -> dict[str, Any]:
     """Receive until 2 s pass without a message (the publishers have stopped)."""
-    settings = MqttSettings.from_url(url, protocol=protocol, env={}, session_expiry_s=0)
+    # the amqtt broker's observer login comes in the environment (never on the command line)
+    settings = MqttSettings.from_url(url, protocol=protocol, session_expiry_s=0)
     lat: list[float] = []
     kinds: dict[str, int] = {}
     first = last = 0.0
@@ -163,7 +164,10 @@ async def amqtt_process() -> None:
     from biofeedback.service.broker import EmbeddedBroker
 
     async with EmbeddedBroker(backend="amqtt") as b:
-        print(b.url, flush=True)
+        # the broker admits only its per-run users: the parent gets their logins on this pipe
+        logins = {"service": b.logins.service, "observer": b.logins.observer}
+        body = {k: [v.username, v.password] for k, v in logins.items()}
+        print(json.dumps({"url": b.url, **body}), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
 
 
@@ -180,7 +184,11 @@ class AmqttBroker:
             stdout=asyncio.subprocess.PIPE,
         )
         assert self.proc.stdout is not None
-        self.url = (await self.proc.stdout.readline()).decode().strip()
+        started = json.loads(await self.proc.stdout.readline())
+        self.url = started["url"]
+        service, observer = started["service"], started["observer"]
+        self.service: tuple[str, str] | None = (service[0], service[1])
+        self.observer: tuple[str, str] | None = (observer[0], observer[1])
         self.pid = self.proc.pid
         return self
 
@@ -196,10 +204,19 @@ class MosquittoBroker:
         await self.m.__aenter__()
         assert self.m._proc is not None
         self.url, self.pid = self.m.url, self.m._proc.pid
+        self.service: tuple[str, str] | None = None  # a plain Mosquitto: anonymous
+        self.observer: tuple[str, str] | None = None
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         await self.m.__aexit__(None, None, None)
+
+
+def _login_env(login: tuple[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIOFEEDBACK_MQTT_")}
+    if login is not None:
+        env["BIOFEEDBACK_MQTT_USERNAME"], env["BIOFEEDBACK_MQTT_PASSWORD"] = login
+    return env
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -217,10 +234,14 @@ async def main(args: argparse.Namespace) -> None:
             "--protocol",
             str(args.protocol),
             stdout=asyncio.subprocess.PIPE,
+            env=_login_env(broker.observer),
         )
         assert sub.stdout is not None
         assert (await sub.stdout.readline()).strip() == b"ready"
-        settings = MqttSettings.from_url(broker.url, protocol=args.protocol, env={})
+        user, password = broker.service or (None, None)
+        settings = MqttSettings.from_url(
+            broker.url, username=user, password=password, protocol=args.protocol, env={}
+        )
         links = [MqttLink(settings, f"bench-svc-{i}") for i in range(args.clients)]
         await asyncio.gather(*(link.__aenter__() for link in links))
         try:
