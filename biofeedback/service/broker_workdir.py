@@ -88,36 +88,50 @@ def _lock_is_free(lock: Path) -> bool:
     return True
 
 
-def _named_by_a_live_process(folder: Path) -> bool | None:
-    """Whether a running process has `folder` on its command line (None: cannot tell here)."""
+def _command_lines() -> list[bytes] | None:
+    """Every running process's command line (None where there is no /proc to read)."""
     proc = Path("/proc")
     if not proc.is_dir():
         return None
-    needle = os.fsencode(folder)
+    lines = []
     for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
+        if entry.name.isdigit():
+            try:
+                lines.append((entry / "cmdline").read_bytes())
+            except OSError:
+                continue  # gone meanwhile, or another user's
+    return lines
+
+
+class _StaleCheck:
+    """Decides whether a folder's run is over; reads /proc at most once."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+        self._cmdlines: list[bytes] | None = None
+        self._read = False
+
+    def named_by_a_live_process(self, folder: Path) -> bool | None:
+        """Whether a running process has `folder` on its command line (None: cannot tell)."""
+        if not self._read:
+            self._cmdlines, self._read = _command_lines(), True
+        if self._cmdlines is None:
+            return None
+        needle = os.fsencode(folder)
+        return any(needle in line for line in self._cmdlines)
+
+    def is_stale(self, folder: Path) -> bool:
+        lock = folder / LOCK_NAME
+        if lock.exists():
+            return _lock_is_free(lock)
+        # a folder left by a version without the lock file
         try:
-            cmdline = (entry / "cmdline").read_bytes()
+            age = self.now - folder.stat().st_mtime
         except OSError:
-            continue  # gone meanwhile, or another user's
-        if needle in cmdline:
-            return True
-    return False
-
-
-def _is_stale(folder: Path, now: float) -> bool:
-    lock = folder / LOCK_NAME
-    if lock.exists():
-        return _lock_is_free(lock)
-    # a folder left by a version without the lock file
-    try:
-        age = now - folder.stat().st_mtime
-    except OSError:
-        return False
-    if age < LEGACY_MIN_AGE_S:
-        return False
-    return _named_by_a_live_process(folder) is False
+            return False
+        if age < LEGACY_MIN_AGE_S:
+            return False
+        return self.named_by_a_live_process(folder) is False
 
 
 def remove_stale_workdirs(parent: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -125,7 +139,7 @@ def remove_stale_workdirs(parent: str | os.PathLike[str] | None = None) -> list[
     base = Path(parent) if parent is not None else Path(tempfile.gettempdir())
     uid = os.geteuid() if hasattr(os, "geteuid") else None
     removed: list[Path] = []
-    now = time.time()
+    check = _StaleCheck(time.time())
     try:
         candidates = sorted(base.glob(PREFIX + "*"))
     except OSError:
@@ -137,7 +151,7 @@ def remove_stale_workdirs(parent: str | os.PathLike[str] | None = None) -> list[
             continue
         if not stat.S_ISDIR(st.st_mode) or (uid is not None and st.st_uid != uid):
             continue  # a symlink, a file, or another user's
-        if not _is_stale(folder, now):
+        if not check.is_stale(folder):
             continue
         shutil.rmtree(folder, ignore_errors=True)
         if not folder.exists():
