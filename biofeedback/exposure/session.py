@@ -117,6 +117,8 @@ class SessionSnapshot:
     exposed_s: float = 0.0  # current step, all segments so far
     segment_s: float = 0.0  # current continuous exposure
     paused_since: float | None = None
+    # every reason of the current pause, oldest first (the last is `pause_reason`)
+    pause_reasons: tuple[PauseReason, ...] = ()
     dwell_progress: float = 0.0  # 0..1 of the way to an arousal pause
     recovery_progress: float = 0.0  # 0..1 of the way to recovered
     preferred_grounding: GroundingTechnique = GroundingTechnique.PACED_BREATHING
@@ -176,6 +178,9 @@ class ExposureSession:
         self._step: int | None = None
         self._offer: _Offer | None = None
         self._pause_reason: PauseReason | None = None
+        # Every reason this pause has had, oldest first, the current one last: a client pause
+        # during an arousal pause is "arousal, then client", and the arousal is not forgotten.
+        self._pause_reasons: list[PauseReason] = []
         self._paused_at: float | None = None
         self._last_pause_seq = 0
         # Roles whose pause was acknowledged (with an event) since the last transition.
@@ -417,7 +422,10 @@ class ExposureSession:
         if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
             raise CommandError(f"OfferStep.step must be a step index or null, got {step!r}")
         if step is not None and not 0 <= step < n:
-            raise CommandError(f"there is no step {step}; this protocol has steps 0..{n - 1}")
+            raise CommandError(
+                f"there is no step index {step}; this protocol has step indices 0..{n - 1} "
+                f"(steps 1..{n})"
+            )
         if st is S.CALIBRATING and not self._calibration_failed:
             raise CommandError(
                 "calibration is still running; a step can be offered once it has finished "
@@ -910,6 +918,10 @@ class ExposureSession:
         else:
             self._measure_recovery = False
         self._offer = None
+        # A pause from recovered or an open resume offer is still the same paused step: keep
+        # what paused it first. From exposure or a step offer it is a new pause.
+        earlier = self._pause_reasons if st in _PAUSED_STATES else []
+        self._pause_reasons = [r for r in earlier if r is not reason] + [reason]
         self._pause_reason = reason
         self._paused_at = t
         self._auto_resume_ok = reason in _SYSTEM_REASONS
@@ -948,7 +960,12 @@ class ExposureSession:
         changed = False
         if st in (S.PAUSED, S.GROUNDING):
             if role is Role.CLIENT or self._pause_reason is not PauseReason.CLIENT:
-                changed |= self._pause_reason is not reason
+                if self._pause_reason is not reason:
+                    changed = True
+                    if self._pause_reason is not None:
+                        note = {**note, "earlier_reason": self._pause_reason.value}
+                    self._pause_reasons = [r for r in self._pause_reasons if r is not reason]
+                    self._pause_reasons.append(reason)
                 self._pause_reason = reason
             changed |= self._auto_resume_ok
             self._auto_resume_ok = False
@@ -983,7 +1000,7 @@ class ExposureSession:
             self._emit(
                 "offer_waiting",
                 Role.SYSTEM,
-                f"{kind} offer of step {step} waits until the fresh calibration has finished",
+                f"{kind} offer of step {step + 1} waits until the fresh calibration has finished",
                 {"step": step, "offer": kind, "calibrating": True},
             )
             return
@@ -997,7 +1014,9 @@ class ExposureSession:
         vals: dict[str, Any] = {"step": step, "title": info.title, "planned_s": info.planned_s}
         if not self._calibrated:
             vals["uncalibrated"] = True
-        ev = self._go(target, trigger, actor, f"{kind} offered: step {step} {info.title!r}", vals)
+        ev = self._go(
+            target, trigger, actor, f"{kind} offered: step {step + 1} {info.title!r}", vals
+        )
         self._offer = _Offer(kind, step, ev.seq)
         if new_step:
             self._acc[step].offered = True
@@ -1022,6 +1041,7 @@ class ExposureSession:
         self._offer = None
         self._guidance = None
         self._pause_reason = None
+        self._pause_reasons = []
         self._paused_at = None
         self._segment_start = t
         self._last_periodic = t
@@ -1057,6 +1077,7 @@ class ExposureSession:
         acc = self._acc[step]
         acc.completed = True
         self._pause_reason = None
+        self._pause_reasons = []
         self._paused_at = None
         self._go(
             S.STEP_COMPLETE,
@@ -1080,7 +1101,7 @@ class ExposureSession:
                 self._emit(
                     "offer_waiting",
                     Role.SYSTEM,
-                    f"step {nxt} will be offered once arousal is below {self._th.lower:g}",
+                    f"step {nxt + 1} will be offered once arousal is below {self._th.lower:g}",
                     {
                         "step": nxt,
                         "arousal": self._last_value if self._fresh(t) else None,
@@ -1253,6 +1274,7 @@ class ExposureSession:
             steps=steps,
             # Only meaningful while a step is paused; not carried into ready, debrief, ...
             pause_reason=self._pause_reason if self._state in _PAUSED_STATES else None,
+            pause_reasons=tuple(self._pause_reasons) if self._state in _PAUSED_STATES else (),
             thresholds=th,
             guidance=self._guidance,
             consent_needed=self._consent_text(),
