@@ -21,12 +21,22 @@ is judged when beat j + `lag` (>= 6) of its segment has arrived, and never befor
 holds `MIN_SEGMENT_BEATS` (46) beats. The two thresholds are the quartile deviations of the 91
 newest values known at that moment (|dRR| up to j + lag, |mRR| up to j + lag - 5), not of a
 window centred on j, which would hold every beat back by 45 beats; one threshold pair serves
-all criteria of that judgement. docs/arousal.md lists this and every other deliberate difference
-from neurokit2, with the label-by-label agreement on real recordings.
+all criteria of that judgement.
 
-Correction. A beat judged to be an artifact is replaced by linear interpolation between the
-nearest earlier beat judged normal and the nearest later beat not (yet) judged an artifact, so
-the series keeps one value per received beat.
+Deliberate differences from the paper and from neurokit2 (numbers in docs/arousal.md):
+
+* The detector reads the series as judged so far: an artifact's corrected value replaces it
+  (its centred median until its value is known), and artifacts leave the threshold statistics.
+  So frequent ectopy does not inflate the thresholds it is judged against.
+* Each threshold is capped at 5.2 x `Q1_RATIO` x the lower quartile (the cap bites only where
+  ectopy fills the upper quartile: for normal beats QD is 1.3 x Q1) and floored at `FLOOR_US`
+  (quantised RR in a regular rhythm give QD = 0, and neurokit2 then calls every beat normal).
+* Breathing-aware veto: a beat within `SMOOTH_PCT` % of the smooth course of its four neighbours
+  is normal, whatever the thresholds say: the swing of slow breathing is never corrected.
+
+Correction. An artifact gets the linear interpolation between the nearest beats judged normal
+before and after it, once the later one is judged (an artifact is emitted then, usually one
+beat later), so the series keeps one value per received beat.
 
 `Detector` is the per-beat form (O(1) amortised per beat: two sorted 91-value windows and an
 11-value median); `judge_segment` the vectorised form over a whole segment. They give identical
@@ -74,7 +84,7 @@ def _quantiles(s: Sequence[float]) -> float:
     """5.2 x quartile deviation of sorted values `s` (linear interpolation, as pandas)."""
     w = len(s)
     if w < 2:
-        return 0.0
+        return float(FLOOR_US)
     p = (w - 1) * 0.25
     a = int(p)
     f = p - a
@@ -86,8 +96,8 @@ def _quantiles(s: Sequence[float]) -> float:
     th = ALPHA * ((q3 - q1) / 2)
     if Q1_RATIO:
         alt = ALPHA * Q1_RATIO * q1
-        return alt if alt < th else th
-    return th
+        th = alt if alt < th else th
+    return th if th > FLOOR_US else float(FLOOR_US)
 
 
 def _ls_class(
@@ -159,6 +169,7 @@ def _ectopic(a: float, p: float, q: float) -> bool:
 
 
 Q1_RATIO = 4.5  # threshold cap: 5.2 x 4.5 x Q1 (normal |dRR|, half-normal: QD = 1.3 x Q1)
+FLOOR_US = 40_000  # thresholds never below 40 ms: quantised RR in a regular rhythm give QD = 0
 SMOOTH_PCT = 10  # a beat within 10 % of its smooth course is never corrected
 # a correction at beat c reaches judgements whose windows start after it: |mRR| of k needs the
 # beats k-5..k+5, and the |mRR| window ends 5 beats before the judgement's newest beat
@@ -465,7 +476,7 @@ def _qd_rows(rows: F64) -> F64:
     th = ALPHA * ((out[1] - out[0]) / 2)
     if Q1_RATIO:
         th = np.minimum(th, ALPHA * Q1_RATIO * out[0])
-    return np.asarray(th, dtype=np.float64)
+    return np.asarray(np.maximum(th, float(FLOOR_US)), dtype=np.float64)
 
 
 def _thresholds(vals: F64, ends: I64, need: npt.NDArray[np.bool_]) -> F64:
@@ -503,7 +514,7 @@ def _lower_bounds(vals: F64, ends: I64, block: int = 8) -> F64:
     lb = ALPHA * ((u - c) / 2)
     if Q1_RATIO:
         lb = np.minimum(lb, ALPHA * Q1_RATIO * pu[:, 22])
-    return np.repeat(lb, block)[:n]
+    return np.repeat(np.maximum(lb, float(FLOOR_US)), block)[:n]
 
 
 @dataclass(frozen=True, slots=True)
