@@ -1,0 +1,169 @@
+"""A baseline that represents rest (docs/arousal.md, "Baseline").
+
+Unit tests of the calibration statistics, and the targets of issue 11 on every shared recording
+with a rest longer than the calibration: median arousal over the rest that follows 15-35, and no
+pause at the default thresholds nor at the demo protocol's.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from biofeedback.signal import Baseline, SignalConfig, SignalPipeline
+from biofeedback.signal.baseline import (
+    BETWEEN_MINUTE_HR_BPM,
+    BETWEEN_MINUTE_LN_RMSSD,
+    Calibration,
+    hr_statistics,
+    ln_rmssd_statistics,
+    window_bounds,
+)
+from biofeedback.signal.synthetic import rr_series
+from tests.hrv.rest_data import default_protocol, demo_protocol, longer_than, rests, score
+
+CFG = SignalConfig()
+
+
+def test_windows_do_not_overlap_and_cover_whole_minutes() -> None:
+    assert window_bounds(10.0, 130.0, 60.0) == [(10.0, 70.0), (70.0, 130.0)]
+    assert window_bounds(10.0, 129.5, 60.0) == [(10.0, 70.0), (70.0, 130.0)]  # last beat early
+    assert window_bounds(10.0, 69.0, 60.0) == [(10.0, 70.0)]
+    assert window_bounds(10.0, 60.0, 60.0) == []
+
+
+def test_heart_rate_centre_ignores_a_burst_and_spread_adds_minute_to_minute_variability() -> None:
+    t = [float(i) for i in range(1, 121)]
+    hr = [70.0 + (1.0 if i % 2 else -1.0) for i in range(120)]
+    centre, spread, k = hr_statistics(t, hr, 0.0, 120.0, 60.0)
+    assert (centre, k) == (70.0, 2)
+    within = 1.4826 * 1.0  # MAD of +-1 bpm
+    assert spread == pytest.approx(math.sqrt(within**2 + BETWEEN_MINUTE_HR_BPM**2 * 1.5))
+    burst = hr[:100] + [110.0] * 20  # the client shifts in the chair for the last 20 s
+    c2, _, _ = hr_statistics(t, burst, 0.0, 120.0, 60.0)
+    assert c2 == 71.0  # a mean would say 76.7
+    assert statistics.fmean(burst) > 76.0
+
+
+def test_a_short_calibration_uses_the_prior_a_long_one_its_own_minute_to_minute_spread() -> None:
+    # ln RMSSD sampled once a second; each minute a different level
+    levels = [3.5, 3.9, 3.3, 4.1, 3.6]
+    t = [float(i) for i in range(45, 301)]
+    v = [levels[min(4, int((x - 0.001) // 60))] for x in t]
+    c1, s1, k1 = ln_rmssd_statistics(t, v, 0.0, 60.0, 60.0)
+    assert (c1, k1) == (3.5, 1)
+    assert s1 == pytest.approx(BETWEEN_MINUTE_LN_RMSSD * math.sqrt(2.0))  # centre from 1 minute
+    c5, s5, k5 = ln_rmssd_statistics(t, v, 0.0, 300.0, 60.0)
+    assert (c5, k5) == (3.6, 5)  # median of the five minutes, not their mean (3.68)
+    own = statistics.stdev(levels)
+    assert own > BETWEEN_MINUTE_LN_RMSSD
+    assert s5 == pytest.approx(own * math.sqrt(1.2))
+
+
+def _calibrated(
+    series: tuple[np.ndarray, np.ndarray], previous: Baseline | None = None
+) -> tuple[SignalPipeline, Baseline]:
+    """A 120 s calibration from the series' start (t0 = 1000 s)."""
+    p = SignalPipeline(CFG, previous)
+    p.start_calibration(1000.0)
+    for a, b in zip(*(x.tolist() for x in series), strict=True):
+        if a <= 1120.0:
+            p.push_rr(a, b)
+    return p, p.finish_calibration(1120.0, "c-1")
+
+
+def test_a_steady_rest_passes_without_notes() -> None:
+    p, b = _calibrated(rr_series(130.0, hr_bpm=70.0, seed=4))
+    assert 68.0 < b.hr_mean_bpm < 72.0
+    assert b.hr_sd_bpm >= BETWEEN_MINUTE_HR_BPM
+    assert b.ln_rmssd_sd is not None
+    assert b.ln_rmssd_sd >= BETWEEN_MINUTE_LN_RMSSD
+    assert p.calibration_notes == ()
+
+
+def test_a_trend_across_the_calibration_is_told() -> None:
+    # heart rate climbing from 60 to 80 bpm over the two minutes (half medians 10 bpm apart)
+    p, _ = _calibrated(rr_series(130.0, hr_bpm=lambda t: 60.0 + 20.0 * t / 120.0, seed=1))
+    assert any("heart rate rose" in n for n in p.calibration_notes), p.calibration_notes
+
+
+def test_a_baseline_far_from_the_previous_one_is_told() -> None:
+    before = Baseline("c-1", 0.0, 120.0, 140, 0.0, 56.0, 4.0, 4.9, 0.2, None)
+    p, b = _calibrated(rr_series(130.0, hr_bpm=70.0, seed=4), before)
+    notes = " | ".join(p.calibration_notes)
+    assert "14 bpm above the client's previous baseline (56 bpm)" in notes
+    assert b.ln_rmssd_mean is not None
+    assert b.ln_rmssd_mean < 4.4  # RMSSD about a third of the previous 134 ms
+    assert "against the client's previous baseline (134 ms)" in notes
+
+
+def test_a_high_resting_heart_rate_is_told() -> None:
+    p, _ = _calibrated(rr_series(130.0, hr_bpm=107.0, rsa_ms=10.0, seed=2))
+    assert any("high for rest" in n for n in p.calibration_notes)
+
+
+def test_heart_rate_only_calibration_says_so() -> None:
+    c = Calibration(0.0)
+    for i in range(1, 121):
+        c.n_hr_samples += 1
+        c.add_fast(float(i), 70.0 + (i % 3))
+    b = c.finish(120.0, "c-1", CFG)
+    assert b.ln_rmssd_mean is None
+    assert any("no RR intervals" in n for n in c.review(b, None, CFG))
+
+
+# ---- the targets on the shared recordings ---------------------------------------------------
+
+SHORT_REST_S = 300.0
+# Expected to pass the quality gate: ECG, NN and strap series; wrist PPG mostly does not.
+MUST_CALIBRATE = {
+    "drivedb-17a",
+    "spider-ecg 3",
+    "neurokit resting 5min",
+    "neurokit resting 8min",
+    "hrv-analysis",
+    "pyHRV short",
+    "pyHRV long",
+}
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_rest_after_calibration_reads_rest_and_never_pauses(shared_data: Path) -> None:
+    """Median arousal over the rest after a calibration at its start is 15-35, and neither the
+    default thresholds (70 for 10 s, 120 s calibration) nor the demo protocol's (60 for 5 s, 60 s
+    calibration) pause during it, on every shared recording with a rest longer than the
+    calibration whose calibration the quality gate accepts.
+
+    The median over less than 5 minutes of rest is itself noisy: on drivedb-17a, medians over
+    successive 3-minute stretches of the same calibrated rest range from 11 to 26
+    (docs/arousal.md); such short rests are held to 10-40.
+    """
+    failures: list[str] = []
+    accepted: dict[str, set[str]] = {"defaults": set(), "demo": set()}
+    for rest in rests(shared_data):
+        for label, proto in (("defaults", default_protocol()), ("demo", demo_protocol())):
+            if not longer_than(rest, proto.calibration_s):
+                continue
+            s = score(rest, proto)
+            if s.refused is not None:
+                continue
+            accepted[label].add(rest.name)
+            lo, hi = (15.0, 35.0) if s.scored_s >= SHORT_REST_S else (10.0, 40.0)
+            what = f"{rest.name} ({label}, {s.scored_s / 60:.1f} min)"
+            if s.pauses:
+                failures.append(f"{what}: {s.pauses} pause(s) at rest")
+            if not lo <= s.median <= hi:
+                failures.append(f"{what}: median arousal {s.median:.1f} outside {lo:g}-{hi:g}")
+            if rest.name in MUST_CALIBRATE and s.known_share < 0.9:
+                # (the Polar H10's frequent PVCs make arousal unknown part of the time: quality)
+                failures.append(f"{what}: arousal known for only {s.known_share:.0%}")
+    assert not failures, "\n".join(failures)
+    assert accepted["defaults"] >= MUST_CALIBRATE
+    assert accepted["demo"] >= MUST_CALIBRATE
+    assert "Polar H10" in accepted["demo"]
+    assert len(accepted["defaults"] - MUST_CALIBRATE) >= 2  # some wrist PPG rests too
