@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 
 CLIENT_COMMANDS = frozenset({"pause", "consent", "decline", "suds", "choose_grounding"})
 # consent is the client's alone: a therapist can offer, pause and end, never agree for the client
-THERAPIST_COMMANDS = frozenset({"pause", "offer_step", "complete_step", "end", "adjust_thresholds"})
+THERAPIST_COMMANDS = frozenset(
+    {"pause", "offer_step", "complete_step", "end", "adjust_thresholds", "recalibrate"}
+)
 ROLE_COMMANDS: Mapping[str, frozenset[str]] = {
     "client": CLIENT_COMMANDS,
     "therapist": THERAPIST_COMMANDS,
@@ -258,6 +260,13 @@ def validate_command(role: str, cmd: Any, args: Any) -> JsonDict:
         if "value" not in args:
             raise CommandError("suds: value (0-100) is required")
         number("value", 0, 100, integer=True)
+    elif cmd == "recalibrate":
+        known = {"reason"}
+        reason = args.get("reason")
+        if reason is not None:
+            if not isinstance(reason, str) or len(reason) > 200:
+                raise CommandError("recalibrate: reason must be text of at most 200 characters")
+            out["reason"] = reason
     elif cmd == "choose_grounding":
         known = {"technique"}
         technique = args.get("technique")

@@ -233,6 +233,9 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
         "device_connected": _bool(_get(payload, "device_connected")),
         "calibrated": _bool(_get(payload, "calibrated")),
         "calibration_detail": text(_get(payload, "calibration_detail"), 300),
+        "recalibrating": _get(payload, "recalibrating") is True,
+        "calibration_reason": text(_get(payload, "calibration_reason"), 200),
+        "calibration_notes": _texts(_get(payload, "calibration_notes"), 6, 300),
         "dwell_progress": num(_get(payload, "dwell_progress"), 0.0, 1.0),
         "recovery_progress": num(_get(payload, "recovery_progress"), 0.0, 1.0),
         "grounding_menu": [m for m in menu if isinstance(m, str)][:10]
@@ -240,6 +243,13 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
         else [],
         "suds": _suds(_get(payload, "suds")),
     }
+
+
+def _texts(raw: Any, most: int, limit: int) -> list[str]:
+    """A short list of short texts (anything else in the list left out)."""
+    if not isinstance(raw, list):
+        return []
+    return [t for t in (text(v, limit) for v in raw[:most] if isinstance(v, str)) if t]
 
 
 def _bool(value: Any) -> bool | None:

@@ -21,11 +21,15 @@
   };
 
   // ---- what the screen says --------------------------------------------------------------
+  const QUIET_MINUTE = "Taking a quiet minute to measure your resting rhythm. Sit comfortably and breathe normally.";
+
   function stepLine(s) {
     const title = s.step_title;
+    // a fresh calibration the therapist started: whatever the state, the client sits quietly
+    if (s.recalibrating) return QUIET_MINUTE;
     switch (s.state) {
       case "calibrating":
-        return "Sit comfortably and breathe normally. We are learning your calm baseline.";
+        return QUIET_MINUTE;
       case "ready":
         return "Ready when you are.";
       case "step_offered":

@@ -133,6 +133,8 @@
     if (s.monitoring_ok === false) notes.push(["bad", "Monitoring lost: exposure is held paused until the signal returns"]);
     if (s.device_connected === false) notes.push(["bad", "Strap disconnected"]);
     if (s.calibrated === false && s.calibration_detail) notes.push(["warn", "Calibration: " + s.calibration_detail]);
+    if (s.recalibrating) notes.push(["info", "Fresh calibration running: the client is asked to sit quietly" + (s.calibration_reason ? " (" + s.calibration_reason + ")" : "")]);
+    for (const n of s.calibration_notes || []) notes.push(["warn", "Calibration looked unusual: " + n]);
     if (s.consent_needed) notes.push(["info", "Waiting for the client's consent: " + (s.consent_text || s.consent_for)]);
     if (s.checkin_due) notes.push(["info", "SUDS check-in due" + (s.checkin_prompt ? " (" + s.checkin_prompt.replaceAll("_", " ") + ")" : "")]);
     if (s.state === "exposing" && s.dwell_progress > 0) notes.push(["warn", "Above the pause threshold: " + Math.round(s.dwell_progress * 100) + " % of the dwell time"]);
@@ -195,6 +197,12 @@
       if (v !== "") args[key] = Number(v);
     }
     send("Adjust thresholds", "adjust_thresholds", args);
+  };
+
+  document.getElementById("f-recal").onsubmit = (ev) => {
+    ev.preventDefault();
+    const reason = document.getElementById("recal-reason").value.trim();
+    send("Recalibrate", "recalibrate", reason ? { reason } : {});
   };
 
   fetch("/api/link/" + encodeURIComponent(clientId), { credentials: "same-origin" })
