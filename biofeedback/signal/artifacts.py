@@ -170,7 +170,7 @@ def _ectopic(a: float, p: float, q: float) -> bool:
 
 Q1_RATIO = 4.5  # threshold cap: 5.2 x 4.5 x Q1 (normal |dRR|, half-normal: QD = 1.3 x Q1)
 FLOOR_US = 40_000  # thresholds never below 40 ms: quantised RR in a regular rhythm give QD = 0
-SMOOTH_PCT = 10  # a beat within 10 % of its smooth course is never corrected
+SMOOTH_PCT = 13  # a beat within 13 % of its smooth course is never corrected
 # a correction at beat c reaches judgements whose windows start after it: |mRR| of k needs the
 # beats k-5..k+5, and the |mRR| window ends 5 beats before the judgement's newest beat
 QUIET_BEATS = QD_BEATS + 2 * _HALF - 1
