@@ -16,7 +16,16 @@ class ParseError(BiofeedbackError):
 
 
 class DeviceError(BiofeedbackError):
-    """A strap could not be found, connected to or read."""
+    """A strap could not be found, connected to or read.
+
+    `problem` says what is wrong and `hint` what a person can do about it (empty when the message
+    says it all); the message is both.
+    """
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        super().__init__(f"{problem}. Fix: {hint}" if hint else problem)
+        self.problem = problem
+        self.hint = hint
 
 
 class CalibrationError(BiofeedbackError):

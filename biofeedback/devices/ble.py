@@ -171,6 +171,8 @@ class BleStrap:
         self._no_rr_said = False
         self._failures = 0  # failed attempts since data last flowed (drives backoff and rescans)
         self._outage_logged = False  # the current run of trouble was already logged as a warning
+        self._error_hint_said: str | None = None  # fix hint of the last ERROR event this outage
+        self._link_was_up = False  # the current attempt got as far as a connection
         self.connections = 0  # successful connections so far (diagnostics)
 
     # ------------------------------------------------------------------ lifetime
@@ -222,6 +224,7 @@ class BleStrap:
         battery_pct: int | None = None,
         gap_s: float | None = None,
         info: DeviceInfo | None = None,
+        hint: str = "",
     ) -> None:
         self._emit(
             DeviceEvent(
@@ -232,6 +235,7 @@ class BleStrap:
                 battery_pct=battery_pct,
                 gap_s=gap_s,
                 info=info,
+                hint=hint,
             )
         )
 
@@ -242,7 +246,9 @@ class BleStrap:
             try:
                 await self._connect_and_stream()
             except _RETRYABLE as exc:
-                self._note_trouble(_explain(exc), failed_attempt=True)
+                if not self._link_was_up:
+                    self._tell_error(_explain(exc), _hint(exc))
+                self._note_trouble(_explain(exc), failed_attempt=True, hint=_hint(exc))
             except Exception as exc:
                 # Not foreseen (a bleak or OS internal): keep the traceback, keep trying; a
                 # session must not end because one connection attempt hit an odd corner.
@@ -253,6 +259,8 @@ class BleStrap:
                     exc_info=True,
                 )
                 self._outage_logged = True
+                if not self._link_was_up:
+                    self._tell_error(_explain(exc), _GENERIC_HINT)
                 self._note_trouble(_explain(exc), failed_attempt=True)
             if self._failures:
                 await self._clock.sleep(self._backoff(self._failures))
@@ -265,7 +273,16 @@ class BleStrap:
         # Straps that dropped together must not retry in lockstep at the cap either.
         return delay if delay <= cap else cap * self._rng.uniform(1 - _JITTER, 1.0)
 
-    def _note_trouble(self, why: str, *, failed_attempt: bool) -> None:
+    def _tell_error(self, why: str, hint: str) -> None:
+        """An attempt that failed before a link was up is an ERROR event (what is wrong, and the
+        fix), so the therapist sees the cause, not only "monitoring lost": once per run of
+        trouble, and again only when the fix changes (Bluetooth came back, the strap is still
+        not found)."""
+        if hint != self._error_hint_said:
+            self._error_hint_said = hint
+            self._event(DeviceEventKind.ERROR, why, hint=hint)
+
+    def _note_trouble(self, why: str, *, failed_attempt: bool, hint: str | None = None) -> None:
         """Log a drop or failed attempt: warning once per run of trouble, then debug."""
         if failed_attempt:
             self._failures += 1
@@ -273,7 +290,12 @@ class BleStrap:
                 self._device = None
         if not self._outage_logged:
             self._outage_logged = True
-            log.warning("strap %r: %s; reconnecting until it is back", self.name, why)
+            if hint:
+                log.warning(
+                    "strap %r: %s; reconnecting until it is back. Fix: %s", self.name, why, hint
+                )
+            else:
+                log.warning("strap %r: %s; reconnecting until it is back", self.name, why)
         else:
             log.debug("strap %r: attempt %d: %s", self.name, self._failures, why)
 
@@ -292,14 +314,16 @@ class BleStrap:
         device = await find_strap(self.name, timeout_s=self._scan_timeout_s)
         if device is None:
             raise DeviceError(
-                f"strap {self.name!r} not found in {self._scan_timeout_s:g} s of scanning: is it "
-                "worn with moistened electrodes, charged, and not connected to another app?"
+                f"strap {self.name!r} not found in {self._scan_timeout_s:g} s of scanning",
+                "is it worn with moistened electrodes (they wake it), charged, in range, and not "
+                "connected to another app? `biofeedback scan` lists the straps in range",
             )
         self._device = device
         return device
 
     async def _connect_and_stream(self) -> None:
         """One connection, from locating the strap to the link ending (drop or staleness)."""
+        self._link_was_up = False
         device = await self._locate()
         disconnected = asyncio.Event()
         client = BleakClient(
@@ -315,10 +339,13 @@ class BleStrap:
         except TimeoutError as exc:
             raise DeviceError(
                 f"strap {self.name!r} did not accept a connection within "
-                f"{self._connect_timeout_s:g} s: out of range, switched off, or busy with "
-                "another phone or app?"
+                f"{self._connect_timeout_s:g} s",
+                "bring it closer, check it is on (moistened electrodes), and disconnect it from "
+                "any phone or app that holds it",
             ) from exc
         self.connections += 1
+        self._link_was_up = True  # what goes wrong from here on follows a CONNECTED event
+        self._error_hint_said = None  # connected: the next failure is told again
         data_before = self._valid_notifications
         why = "link ended"
         try:
@@ -474,6 +501,7 @@ class BleStrap:
         self._signal = _Signal.OK
         self._failures = 0
         self._outage_logged = False
+        self._error_hint_said = None
         self._last_data_t = t
         contact = n.measurement.contact
         if contact is False and self._contact is not False:
@@ -514,7 +542,22 @@ class BleStrap:
             self._event(DeviceEventKind.INFO, msg, info=self._info)
 
 
+_GENERIC_HINT = (
+    "check that the strap is worn with moistened electrodes, charged, in range and not "
+    "connected to another app; the service keeps trying"
+)
+
+
+def _hint(exc: BaseException) -> str:
+    """What a person can do about a failed connection attempt."""
+    if isinstance(exc, DeviceError) and exc.hint:
+        return exc.hint
+    return _GENERIC_HINT
+
+
 def _explain(exc: BaseException) -> str:
+    if isinstance(exc, DeviceError) and exc.hint:
+        return exc.problem  # the fix travels separately (ERROR events, the warning's hint)
     text = str(exc)
     return f"{type(exc).__name__}: {text}" if text else repr(exc)
 

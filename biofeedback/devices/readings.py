@@ -72,6 +72,7 @@ class DeviceEventKind(enum.StrEnum):
     INFO = "info"  # Device Information read
     MALFORMED = "malformed"  # a notification could not be parsed (detail says why)
     ENDED = "ended"  # the device has no more data (replay finished, simulation stopped)
+    ERROR = "error"  # the strap cannot be reached (detail: what is wrong, hint: how to fix it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +100,7 @@ class DeviceEvent:
     battery_pct: int | None = None
     gap_s: float | None = None
     info: DeviceInfo | None = None
+    hint: str = ""  # ERROR: what a person can do about it
 
 
 DeviceReading = Notification | DeviceEvent

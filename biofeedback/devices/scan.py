@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from bleak import BleakClient, BleakScanner
@@ -30,9 +33,11 @@ __all__ = [
     "HEART_RATE_SERVICE_UUID",
     "StrapAdvert",
     "bluetooth_unavailable",
+    "check_bluetooth",
     "find_strap",
     "scan",
     "scan_lock",
+    "system_bus_socket",
     "uuid16",
 ]
 
@@ -73,14 +78,105 @@ def scan_lock() -> asyncio.Lock:
     return lock
 
 
+_DEFAULT_SYSTEM_BUS = "unix:path=/var/run/dbus/system_bus_socket"
+_START_BLUEZ = (
+    "start it with `sudo systemctl start bluetooth` (`systemctl status bluetooth` shows why it "
+    "stopped)"
+)
+_OTHER_OS = (
+    "on macOS allow Bluetooth for the terminal app in System Settings > Privacy & Security > "
+    "Bluetooth; on Windows turn Bluetooth on in Settings"
+)
+
+
+def system_bus_socket(env: Mapping[str, str] | None = None) -> str | None:
+    """The file of the D-Bus system bus BlueZ is reached through (None: not a socket file)."""
+    address = (os.environ if env is None else env).get("DBUS_SYSTEM_BUS_ADDRESS")
+    for part in (address or _DEFAULT_SYSTEM_BUS).split(";"):
+        kind, _, params = part.partition(":")
+        if kind != "unix":
+            continue
+        for param in params.split(","):
+            key, _, value = param.partition("=")
+            if key == "path":
+                return value
+    return None
+
+
 def bluetooth_unavailable(exc: BaseException) -> DeviceError:
-    """A `DeviceError` telling the user what to check when the Bluetooth stack cannot be used."""
+    """A `DeviceError` saying what is missing and how to fix it when Bluetooth cannot be used.
+
+    The errors underneath name nothing ("[Errno 2] No such file or directory" is the D-Bus
+    socket, "ServiceUnknown" is bluetoothd): the message names the file or the service.
+    """
+    why = f"{type(exc).__name__}: {exc}"
+    reason = getattr(getattr(exc, "reason", None), "name", None)
+    text = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, TimeoutError) and sys.platform == "linux":
+        sock = exc.filename or system_bus_socket()
+        errno_text = f"[Errno {exc.errno}] {exc.strerror or exc}: {sock!r}"
+        if isinstance(exc, PermissionError):
+            return DeviceError(
+                f"Bluetooth is not available: no permission to use the D-Bus system bus at "
+                f"{sock} ({errno_text})",
+                "run the service as a user allowed to use Bluetooth (on most systems the "
+                "`bluetooth` group), or fix the D-Bus policy",
+            )
+        return DeviceError(
+            f"Bluetooth is not available: the D-Bus system bus at {sock} cannot be reached, so "
+            f"bluetoothd cannot be asked for an adapter ({errno_text})",
+            "start D-Bus and BlueZ (`sudo systemctl start dbus bluetooth`); in a container, "
+            "share the host's /var/run/dbus with it; no Bluetooth on this machine at all? use "
+            "`biofeedback demo` to try the software with a simulated strap",
+        )
+    if "ServiceUnknown" in text or ("org.bluez" in text and "not provided" in text):
+        return DeviceError(
+            f"Bluetooth is not available: bluetoothd (BlueZ) is not running ({why})", _START_BLUEZ
+        )
+    if reason in ("NO_BLUETOOTH", "NO_BLE_CENTRAL_ROLE"):
+        return DeviceError(
+            f"Bluetooth is not available: no Bluetooth LE adapter found ({why})",
+            "plug in a Bluetooth adapter (a USB dongle works) and check `rfkill list` and "
+            "`bluetoothctl list`",
+        )
+    if reason == "POWERED_OFF":
+        return DeviceError(
+            f"Bluetooth is not available: the adapter is switched off, not powered ({why})",
+            "`bluetoothctl power on` (and `rfkill unblock bluetooth` if it is blocked)",
+        )
+    if reason in ("DENIED_BY_USER", "DENIED_BY_SYSTEM"):
+        return DeviceError(
+            f"Bluetooth is not available: access was denied ({why})",
+            "allow Bluetooth for this program; " + _OTHER_OS,
+        )
     return DeviceError(
-        f"Bluetooth is not available ({type(exc).__name__}: {exc}). On Linux check that bluetoothd "
-        "runs (systemctl status bluetooth), the adapter is powered (bluetoothctl power on) and not "
-        "blocked (rfkill list); on macOS allow Bluetooth for the terminal app in System Settings > "
-        "Privacy & Security > Bluetooth; on Windows turn Bluetooth on in Settings."
+        f"Bluetooth is not available ({why})",
+        "on Linux check that bluetoothd runs (systemctl status bluetooth), the adapter is "
+        "powered (bluetoothctl power on) and not blocked (rfkill list); " + _OTHER_OS,
     )
+
+
+async def check_bluetooth() -> None:
+    """Raise `DeviceError` (what is missing, and the fix) when no adapter can be used right now.
+
+    On Linux it asks BlueZ for a powered adapter (no scan, no radio use): what `run` checks
+    before anything starts. Elsewhere there is no cheap check; the first scan finds out.
+    """
+    if sys.platform != "linux":
+        return
+    # bleak's BlueZ manager is shared per event loop by bleak itself; the strap reuses it.
+    from bleak.backends.bluezdbus.manager import get_global_bluez_manager
+
+    try:
+        manager = await get_global_bluez_manager()
+        manager.get_default_adapter()
+    except (BleakError, OSError) as exc:
+        raise bluetooth_unavailable(exc) from exc
+    except Exception as exc:
+        # dbus-fast's own errors (the bus refused us, a broken reply) are not BleakErrors
+        if type(exc).__module__.startswith("dbus_fast"):
+            raise bluetooth_unavailable(exc) from exc
+        raise
 
 
 def _display_name(device: BLEDevice, adv: AdvertisementData | None) -> str:

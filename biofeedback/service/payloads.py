@@ -134,6 +134,13 @@ def _status_fields(e: DeviceEvent) -> dict[str, Any]:
         f["contact"] = False
     elif k is DeviceEventKind.CONTACT_RESTORED:
         f["contact"] = True
+    if k is DeviceEventKind.ERROR:
+        # retained, so a dashboard opened later still sees why there is no signal
+        f["device_error"] = e.detail
+        f["device_hint"] = e.hint
+    elif k in (DeviceEventKind.CONNECTED, DeviceEventKind.SIGNAL_RESTORED):
+        f["device_error"] = None
+        f["device_hint"] = None
     if e.battery_pct is not None:
         f["battery_pct"] = e.battery_pct
     if e.info is not None:
@@ -301,6 +308,7 @@ def device_event(client_id: str, e: DeviceEvent) -> dict[str, Any]:
         "battery_pct": e.battery_pct,
         "gap_s": _num(e.gap_s),
         "info": jsonable(e.info),
+        "hint": e.hint,
     }
 
 

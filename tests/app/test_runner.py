@@ -204,3 +204,32 @@ def test_a_malformed_notification_is_told_once_with_its_bytes() -> None:
     told = [p for p in pub.kinds(Topic.EVENT) if p.get("kind") == "malformed"]
     assert len(told) == 1
     assert told[0]["payload_hex"] == "10"
+
+
+def test_a_device_error_is_an_event_with_its_fix_and_stays_in_the_status() -> None:
+    """No Bluetooth: the therapist sees why there is no signal, not only "monitoring lost"."""
+    pub = Collect()
+    runner = _runner(pub)
+    runner.process(
+        DeviceEvent(
+            1001.0,
+            "Polar H10",
+            DeviceEventKind.ERROR,
+            detail="Bluetooth is not available: bluetoothd (BlueZ) is not running",
+            hint="start it with `sudo systemctl start bluetooth`",
+        )
+    )
+    (told,) = [p for p in pub.kinds(Topic.EVENT) if p.get("kind") == "error"]
+    payloads.validate("event", told)
+    assert told["source"] == "device"
+    assert told["hint"] == "start it with `sudo systemctl start bluetooth`"
+    status = pub.kinds(Topic.STATUS)[-1]
+    payloads.validate("status", status)
+    assert "bluetoothd" in status["device_error"]
+    assert status["device_hint"].startswith("start it")
+    # the session is not changed by it: monitoring was never there
+    assert runner.core.snapshot.state is SessionState.CALIBRATING
+    runner.process(DeviceEvent(1002.0, "Polar H10", DeviceEventKind.CONNECTED))
+    status = pub.kinds(Topic.STATUS)[-1]
+    payloads.validate("status", status)
+    assert (status["device_error"], status["device_hint"]) == (None, None)
