@@ -87,7 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a session with a real chest strap (Bluetooth LE)")
     _common(run)
     _service_options(run)
-    run.add_argument("--device", required=False, help="strap name or address (see `scan`)")
+    run.add_argument(
+        "--device",
+        required=False,
+        help="strap name or address (see `scan`); without one `run` refuses (try `demo`)",
+    )
+    run.add_argument(
+        "--wait-for-device",
+        action="store_true",
+        help="start even when Bluetooth is not usable yet and keep trying (the dashboard shows "
+        "why there is no signal); without it `run` exits at once with the fix",
+    )
 
     scan = sub.add_parser("scan", help="list nearby heart-rate straps")
     _common(scan)
@@ -176,8 +186,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         proto = preflight(config)  # what `run` checks before starting anything
         print(f"{config.source}: ok; protocol {config.protocol.name}: {len(proto.steps)} steps")
-        if config.device.kind == "ble" and not config.device.target:
-            print("note: [device].kind is 'ble' with no target: `run` needs --device NAME|ADDRESS")
+        if config.device.kind != "ble" or not config.device.target:
+            print(
+                "note: no strap in the config: `run` needs --device NAME|ADDRESS "
+                "(`demo` needs none)"
+            )
         return 0
     if args.command == "replay":
         from biofeedback.service.commands_cli import run_replay

@@ -50,6 +50,9 @@ class ServiceOptions:
     seed: int = 1
     web: bool = True
     device_target: str | None = None
+    # `run` checks for a usable Bluetooth adapter before starting and fails fast without one,
+    # unless told to wait (the strap then keeps trying; the dashboard shows the device error)
+    wait_for_device: bool = False
     # a port given on the command line is a promise: refuse rather than move when it is taken
     mqtt_port_fixed: bool = False
     http_port_fixed: bool = False
@@ -68,6 +71,7 @@ class ServiceOptions:
             seed=getattr(args, "seed", 1),
             web=not args.no_web,
             device_target=getattr(args, "device", None),
+            wait_for_device=bool(getattr(args, "wait_for_device", False)),
             mqtt_port_fixed=getattr(args, "mqtt_port", None) is not None,
             http_port_fixed=getattr(args, "http_port", None) is not None,
         )
@@ -98,7 +102,12 @@ def apply_overrides(config: AppConfig, args: argparse.Namespace, *, demo: bool) 
                 f"--mqtt-url must be mqtt://host:port or mqtts://host:port, got {args.mqtt_url!r}"
             )
         cfg = replace(cfg, mqtt=replace(cfg.mqtt, url=args.mqtt_url))
-    if args.data_dir:
+    if demo:
+        from biofeedback.service.demo_data import demo_config
+
+        # never where `run` reads: its own folder unless one is given (service/demo_data.py)
+        cfg = demo_config(cfg, args.data_dir)
+    elif args.data_dir:
         cfg = replace(
             cfg,
             recording_dir=args.data_dir.resolve() / "recordings",
@@ -139,19 +148,21 @@ def save_baseline(config: AppConfig, baseline: Any) -> None:
     log.info("baseline saved to %s", path)
 
 
-def _uses_simulator(config: AppConfig, opts: ServiceOptions) -> bool:
-    return opts.demo or (config.device.kind == "simulated" and not opts.device_target)
-
-
 def strap_target(config: AppConfig, opts: ServiceOptions) -> str | None:
-    """The real strap to connect to (None for the simulator); refuses to guess."""
-    if _uses_simulator(config, opts):
+    """The real strap to connect to (None: the demo's simulator); refuses to guess.
+
+    Only the demo simulates: `run` records real sessions, so a simulated strap there would put a
+    simulated person into a real client's recordings and baseline.
+    """
+    if opts.demo:
         return None
-    target = opts.device_target or config.device.target
+    target = opts.device_target or (config.device.target if config.device.kind == "ble" else "")
     if not target:
         raise ConfigError(
-            "no strap chosen: pass --device NAME|ADDRESS or set [device].target "
-            "(`biofeedback scan` lists nearby straps)"
+            "no strap chosen: `run` needs a real strap, pass --device NAME|ADDRESS "
+            '(`biofeedback scan` lists the straps in range) or set [device] kind = "ble" and '
+            "target in the config. To try the software without a strap, use `biofeedback demo` "
+            "(a simulated strap, with its own data folder)"
         )
     return target
 
@@ -269,10 +280,21 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
     say = announce or (lambda text: log.info("%s", text))
     from biofeedback.service.preflight import preflight
 
-    strap_target(config, opts)  # a missing strap choice fails now, before anything starts
+    # a missing strap choice fails now, before anything starts
+    target = strap_target(config, opts)
     client = config.client_id
     baseline = None if opts.demo else load_baseline(config)
     protocol = preflight(config, baseline=baseline)  # as `check` does, before anything starts
+    from biofeedback.service.demo_data import claim_for_demo, refuse_demo_folder
+
+    if opts.demo:
+        claim_for_demo(config.recording_dir)
+    else:
+        refuse_demo_folder(config.recording_dir)
+    if target is not None and not opts.wait_for_device:
+        from biofeedback.devices.scan import check_bluetooth
+
+        await check_bluetooth()  # no adapter: exit 2 with what is missing and the fix
 
     async with contextlib.AsyncExitStack() as stack:
         broker = await stack.enter_async_context(
@@ -328,7 +350,8 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
             publisher=link,
             recorder=recorder,
             on_snapshot=on_snapshot,
-            on_baseline=lambda b: save_baseline(config, b),
+            # the demo's simulated person is never anyone's baseline
+            on_baseline=None if opts.demo else (lambda b: save_baseline(config, b)),
             stop_after_s=opts.duration_s,
         )
         say(f"MQTT broker: {url}  (topics biofeedback/v1/{client}/#)")

@@ -186,3 +186,158 @@ def test_demo_protocol_comes_with_the_package_not_from_next_to_the_config(tmp_pa
     # --protocol still wins
     args = build_parser().parse_args(["demo", "--config", str(cfg_file), "--protocol", "x.toml"])
     assert apply_overrides(load_config(cfg_file, env={}), args, demo=True).protocol.name == "x.toml"
+
+
+# ---- issue 12: `run` needs a real strap and Bluetooth; the demo keeps its data apart -------------
+
+
+def _data_config(tmp_path: Path) -> Path:
+    """A config whose real data folders are in tmp_path/data (as data/ is for the shipped one)."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/demo.toml'\n"
+        f"baseline_dir = '{tmp_path}/data/baselines'\n"
+        f"[recording]\ndir = '{tmp_path}/data/recordings'\n"
+    )
+    return cfg
+
+
+def _no_bus_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": f"unix:path={tmp_path}/no-system-bus"}
+
+
+def test_run_without_a_device_says_to_use_demo_or_scan(tmp_path: Path) -> None:
+    """It used to run the simulated strap and record it as a real session."""
+    out = _run("run", "--config", str(_data_config(tmp_path)), "--no-web")
+    assert out.returncode == 2, out.stderr
+    assert "--device" in out.stderr
+    assert "biofeedback demo" in out.stderr
+    assert "biofeedback scan" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not (tmp_path / "data").exists()  # nothing recorded, nothing started
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the adapter check asks BlueZ (Linux)")
+def test_run_without_bluetooth_fails_fast_naming_what_is_missing(tmp_path: Path) -> None:
+    """It used to wait forever, printing an errno that named no file."""
+    cfg = _data_config(tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "biofeedback", "run", "--config", str(cfg), "--device", "NOPE"],
+        cwd=REPO_ROOT,
+        env=_no_bus_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    err = proc.stderr
+    assert f"{tmp_path}/no-system-bus" in err  # the file that is missing ...
+    assert "[Errno 2]" in err  # ... with the errno
+    assert "Fix: start D-Bus and BlueZ" in err
+    assert "Traceback" not in err
+    assert "MQTT broker" not in proc.stdout  # failed before anything started
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.mosquitto
+@pytest.mark.skipif(sys.platform != "linux", reason="the adapter check asks BlueZ (Linux)")
+def test_run_wait_for_device_publishes_the_device_error_with_its_fix(tmp_path: Path) -> None:
+    import json
+    import queue
+    import signal
+    import time
+
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from tests.support import free_port
+
+    port = free_port()
+    observer = tmp_path / "observer.json"
+    env = {
+        **_no_bus_env(tmp_path),
+        "BIOFEEDBACK_BROKER_OBSERVER_FILE": str(observer),
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        sys.executable, "-m", "biofeedback", "run", "--config", str(_data_config(tmp_path)),
+        "--device", "NOPE", "--wait-for-device", "--no-web", "--mqtt-port", str(port),
+        "--client-id", "c-wait",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    got: queue.Queue[tuple[str, dict[str, object]]] = queue.Queue()
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="t-wait")
+    try:
+        deadline = time.monotonic() + 60
+        while not observer.is_file():
+            assert proc.poll() is None, proc.communicate()[1][-2000:]
+            assert time.monotonic() < deadline, "the broker never started"
+            time.sleep(0.1)
+        time.sleep(0.2)  # written before the broker answers? give it a moment
+        login = json.loads(observer.read_text())
+        client.username_pw_set(login["username"], login["password"])
+        client.on_message = lambda _c, _u, m: got.put((m.topic, json.loads(m.payload)))
+        client.connect("127.0.0.1", port)
+        client.subscribe("biofeedback/v1/c-wait/#", qos=1)
+        client.loop_start()
+        event: dict[str, object] | None = None
+        status: dict[str, object] | None = None
+        while event is None or status is None:
+            topic, body = got.get(timeout=max(0.1, deadline - time.monotonic()))
+            if topic.endswith("/event") and body.get("kind") == "error":
+                event = body
+            if topic.endswith("/status") and body.get("device_error"):
+                status = body
+        assert event["source"] == "device"
+        assert f"{tmp_path}/no-system-bus" in str(event["detail"])
+        assert "systemctl start dbus bluetooth" in str(event["hint"])
+        assert status["device_hint"] == event["hint"]  # retained for a dashboard opened later
+        assert proc.poll() is None  # still waiting for the strap
+    finally:
+        client.loop_stop()
+        client.disconnect()
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0
+
+
+@pytest.mark.slow
+def test_the_demo_never_writes_where_run_reads(tmp_path: Path) -> None:
+    """The demo saved its simulated baseline as client-001; a later `run` skipped calibration
+    and used it for a real client."""
+    cfg = _data_config(tmp_path)
+    out = _run(
+        "demo", "--config", str(cfg), "--no-web", "--speed", "40", "--duration", "150",
+        "--mqtt-port", "0", "--log-level", "WARNING",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-2000:]
+    real = tmp_path / "data"
+    demo_root = real / "demo"
+    # the demo's own folder, marked as such; its calibration (60 s) passed but nothing was saved
+    assert f"recording to {demo_root / 'recordings'}" in out.stdout
+    assert (demo_root / "recordings" / "DEMO-DATA.txt").is_file()
+    assert [p.name for p in (demo_root / "recordings").iterdir() if p.is_dir()] == ["client-001"]
+    assert not list(tmp_path.rglob("baselines/*.json"))
+    assert not (real / "recordings").exists()
+    assert not (real / "baselines").exists()
+    # `run` refuses to record among the demo's sessions ...
+    out = _run("run", "--config", str(cfg), "--device", "X", "--data-dir", str(demo_root))
+    assert out.returncode == 2
+    assert "DEMO-DATA.txt" in out.stderr
+    assert "Traceback" not in out.stderr
+    # ... and the demo refuses a folder with real sessions in it
+    (tmp_path / "clinic" / "recordings" / "c-7").mkdir(parents=True)
+    out = _run("demo", "--config", str(cfg), "--no-web", "--data-dir", str(tmp_path / "clinic"))
+    assert out.returncode == 2
+    assert "holds real recordings" in out.stderr
+    assert not (tmp_path / "clinic" / "recordings" / "DEMO-DATA.txt").exists()
