@@ -463,16 +463,22 @@ class Detector:
 # ---- the vectorised form -----------------------------------------------------------------
 
 
-def _qd_rows(rows: F64) -> F64:
-    """5.2 x quartile deviation of each row (any order), as `_quantiles` computes it."""
-    s = np.sort(rows, axis=1)
+def _twice(vals: F64) -> npt.NDArray[np.int32]:
+    """2 x the values (integers or halves of µs, below 2^30) as int32: sorting them is cheaper,
+    and halving an integer is exact, so the quantiles are the same floats."""
+    return np.rint(vals * 2.0).astype(np.int32)
+
+
+def _qd_rows(s: npt.NDArray[np.int32]) -> F64:
+    """5.2 x quartile deviation of each sorted row of doubled values, as `_quantiles`."""
     w = s.shape[1]
     out = []
     for q in (0.25, 0.75):
         p = (w - 1) * q
         a = int(p)
         f = p - a
-        out.append(s[:, a] + (s[:, a + 1] - s[:, a]) * f if f else s[:, a])
+        lo = s[:, a] / 2.0
+        out.append(lo + (s[:, a + 1] / 2.0 - lo) * f if f else lo)
     th = ALPHA * ((out[1] - out[0]) / 2)
     if Q1_RATIO:
         th = np.minimum(th, ALPHA * Q1_RATIO * out[0])
@@ -489,8 +495,11 @@ def _thresholds(vals: F64, ends: I64, need: npt.NDArray[np.bool_]) -> F64:
     e = ends[rows]
     full = e >= QD_BEATS - 1
     if full.any():
-        idx = e[full][:, None] + np.arange(-QD_BEATS + 1, 1)[None, :]
-        out[rows[full]] = _qd_rows(vals[idx])
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        windows = sliding_window_view(_twice(vals), QD_BEATS)[e[full] - (QD_BEATS - 1)]
+        windows.sort(axis=1)
+        out[rows[full]] = _qd_rows(windows)
     for r, ee in zip(rows[~full].tolist(), e[~full].tolist(), strict=True):
         out[r] = _quantiles(sorted(vals[: ee + 1].tolist()))
     return out
@@ -498,22 +507,26 @@ def _thresholds(vals: F64, ends: I64, need: npt.NDArray[np.bool_]) -> F64:
 
 def _lower_bounds(vals: F64, ends: I64, block: int = 8) -> F64:
     """A lower bound of 5.2 QD over the 91 values up to each of `ends` (consecutive, all >= 90)
-    from blocks of `block` windows: Q3 >= the 68th smallest of their union, Q1 <= the 24th
-    smallest of their intersection. Only beats beyond it need the exact threshold."""
+    from blocks of `block` windows: Q3 >= the 68th smallest of a superset of their union, Q1 <=
+    the 24th smallest of a subset of their intersection. Only beats beyond it need the exact
+    threshold."""
     n = len(ends)
     if n == 0:
         return np.empty(0)
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    v2 = _twice(vals)
+    v2 = np.r_[v2, np.full(block, v2[-1], dtype=np.int32)]  # the last block may run past
     first = ends[::block]
-    last = np.minimum(first + block - 1, ends[-1])
-    iu = (first - (QD_BEATS - 1))[:, None] + np.arange(QD_BEATS + block - 1)[None, :]
-    iu = np.minimum(iu, last[:, None])  # a short last block repeats its newest value
-    pu = np.partition(vals[iu], (22, 67), axis=1)
-    u = pu[:, 67]
-    ic = (last - (QD_BEATS - 1))[:, None] + np.arange(QD_BEATS - block + 1)[None, :]
-    c = np.partition(vals[ic], 23, axis=1)[:, 23]
+    pu = np.partition(
+        sliding_window_view(v2, QD_BEATS + block - 1)[first - (QD_BEATS - 1)], (22, 67), axis=1
+    )
+    inter = sliding_window_view(v2, QD_BEATS - block + 1)[first - (QD_BEATS - block)]
+    c = np.partition(inter, 23, axis=1)[:, 23] / 2.0
+    u, q1 = pu[:, 67] / 2.0, pu[:, 22] / 2.0
     lb = ALPHA * ((u - c) / 2)
     if Q1_RATIO:
-        lb = np.minimum(lb, ALPHA * Q1_RATIO * pu[:, 22])
+        lb = np.minimum(lb, ALPHA * Q1_RATIO * q1)
     return np.repeat(np.maximum(lb, float(FLOOR_US)), block)[:n]
 
 
@@ -539,6 +552,34 @@ def _medians(x: I64) -> F64:
     for k in list(range(min(_HALF, n))) + list(range(max(_HALF, n - _HALF), n)):
         med[k] = float(np.median(x[max(0, k - _HALF) : k + _HALF + 1]))
     return med
+
+
+def _ls_classes(
+    j: npt.NDArray[np.intp], x: I64, d: I64, med: F64, mabs: F64, t1: F64, t2: F64
+) -> I8:
+    """`_ls_class` for many beats at once (same arithmetic)."""
+    s21, n1, n2 = d[j] / t1, d[j + 1] / t1, d[j + 2] / t1
+    s22 = np.where(s21 >= 0, np.minimum(n1, n2), np.maximum(n1, n2))
+    eq3 = (s21 > 1) & (s22 < -1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eq4 = (t2 > 0) & (mabs[j] / np.where(t2 > 0, t2, 1.0) > 3)
+    eq5 = (s21 < -1) & (s22 > 1)
+    extra = eq5 & (np.abs(x[j] + x[j + 1] - med[j]) < t2)
+    missed = eq3 & (np.abs(x[j] / 2 - med[j]) < t2)
+    out = np.where(extra, EXTRA, np.where(missed, MISSED, LONGSHORT))
+    return np.asarray(np.where(eq3 | eq4 | eq5, out, NORMAL), dtype=np.int8)
+
+
+def _smooth_rows(j: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
+    """`_smooth` for many beats of one segment at once (exact integers)."""
+    jm2 = np.maximum(j - 2, 0)
+    p6 = np.where(
+        j >= 2,
+        -x[jm2] + 4 * x[j - 1] + 4 * x[j + 1] - x[j + 2],
+        3 * (x[j - 1] + x[j + 1]),
+    )
+    r6 = 6 * x[j] - p6
+    return np.asarray((p6 > 0) & (100 * np.abs(r6) < SMOOTH_PCT * p6), dtype=np.bool_)
 
 
 def _judge_rows(x: I64, lag: int) -> _Rows:
@@ -568,18 +609,17 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     if len(rows) == 0:
         return _Rows(main, code, ext, nxt)
     t2 = _thresholds(mabs[: n - _HALF], e - _HALF, main)
-    dl, xl, ml, mal = d.tolist(), x.tolist(), med.tolist(), mabs.tolist()
-    for r, th1, th2 in zip(rows.tolist(), t1[rows].tolist(), t2[rows].tolist(), strict=True):
-        # the scalar arithmetic of Detector._judge, on the few beats that need it
-        if _ectopic(dl[r] / th1, dl[r - 1] / th1, dl[r + 1] / th1):
-            c = ECTOPIC
-        else:
-            c = _ls_class(r, xl, dl, ml, mal[r], th1, th2)
-            if abs(dl[r + 1] / th1) < abs(dl[r + 2] / th1):
-                ext[r] = True
-                nc = _ls_class(r + 1, xl, dl, ml, mal[r + 1], th1, th2)
-                nxt[r] = NORMAL if nc and _smooth(r + 1, xl, 0) else nc
-        code[r] = NORMAL if c and _smooth(r, xl, 0) else c
+    # the arithmetic of Detector._judge, elementwise (IEEE operations in the same order)
+    th1, th2 = t1[rows], t2[rows]
+    av, p, q = d[rows] / th1, d[rows - 1] / th1, d[rows + 1] / th1
+    ectopic = np.where(av > 0, np.maximum(p, q) < -C1 * av - C2, np.minimum(p, q) > -C1 * av + C2)
+    c = np.where(ectopic, ECTOPIC, _ls_classes(rows, x, d, med, mabs, th1, th2))
+    code[rows] = np.where((c != NORMAL) & _smooth_rows(rows, x), NORMAL, c)
+    ex = ~ectopic & (np.abs(d[rows + 1] / th1) < np.abs(d[rows + 2] / th1))
+    ext[rows] = ex
+    r1 = rows[ex] + 1
+    nc = _ls_classes(r1, x, d, med, mabs, th1[ex], th2[ex])
+    nxt[r1 - 1] = np.where((nc != NORMAL) & _smooth_rows(r1, x), NORMAL, nc)
     return _Rows(main, code, ext, nxt)
 
 
@@ -616,36 +656,22 @@ def judge_segment(x: npt.ArrayLike, lag: int = MIN_LAG) -> SegmentJudgement:
         return SegmentJudgement(labels, values, judged_at)
     rows = _judge_rows(xi, lag)
     e_of = np.maximum(np.arange(n) + lag, MIN_SEGMENT_BEATS - 1)
-    main_rows = np.flatnonzero(rows.main).tolist()
-    code, ext, nxt = rows.code.tolist(), rows.ext.tolist(), rows.nxt.tolist()
     r = 0  # next row not judged yet
-    skip = -1  # a row already judged with its predecessor
-    mi = 0  # position in main_rows
+    pending = False  # row r was judged with its predecessor (by the per-beat detector)
     while r < nj:
         # raw stretch: every verdict is normal until the first artifact (event)
-        event = -1
-        consumed: list[int] = []
-        judged_before = skip  # row r was judged with its predecessor by the detector
-        while mi < len(main_rows):
-            q = main_rows[mi]
-            if q < r or q == skip:
-                mi += 1
-                continue
-            if code[q] or (ext[q] and nxt[q]):
-                event = q
-                break
-            if ext[q]:
-                skip = q + 1
-                consumed.append(q + 1)
-            mi += 1
+        cons = _chain(rows.ext[r:], pending)  # cons[i]: row r + i judged with its predecessor
+        own = ~cons[:-1]
+        hit = own & ((rows.code[r:] != NORMAL) | (rows.ext[r:] & (rows.nxt[r:] != NORMAL)))
+        found = np.flatnonzero(hit)
+        event = r + int(found[0]) if len(found) else -1
         end = nj if event < 0 else event
-        lo = r + 1 if r == judged_before and r < end else r
+        lo = r + 1 if pending else r
         labels[lo:end] = NORMAL
         judged_at[lo:end] = e_of[lo:end]
-        for c in consumed:
-            if c < n:
-                labels[c] = NORMAL
-                judged_at[c] = e_of[c - 1]
+        tail = np.flatnonzero(cons[1 : end - r + 1]) + r + 1  # consumed rows up to end
+        labels[tail] = NORMAL
+        judged_at[tail] = e_of[tail - 1]
         if event < 0:
             return SegmentJudgement(labels, values, judged_at)
         # from the event on, the per-beat detector (rows sharing its judgement time re-judged)
@@ -674,8 +700,27 @@ def judge_segment(x: npt.ArrayLike, lag: int = MIN_LAG) -> SegmentJudgement:
                 break
         else:
             return SegmentJudgement(labels, values, judged_at)
-        skip = r if det.pending(r) is not None else -1
+        pending = det.pending(r) is not None
     return SegmentJudgement(labels, values, judged_at)
+
+
+def _chain(ext: npt.NDArray[np.bool_], first: bool) -> npt.NDArray[np.bool_]:
+    """Which rows are judged with their predecessor: c[i+1] = ext[i] and not c[i], c[0] = first.
+
+    Along a run of rows that extend, the state alternates from its value at the run's start
+    (False, or `first` for a run starting at row 0)."""
+    m = len(ext)
+    c = np.zeros(m + 1, dtype=np.bool_)
+    c[0] = first
+    if m == 0:
+        return c
+    idx = np.arange(m)
+    starts = np.where(ext & ~np.r_[False, ext[:-1]], idx, -1)
+    run0 = np.maximum.accumulate(starts)
+    at_start = (run0 == 0) & first
+    even = (idx - run0) % 2 == 0
+    c[1:] = ext & np.where(even, ~at_start, at_start)
+    return c
 
 
 def detect(rr_us: Sequence[int]) -> list[str | None]:
