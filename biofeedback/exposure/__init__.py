@@ -22,6 +22,7 @@ from biofeedback.exposure.messages import (
     OfferStep,
     Pause,
     PauseReason,
+    ReadyToContinue,
     Recalibrate,
     Role,
     SessionEvent,
@@ -54,13 +55,16 @@ from biofeedback.exposure.protocol import (
     threshold_problems,
 )
 from biofeedback.exposure.rules import (
+    READY_REQUEST,
     RECALIBRATION,
     ROLE_RULES,
     TRANSITIONS,
+    ReadyRule,
     RecalibrationRule,
     Transition,
     Trigger,
     may_send,
+    ready_table_markdown,
     recalibration_table_markdown,
     role_table_markdown,
     transition_mermaid,
@@ -74,6 +78,7 @@ from biofeedback.exposure.session import (
 )
 
 __all__ = [
+    "READY_REQUEST",
     "RECALIBRATION",
     "ROLE_RULES",
     "TRANSITIONS",
@@ -97,6 +102,8 @@ __all__ = [
     "OfferStep",
     "Pause",
     "PauseReason",
+    "ReadyRule",
+    "ReadyToContinue",
     "Recalibrate",
     "RecalibrationRule",
     "Role",
@@ -126,6 +133,7 @@ __all__ = [
     "parse_protocol",
     "phase_at",
     "phases",
+    "ready_table_markdown",
     "recalibration_table_markdown",
     "role_table_markdown",
     "summary_from_dict",

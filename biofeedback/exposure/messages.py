@@ -184,6 +184,21 @@ class Recalibrate:
     command_id: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class ReadyToContinue:
+    """The client tells the therapist "I'm ready to continue" after a pause.
+
+    A request, never an action: it changes no state and offers nothing. The therapist sees it (a
+    `client_ready` event, and `client_ready` in the snapshot) and may offer to resume; only the
+    client's Consent to that offer resumes (docs/session.md, "Client-led resume"). What it does
+    in each state is `biofeedback.exposure.rules.READY_REQUEST`.
+    """
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
 Command = (
     Pause
     | Consent
@@ -195,6 +210,7 @@ Command = (
     | SudsAnswer
     | ChooseGrounding
     | Recalibrate
+    | ReadyToContinue
 )
 SessionInput = ArousalSample | Tick | SignalLost | SignalRestored | CalibrationDone | Command
 
@@ -236,7 +252,9 @@ class SessionEvent:
 
     seq: int
     t: float
-    kind: str  # "transition", "checkin_due", "checkin", "thresholds", "guidance", "rejected", ...
+    kind: (
+        str  # "transition", "checkin_due", "checkin", "thresholds", "guidance", "client_ready", ...
+    )
     actor: Role
     from_state: SessionState
     to_state: SessionState

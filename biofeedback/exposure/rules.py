@@ -20,6 +20,7 @@ from biofeedback.exposure.messages import (
     EndSession,
     OfferStep,
     Pause,
+    ReadyToContinue,
     Recalibrate,
     Role,
     SessionState,
@@ -41,6 +42,7 @@ ROLE_RULES: Mapping[type, frozenset[Role]] = {
     EndSession: frozenset({Role.THERAPIST}),
     AdjustThresholds: frozenset({Role.THERAPIST}),
     Recalibrate: frozenset({Role.THERAPIST}),
+    ReadyToContinue: frozenset({Role.CLIENT}),
 }
 
 
@@ -275,6 +277,43 @@ RECALIBRATION: Mapping[SessionState, RecalibrationRule] = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class ReadyRule:
+    """What a client's `ReadyToContinue` ("I'm ready to continue") does in one state: `effect`
+    when `allowed`, else the refusal the client's screen shows (the session raises CommandError)."""
+
+    state: SessionState
+    allowed: bool
+    effect: str
+
+
+_READY_TOLD = (
+    "a `client_ready` event tells the therapist; the state does not change and nothing is "
+    "offered: the therapist may offer to resume (or another step), and only the client's consent "
+    "to that offer resumes. A repeated request adds no event; any pause withdraws it"
+)
+_READY_OFFER_OPEN = "an offer is open: the client answers it (yes or not yet)"
+_READY_NOTHING_PAUSED = "no step is paused"
+#: The client's "I'm ready to continue", state by state (docs/session.md, "Client-led resume"). A
+#: request only: it never resumes, offers or changes state by itself.
+READY_REQUEST: Mapping[SessionState, ReadyRule] = {
+    r.state: r
+    for r in (
+        ReadyRule(S.CALIBRATING, False, _READY_NOTHING_PAUSED + " (calibration is running)"),
+        ReadyRule(S.READY, False, _READY_NOTHING_PAUSED),
+        ReadyRule(S.STEP_OFFERED, False, _READY_OFFER_OPEN),
+        ReadyRule(S.EXPOSING, False, "the step is running"),
+        ReadyRule(S.PAUSED, True, _READY_TOLD),
+        ReadyRule(S.GROUNDING, True, _READY_TOLD),
+        ReadyRule(S.RECOVERED, True, _READY_TOLD),
+        ReadyRule(S.RESUME_OFFERED, False, _READY_OFFER_OPEN),
+        ReadyRule(S.STEP_COMPLETE, False, _READY_NOTHING_PAUSED + " (the step is complete)"),
+        ReadyRule(S.DEBRIEF, False, _READY_NOTHING_PAUSED + " (the session is in debrief)"),
+        ReadyRule(S.ENDED, False, "the session has ended"),
+    )
+}
+
+
 def _sorted_rows() -> list[Transition]:
     order = {s: i for i, s in enumerate(SessionState)}
     torder = {t: i for i, t in enumerate(Trigger)}
@@ -320,6 +359,15 @@ def recalibration_table_markdown() -> str:
     lines = ["| state | recalibrate | what happens |", "|---|---|---|"]
     for state in SessionState:
         r = RECALIBRATION[state]
+        lines.append(f"| {state} | {'yes' if r.allowed else 'refused'} | {r.effect} |")
+    return "\n".join(lines)
+
+
+def ready_table_markdown() -> str:
+    """What the client's `ReadyToContinue` does in each state, as Markdown (docs/session.md)."""
+    lines = ["| state | ready | what happens |", "|---|---|---|"]
+    for state in SessionState:
+        r = READY_REQUEST[state]
         lines.append(f"| {state} | {'yes' if r.allowed else 'refused'} | {r.effect} |")
     return "\n".join(lines)
 

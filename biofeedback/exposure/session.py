@@ -42,6 +42,7 @@ from biofeedback.exposure.messages import (
     OfferStep,
     Pause,
     PauseReason,
+    ReadyToContinue,
     Recalibrate,
     Role,
     SessionEvent,
@@ -54,7 +55,7 @@ from biofeedback.exposure.messages import (
 )
 from biofeedback.exposure.progress import SessionSummary, StepProgress, SudsRecord
 from biofeedback.exposure.protocol import ExposureProtocol, Step, Thresholds, threshold_problems
-from biofeedback.exposure.rules import ALLOWED, RECALIBRATION, ROLE_RULES, Trigger
+from biofeedback.exposure.rules import ALLOWED, READY_REQUEST, RECALIBRATION, ROLE_RULES, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,8 @@ _SYSTEM_REASONS = frozenset(
     {PauseReason.AROUSAL, PauseReason.SIGNAL_LOST, PauseReason.STEP_TOO_LONG}
 )
 _COMMANDS = tuple(ROLE_RULES)
+# States in which the client's "I'm ready to continue" stands (READY_REQUEST allows it there).
+_READY_STATES = frozenset(st for st, rule in READY_REQUEST.items() if rule.allowed)
 _OBSERVATIONS = (ArousalSample, Tick, SignalLost, SignalRestored, CalibrationDone)
 
 
@@ -125,6 +128,10 @@ class SessionSnapshot:
     grounding_menu: tuple[GroundingTechnique, ...] = ()
     progress: tuple[StepProgress, ...] = ()
     suds: tuple[SudsRecord, ...] = ()
+    # The client said "I'm ready to continue" (ReadyToContinue) during this pause, at this time;
+    # a request for the therapist, withdrawn by any pause and by leaving the paused states.
+    client_ready: bool = False
+    client_ready_t: float | None = None
 
 
 @dataclass(slots=True)
@@ -211,6 +218,8 @@ class ExposureSession:
         self._out: list[SessionEvent] = []
         self._late: dict[str, Any] = {}
         self._state_since = self._t0
+        # When the client said "I'm ready to continue" during the current pause (None: not said).
+        self._ready_t: float | None = None
 
     # ---- public read-only view -------------------------------------------------------------------
 
@@ -316,6 +325,8 @@ class ExposureSession:
             self._on_choose(inp, t)
         elif isinstance(inp, Recalibrate):
             self._on_recalibrate(inp, t)
+        elif isinstance(inp, ReadyToContinue):
+            self._on_ready(t)
         if is_cmd:
             # Timers catch up to the command's time too, so no input leaves the session exposing
             # with monitoring lost or a dwell overdue (the command was already validated).
@@ -384,6 +395,12 @@ class ExposureSession:
                 raise CommandError(f"SUDS must be a whole number 0..100, got {v!r}")
         elif isinstance(inp, ChooseGrounding):
             self._technique(inp.technique)
+        elif isinstance(inp, ReadyToContinue):
+            ready = READY_REQUEST[st]
+            if not ready.allowed:
+                raise CommandError(
+                    f"nothing to continue right now (state {st.value}): {ready.effect}"
+                )
         elif isinstance(inp, Recalibrate):
             rule = RECALIBRATION[st]
             if not rule.allowed:
@@ -521,6 +538,8 @@ class ExposureSession:
             self._state_since = self._t
         self._state = target
         self._pause_acked.clear()
+        if target not in _READY_STATES:
+            self._ready_t = None
         if self._recal_t is not None and not RECALIBRATION[target].allowed:
             self._cancel_recalibration(f"the session moved to {target.value}")
         return ev
@@ -924,6 +943,7 @@ class ExposureSession:
         self._pause_reasons = [r for r in earlier if r is not reason] + [reason]
         self._pause_reason = reason
         self._paused_at = t
+        self._ready_t = None  # a new pause: "ready" has to be said again
         self._auto_resume_ok = reason in _SYSTEM_REASONS
         ev = self._go(S.PAUSED, trigger, actor, why, vals)
         self._last_pause_seq = ev.seq
@@ -958,6 +978,11 @@ class ExposureSession:
         # pause changes something, or (nothing running) for the first pause of each role since the
         # last transition: a stream of repeated pauses must not push real events out of the log.
         changed = False
+        if self._ready_t is not None:
+            # A pause withdraws the client's "I'm ready to continue": not now after all.
+            self._ready_t = None
+            note = {**note, "ready_withdrawn": True}
+            changed = True
         if st in (S.PAUSED, S.GROUNDING):
             if role is Role.CLIENT or self._pause_reason is not PauseReason.CLIENT:
                 if self._pause_reason is not reason:
@@ -991,6 +1016,25 @@ class ExposureSession:
             {"pause_reason": reason.value, **note},
         )
         self._last_pause_seq = ev.seq
+
+    def _on_ready(self, t: float) -> None:
+        """The client's "I'm ready to continue": told to the therapist, nothing else changes."""
+        if self._ready_t is not None:
+            log.debug("session %s: repeated ready request, no event", self._client_id)
+            return
+        self._ready_t = t
+        step = self._step
+        what = f"step {step + 1}" if step is not None else "the session"
+        self._emit(
+            "client_ready",
+            Role.CLIENT,
+            f"client is ready to continue {what}: the therapist may offer to resume; only the "
+            "client's consent to that offer resumes",
+            {
+                "step": step,
+                "pause_reason": None if self._pause_reason is None else self._pause_reason.value,
+            },
+        )
 
     def _make_offer(self, kind: str, step: int, actor: Role, trigger: Trigger) -> None:
         if actor is Role.SYSTEM and self._recal_t is not None and self._state is not S.CALIBRATING:
@@ -1304,6 +1348,8 @@ class ExposureSession:
             grounding_menu=self._p.guidance.grounding,
             progress=self.progress(),
             suds=tuple(self._suds),
+            client_ready=self._ready_t is not None,
+            client_ready_t=self._ready_t,
         )
 
 

@@ -40,6 +40,7 @@ from biofeedback.exposure.messages import (
     GroundingTechnique,
     OfferStep,
     Pause,
+    ReadyToContinue,
     Recalibrate,
     Role,
     SudsAnswer,
@@ -78,6 +79,7 @@ COMMANDS: Mapping[str, type] = {
     "suds": SudsAnswer,
     "choose_grounding": ChooseGrounding,
     "recalibrate": Recalibrate,
+    "ready": ReadyToContinue,
 }
 #: Arguments each command accepts (all optional unless listed in _REQUIRED).
 _ARGS: Mapping[str, frozenset[str]] = {
@@ -91,6 +93,7 @@ _ARGS: Mapping[str, frozenset[str]] = {
     "suds": frozenset({"value"}),
     "choose_grounding": frozenset({"technique"}),
     "recalibrate": frozenset({"reason"}),
+    "ready": frozenset(),
 }
 _REQUIRED: Mapping[str, frozenset[str]] = {
     "suds": frozenset({"value"}),
@@ -265,6 +268,8 @@ def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) ->
                 f"recalibrate: args.reason must be text of at most {MAX_NOTE_CHARS} chars"
             )
         return Recalibrate(t=t, role=role, reason=reason, command_id=cid)
+    if cmd == "ready":
+        return ReadyToContinue(t=t, role=role, command_id=cid)
     raise CommandError(f"unknown command {cmd!r}")  # unreachable: checked against COMMANDS
 
 

@@ -33,7 +33,7 @@ from biofeedback.web.views import JsonDict
 
 log = logging.getLogger(__name__)
 
-CLIENT_COMMANDS = frozenset({"pause", "consent", "decline", "suds", "choose_grounding"})
+CLIENT_COMMANDS = frozenset({"pause", "consent", "decline", "suds", "choose_grounding", "ready"})
 # consent is the client's alone: a therapist can offer, pause and end, never agree for the client
 THERAPIST_COMMANDS = frozenset(
     {"pause", "offer_step", "complete_step", "end", "adjust_thresholds", "recalibrate"}

@@ -13,6 +13,7 @@ import pytest
 from biofeedback.exposure import (
     TRANSITIONS,
     SessionState,
+    ready_table_markdown,
     recalibration_table_markdown,
     role_table_markdown,
     transition_mermaid,
@@ -27,6 +28,7 @@ BLOCKS = {
     "diagram": lambda: "```mermaid\n" + transition_mermaid() + "\n```",
     "roles": role_table_markdown,
     "recalibration": recalibration_table_markdown,
+    "ready": ready_table_markdown,
 }
 
 

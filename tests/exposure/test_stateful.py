@@ -32,6 +32,7 @@ Profiles (docs/testing.md): `ci` when CI=true (derandomised), `dev` otherwise, `
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections import Counter
@@ -66,6 +67,7 @@ from biofeedback.exposure import (
     OfferStep,
     Pause,
     PauseReason,
+    ReadyToContinue,
     Role,
     SessionEvent,
     SessionInput,
@@ -141,7 +143,11 @@ MAY_SEND: dict[type, frozenset[Role]] = {  # docs/session.md "Roles", written ou
     CompleteStep: frozenset({T}),
     EndSession: frozenset({T}),
     AdjustThresholds: frozenset({T}),
+    ReadyToContinue: frozenset({C}),
 }
+# docs/session.md "Client-led resume": the client's "I'm ready to continue" is taken while a step
+# is paused, and never changes anything by itself (checked against a twin given a Tick instead).
+READY_STATES = (S.PAUSED, S.GROUNDING, S.RECOVERED)
 PAUSE_TRIGGERS = frozenset(
     {Trigger.PAUSE, Trigger.AROUSAL_HIGH, Trigger.SIGNAL_LOST, Trigger.STEP_TOO_LONG}
 )
@@ -300,6 +306,15 @@ class ConsentAtDwell:
     early: bool
 
 
+@dataclass(frozen=True)
+class ReadyAfterPause:
+    """exposing -> a pause (the client's, the therapist's, or the client's grounding) -> "I'm
+    ready to continue" -> recovery held -> ready again: the request must have resumed, offered
+    or armed nothing."""
+
+    how: str
+
+
 adjust_values = {
     "upper": st.one_of(st.none(), st.sampled_from([55.0, 62.5, 70.0, 80.0, 100.0, 150.0])),
     "lower": st.one_of(st.none(), st.sampled_from([0.0, 20.0, 37.25, 40.0, 45.5, 60.0, -1.0])),
@@ -308,7 +323,7 @@ adjust_values = {
     "max_step_s": st.one_of(st.none(), st.sampled_from([15.0, 40.0, 0.0])),
 }
 # Ending is rarer: debrief and ended leave little to explore for the rest of a run.
-COMMAND_KINDS = ("pause", "consent", "decline", "offer", "complete", "suds", "choose")
+COMMAND_KINDS = ("pause", "consent", "decline", "offer", "complete", "suds", "choose", "ready")
 commands = st.builds(
     Command,
     dts,
@@ -360,6 +375,7 @@ actions = st.one_of(
         commands,
     ),
     st.builds(LongExposure, st.sampled_from([0.0, 2.0])),
+    st.builds(ReadyAfterPause, st.sampled_from(["client", "therapist", "grounding"])),
 )
 
 # Transitions seen in one test run: (from, trigger, to).
@@ -512,6 +528,8 @@ class SessionMachine(RuleBasedStateMachine):
             return self.tracked in OFFERS and self._monitoring_ok(t) and not self._held_high(t)
         if isinstance(inp, AdjustThresholds):
             return self._adjusted(inp) is not None
+        if isinstance(inp, ReadyToContinue):
+            return self.tracked in READY_STATES
         return None
 
     # ---- driving ---------------------------------------------------------------------------------
@@ -843,7 +861,10 @@ class SessionMachine(RuleBasedStateMachine):
     def do_client_pause(self, a: ClientPause) -> None:
         prev = self.tracked
         prev_reason = self.s.snapshot().pause_reason
-        repeat = (prev in (S.PAUSED, S.GROUNDING) and prev_reason is PauseReason.CLIENT) or (
+        ready = self.s.snapshot().client_ready  # a pause withdraws it: that is news
+        repeat = (
+            prev in (S.PAUSED, S.GROUNDING) and prev_reason is PauseReason.CLIENT and not ready
+        ) or (
             prev in (S.CALIBRATING, S.READY, S.STEP_COMPLETE, S.DEBRIEF, S.ENDED)
             and C in self.acked
         )
@@ -883,7 +904,7 @@ class SessionMachine(RuleBasedStateMachine):
     def do_command(self, a: Command) -> None:
         t = self._later(a.dt)
         arg = a.arg
-        client_sends = a.kind in ("consent", "decline", "suds", "choose")
+        client_sends = a.kind in ("consent", "decline", "suds", "choose", "ready")
         if a.kind == "pause":  # both may: the "wrong" one is the system
             role = {"right": C, "wrong": T}.get(a.who, SYS)
         else:
@@ -905,10 +926,60 @@ class SessionMachine(RuleBasedStateMachine):
             inp = EndSession(t, role)
         elif a.kind == "suds":
             inp = SudsAnswer(t, role, arg * 40 if isinstance(arg, int) else 101)
+        elif a.kind == "ready":
+            self._send_request(ReadyToContinue(t, role))
+            return
         else:
             tech = arg if isinstance(arg, GroundingTechnique) else "yoga"
             inp = ChooseGrounding(t, role, tech)  # type: ignore[arg-type]
         self._send(inp)
+
+    def _send_request(self, inp: ReadyToContinue) -> None:
+        """A request never resumes (or changes) anything by itself: the session given it does
+        exactly what a copy given a Tick at the same time does, plus one `client_ready` event the
+        first time it is said during a pause."""
+        twin = copy.deepcopy(self.s)
+        said = self.s.snapshot().client_ready
+        events = self._send(inp)
+        event(f"ready request {'refused' if events is None else 'taken'}")
+        if events is None:
+            return  # refused: _send checked that nothing changed
+        expected = twin.handle(Tick(inp.t))
+        told = [e for e in events if e.kind == "client_ready"]
+        assert len(told) == (0 if said else 1), "a request told the therapist twice (or never)"
+        assert all(e.actor is C and e.to_state is e.from_state for e in told)
+        rest = [e for e in events if e.kind != "client_ready"]
+
+        def shape(e: SessionEvent) -> Any:
+            return (e.t, e.kind, e.actor, e.from_state, e.to_state, e.reason, dict(e.values))
+
+        assert _same([shape(e) for e in rest], [shape(e) for e in expected]), (
+            "a ready request changed what the session did"
+        )
+        plain = {"seq": 0, "client_ready": False, "client_ready_t": None}
+        assert _same(replace(self.s.snapshot(), **plain), replace(twin.snapshot(), **plain)), (
+            "a ready request changed the session"
+        )
+
+    def do_ready_after_pause(self, a: ReadyAfterPause) -> None:
+        if not self._to_exposing():
+            return
+        t = self._later(0.5)
+        if a.how == "grounding":
+            self._send(ChooseGrounding(t, C, GroundingTechnique.PACED_BREATHING))
+        else:
+            self._send(Pause(t, C if a.how == "client" else T))
+        state = now(self.s)
+        assert state in READY_STATES
+        self._send_request(ReadyToContinue(self._later(0.5), C))
+        assert now(self.s) is state, "a ready request changed the state"
+        if self.th.lower <= 0:
+            return  # nothing is below 0: no recovery to wait for
+        self._hold(below(self.th.lower), math.floor(self.now) + 1.0, self.th.recovery_s, 1.0)
+        # not the system's pause: nothing is offered, even with auto_offer, ready or not
+        assert now(self.s) is S.RECOVERED, f"after recovery: {now(self.s)}"
+        self._send_request(ReadyToContinue(self._later(0.5), C))
+        assert now(self.s) is S.RECOVERED
 
     def do_goto(self, a: Goto) -> None:
         self._goto(a.state)
@@ -1022,6 +1093,8 @@ class SessionMachine(RuleBasedStateMachine):
             self.do_goto(action)
         elif isinstance(action, LongExposure):
             self.do_long_exposure(action)
+        elif isinstance(action, ReadyAfterPause):
+            self.do_ready_after_pause(action)
         else:
             assert isinstance(action, ConsentAtDwell)
             self.do_consent_at_dwell(action)
@@ -1040,6 +1113,33 @@ class SessionMachine(RuleBasedStateMachine):
                 continue
         assert _same(log, self.log)
         assert _same(again.snapshot(), self.s.snapshot())
+        self._requests_change_nothing_later()
+
+    def _requests_change_nothing_later(self) -> None:
+        """Nor later: with every taken request replaced by a Tick at its time (a refused one
+        dropped, as it changed nothing), the same transitions happen and the session ends the
+        same (a request that armed something, e.g. an automatic resume, would show here)."""
+        if not any(isinstance(i, ReadyToContinue) for i in self.inputs):
+            return
+        probe, plain = self.make(), self.make()
+        without: list[SessionEvent] = []
+        for inp in self.inputs:
+            try:
+                probe.handle(inp)
+            except CommandError:
+                continue
+            without += plain.handle(Tick(inp.t) if isinstance(inp, ReadyToContinue) else inp)
+
+        def moves(events: list[SessionEvent]) -> list[Any]:
+            return [
+                (e.t, e.actor, e.from_state, e.to_state, e.reason.split(":", 1)[0])
+                for e in events
+                if e.kind == "transition"
+            ]
+
+        assert _same(moves(self.log), moves(without)), "a ready request changed what came later"
+        keep = {"seq": 0, "client_ready": False, "client_ready_t": None}
+        assert _same(replace(self.s.snapshot(), **keep), replace(plain.snapshot(), **keep))
 
     @invariant()
     def session_invariants(self) -> None:

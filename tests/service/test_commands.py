@@ -43,6 +43,7 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "suds": {"value": 55},
     "choose_grounding": {"technique": "sensory_5_4_3_2_1"},
     "recalibrate": {"reason": "calm now, the first calibration was right after the stairs"},
+    "ready": {},
 }
 
 
@@ -81,6 +82,7 @@ def test_the_issue_role_rules_hold() -> None:
         "decline",
         "suds",
         "choose_grounding",
+        "ready",
     }
     assert set(allowed_commands("therapist")) == {
         "pause",

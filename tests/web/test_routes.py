@@ -236,7 +236,14 @@ async def test_client_page_gets_snapshot_then_updates(dash: Dash) -> None:
     ) as ws:
         hello = await recv(ws, "hello")
         assert hello["role"] == "client"
-        assert set(hello["commands"]) == {"pause", "consent", "decline", "suds", "choose_grounding"}
+        assert set(hello["commands"]) == {
+            "pause",
+            "consent",
+            "decline",
+            "suds",
+            "choose_grounding",
+            "ready",
+        }
         snap = await recv(ws, "snapshot")
         assert snap["session"]["consent_needed"] is True
         assert snap["session"]["step_title"] == "Look at photo"
