@@ -4,6 +4,9 @@ A recording cut short by a crash reads back up to its last flush: a last line wi
 (the write was interrupted) is skipped and reported in `RecordingInfo.partial_lines`, and the
 sidecar still says `status: recording`, which `RecordingInfo.incomplete` reports. Anything else
 that does not parse is a RecordingError naming the file and line.
+
+Recordings of an older format version are read through `biofeedback.recording.migrate` (the files
+are not changed; `RecordingInfo.format_version` says what was on disk); a newer one is refused.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import numpy.typing as npt
 
 from biofeedback.errors import ParseError, RecordingError
 from biofeedback.recording.inputs import InputDecoder, RecordedInput
+from biofeedback.recording.migrate import migrate_sidecar, table_optional
 from biofeedback.recording.recorder import STATUS_COMPLETE
 from biofeedback.recording.schema import (
     AROUSAL,
@@ -29,6 +33,7 @@ from biofeedback.recording.schema import (
     FORMAT_NAME,
     FORMAT_VERSION,
     FREQUENCY,
+    GAPS,
     INPUTS,
     METRICS,
     SIDECAR,
@@ -112,7 +117,13 @@ def iter_rows(path: Path, spec: TableSpec, partial: _Partial | None = None) -> I
 
 
 def read_sidecar(session_dir: Path) -> dict[str, Any]:
-    """The parsed session.json; RecordingError when missing, not JSON, or another format."""
+    """The parsed session.json in the current format (an older version migrated, its
+    `FormatVersion` then being the current one); RecordingError when missing, not JSON, another
+    format, or a newer version."""
+    return _read_sidecar(session_dir)[0]
+
+
+def _read_sidecar(session_dir: Path) -> tuple[dict[str, Any], int]:
     path = Path(session_dir) / SIDECAR
     try:
         text = path.read_text(encoding="utf-8")
@@ -128,12 +139,8 @@ def read_sidecar(session_dir: Path) -> dict[str, Any]:
         ) from exc
     if not isinstance(data, dict) or data.get("Format") != FORMAT_NAME:
         raise RecordingError(f'{path}: not a {FORMAT_NAME} sidecar (no "Format" field)')
-    version = data.get("FormatVersion")
-    if version != FORMAT_VERSION:
-        raise RecordingError(
-            f"{path}: format version {version!r}, this software reads version {FORMAT_VERSION}"
-        )
-    return data
+    m = migrate_sidecar(data, path)
+    return m.sidecar, m.written_version
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +152,24 @@ class RecordingInfo:
     files: dict[str, Path]  # table name -> file
     row_counts: dict[str, int]
     partial_lines: tuple[str, ...]  # notes about interrupted last lines that were skipped
+    format_version: int = FORMAT_VERSION  # the version written on disk (older ones are migrated)
+
+    @property
+    def migrated(self) -> bool:
+        """Written in an older format version and read through its migration."""
+        return self.format_version != FORMAT_VERSION
+
+    @property
+    def pipeline(self) -> dict[str, Any] | None:
+        """The sidecar's `Pipeline` (fingerprint of the code that computed the numbers); None
+        for a recording older than format 2."""
+        p = self.sidecar.get("Pipeline")
+        return p if isinstance(p, dict) else None
+
+    @property
+    def dropped_rows(self) -> int:
+        """Rows the recorder dropped while the disk was full (see gaps.tsv)."""
+        return sum(int(r["rows"] or 0) for r in self.gaps())
 
     @property
     def client_id(self) -> str:
@@ -160,12 +185,17 @@ class RecordingInfo:
 
     @property
     def complete(self) -> bool:
-        """Closed normally: nothing can be missing."""
-        return self.status == STATUS_COMPLETE and not self.partial_lines
+        """Closed normally and nothing dropped: nothing can be missing."""
+        return (
+            self.status == STATUS_COMPLETE
+            and not self.partial_lines
+            and not self.row_counts.get(GAPS.name)
+        )
 
     @property
     def incomplete(self) -> bool:
-        """The writer never closed it (crash, kill, power loss) or it ended after an error.
+        """The writer never closed it (crash, kill, power loss), it ended after an error, or rows
+        were dropped while the disk was full (`gaps()` says which).
 
         Everything up to the writer's last flush is present; this reader recovered it.
         """
@@ -190,7 +220,10 @@ class RecordingInfo:
         spec = TABLE_BY_NAME.get(table)
         if spec is None:
             raise RecordingError(f"no table {table!r}; tables: {', '.join(TABLE_BY_NAME)}")
-        return list(iter_rows(self.files[table], spec))
+        path = self.files.get(table)
+        if path is None:  # a table the recording's format version did not have yet
+            return []
+        return list(iter_rows(path, spec))
 
     def arrays(self, table: str) -> dict[str, npt.NDArray[Any]]:
         """One table as numpy columns: numbers as float64 (n/a is NaN), booleans as float 1/0/NaN,
@@ -227,29 +260,50 @@ class RecordingInfo:
     def events(self) -> list[Row]:
         return self.rows(EVENTS.name)
 
+    def gaps(self) -> list[Row]:
+        """Rows dropped while the disk was full, per table and kind (empty: nothing dropped)."""
+        return self.rows(GAPS.name)
+
 
 def open_session(session_dir: Path) -> RecordingInfo:
     """Check a recording folder and describe it; every table is read once to validate it."""
     session_dir = Path(session_dir)
     if not session_dir.is_dir():
         raise RecordingError(f"{session_dir} is not a folder (expected a session recording)")
-    sidecar = read_sidecar(session_dir)
+    sidecar, version = _read_sidecar(session_dir)
     files: dict[str, Path] = {}
     counts: dict[str, int] = {}
     partial = _Partial()
     for spec in TABLES:
+        if table_optional(spec.name, version) and not _table_exists(session_dir, spec):
+            counts[spec.name] = 0
+            continue
         path = table_path(session_dir, spec)
         files[spec.name] = path
         counts[spec.name] = sum(1 for _ in iter_rows(path, spec, partial))
-    info = RecordingInfo(session_dir, sidecar, files, counts, tuple(partial.notes))
+    info = RecordingInfo(session_dir, sidecar, files, counts, tuple(partial.notes), version)
+    if info.migrated:
+        log.info(
+            "recording %s is format version %d: read through its migration to version %d",
+            session_dir,
+            version,
+            FORMAT_VERSION,
+        )
     if info.incomplete:
+        dropped = info.dropped_rows if counts[GAPS.name] else 0
         log.warning(
-            "recording %s is incomplete (status %r%s): read back up to its last flush",
+            "recording %s is incomplete (status %r%s%s): read back up to its last flush",
             session_dir,
             info.status,
             f", {len(info.partial_lines)} partial line(s)" if info.partial_lines else "",
+            f", {dropped} row(s) dropped while the disk was full (gaps.tsv)" if dropped else "",
         )
     return info
+
+
+def _table_exists(session_dir: Path, spec: TableSpec) -> bool:
+    plain = session_dir / spec.filename
+    return plain.exists() or plain.with_name(plain.name + ".gz").exists()
 
 
 def iter_input_rows(session_dir: Path) -> Iterator[tuple[int, RecordedInput]]:

@@ -4,6 +4,12 @@ The replay is itself recorded (a new session folder beside the others, `replay_o
 and compared with the original, table by table and cell by cell: beats, revisions, metrics,
 frequency, arousal and events must be identical for a deterministic core. The comparison works on
 the written text, whose floats round-trip exactly, so "identical" means bit-identical numbers.
+
+When they differ, the result says why it expects them to, or that it does not: the recording was
+made by another pipeline (its sidecar's `Pipeline` fingerprint or library versions differ from
+this software's), it predates pipeline fingerprints (format version 1, read through migration),
+or it lost rows while its disk was full (gaps.tsv). Only a difference with the same pipeline and
+no gaps is a failure to reproduce.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from biofeedback.errors import ParseError, RecordingError
 from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import RecordedInput, build_dataclass
+from biofeedback.recording.pipeline import pipeline_identity
 from biofeedback.recording.reader import (
     RecordingInfo,
     iter_input_rows,
@@ -31,6 +38,7 @@ from biofeedback.recording.schema import (
     AROUSAL,
     BEATS,
     EVENTS,
+    FORMAT_VERSION,
     FREQUENCY,
     METRICS,
     REVISIONS,
@@ -71,10 +79,98 @@ class ReplayResult:
     replay: Path
     inputs: int
     differences: tuple[str, ...]  # empty: the replay reproduced the recording exactly
+    source_format: int = FORMAT_VERSION  # the recording's format version on disk
+    source_pipeline: dict[str, Any] | None = None  # None: recorded before fingerprints (v1)
+    replay_pipeline: dict[str, Any] | None = None
+    dropped_rows: int = 0  # rows the recording lost while its disk was full
 
     @property
     def identical(self) -> bool:
         return not self.differences
+
+    @property
+    def migrated(self) -> bool:
+        """The recording is an older format version, read through its migration."""
+        return self.source_format != FORMAT_VERSION
+
+    @property
+    def pipeline_changes(self) -> list[str] | None:
+        """What differs between the recording's pipeline and the replay's (code fingerprint,
+        library versions); None when the recording names no pipeline (format version 1)."""
+        if self.source_pipeline is None or self.replay_pipeline is None:
+            return None
+        return _pipeline_changes(self.source_pipeline, self.replay_pipeline)
+
+    @property
+    def pipeline_changed(self) -> bool | None:
+        """The recording was made by other pipeline code or libraries; None: cannot tell."""
+        changes = self.pipeline_changes
+        return None if changes is None else bool(changes)
+
+    @property
+    def verdict(self) -> str:
+        """One line: identical, different for a known reason, or not reproduced."""
+        if self.identical:
+            return (
+                "identical: beats, metrics, arousal and every session decision match the recording"
+            )
+        n = len(self.differences)
+        changes = self.pipeline_changes
+        if changes:
+            return (
+                f"different ({n} difference(s)), expected: the pipeline changed since the "
+                f"recording ({'; '.join(changes)}), so its numbers differ"
+            )
+        if changes is None:
+            return (
+                f"different ({n} difference(s)), expected: the recording is format version "
+                f"{self.source_format}, made before recordings named their pipeline; the "
+                "pipeline or the format changed since, so its numbers differ"
+            )
+        if self.dropped_rows:
+            return (
+                f"different ({n} difference(s)), expected: the recording lost "
+                f"{self.dropped_rows} row(s) while its disk was full (see its gaps.tsv)"
+            )
+        fp = self.replay_pipeline.get("fingerprint") if self.replay_pipeline else None
+        return (
+            f"DIFFERENT from the recording ({n} difference(s)) with the same pipeline ({fp}): "
+            "the replay does not reproduce it"
+        )
+
+    @property
+    def notes(self) -> tuple[str, ...]:
+        """What the reader of the verdict should also know (migration, an unchanged result
+        despite a pipeline change, gaps)."""
+        out: list[str] = []
+        if self.migrated:
+            out.append(
+                f"the recording is format version {self.source_format}, read through its "
+                f"migration to version {FORMAT_VERSION}"
+            )
+        changes = self.pipeline_changes
+        if self.identical and changes:
+            out.append(
+                f"the pipeline changed since the recording ({'; '.join(changes)}) but not its "
+                "numbers"
+            )
+        if self.dropped_rows and (self.identical or self.pipeline_changed is not False):
+            out.append(f"the recording lost {self.dropped_rows} row(s) while its disk was full")
+        return tuple(out)
+
+
+def _pipeline_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    if old.get("fingerprint") != new.get("fingerprint"):
+        out.append(
+            f"code {old.get('fingerprint')} (biofeedback {old.get('software')}) -> "
+            f"{new.get('fingerprint')} (biofeedback {new.get('software')})"
+        )
+    libs_old, libs_new = old.get("libraries") or {}, new.get("libraries") or {}
+    for name in sorted(set(libs_old) | set(libs_new)):
+        if libs_old.get(name) != libs_new.get(name):
+            out.append(f"{name} {libs_old.get(name)} -> {libs_new.get(name)}")
+    return out
 
 
 def record_output(rec: SessionRecorder, out: CoreOutputLike) -> None:
@@ -150,9 +246,19 @@ def replay_session(
         if snap is not None:
             rec.snapshot(snap)
     diffs = tuple(compare_sessions(session_dir, rec.path)) if compare else ()
+    result = ReplayResult(
+        Path(session_dir),
+        rec.path,
+        n,
+        diffs,
+        source_format=info.format_version,
+        source_pipeline=info.pipeline,
+        replay_pipeline=pipeline_identity(),
+        dropped_rows=info.dropped_rows,
+    )
     if diffs:
-        log.warning("replay of %s differs from the recording: %s", session_dir, diffs[0])
-    return ReplayResult(Path(session_dir), rec.path, n, diffs)
+        log.warning("replay of %s: %s; first: %s", session_dir, result.verdict, diffs[0])
+    return result
 
 
 def _lines(path: Path) -> Iterator[bytes]:

@@ -275,11 +275,22 @@ def write_report(session_dir: Path, out_dir: Path) -> Path:
         for b in s.guidance
     ]
     warn = ""
-    if s.incomplete:
+    if s.incomplete and (info.status != "complete" or info.partial_lines):
         parts = [f"status {info.status!r}", *list(info.partial_lines)]
         warn = (
             '<p class="warn">This recording is incomplete (the service stopped without closing '
             f"it): shown up to its last flush. {html.escape('; '.join(parts))}</p>"
+        )
+    gaps = info.gaps()
+    if gaps:
+        lost = "; ".join(
+            f"{g['rows']} {g['table']} {g['kind']} row(s) from {_clock(g['from_t'])} "
+            f"to {_clock(g['to_t'])}"
+            for g in gaps
+        )
+        warn += (
+            '<p class="warn">Rows were dropped while the disk was full (gaps.tsv): '
+            f"{html.escape(lost)}. {html.escape(str(gaps[0]['reason']))}</p>"
         )
     imgs = "".join(
         f'<h2>{html.escape(title)}</h2><p><img src="{p.name}" alt="{html.escape(title)}"></p>'

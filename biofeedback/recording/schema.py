@@ -28,7 +28,10 @@ from typing import Any
 from biofeedback.errors import ParseError
 
 FORMAT_NAME = "biofeedback-session"
-FORMAT_VERSION = 1
+# Version 2 added gaps.tsv and the sidecar's `Pipeline`; version 1 recordings are migrated on read
+# (biofeedback.recording.migrate). Bump it whenever a reader of the old version would misread a
+# new recording, and add the migration from the old one.
+FORMAT_VERSION = 2
 SIDECAR = "session.json"
 NA = "n/a"
 
@@ -233,7 +236,30 @@ EVENTS = TableSpec(
     ),
 )
 
-TABLES: tuple[TableSpec, ...] = (INPUTS, BEATS, REVISIONS, METRICS, FREQUENCY, AROUSAL, EVENTS)
+GAPS = TableSpec(
+    "gaps",
+    "Rows the recorder dropped because the disk would not take them and its memory budget was "
+    "used up (samples first, events only when nothing else was left), one row per table and kind.",
+    (
+        Column("from_t", _F, _S, "time of the first dropped row (" + _CLOCK + ")"),
+        Column("to_t", _F, _S, "time of the last dropped row"),
+        Column("table", _T, "", "the table the rows were meant for (inputs, beats, events, ...)"),
+        Column("kind", _T, "", "sample (strap data, ticks, pipeline outputs) or event"),
+        Column("rows", _I, "", "how many rows were dropped"),
+        Column("reason", _T, "", "why: the write error and the memory budget that was used up"),
+    ),
+)
+
+TABLES: tuple[TableSpec, ...] = (
+    INPUTS,
+    BEATS,
+    REVISIONS,
+    METRICS,
+    FREQUENCY,
+    AROUSAL,
+    EVENTS,
+    GAPS,
+)
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 
 # ---- cell encoding --------------------------------------------------------------------------

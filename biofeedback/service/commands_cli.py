@@ -72,10 +72,11 @@ def run_replay(args: argparse.Namespace, config: AppConfig) -> int:
     result = replay_session(session, out_root, core_factory=core_from_recording)
     print(f"replayed {result.inputs} inputs of {session}")
     print(f"replay written to {result.replay}")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(result.verdict)
     if result.identical:
-        print("identical: beats, metrics, arousal and every session decision match the recording")
         return 0
-    print("DIFFERENT from the recording:")
     for line in result.differences:
         print(f"  {line}")
     return 1

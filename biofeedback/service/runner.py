@@ -193,7 +193,15 @@ class SessionRunner:
         if self._recording_error is not None and getattr(self.recorder, "error", None) is None:
             # The rows held in memory were written after all: say so as loudly as the failure.
             self._recording_error = None
-            log.warning("recording works again; nothing was lost")
+            dropped = sum(getattr(self.recorder, "dropped_rows", {}).values())
+            if dropped:
+                log.warning(
+                    "recording works again; %d row(s) were dropped while the disk was full "
+                    "(recorded in gaps.tsv)",
+                    dropped,
+                )
+            else:
+                log.warning("recording works again; nothing was lost")
             self.publisher.publish_kind(
                 self._client,
                 Topic.EVENT,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 from biofeedback.exposure.messages import Role, SessionEvent, SessionState
 from biofeedback.recording import SessionRecorder
 from biofeedback.recording.synthetic import Step, synthetic_session
+from biofeedback.recording.writer import OsDisk
 
 START_T = 1_764_000_000.0
 
@@ -95,3 +98,25 @@ def record_scripted(root: Path, *, client_id: str = "client-1", seed: int = 0) -
             rec.events(due)
         rec.events(evs)
     return rec.path
+
+
+class FullDisk(OsDisk):
+    """The real disk, except that while `full` is set every write fails as a full disk does
+    (the writer's seam; tests/recording/test_spill.py also fills a real filesystem)."""
+
+    def __init__(self) -> None:
+        self.full = False
+        self.failed_writes = 0
+
+    def _check(self) -> None:
+        if self.full:
+            self.failed_writes += 1
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def write(self, fd: int, data: memoryview) -> int:
+        self._check()
+        return super().write(fd, data)
+
+    def replace_file(self, path: Path, text: str) -> None:
+        self._check()
+        super().replace_file(path, text)

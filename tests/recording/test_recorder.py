@@ -81,6 +81,7 @@ def test_compressed_recording_reads_the_same(tmp_path: Path) -> None:
 def test_sidecar_meta_snapshot_and_status(tmp_path: Path) -> None:
     rec = SessionRecorder(tmp_path, client_id="c7", meta={"start_t": START_T, "protocol": "p1"})
     rec.set_meta(device={"name": "H10", "firmware": "5.0"}, battery_pct=80)
+    rec.flush()  # set_meta asks the writer at once; flush waits for it
     side = json.loads((rec.path / "session.json").read_text())
     assert side["meta"]["device"]["firmware"] == "5.0"
     assert side["status"] == "recording"
@@ -155,7 +156,9 @@ def test_bad_ids_are_refused(tmp_path: Path, bad: str) -> None:
 
 
 def test_flush_is_at_most_once_a_second(tmp_path: Path) -> None:
-    rec = SessionRecorder(tmp_path, client_id="c", meta={})
+    # Without the writer thread the write happens inside flush_if_due, so sizes can be checked
+    # right after it; the threaded writer is asked by the same cadence (test_writer_thread).
+    rec = SessionRecorder(tmp_path, client_id="c", meta={}, writer_thread=False)
     inputs = rec.path / "inputs.tsv"
     size0 = inputs.stat().st_size
     rec.flush_if_due(100.0)  # first call flushes (nothing pending yet)
@@ -166,6 +169,7 @@ def test_flush_is_at_most_once_a_second(tmp_path: Path) -> None:
     rec.flush_if_due(101.0)
     assert inputs.stat().st_size > size0
     assert rec.pending_rows == 0
+    assert rec.durable_rows["inputs"] == 1
     rec.close()
 
 

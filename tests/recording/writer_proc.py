@@ -2,9 +2,10 @@
 
     python -m tests.recording.writer_proc ROOT SEED [fsize_limit]
 
-After every flush it prints `flushed <input rows on disk>` so the parent knows what must survive a
-SIGKILL. With `fsize_limit` it lowers RLIMIT_FSIZE mid-session to make writes fail like a full disk,
-reports the RecordingError, lifts the limit again and checks that nothing was lost.
+Whenever the writer thread has synced more input rows it prints `flushed <input rows on disk>` so
+the parent knows what must survive a SIGKILL. With `fsize_limit` it lowers RLIMIT_FSIZE
+mid-session to make writes fail like a full disk, reports the RecordingError, lifts the limit
+again and checks that nothing was lost.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ def main() -> None:
     sys.stdout.write(f"path {rec.path}\n")
     sys.stdout.flush()
     failed = False
+    reported = 0
     # Ten hours, paced a little, so the writer is always still running when it is killed.
     for n, s in enumerate(synthetic_session(36_000, start_t=START_T, seed=seed)):
         time.sleep(0.0002)
@@ -43,7 +45,6 @@ def main() -> None:
             soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize_limit, hard))
         try:
-            before = rec.pending_rows
             rec.flush_if_due(time.monotonic())
         except RecordingError as exc:
             if fsize_limit is None or failed:
@@ -53,8 +54,10 @@ def main() -> None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
             rec.flush()  # the data kept in memory goes to disk now
             sys.stdout.write(f"recovered {rec.pending_rows}\n")
-        if before and not rec.pending_rows:
-            sys.stdout.write(f"flushed {rec.rows['inputs']}\n")
+        durable = rec.durable_rows["inputs"]
+        if durable > reported:
+            reported = durable
+            sys.stdout.write(f"flushed {durable}\n")
             sys.stdout.flush()
         if fsize_limit is not None and n == 1500:
             break
