@@ -34,9 +34,6 @@ class SegmentStore:
         self.corrected = bytearray()
         self.contact = bytearray()  # CONTACT_CODES index of the flag the beat came with
 
-    def __len__(self) -> int:
-        return self.base + len(self.t)
-
     def clear(self) -> None:
         self.base = 0
         del self.t[:], self.x[:], self.raw[:], self.corrected[:], self.contact[:]
