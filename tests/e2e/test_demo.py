@@ -53,7 +53,14 @@ def _port_free(port: int) -> bool:
 
 CLIENT = "client-001"  # the demo's client (config/biofeedback.toml)
 # What a therapist's dashboard may send (docs/dashboard.md), written out here, not imported.
-THERAPIST_COMMANDS = ["adjust_thresholds", "complete_step", "end", "offer_step", "pause"]
+THERAPIST_COMMANDS = [
+    "adjust_thresholds",
+    "complete_step",
+    "end",
+    "offer_step",
+    "pause",
+    "recalibrate",
+]
 
 
 class Demo:
