@@ -12,6 +12,8 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from biofeedback.web import next_action
+
 JsonDict = dict[str, Any]
 
 # session states in which exposure is not running because something paused it; the charts shade
@@ -205,14 +207,24 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
     offer = text(_get(payload, "offer"), 20)
     checkin_raw = _get(payload, "checkin_due", "suds_due")
     menu = _get(payload, "grounding_menu")
-    return {
+    pause_reason = text(_get(payload, "pause_reason", "reason"), 200)
+    reasons = _texts(_get(payload, "pause_reasons"), 8, 40)
+    if state not in PAUSED_STATES:
+        reasons = []
+    elif not reasons and pause_reason:
+        reasons = [pause_reason]  # a payload from before pause_reasons
+    view: JsonDict = {
         "t": payload_time(payload),
         "state": state,
         "paused": state in PAUSED_STATES if state else None,
         "consent_needed": consent_needed,
         "consent_text": text(consent_raw, 600) if isinstance(consent_raw, str) else None,
         "consent_for": offer or ("resume" if state == "resume_offered" else "step"),
-        "pause_reason": text(_get(payload, "pause_reason", "reason"), 200),
+        "pause_reason": pause_reason,
+        # every reason of the current pause, oldest first ("arousal", then "client")
+        "pause_reasons": reasons,
+        "paused_since": num(_get(payload, "paused_since"), 0.0),
+        "state_since_t": num(_get(payload, "state_since_t"), 0.0),
         "step_index": step_index,
         "step_title": step_title,
         "step_description": step_description,
@@ -232,7 +244,11 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
         "monitoring_ok": _bool(_get(payload, "monitoring_ok")),
         "device_connected": _bool(_get(payload, "device_connected")),
         "calibrated": _bool(_get(payload, "calibrated")),
+        "calibration_failed": _get(payload, "calibration_failed") is True,
         "calibration_detail": text(_get(payload, "calibration_detail"), 300),
+        # the running calibration: when it began (None: waiting for the first beat) and its length
+        "calibration_started_t": num(_get(payload, "calibration_started_t"), 0.0),
+        "calibration_s": num(_get(payload, "calibration_s"), 0.0, 86_400.0),
         "recalibrating": _get(payload, "recalibrating") is True,
         "calibration_reason": text(_get(payload, "calibration_reason"), 200),
         "calibration_notes": _texts(_get(payload, "calibration_notes"), 6, 300),
@@ -242,7 +258,16 @@ def session_view(payload: Mapping[str, Any]) -> JsonDict:
         if isinstance(menu, list)
         else [],
         "suds": _suds(_get(payload, "suds")),
+        "technique": text(_get(payload, "guidance.technique"), 40),
+        # the client said "I'm ready to continue" during this pause (a request, never a resume)
+        "client_ready": _get(payload, "client_ready") is True,
+        "client_ready_t": num(_get(payload, "client_ready_t"), 0.0),
     }
+    # the therapist's words: the state, what Offer does now, and what comes next
+    view["state_label"] = next_action.state_label(view)
+    view["offer_action"] = next_action.offer_action(view)
+    view["next"] = next_action.next_line(view)
+    return view
 
 
 def _texts(raw: Any, most: int, limit: int) -> list[str]:
