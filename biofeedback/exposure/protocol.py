@@ -91,7 +91,10 @@ class ExposureProtocol:
     guidance: GuidancePrefs = field(default_factory=GuidancePrefs)
     checkins: CheckinCadence = field(default_factory=CheckinCadence)
     options: SessionOptions = field(default_factory=SessionOptions)
-    calibration_s: float = 120.0
+    # Three non-overlapping minutes: the smallest calibration whose median over minutes rejects
+    # one atypical minute and that measures the client's own minute-to-minute spread
+    # (docs/arousal.md, "Baseline").
+    calibration_s: float = 180.0
     description: str = ""
     source: str = "<protocol>"
 
@@ -282,7 +285,7 @@ def parse_protocol(text: str, source: str = "<protocol>") -> ExposureProtocol:
     if not name:
         raise r.error(("name",), "must not be empty")
     description = r.string(top, (), "description", "")
-    calibration_s = r.number(top, (), "calibration_s", 120.0, lo=10.0, hi=3600.0)
+    calibration_s = r.number(top, (), "calibration_s", 180.0, lo=10.0, hi=3600.0)
 
     steps = _parse_steps(r, top)
     thresholds = _parse_thresholds(r, top)

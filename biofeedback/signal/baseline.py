@@ -101,10 +101,14 @@ def window_end_values(
 def hr_statistics(
     t: Sequence[float], fast_hr: Sequence[float], start_t: float, end_t: float, window_s: float
 ) -> tuple[float, float, int]:
-    """(centre, spread, windows) of the fast heart rate over a calibration period."""
-    centre = statistics.median(fast_hr)
+    """(centre, spread, windows) of the fast heart rate over a calibration period.
+
+    The centre is the median of the per-window medians: from three windows on, one atypical
+    minute (the calmest, or one with a cough and a shift in the chair) cannot set it.
+    """
     within = _mad_sd(fast_hr)
     wins = window_medians(t, fast_hr, window_bounds(start_t, end_t, window_s))
+    centre = statistics.median(wins) if wins else statistics.median(fast_hr)
     k = max(1, len(wins))
     between = _between(wins, BETWEEN_MINUTE_HR_BPM)
     return centre, math.sqrt(within * within + between * between * (1.0 + 1.0 / k)), k

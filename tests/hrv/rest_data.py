@@ -146,7 +146,7 @@ def stress_predict_rests(root: Path) -> Iterator[Rest]:
 
 
 def default_protocol() -> ExposureProtocol:
-    """The defaults: 120 s calibration, upper 70 held 10 s."""
+    """The defaults: a 180 s calibration, upper 70 held 10 s."""
     return ExposureProtocol(name="defaults", steps=(Step("rest", "sit", 60.0),))
 
 
@@ -257,8 +257,10 @@ def table(root: Path) -> str:
     defaults and with the demo protocol, before this change and now."""
     d, m = default_protocol(), demo_protocol()
     lines = [
-        "| recording | rest scored (defaults / demo) | defaults: median arousal, pauses "
-        "(before -> now) | demo: median arousal, pauses (before -> now) |",
+        f"| recording | rest scored (defaults / demo) | defaults ({d.calibration_s:.0f} s; "
+        f"{d.thresholds.upper:g} for {d.thresholds.dwell_s:g} s): median arousal, pauses (before "
+        f"-> now) | demo ({m.calibration_s:.0f} s; {m.thresholds.upper:g} for "
+        f"{m.thresholds.dwell_s:g} s): median arousal, pauses (before -> now) |",
         "|---|---|---|---|",
     ]
     refused: dict[str, list[str]] = {"defaults": [], "demo": []}

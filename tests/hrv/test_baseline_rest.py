@@ -45,8 +45,18 @@ def test_heart_rate_centre_ignores_a_burst_and_spread_adds_minute_to_minute_vari
     assert spread == pytest.approx(math.sqrt(within**2 + BETWEEN_MINUTE_HR_BPM**2 * 1.5))
     burst = hr[:100] + [110.0] * 20  # the client shifts in the chair for the last 20 s
     c2, _, _ = hr_statistics(t, burst, 0.0, 120.0, 60.0)
-    assert c2 == 71.0  # a mean would say 76.7
+    assert c2 == 70.5  # median of the two minutes' medians (70, 71); a mean would say 76.7
     assert statistics.fmean(burst) > 76.0
+
+
+def test_from_three_minutes_one_atypical_minute_cannot_set_the_centre() -> None:
+    t = [float(i) for i in range(1, 181)]
+    calm = [70.0 + (1.0 if i % 2 else -1.0) for i in range(120)]
+    for last in (58.0, 90.0):  # the calmest minute, or one with talking and moving
+        hr = calm + [last + (1.0 if i % 2 else -1.0) for i in range(60)]
+        centre, _, k = hr_statistics(t, hr, 0.0, 180.0, 60.0)
+        assert (centre, k) == (70.0, 3)
+        assert abs(statistics.median(hr) - 70.0) >= 1.0  # all beats together would be moved
 
 
 def test_a_short_calibration_uses_the_prior_a_long_one_its_own_minute_to_minute_spread() -> None:
@@ -118,7 +128,6 @@ def test_heart_rate_only_calibration_says_so() -> None:
 
 # ---- the targets on the shared recordings ---------------------------------------------------
 
-SHORT_REST_S = 300.0
 # Expected to pass the quality gate: ECG, NN and strap series; wrist PPG mostly does not.
 MUST_CALIBRATE = {
     "drivedb-17a",
@@ -135,17 +144,19 @@ MUST_CALIBRATE = {
 @pytest.mark.slow
 def test_rest_after_calibration_reads_rest_and_never_pauses(shared_data: Path) -> None:
     """Median arousal over the rest after a calibration at its start is 15-35, and neither the
-    default thresholds (70 for 10 s, 120 s calibration) nor the demo protocol's (60 for 5 s, 60 s
+    default thresholds (70 for 10 s, 180 s calibration) nor the demo protocol's (60 for 5 s, 60 s
     calibration) pause during it, on every shared recording with a rest longer than the
     calibration whose calibration the quality gate accepts.
 
-    The median over less than 5 minutes of rest is itself noisy: on drivedb-17a, medians over
-    successive 3-minute stretches of the same calibrated rest range from 11 to 26
-    (docs/arousal.md); such short rests are held to 10-40.
+    Wrist PPG (Stress-Predict, an Empatica E4, not a chest strap) is held to "no pause" only: its
+    dropouts leave arousal on heart rate alone for most of the rest, and the rest before a
+    announced stress task is not always rest (docs/arousal.md: S07's heart rate is 5 bpm above
+    its calibration all along). Its medians are in the table of docs/arousal.md.
     """
     failures: list[str] = []
     accepted: dict[str, set[str]] = {"defaults": set(), "demo": set()}
     for rest in rests(shared_data):
+        wrist = rest.name.startswith("Stress-Predict")
         for label, proto in (("defaults", default_protocol()), ("demo", demo_protocol())):
             if not longer_than(rest, proto.calibration_s):
                 continue
@@ -153,12 +164,11 @@ def test_rest_after_calibration_reads_rest_and_never_pauses(shared_data: Path) -
             if s.refused is not None:
                 continue
             accepted[label].add(rest.name)
-            lo, hi = (15.0, 35.0) if s.scored_s >= SHORT_REST_S else (10.0, 40.0)
             what = f"{rest.name} ({label}, {s.scored_s / 60:.1f} min)"
             if s.pauses:
                 failures.append(f"{what}: {s.pauses} pause(s) at rest")
-            if not lo <= s.median <= hi:
-                failures.append(f"{what}: median arousal {s.median:.1f} outside {lo:g}-{hi:g}")
+            if not wrist and not 15.0 <= s.median <= 35.0:
+                failures.append(f"{what}: median arousal {s.median:.1f} outside 15-35")
             if rest.name in MUST_CALIBRATE and s.known_share < 0.9:
                 # (the Polar H10's frequent PVCs make arousal unknown part of the time: quality)
                 failures.append(f"{what}: arousal known for only {s.known_share:.0%}")
