@@ -1,7 +1,11 @@
-"""Signal benchmarks: streaming per-beat cost vs per-beat neurokit2, offline throughput, memory.
+"""Signal benchmarks: the live path per beat, offline throughput, memory, side by side with the
+previous (neurokit2-based) artifact stage run in the same invocation.
 
-Run: .venv/bin/python bench/bench_signal.py [--quick]
-Prints a Markdown table for docs/benchmarks.md ("## Signal"). Numbers depend on machine load.
+Run: .venv/bin/python bench/bench_signal.py [--quick] [--old REV]
+Prints a Markdown table for docs/benchmarks.md ("## Signal"). Numbers depend on machine load:
+CPU time (`process_time`) is reported next to wall time because the machine is shared.
+`--old REV` (default: the commit before the native detector) runs that commit's pipeline from
+`git archive` in a subprocess for the "previous stage" rows.
 """
 
 from __future__ import annotations
@@ -100,36 +104,159 @@ def neurokit_per_beat(
     return best, best_cpu, worst
 
 
-def component_costs(t: np.ndarray, rr: np.ndarray) -> tuple[float, float]:
-    """(ms per artifact-detector run on 64 beats, ms per spectrum on a 120 s window)."""
-    from biofeedback.signal.artifacts import detect
+def component_costs(t: np.ndarray, rr: np.ndarray) -> tuple[float, float, float]:
+    """(µs CPU per native detector push, ms per spectrum on a 120 s window, ms per spectrum the
+    previous way: scipy interp1d + welch)."""
+    from scipy.interpolate import interp1d
+    from scipy.signal import welch
+
+    from biofeedback.signal.artifacts import Detector
     from biofeedback.signal.frequency import frequency_domain
 
-    x = np.rint(rr[:64] * 1000).astype(np.int64).tolist()
-    detect(x)
-    t0 = time.perf_counter()
-    for _ in range(30):
-        detect(x)
-    det = (time.perf_counter() - t0) / 30 * 1e3
-    sel = t <= t[0] + 120
-    frequency_domain(float(t[sel][-1]), 120.0, t[sel], rr[sel], 0.1, 0.015)
-    t0 = time.perf_counter()
-    for _ in range(30):
-        frequency_domain(float(t[sel][-1]), 120.0, t[sel], rr[sel], 0.1, 0.015)
-    spec = (time.perf_counter() - t0) / 30 * 1e3
-    return det, spec
+    x = np.rint(rr * 1000).astype(np.int64).tolist()
+    best = float("inf")
+    for _ in range(3):
+        det = Detector()
+        c0 = time.process_time()
+        for v in x:
+            det.push(v)
+        best = min(best, (time.process_time() - c0) / len(x) * 1e6)
+    spec = []
+    span = int(t[-1] - t[0]) - 121
+    for lo in range(0, min(span, 1200), 47):  # windows of the lengths the stream meets
+        sel = (t >= t[0] + lo) & (t <= t[0] + lo + 120)
+        spec.append((t[sel], rr[sel]))
+
+    def old(ts: np.ndarray, xs: np.ndarray) -> None:
+        grid = np.arange(ts[0], ts[-1] + 0.01, 0.01)
+        f = interp1d(ts, xs, kind="quadratic", bounds_error=False, fill_value=(xs[0], xs[-1]))
+        y = f(grid) - np.mean(f(grid))
+        n = len(y) // 2
+        welch(y, fs=100.0, window="hann", nperseg=n, nfft=2 * n, detrend=False)
+
+    out = []
+    for fn in (
+        lambda ts, xs: frequency_domain(float(ts[-1]), 120.0, ts, xs, 0.1, 0.015),
+        old,
+    ):
+        fn(*spec[0])
+        c0 = time.process_time()
+        for ts, xs in spec:
+            fn(ts, xs)
+        out.append((time.process_time() - c0) / len(spec) * 1e3)
+    return best, out[0], out[1]
 
 
-def offline_rate(n: int, artifacts: bool, repeats: int = 3) -> float:
+def offline_rate(n: int, artifacts: bool, repeats: int = 3) -> tuple[float, float]:
+    """(wall, CPU) beats/s of compute_offline over `n` beats, best of `repeats`."""
     t, rr = fast_rr_series(n, seed=1)
     compute_offline(t[:2000], rr[:2000], None, BASELINE, artifacts=artifacts)
-    best = float("inf")
+    best = best_cpu = float("inf")
     for _ in range(repeats):
         gc.collect()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         compute_offline(t, rr, None, BASELINE, artifacts=artifacts)
         best = min(best, time.perf_counter() - t0)
-    return n / best
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return n / best, n / best_cpu
+
+
+def neurokit_whole_series(n: int) -> tuple[float, float]:
+    """(wall, CPU) beats/s of neurokit2's kubios detector over one whole series of `n` beats."""
+    import neurokit2 as nk
+
+    _, rr = fast_rr_series(n, seed=1)
+    peaks = np.concatenate(([0], np.cumsum(np.rint(rr * 1000).astype(np.int64))))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        nk.signal_fixpeaks(peaks[:2000], sampling_rate=1_000_000, iterative=False, method="kubios")
+        c0, t0 = time.process_time(), time.perf_counter()
+        nk.signal_fixpeaks(peaks, sampling_rate=1_000_000, iterative=False, method="kubios")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return n / wall, n / cpu
+
+
+_OLD = """
+import sys, time, json
+import numpy as np
+from biofeedback.signal import Baseline, SignalConfig, SignalPipeline, compute_offline
+from biofeedback.signal.synthetic import fast_rr_series, rr_series
+hours, n_off = json.loads(sys.argv[1])
+B = Baseline("bench", 0.0, 120.0, 150, 0.0, 75.0, 3.0, 3.6, 0.15, 800.0)
+t, rr = rr_series(3600 * hours, seed=7, hr_bpm=75.0)
+tl, rl = t.tolist(), rr.tolist()
+out = {}
+cfgs = (("full", SignalConfig()), ("no_spectrum", SignalConfig(frequency_cadence_s=1e12)))
+for name, cfg in cfgs:
+    best = 1e9
+    for _ in range(2):
+        p = SignalPipeline(cfg, B)
+        c0 = time.process_time()
+        for a, b in zip(tl, rl):
+            p.push_rr(a, b)
+        best = min(best, (time.process_time() - c0) / len(tl) * 1e6)
+    out[name] = best
+t2, rr2 = fast_rr_series(n_off, seed=1)
+c0, t0 = time.process_time(), time.perf_counter()
+compute_offline(t2, rr2, None, B)
+out["offline"] = [n_off / (time.perf_counter() - t0), n_off / (time.process_time() - c0)]
+print(json.dumps(out))
+"""
+
+
+def old_stage(rev: str, hours: float, n_off: int) -> dict[str, object]:
+    """The previous pipeline (neurokit2 every 8 beats on 64, old screen) from `git archive`."""
+    import json
+    import subprocess
+    import tempfile
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tmp:
+        tar = subprocess.run(
+            ["git", "archive", rev, "biofeedback"], cwd=root, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=tar, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _OLD, json.dumps([hours, n_off])],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    return dict(json.loads(out))
+
+
+def clean_series_effect() -> list[tuple[str, str, str]]:
+    """Normal beats corrected and live 60 s RMSSD vs the raw window on clean series."""
+    from biofeedback.signal.synthetic import paced_breathing_series
+
+    raw_cfg = SignalConfig(artifact_correction=False, provisional_threshold=0.0)
+    n = corrected = screened = within = windows = 0
+    for seed, hr in enumerate((55.0, 65.0, 80.0)):
+        for bpm in (4.5, 5.0, 6.0, 7.0):
+            t, rr = paced_breathing_series(bpm, 900, hr_bpm=hr, noise_ms=8.0, jitter=0.2, seed=seed)
+            off = compute_offline(t, rr)
+            raw = compute_offline(t, rr, raw_cfg)
+            n += len(t)
+            corrected += sum(a not in (None, "provisional") for a in off.artifact)
+            screened += int(off.provisional.sum())
+            late = (t - t[0]) > 60.0
+            ratio = off.long.rmssd_ms[late] / raw.long.rmssd_ms[late]
+            within += int(np.sum(np.abs(ratio - 1.0) <= 0.05))
+            windows += int(late.sum())
+    return [
+        (
+            f"paced breathing 4.5-7/min, swing 6 -> 30 bpm, 12 x 15 min ({n} beats):"
+            " normal beats corrected / screened at intake",
+            f"{100 * corrected / n:.2f} % / {100 * screened / n:.2f} %",
+            "<= 0.2 %",
+        ),
+        (
+            "same: live 60 s RMSSD within 5 % of `hrv_time` on the raw window",
+            f"{100 * within / windows:.2f} % of {windows} windows",
+            ">= 99 %",
+        ),
+    ]
 
 
 def memory_per_client(t: np.ndarray, rr: np.ndarray, clients: int = 5) -> tuple[float, float]:
@@ -187,78 +314,78 @@ def excursion(t: np.ndarray, rr: np.ndarray, cfg: SignalConfig) -> dict[str, flo
 
 
 def screen_effect() -> list[tuple[str, str, str]]:
-    """The provisional screen's effect on the simulated strap and the Polar PVC recording."""
+    """The intake screen on the simulated strap (15 min, isolated ectopic pairs): live RMSSD vs
+    the final judged series, screen off -> on."""
     from biofeedback.devices.physiology import Physiology
 
-    series: list[tuple[str, np.ndarray, np.ndarray]] = []
     ph = Physiology(start_t=1000.0, seed=1)
     beats = ph.beats_until(1900.0)
-    series.append(
-        (
-            "simulated strap (15 min, seed 1)",
-            np.asarray([b.t for b in beats]),
-            np.asarray([b.rr_s * 1000.0 for b in beats]),
-        )
-    )
-    polar = Path(__file__).resolve().parents[2] / "shared/data/polar-h10-ecg-pvc/polar_h10.csv"
-    if polar.exists():
-        import pandas as pd
-
-        rr = pd.read_csv(polar)["rr_ms"].dropna().to_numpy(dtype=float)
-        series.append(("Polar H10 with PVCs (798 beats)", 1000.0 + np.cumsum(rr) / 1000.0, rr))
+    t = np.asarray([b.t for b in beats])
+    rr = np.asarray([b.rr_s * 1000.0 for b in beats])
+    name = "simulated strap (15 min, seed 1)"
+    on = excursion(t, rr, SignalConfig())
+    off = excursion(t, rr, SignalConfig(provisional_threshold=0.0))
     rows = []
-    for name, t, rr in series:
-        on = excursion(t, rr, SignalConfig())
-        off = excursion(t, rr, SignalConfig(provisional_threshold=0.0))
-        for w, label in (("short", "30 s"), ("long", "60 s")):
-            rows.append(
-                (
-                    f"{name}: worst live / judged RMSSD {label}, screen off -> on",
-                    f"{off[w]:.2f} ({off[w + '_ms']:.0f} vs {off[w + '_judged_ms']:.0f} ms)"
-                    f" -> {on[w]:.2f} ({on[w + '_ms']:.0f} vs {on[w + '_judged_ms']:.0f} ms)",
-                    "-",
-                )
-            )
-            rows.append(
-                (
-                    f"{name}: lowest live / judged RMSSD {label}, screen off -> on",
-                    f"{off[w + '_low']:.2f} -> {on[w + '_low']:.2f}",
-                    "-",
-                )
-            )
+    for w, label in (("short", "30 s"), ("long", "60 s")):
         rows.append(
             (
-                f"{name}: displayed instantaneous HR range, screen off -> on",
-                f"{off['hr_lo']:.0f}-{off['hr_hi']:.0f} -> {on['hr_lo']:.0f}-{on['hr_hi']:.0f} bpm",
+                f"{name}: worst live / judged RMSSD {label}, screen off -> on",
+                f"{off[w]:.2f} ({off[w + '_ms']:.0f} vs {off[w + '_judged_ms']:.0f} ms)"
+                f" -> {on[w]:.2f} ({on[w + '_ms']:.0f} vs {on[w + '_judged_ms']:.0f} ms)",
                 "-",
             )
         )
+        rows.append(
+            (
+                f"{name}: lowest live / judged RMSSD {label}, screen off -> on",
+                f"{off[w + '_low']:.2f} -> {on[w + '_low']:.2f}",
+                "-",
+            )
+        )
+    rows.append(
+        (
+            f"{name}: displayed instantaneous HR range, screen off -> on",
+            f"{off['hr_lo']:.0f}-{off['hr_hi']:.0f} -> {on['hr_lo']:.0f}-{on['hr_hi']:.0f} bpm",
+            "-",
+        )
+    )
     return rows
+
+
+DEFAULT_OLD = "683a02aff6dad53b92e5fee8c672769fe50738cc"  # before the native detector
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="smaller sizes (smoke run)")
+    ap.add_argument("--old", default=DEFAULT_OLD, help="git revision of the previous stage")
     args = ap.parse_args()
     hours = 0.25 if args.quick else 1.0
     t, rr = rr_series(3600 * hours, seed=7, hr_bpm=75.0)
     n_nk = 100 if args.quick else 400
+    day = 108_000
+    n_off = 20_000 if args.quick else day  # 24 h at 800 ms
 
     core_us, core_cpu = per_beat_us(CORE, t, rr, repeats=7)  # best of 7: the machine is shared
-    off_screen = replace(CORE, provisional_threshold=0.0)
-    _, noscreen_cpu = per_beat_us(off_screen, t, rr, repeats=7)
+    _, noscreen_cpu = per_beat_us(replace(CORE, provisional_threshold=0.0), t, rr, repeats=7)
     ect = rr.copy()
     ect[100::50] *= 0.65  # 2 % premature beats: the screen replaces values too
     _, ect_cpu = per_beat_us(CORE, t, ect, repeats=7)
-    full_us, _ = per_beat_us(SignalConfig(), t, rr, repeats=1)
+    live = replace(CORE, artifact_correction=True)
+    _, live_cpu = per_beat_us(live, t, rr, repeats=5)
+    cadences = {}
+    for cad in (1.0, 5.0, 10.0, 20.0):
+        cadences[cad] = per_beat_us(SignalConfig(frequency_cadence_s=cad), t, rr, repeats=3)
     nk_ms, nk_cpu_ms, worst = neurokit_per_beat(t, rr, n_nk)
-    det_ms, spec_ms = component_costs(t, rr)
-    n_off = 20_000 if args.quick else 108_000  # 24 h at 800 ms
-    off_core = offline_rate(n_off, artifacts=False)
-    off_full = offline_rate(5_000 if args.quick else 20_000, artifacts=True, repeats=1)
+    det_us, spec_ms, spec_old_ms = component_costs(t, rr)
+    off_core, off_core_cpu = offline_rate(n_off, artifacts=False)
+    off_full, off_full_cpu = offline_rate(n_off, artifacts=True)
+    nk_whole, nk_whole_cpu = neurokit_whole_series(n_off)
+    old = old_stage(args.old, hours, 5_000 if args.quick else 20_000)
     mem_kib, peak_kib = memory_per_client(t, rr)
+    old_off = old["offline"]
+    assert isinstance(old_off, list)
 
-    day = 108_000
     rows = [
         (
             "streaming time domain (30 s + 60 s) + quality + arousal, per beat (wall)",
@@ -267,11 +394,39 @@ def main() -> None:
         ),
         ("same, CPU time of the process (`process_time`)", f"{core_cpu:.1f} µs", "<= 20 µs"),
         (
-            "same (CPU), provisional intake screen off (`provisional_threshold = 0`)",
+            "same (CPU), intake screen off (`provisional_threshold = 0`)",
             f"{noscreen_cpu:.1f} µs",
             "-",
         ),
         ("same (CPU), screen on, series with 2 % premature beats", f"{ect_cpu:.1f} µs", "<= 20 µs"),
+        (
+            "+ native artifact detector, per beat (CPU): the live path without the spectrum",
+            f"{live_cpu:.1f} µs",
+            "-",
+        ),
+        ("one native detector push (CPU, alone)", f"{det_us:.1f} µs", "-"),
+    ]
+    for cad, (wall, cpu) in cadences.items():
+        rows.append(
+            (
+                f"full live path, spectrum every {cad:g} s, per beat: CPU (wall)",
+                f"{cpu:.0f} µs ({wall:.0f} µs)",
+                "<= 50 µs",
+            )
+        )
+    rows += [
+        (
+            "previous stage (neurokit2 every 8 beats on 64, spectrum every 1 s), same run, CPU",
+            f"{old['full']:.0f} µs",
+            "-",
+        ),
+        ("previous stage without the spectrum, CPU", f"{old['no_spectrum']:.0f} µs", "-"),
+        (
+            "one spectrum (120 s window, 100 Hz grid, Welch; mean over window lengths), CPU",
+            f"{spec_ms:.2f} ms",
+            "-",
+        ),
+        ("same the previous way (scipy interp1d + welch), CPU", f"{spec_old_ms:.2f} ms", "-"),
         (
             f"neurokit2 `hrv_time` on the 30 s and the 60 s window, per beat ({n_nk} beats)",
             f"{nk_ms * 1000:.0f} µs",
@@ -293,21 +448,24 @@ def main() -> None:
             "<= 1e-9",
         ),
         (
-            "full `push_rr` (kubios every 8 beats on 64, spectrum <= 1/s on 120 s), per beat",
-            f"{full_us:.0f} µs",
-            "-",
-        ),
-        ("one artifact-detector run (neurokit2 kubios, 64 beats)", f"{det_ms:.2f} ms", "-"),
-        ("one spectrum (120 s window, 100 Hz grid, Welch)", f"{spec_ms:.2f} ms", "-"),
-        (
-            f"offline vectorised path, {n_off} beats{' (24 h)' if n_off == day else ''}, "
-            "no artifact stage",
-            f"{off_core:,.0f} beats/s",
+            f"offline, {n_off} beats{' (24 h)' if n_off == day else ''}, no artifact stage:"
+            " CPU (wall)",
+            f"{off_core_cpu:,.0f} ({off_core:,.0f}) beats/s",
             ">= 1,000,000",
         ),
         (
-            "offline path including the artifact stage (neurokit2 runs)",
-            f"{off_full:,.0f} beats/s",
+            "offline with the native artifact stage, same series: CPU (wall)",
+            f"{off_full_cpu:,.0f} ({off_full:,.0f}) beats/s",
+            ">= 500,000",
+        ),
+        (
+            "neurokit2 `signal_fixpeaks(kubios)` alone over the same whole series: CPU (wall)",
+            f"{nk_whole_cpu:,.0f} ({nk_whole:,.0f}) beats/s",
+            "-",
+        ),
+        (
+            "previous offline path with correction (20,000 beats): CPU (wall)",
+            f"{old_off[1]:,.0f} ({old_off[0]:,.0f}) beats/s",
             "-",
         ),
         (
@@ -316,6 +474,7 @@ def main() -> None:
             "< 1024 KiB",
         ),
         ("peak traced memory per client while feeding", f"{peak_kib:.0f} KiB", "-"),
+        *clean_series_effect(),
         *screen_effect(),
     ]
     print(

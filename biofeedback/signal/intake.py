@@ -101,7 +101,8 @@ class ProvisionalScreen:
     for it). Right after a screened beat, a beat straying the other way (the dRR sign flip of a
     premature beat's compensatory pause) needs only half the fraction. A screened beat enters the
     metrics at the course's nearest value; after `SCREEN_MAX_RUN` screened beats in a row the
-    next is let through, so a genuine change of rate cannot lock the screen. The detector's
+    next is let through unless it flips direction again (runs of ectopic pairs alternate), so a
+    genuine change of rate cannot lock the screen. The detector's
     judgement, a few beats later, is final either way.
     """
 
@@ -138,9 +139,10 @@ class ProvisionalScreen:
             dv = x - p
             dev = abs(dv)
             lim = self.threshold * p
-            if self._run and (dv > 0) != (self._last > 0):
+            flip = self._run and (dv > 0) != (self._last > 0)
+            if flip:
                 lim = lim / 2
-            if self._run < SCREEN_MAX_RUN and dev > lim:
+            if (flip or self._run < SCREEN_MAX_RUN) and dev > lim:
                 s = sorted(curv)
                 h = len(s) // 2
                 scale = s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
@@ -202,9 +204,10 @@ def screen_offline(
             sv = x - p_
             dv = abs(sv)
             lim = threshold * p_
-            if run and (sv > 0) != (last > 0):
+            flip = run and (sv > 0) != (last > 0)
+            if flip:
                 lim = lim / 2
-            if run < SCREEN_MAX_RUN and dv > lim and dv > SCREEN_SCALE * sl[kk]:
+            if (flip or run < SCREEN_MAX_RUN) and dv > lim and dv > SCREEN_SCALE * sl[kk]:
                 out[kk] = p_
                 run += 1
                 last = sv
