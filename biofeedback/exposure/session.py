@@ -132,6 +132,10 @@ class SessionSnapshot:
     # a request for the therapist, withdrawn by any pause and by leaving the paused states.
     client_ready: bool = False
     client_ready_t: float | None = None
+    # The resting calibration: its length, and when the one running now began (None when none
+    # runs, or the first one waits for the strap's first beat; the service fills that in).
+    calibration_s: float = 0.0
+    calibration_started_t: float | None = None
 
 
 @dataclass(slots=True)
@@ -1350,6 +1354,8 @@ class ExposureSession:
             suds=tuple(self._suds),
             client_ready=self._ready_t is not None,
             client_ready_t=self._ready_t,
+            calibration_s=float(self._p.calibration_s),
+            calibration_started_t=self._recal_t if self._state is not S.CALIBRATING else None,
         )
 
 

@@ -126,7 +126,12 @@ class SessionCore:
 
     @property
     def snapshot(self) -> SessionSnapshot:
-        return self.session.snapshot()
+        """The session's snapshot with the calibration as it really runs here: it begins at the
+        strap's first beat (or a recalibration's request) and lasts `calibration_s`."""
+        snap = self.session.snapshot()
+        return replace(
+            snap, calibration_s=self.calibration_s, calibration_started_t=self._calibrating_since
+        )
 
     def feed(self, item: SessionItem) -> CoreOutput:
         """Process one input; never raises for bad data (it is reported in the output)."""
