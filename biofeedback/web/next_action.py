@@ -225,3 +225,137 @@ def next_line(s: JsonDict) -> JsonDict:
     if state == "ended":
         return who("nobody", "The session has ended.")
     return who("therapist", f"State {words(state, STATE_WORDS)}.")
+
+
+# ---- the event timeline, in words ------------------------------------------------------------
+
+_TRIGGER_WORDS: dict[str, str] = {
+    "calibration_ok": "Calibrated",
+    "offer_step": "{Step} offered",
+    "offer_resume": "Resume of {step} offered",
+    "consent": "Client said yes: {step}",
+    "decline": "Client said not yet",
+    "pause": "Paused by the {actor}",
+    "arousal_high": "Paused on high arousal",
+    "signal_lost": "Paused: signal lost",
+    "step_too_long": "Paused: step too long",
+    "start_grounding": "Grounding started",
+    "choose_grounding": "Client chose grounding",
+    "recovery": "Recovered",
+    "complete_step": "{Step} complete",
+    "planned_time_reached": "{Step} complete (planned time)",
+    "all_steps_done": "Every step done",
+    "end": "Session ended",
+}
+_KIND_WORDS: dict[str, str] = {
+    # session events that are not transitions
+    "pause_acknowledged": "Pause noted",
+    "monitoring": "Monitoring",
+    "calibration": "Calibration",
+    "calibration_notice": "Calibration looked unusual",
+    "checkin_due": "SUDS check-in asked",
+    "checkin": "SUDS answer",
+    "guidance": "Grounding",
+    "thresholds": "Thresholds changed",
+    "offer_waiting": "Next offer waits",
+    "client_ready": "Client is ready to continue",
+    # the strap
+    "connected": "Strap connected",
+    "signal_restored": "Strap signal back",
+    "contact_lost": "Strap lost skin contact",
+    "contact_restored": "Skin contact back",
+    "battery": "Strap battery",
+    "info": "Strap",
+    "malformed": "Unreadable strap data",
+    "ended": "Strap stopped",
+    "error": "Strap problem",
+    # the service
+    "recording_failed": "Recording failed",
+    "recording_resumed": "Recording works again",
+}
+# values that say nothing to a reader (sequence numbers, stamps, what the text already says)
+_QUIET_VALUES = frozenset(
+    {
+        "input_t",
+        "offer_seq",
+        "last_pause_seq",
+        "seq",
+        "start_t",
+        "paused_at",
+        "title",
+        "planned_s",
+        "breathing",
+    }
+)
+_VALUE_WORDS: dict[str, str] = {
+    "arousal": "arousal",
+    "upper": "pause above",
+    "lower": "recovered below",
+    "dwell_s": "dwell s",
+    "recovery_s": "recovery s",
+    "time_to_recover_s": "recovered after s",
+    "pause_reason": "pause reason",
+    "earlier_reason": "earlier",
+    "exposed_s": "exposed s",
+    "peak_arousal": "peak arousal",
+}
+
+
+def _value_text(key: str, value: Any) -> str | None:
+    if key in _QUIET_VALUES:
+        return None
+    if key == "step":
+        return _step_no(int(value)) if isinstance(value, int | float) else None
+    if isinstance(value, bool):
+        return key.replace("_", " ") if value else None
+    if isinstance(value, int | float):
+        if key.endswith(("_t", "since")) or abs(value) > 1e8:
+            return None  # a time stamp: the Time column has the moment
+        shown = f"{value:.1f}".rstrip("0").rstrip(".") if isinstance(value, float) else str(value)
+        return f"{_VALUE_WORDS.get(key, key.replace('_', ' '))} {shown}"
+    if isinstance(value, str) and value:
+        if key in ("pause_reason", "earlier_reason"):
+            value = words(value, REASON_WORDS)
+        elif key in ("from", "offer", "withdrawn_offer", "prompt", "technique"):
+            value = words(value, STATE_WORDS if key == "from" else {})
+        return f"{_VALUE_WORDS.get(key, key.replace('_', ' '))}: {value}"
+    return None
+
+
+def event_words(e: JsonDict) -> JsonDict:
+    """{what, change, why}: a timeline row in words (steps from 1, no raw ids)."""
+    kind = e.get("kind") or ""
+    values = e.get("values") or {}
+    reason = e.get("reason") or ""
+    step_index = values.get("step")
+    step = _step_no(int(step_index)) if isinstance(step_index, int | float) else "the step"
+    what = _KIND_WORDS.get(kind, words(kind, {}).capitalize() if kind else "Event")
+    if e.get("source") == "device" and kind == "signal_lost":
+        what = "Strap signal lost"
+    elif kind == "transition":
+        trigger, sep, rest = reason.partition(": ")
+        if sep and trigger in _TRIGGER_WORDS:
+            reason = rest
+            what = _TRIGGER_WORDS[trigger].format(
+                step=step, Step=step.capitalize(), actor=e.get("actor") or "someone"
+            )
+            if trigger == "end" and e.get("to_state") == "debrief":
+                what = "Moved to debrief"
+            if trigger == "arousal_high" and e.get("from_state") in (
+                "step_offered",
+                "resume_offered",
+            ):
+                what = "Offer withdrawn on high arousal"
+    change = ""
+    src, dst = e.get("from_state"), e.get("to_state")
+    if src and dst and src != dst:
+        change = f"{words(src, STATE_WORDS)} → {words(dst, STATE_WORDS)}"
+    why = reason.replace("_", " ")
+    shown = [
+        v
+        for v in (_value_text(k, x) for k, x in values.items() if k != "offer" or x != "step")
+        if v and v not in why  # the reason already says "step 2"
+    ]
+    if shown:
+        why = f"{why} ({', '.join(shown)})" if why else ", ".join(shown)
+    return {"what": what, "change": change, "why": why}

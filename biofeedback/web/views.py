@@ -118,6 +118,9 @@ def status_view(payload: Mapping[str, Any]) -> JsonDict:
         "reason": text(_get(payload, "reason"), 200),
         "quality": num(_get(payload, "quality.score", "quality"), 0.0, 1.0),
         "speed": num(_get(payload, "clock_speed", "speed"), 0.001, 10_000.0),
+        # why the strap cannot be reached, and the fix (until it connects)
+        "device_error": text(_get(payload, "device_error"), 400),
+        "device_hint": text(_get(payload, "device_hint"), 400),
     }
 
 
@@ -319,7 +322,7 @@ def event_view(payload: Mapping[str, Any]) -> JsonDict:
         for key, value in list(values.items())[:12]:
             if isinstance(key, str) and (num(value) is not None or isinstance(value, str)):
                 shown[key[:40]] = value if not isinstance(value, str) else value[:80]
-    return {
+    event: JsonDict = {
         "t": payload_time(payload),
         "seq": num(_get(payload, "seq")),
         "kind": text(_get(payload, "kind", "type"), 40),
@@ -329,7 +332,11 @@ def event_view(payload: Mapping[str, Any]) -> JsonDict:
         "to_state": text(_get(payload, "to_state", "to"), 40),
         "reason": text(_get(payload, "reason", "detail"), 300),
         "values": shown,
+        # a device or service problem: what a person can do about it
+        "hint": text(_get(payload, "hint"), 400) or None,
     }
+    event.update(next_action.event_words(event))  # what, change, why: the row in words
+    return event
 
 
 def checkin_view(payload: Mapping[str, Any]) -> JsonDict:

@@ -272,3 +272,58 @@ def test_old_payloads_without_pause_reasons_still_read() -> None:
     junk = views.session_view({"v": 1, "t": 1.0, "client": "c", "state": 7, "steps": "x"})
     assert junk["next"]["text"]
     assert junk["offer_action"]["enabled"] is False
+
+
+def test_timeline_rows_are_words_with_steps_from_one() -> None:
+    """Every event of a session that goes through every kind of moment, as the page shows it."""
+    s = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=True)
+    t = 0.0
+    events = []
+
+    def go(*names: str) -> None:
+        nonlocal t
+        for name in names:
+            t += 1.0
+            with contextlib.suppress(CommandError):
+                events.extend(s.handle(SINGLE[name](t)))
+
+    go("calm", "cal_ok", "calm", "offer_step_2", "decline", "calm", "offer_step_2", "calm")
+    go("consent", *["high"] * 7, "client_pause", *["calm"] * 12, "offer", "calm", "consent")
+    go("complete", "lost", "restored", "end", "end")
+    rows = [views.event_view(payloads.session_event("c-1", e)) for e in events]
+    kinds = {r["kind"] for r in rows}
+    assert {"transition", "checkin_due", "pause_acknowledged", "monitoring"} <= kinds
+    for r in rows:
+        for field in ("what", "change", "why"):
+            assert not RAW_IDS.search(r[field]), (field, r)
+        step = r["values"].get("step")
+        if isinstance(step, int):
+            shown = f"{r['what']} {r['why']}"
+            # numbered from 1, and no other number for it
+            assert {int(n) for n in re.findall(r"(?i)step (\d+)", shown)} == {step + 1}, r
+    offered = [r for r in rows if r["what"] == "Step 2 offered"]
+    assert offered
+    assert offered[0]["change"] == "Ready → Step offered"
+    assert any(r["what"] == "Client said not yet" for r in rows)
+    assert any(r["what"] == "Paused on high arousal" for r in rows)
+    assert any("earlier: arousal" in r["why"] for r in rows)
+
+
+def test_device_errors_and_their_fix_reach_the_page() -> None:
+    from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
+
+    e = DeviceEvent(
+        5.0,
+        "Polar H10",
+        DeviceEventKind.ERROR,
+        detail="Bluetooth is not available: bluetoothd (BlueZ) is not running",
+        hint="start it with `sudo systemctl start bluetooth`",
+    )
+    row = views.event_view(payloads.device_event("c-1", e))
+    assert row["what"] == "Strap problem"
+    assert row["why"].startswith("Bluetooth is not available")
+    assert row["hint"] == "start it with `sudo systemctl start bluetooth`"
+    tracker = payloads.StatusTracker("c-1")
+    status = views.status_view(tracker.update(e))
+    assert status["device_error"] == e.detail
+    assert status["device_hint"] == e.hint
