@@ -98,8 +98,8 @@ class ProvisionalScreen:
     So a beat is screened only when it strays from the course by more than `threshold` of the
     course's value and by more than `SCREEN_SCALE` x the median |second difference| of the
     `beats` raw beats before it (a person with large beat-to-beat variability is not screened
-    for it). Right after a screened beat, a beat straying the other way (the dRR sign flip of a
-    premature beat's compensatory pause) needs only half the fraction. A screened beat enters the
+    for it). Right after one screened beat, a beat straying the other way (the dRR sign flip of
+    a premature beat's compensatory pause) needs only half the fraction. A screened beat enters the
     metrics at the course's nearest value; after `SCREEN_MAX_RUN` screened beats in a row the
     next is let through unless it flips direction again (runs of ectopic pairs alternate), so a
     genuine change of rate cannot lock the screen. The detector's
@@ -140,8 +140,8 @@ class ProvisionalScreen:
             dev = abs(dv)
             lim = self.threshold * p
             flip = self._run and (dv > 0) != (self._last > 0)
-            if flip:
-                lim = lim / 2
+            if flip and self._run == 1:
+                lim = lim / 2  # the compensatory pause right after a premature beat
             if (flip or self._run < SCREEN_MAX_RUN) and dev > lim:
                 s = sorted(curv)
                 h = len(s) // 2
@@ -205,7 +205,7 @@ def screen_offline(
             dv = abs(sv)
             lim = threshold * p_
             flip = run and (sv > 0) != (last > 0)
-            if flip:
+            if flip and run == 1:
                 lim = lim / 2
             if (flip or run < SCREEN_MAX_RUN) and dv > lim and dv > SCREEN_SCALE * sl[kk]:
                 out[kk] = p_
