@@ -3,9 +3,9 @@
 A baseline has to describe *rest*, not the one or two minutes the calibration happened to cover
 (docs/arousal.md, "Baseline"):
 
-* centres are medians (of the per-beat fast heart rate, and of the 60 s ln RMSSD of each
-  non-overlapping window of the calibration), so a cough or a shift in the chair does not move
-  them;
+* centres are medians over the calibration's non-overlapping minutes (of each minute's median
+  fast heart rate, and of each minute's 60 s ln RMSSD): from three minutes on, one atypical
+  minute (the calmest, or one with a cough and a shift in the chair) cannot set them;
 * the spreads are the spread a future resting value has around those centres: the heart rate's
   beat-to-beat spread measured in the calibration (robustly, from the MAD) plus the
   minute-to-minute variability of rest, and the uncertainty of a centre measured over only `k`

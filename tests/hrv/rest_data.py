@@ -264,10 +264,13 @@ def table(root: Path) -> str:
         "|---|---|---|---|",
     ]
     refused: dict[str, list[str]] = {"defaults": [], "demo": []}
+    no_rest: list[str] = []
     for rest in rests(root):
         cells, spans = [], []
         for label, proto in (("defaults", d), ("demo", m)):
             if not longer_than(rest, proto.calibration_s):
+                if label == "defaults":
+                    no_rest.append(rest.name)
                 cells.append("rest not longer than the calibration")
                 spans.append("-")
                 continue
@@ -291,7 +294,9 @@ def table(root: Path) -> str:
     spd = [r for r in refused["demo"] if r.startswith("Stress-Predict")]
     lines.append(
         f"| Stress-Predict, the others | | {len(sp)} calibrations refused (wrist PPG dropouts, too "
-        f"few clean beats) | {len(spd)} refused |"
+        f"few clean beats); no rest before the IBIs start: "
+        f"{', '.join(n.split()[-1] for n in no_rest if n.startswith('Stress')) or 'none'} | "
+        f"{len(spd)} refused |"
     )
     return "\n".join(lines)
 
