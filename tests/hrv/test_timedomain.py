@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from biofeedback.signal import TimeDomain
 from biofeedback.signal.timedomain import SegmentStore, TimeWindow
 from tests.hrv.helpers import nk_time, rel
 
@@ -48,7 +49,7 @@ def check(w: TimeWindow) -> None:
     td = w.metrics()
     assert td == fresh.metrics()
     assert td is not None
-    assert td.n == len(values)
+    assert (td.window_s, td.n) == (w.window_s, len(values))
     if len(values) < 2:
         return
     ref = nk_time(values)
@@ -69,6 +70,17 @@ def replace(w: TimeWindow, k: int, new_ms: float, corrected: int = 1) -> None:
     st.x[i] = us(new_ms)
     st.corrected[i] = corrected
     w.replace(k, old, us(new_ms), was, corrected)
+
+
+def test_empty_and_single_beat_windows() -> None:
+    """No beat: no metrics. One beat: its mean and heart rate, no variability yet."""
+    w = TimeWindow(SegmentStore(), WINDOW_S)
+    assert w.metrics() is None
+    assert filled([800.0]).metrics() == TimeDomain(WINDOW_S, 1, 800.0, 75.0, None, None, None)
+    # a pause longer than the window leaves only the newest beat in it
+    assert filled([800.0, 750.0], window_s=0.5).metrics() == TimeDomain(
+        0.5, 1, 750.0, 80.0, None, None, None
+    )
 
 
 def test_sliding_window_counts_nn50_strictly_above_50_ms() -> None:
