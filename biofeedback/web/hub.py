@@ -133,6 +133,9 @@ class ClientState:
             if metrics.get("quality") is not None
             else status.get("quality"),
             "state": session.get("state"),
+            "state_label": session.get("state_label"),  # in words (views / next_action.py)
+            "next": session.get("next"),  # who acts next, and with which button
+            "client_ready": session.get("client_ready"),
             "paused": session.get("paused"),
             "pause_reason": session.get("pause_reason"),
             "step_index": session.get("step_index"),

@@ -148,7 +148,33 @@ def offer_action(s: JsonDict) -> JsonDict:
 
 
 def next_line(s: JsonDict) -> JsonDict:
-    """{who, text}: who acts next (therapist, client, system, nobody), and with which button."""
+    """{who, text, short}: who acts next (therapist, client, system, nobody), with which button;
+    `short` is the overview's few words ("You: Offer to resume step 1")."""
+    line = _next_line(s)
+    line["short"] = _short(s, line)
+    return line
+
+
+def _short(s: JsonDict, line: JsonDict) -> str:
+    state = s.get("state")
+    offer = offer_action(s)
+    step = _step_no(s.get("step_index"))
+    if s.get("client_ready") and offer["enabled"]:
+        return f"Client is ready. You: {offer['label']}"
+    if line["who"] == "therapist":
+        if state == "exposing":
+            return f"{step.capitalize()} running"
+        if offer["enabled"]:
+            return f"You: {offer['label']}"
+        return "You: End session" if state in ("ready", "step_complete", "debrief") else "You"
+    if line["who"] == "client":
+        return f"Client: answering {'resume ' if state == 'resume_offered' else ''}{step}"
+    if line["who"] == "system":
+        return "Calibrating" if state == "calibrating" or s.get("recalibrating") else "Automatic"
+    return "Nothing to do"
+
+
+def _next_line(s: JsonDict) -> JsonDict:
     state = s.get("state")
     offer = offer_action(s)
     button = offer["label"]
@@ -333,6 +359,7 @@ def event_words(e: JsonDict) -> JsonDict:
     if e.get("source") == "device" and kind == "signal_lost":
         what = "Strap signal lost"
     elif kind == "transition":
+        what = words(e.get("to_state"), STATE_WORDS)  # unless the trigger says more
         trigger, sep, rest = reason.partition(": ")
         if sep and trigger in _TRIGGER_WORDS:
             reason = rest

@@ -280,7 +280,7 @@ async def test_therapist_sees_live_values_within_two_seconds(stack: Stack) -> No
     elapsed = time.monotonic() - started
     assert elapsed < 2.0
     assert await row.locator("[data-field='battery']").inner_text() == "81 %"
-    assert await row.locator("[data-field='state']").inner_text() == "exposing"
+    assert await row.locator("[data-field='state']").inner_text() == "Exposing: step 2"
     await page.close()
 
 
@@ -449,13 +449,16 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
                 "actor": "system" if reason else "client",
                 "from_state": "step_offered" if i == 0 else spans[i - 1][1],
                 "to_state": state,
+                # as the session words them: the trigger, then why (docs/session.md)
                 "reason": {
-                    None: "client consented to step 2",
-                    "arousal": "arousal 74 held above 70 for 10 s"
+                    None: "consent: client consented; step started",
+                    "arousal": "arousal_high: arousal at or above 70 for 10 s"
                     if state == "paused"
-                    else "paced breathing 6/min",
+                    else "start_grounding: grounding: paced_breathing",
                 }[reason],
-                "values": {"arousal": 74.2, "upper": 70.0} if state == "paused" else {},
+                "values": {"arousal": 74.2, "upper": 70.0, "step": 1}
+                if state == "paused"
+                else {"step": 1},
             },
         )
     # the overview is open while the data flows, so its two-minute arousal traces fill in
@@ -488,6 +491,23 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
         rmssd = 48 - 0.4 * (level - 40) + 4 * math.sin(k / 7.0) + 2 * x
         stack.publish(Topic.METRICS, metrics(ts, hr, rmssd, 0.93))
         stack.publish(Topic.AROUSAL, arousal(ts, max(0.0, min(100.0, level))))
+    # the client said "I'm ready to continue" while grounding: a request the therapist sees
+    stack.publish(
+        Topic.EVENT,
+        {
+            "v": 1,
+            "t": now - 8,
+            "client": CLIENT,
+            "source": "session",
+            "seq": 14,
+            "kind": "client_ready",
+            "actor": "client",
+            "from_state": "grounding",
+            "to_state": "grounding",
+            "reason": "client is ready to continue step 2: the therapist may offer to resume",
+            "values": {"step": 1, "pause_reason": "arousal"},
+        },
+    )
     stack.publish(
         Topic.SESSION,
         session(
@@ -495,6 +515,9 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
             "grounding",
             1,
             pause_reason="arousal",
+            pause_reasons=["arousal"],
+            client_ready=True,
+            client_ready_t=now - 8,
             started_t=t0 - 420,
             suds=[
                 {"t": t0 - 60, "value": 35, "prompts": ["step_start"], "step_index": 1},
@@ -512,11 +535,18 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
     # the 15 s without data is drawn as a break in each line, never bridged
     runs = await page.evaluate("Number(document.getElementById('c-hr').dataset.runs)")
     assert runs == 2
+    # a laptop (the whole page) and a tablet held upright (its first screen: what comes next,
+    # the numbers and the controls, Pause among them, before the charts)
+    await page.set_viewport_size({"width": 1366, "height": 900})
+    await page.wait_for_timeout(600)  # a chart redraw at the new size
     await page.screenshot(path=str(shots / "therapist.png"), full_page=True)
+    await page.set_viewport_size({"width": 768, "height": 1024})
+    await page.wait_for_timeout(600)
+    await page.screenshot(path=str(shots / "therapist-tablet.png"))
     await page.close()
 
     overview.set_default_timeout(5000)
-    await overview.set_viewport_size({"width": 1400, "height": 330})
+    await overview.set_viewport_size({"width": 1366, "height": 330})
     await overview.wait_for_selector("tr[data-client='c-a02e']")
     await overview.screenshot(path=str(shots / "overview.png"))
     await overview.close()
@@ -526,5 +556,5 @@ async def test_screenshots_of_both_views(stack: Stack, shots: Path) -> None:
     await page.wait_for_timeout(600)
     await page.screenshot(path=str(shots / "client.png"))
     await page.close()
-    for name in ("therapist.png", "client.png", "overview.png"):
+    for name in ("therapist.png", "therapist-tablet.png", "client.png", "overview.png"):
         assert (shots / name).stat().st_size > 10_000

@@ -86,6 +86,8 @@ def check(s: ExposureSession) -> dict[str, Any]:
     assert nxt["who"] in ("therapist", "client", "system", "nobody")
     assert nxt["text"]
     assert not RAW_IDS.search(nxt["text"]), nxt
+    assert nxt["short"]
+    assert not RAW_IDS.search(nxt["short"]), nxt
     assert not RAW_IDS.search(v["state_label"]), v["state_label"]
     if action["enabled"] and nxt["who"] == "therapist" and state != "exposing":
         assert action["label"] in nxt["text"]  # the line names the button by its label

@@ -18,13 +18,37 @@ const Charts = (() => {
     return { ctx, w, h };
   }
 
-  function niceRange(lo, hi) {
+  // A step of 1, 2 or 5 times a power of ten giving about `want` intervals over [lo, hi].
+  function niceStep(lo, hi, want) {
+    const raw = (hi - lo) / want;
+    const mag = Math.pow(10, Math.floor(Math.log10(raw)));
+    for (const m of [1, 2, 5, 10]) if (m * mag >= raw) return m * mag;
+    return 10 * mag;
+  }
+
+  // The axis range widened to round ticks (66, 68, 70, 72, never 66.3 / 68.8 / 71.4), and the
+  // ticks: at least 3, at most about 6.
+  function niceAxis(lo, hi) {
     if (lo === hi) {
       lo -= 1;
       hi += 1;
     }
-    const pad = (hi - lo) * 0.1;
-    return [lo - pad, hi + pad];
+    const pad = (hi - lo) * 0.05;
+    lo -= pad;
+    hi += pad;
+    const step = niceStep(lo, hi, 4);
+    const a = Math.floor(lo / step) * step;
+    const b = Math.ceil(hi / step) * step;
+    const ticks = [];
+    for (let v = a; v <= b + step / 2; v += step) ticks.push(Number(v.toFixed(6)));
+    return { lo: a, hi: b, ticks, step };
+  }
+
+  function fixedTicks(lo, hi) {
+    const step = niceStep(lo, hi, 5);
+    const ticks = [];
+    for (let v = Math.ceil(lo / step) * step; v <= hi + step / 1000; v += step) ticks.push(Number(v.toFixed(6)));
+    return ticks;
   }
 
   // opts: {key, color, label, unit, window, now, points, spans, band:{lo,hi}, fixed:[lo,hi], gapS}
@@ -38,17 +62,19 @@ const Charts = (() => {
     const t0 = now - win;
     const pts = opts.points.filter((p) => opts.key in p && p.t >= t0 - opts.gapS && p.t <= now + 5);
     const vals = pts.map((p) => p[opts.key]).filter((v) => v != null);
-    let lo, hi;
+    let lo, hi, ticks;
     if (opts.fixed) {
       [lo, hi] = opts.fixed;
+      ticks = fixedTicks(lo, hi);
     } else if (vals.length) {
       lo = Math.min(...vals);
       hi = Math.max(...vals);
       if (opts.band && opts.band.lo != null) lo = Math.min(lo, opts.band.lo);
       if (opts.band && opts.band.hi != null) hi = Math.max(hi, opts.band.hi);
-      [lo, hi] = niceRange(lo, hi);
+      ({ lo, hi, ticks } = niceAxis(lo, hi));
     } else {
       [lo, hi] = [0, 1];
+      ticks = [];
     }
     const x = (t) => left + ((t - t0) / win) * pw;
     const y = (v) => top + ph - ((v - lo) / (hi - lo)) * ph;
@@ -99,10 +125,18 @@ const Charts = (() => {
     ctx.font = "11px system-ui, sans-serif";
     ctx.textAlign = "right";
     ctx.textBaseline = "middle";
-    for (let k = 0; k <= 3; k++) {
-      const v = lo + ((hi - lo) * k) / 3;
-      ctx.fillText(v.toFixed(hi - lo < 10 ? 1 : 0), left - 4, y(v));
+    const digits = ticks.length > 1 && ticks[1] - ticks[0] < 1 ? 1 : 0;
+    for (const v of ticks) {
+      ctx.fillText(v.toFixed(digits), left - 4, y(v));
+      if (v > lo && v < hi) {
+        ctx.strokeStyle = "#eceef2";
+        ctx.beginPath();
+        ctx.moveTo(left + 1, y(v));
+        ctx.lineTo(left + pw - 1, y(v));
+        ctx.stroke();
+      }
     }
+    canvas.dataset.ticks = ticks.map((v) => v.toFixed(digits)).join(",");
     ctx.textAlign = "center";
     ctx.textBaseline = "top";
     for (let m = 0; m <= win / 60; m++) {
@@ -159,5 +193,5 @@ const Charts = (() => {
     ctx.restore();
   }
 
-  return { draw, PAUSED };
+  return { draw, PAUSED, niceAxis };
 })();

@@ -3,6 +3,8 @@
 
 (() => {
   const STALE_S = 10;
+  // who acts next on each client, in a word (the client's page has the whole line)
+  const NEXT_WHO = { therapist: "You", client: "Client", system: "Automatic", nobody: "—" };
   const rows = new Map(); // client id -> summary
   const trails = new Map(); // client id -> [[session t, arousal|null], ...] seen since page load
   const TRAIL_S = 120;
@@ -21,6 +23,8 @@
   // a small arousal trace of the last two minutes, upper threshold dashed; breaks where no data
   function sparkline(s) {
     const c = BF.el("canvas", { class: "spark", width: 120, height: 26, title: "arousal, last 2 min" });
+    c.setAttribute("role", "img");
+    c.setAttribute("aria-label", "arousal trace of " + s.client + ", last 2 minutes");
     const ctx = c.getContext("2d");
     const trail = trails.get(s.client) || [];
     if (!trail.length) return c;
@@ -64,6 +68,7 @@
 
   function meter(s) {
     const wrap = BF.el("span", { class: "meter", title: "arousal 0–100" });
+    wrap.setAttribute("aria-hidden", "true"); // the number beside it says the same
     if (s.arousal != null) {
       const fill = BF.el("span", { class: "fill" });
       fill.style.width = Math.max(0, Math.min(100, s.arousal)) + "%";
@@ -85,7 +90,11 @@
         const s = rows.get(id);
         const [cls, label] = connection(s);
         const state = s.state || "unknown";
-        const stateText = s.paused && s.pause_reason ? state + " (" + s.pause_reason + ")" : state;
+        // in words from the dashboard's views; an older hub gives only the id: no underscores
+        const stateText = s.state_label || (s.state ? s.state.replaceAll("_", " ") : "no state yet");
+        const next = s.next || {};
+        const nextCell = BF.el("td", { class: "next-cell" + (s.client_ready ? " ready" : ""), "data-field": "next", title: next.text || "" });
+        nextCell.append(s.client_ready ? BF.el("strong", { text: next.short || "Client is ready" }) : next.short || NEXT_WHO[next.who] || "–");
         const step = s.step_index != null ? s.step_index + 1 + (s.steps ? " / " + s.steps : "") : "–";
         const age = s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago";
         const tr = BF.el(
@@ -93,7 +102,8 @@
           { class: "client-row", "data-client": id },
           BF.el("td", {}, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
           BF.el("td", {}, BF.el("span", { class: "badge " + cls, text: label })),
-          BF.el("td", {}, BF.el("span", { class: "badge " + state, "data-field": "state", text: stateText })),
+          BF.el("td", {}, BF.el("span", { class: "badge " + state, "data-field": "state", "data-state": state, text: stateText })),
+          nextCell,
           BF.el("td", { class: "num", title: s.step_title || "", text: step }),
           BF.el("td", { class: "num" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) })),
           BF.el("td", {}, sparkline(s)),
