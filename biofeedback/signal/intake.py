@@ -96,14 +96,16 @@ class ProvisionalScreen:
     runs through the beats before the pair), a missed beat far above.
 
     So a beat is screened only when it strays from the course by more than `threshold` of the
-    course's value and by more than `SCREEN_SCALE` x the median |second difference| of the
-    `beats` raw beats before it (a person with large beat-to-beat variability is not screened
-    for it). Right after one screened beat, a beat straying the other way (the dRR sign flip of
-    a premature beat's compensatory pause) needs only half the fraction. A screened beat enters the
-    metrics at the course's nearest value; after `SCREEN_MAX_RUN` screened beats in a row the
-    next is let through unless it flips direction again (runs of ectopic pairs alternate), so a
-    genuine change of rate cannot lock the screen. The detector's
-    judgement, a few beats later, is final either way.
+    course's value and by more than `SCREEN_SCALE` x the median |second difference| over the
+    2 x `beats` + 1 raw beats before it (a person with large beat-to-beat variability is not
+    screened for it; ectopy as the rhythm raises it too, so the screen stands aside there and
+    leaves the beats to the detector). Right after a screened premature beat, a beat straying
+    the other way (the dRR sign flip of its compensatory pause) needs only half of both (also
+    the pause of each pair in a run: after an odd number of screened beats). A screened beat
+    enters the metrics at the course's nearest value; after `SCREEN_MAX_RUN` screened beats in
+    a row the next is let through unless it flips direction again (runs of ectopic pairs
+    alternate), so a genuine change of rate cannot lock the screen. The detector's judgement,
+    a few beats later, is final either way.
     """
 
     __slots__ = ("_a", "_b", "_curv", "_k", "_last", "_prev", "_run", "beats", "threshold")
@@ -117,7 +119,7 @@ class ProvisionalScreen:
         """A new segment starts."""
         self._k = 0
         self._prev: list[int] = []  # the last two raw values
-        self._curv: deque[int] = deque(maxlen=self.beats)  # |second differences|, raw
+        self._curv: deque[int] = deque(maxlen=2 * self.beats + 1)  # |second differences|, raw
         self._a: tuple[int, int] | None = None  # newest beat let through (index, value)
         self._b: tuple[int, int] | None = None  # the one before it
         self._run = 0
@@ -140,13 +142,15 @@ class ProvisionalScreen:
             dev = abs(dv)
             lim = self.threshold * p
             flip = self._run and (dv > 0) != (self._last > 0)
-            if flip and self._run == 1:
-                lim = lim / 2  # the compensatory pause right after a premature beat
+            times = SCREEN_SCALE
+            if flip and self._run % 2:
+                # the compensatory pause of a premature beat (or of each pair in a run)
+                lim, times = lim / 2, times / 2
             if (flip or self._run < SCREEN_MAX_RUN) and dev > lim:
-                s = sorted(curv)
-                h = len(s) // 2
-                scale = s[h] if len(s) % 2 else (s[h - 1] + s[h]) / 2
-                if dev > SCREEN_SCALE * scale:
+                srt = sorted(curv)
+                h = len(srt) // 2
+                scale = srt[h] if len(srt) % 2 else (srt[h - 1] + srt[h]) / 2
+                if dev > times * scale:
                     v = p
                     self._last = dv
         if len(prev) == 2:
@@ -172,15 +176,16 @@ def screen_offline(
     the few beats after a screened one replay the per-beat rule."""
     n = len(raw)
     out = raw.copy()
-    first = beats + 2  # the median needs `beats` second differences
+    span = 2 * beats + 1
+    first = span + 2  # the median needs `span` second differences
     if not threshold or n <= first:
         return out
     from numpy.lib.stride_tricks import sliding_window_view
 
     c = np.abs(raw[2:] - 2 * raw[1:-1] + raw[:-2])  # c[i] = |2nd difference| ending at i + 2
-    med = np.median(sliding_window_view(c, beats), axis=1)  # med[j]: c[j .. j+beats-1]
+    med = np.median(sliding_window_view(c, span), axis=1)  # med[j]: c[j .. j+span-1]
     k = np.arange(first, n)
-    scale = med[k - 2 - beats]
+    scale = med[k - 2 - span]
     cap = raw[k - 1] // 4
     c_ = raw[k - 1] + np.clip(raw[k - 1] - raw[k - 2], -cap, cap)
     p = np.clip(raw[k], np.minimum(raw[k - 1], c_), np.maximum(raw[k - 1], c_))
@@ -205,9 +210,10 @@ def screen_offline(
             dv = abs(sv)
             lim = threshold * p_
             flip = run and (sv > 0) != (last > 0)
-            if flip and run == 1:
-                lim = lim / 2
-            if (flip or run < SCREEN_MAX_RUN) and dv > lim and dv > SCREEN_SCALE * sl[kk]:
+            times = SCREEN_SCALE
+            if flip and run % 2:
+                lim, times = lim / 2, times / 2
+            if (flip or run < SCREEN_MAX_RUN) and dv > lim and dv > times * sl[kk]:
                 out[kk] = p_
                 run += 1
                 last = sv
