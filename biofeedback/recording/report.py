@@ -77,7 +77,7 @@ def _mark_session(ax: Axes, s: SessionSummary, label_steps: bool) -> None:
                 ax.text(
                     x0,
                     1.0,
-                    f" step {iv.step}",
+                    f" step {iv.step + 1}",  # steps from 1 for people (indices from 0)
                     transform=ax.get_xaxis_transform(),
                     va="top",
                     fontsize=8,
@@ -149,7 +149,7 @@ def _plot_suds(s: SessionSummary, path: Path) -> Path:
         after = [np.nan if v.after is None else v.after for v in s.step_suds]
         ax.bar(x - 0.2, before, 0.4, label="before", color="#f4a261")
         ax.bar(x + 0.2, after, 0.4, label="after", color="#2a9d8f")
-        ax.set_xticks(x, [f"step {v.step}" for v in s.step_suds])
+        ax.set_xticks(x, [f"step {v.step + 1}" for v in s.step_suds])
         ax.set_ylim(0, 100)
         ax.set_ylabel("SUDS (0-100)")
         ax.legend(loc="upper right")
@@ -250,7 +250,7 @@ def write_report(session_dir: Path, out_dir: Path) -> Path:
             f"{(p.t - s.start_t) / 60:.1f} min",
             p.reason or "?",
             p.actor,
-            "n/a" if p.step is None else str(p.step),
+            "n/a" if p.step is None else str(p.step + 1),
             _fmt(p.time_to_recover_s, " s") if p.recovered_t is not None else "did not recover",
         )
         for i, p in enumerate(s.pauses)
@@ -260,7 +260,7 @@ def write_report(session_dir: Path, out_dir: Path) -> Path:
             f"{(q.t - s.start_t) / 60:.1f} min",
             str(q.value),
             ", ".join(q.prompts) or "unprompted",
-            "n/a" if q.step is None else str(q.step),
+            "n/a" if q.step is None else str(q.step + 1),
         )
         for q in s.suds
     ]
