@@ -1,11 +1,29 @@
-// The client's own page: breathing pacer, the agreed step, consent, SUDS check-in, pause.
+// The client's own page: the agreed step, consent, SUDS check-in, breathing pacer, pause, and
+// "I'm ready to continue" after a pause.
+//
+// Promises this screen keeps (tests/web/test_client_screen.py checks them in Chromium):
+// - refusing is never harder than agreeing: "Yes" and "Not yet" look the same and sit side by side;
+// - a check-in never shares the screen with a consent prompt: it waits until the prompt is answered;
+// - the check-in slider has no value until the client places it;
+// - "let's breathe together" is said only while the circle really paces (the service's schedule);
+// - a message about an earlier moment ("Paused. You're in control.") goes when the session moves on.
 "use strict";
 
 (() => {
   const wsPath = location.pathname.replace(/\/+$/, "") + "/ws";
   const reduced = window.matchMedia("(prefers-reduced-motion: reduce)");
-  const st = { session: null, guidance: null, clock: null, checkin: null, answered: false, last: {} };
+  const st = {
+    session: null,
+    guidance: null,
+    clock: null,
+    checkin: null,
+    answered: false,
+    last: {},
+    state: null, // the session state the screen last drew
+    inflight: 0, // commands sent and not answered yet
+  };
   const $ = (id) => document.getElementById(id);
+  const PAUSED = ["paused", "grounding", "recovered"];
 
   // ---- numbers (hidden unless the client turns them on) -------------------------------------
   const toggle = $("show-numbers");
@@ -13,7 +31,7 @@
   function renderNumbers() {
     $("numbers").hidden = !toggle.checked;
     $("n-hr").textContent = st.last.hr == null ? "–" : BF.fmt(st.last.hr) + " bpm";
-    $("n-arousal").textContent = BF.fmt(st.last.arousal);
+    $("n-arousal").textContent = st.last.arousal == null ? "–" : BF.fmt(st.last.arousal) + " of 100";
   }
   toggle.onchange = () => {
     localStorage.setItem("bf-show-numbers", toggle.checked ? "1" : "0");
@@ -22,6 +40,12 @@
 
   // ---- what the screen says --------------------------------------------------------------
   const QUIET_MINUTE = "Taking a quiet minute to measure your resting rhythm. Sit comfortably and breathe normally.";
+
+  // the breathing guidance in progress, when the service runs one with a schedule
+  function pacing() {
+    const g = st.guidance;
+    return Boolean(g && g.active && g.phases && g.phases.length && g.start_t != null);
+  }
 
   function stepLine(s) {
     const title = s.step_title;
@@ -38,7 +62,8 @@
         return title ? "Your step: " + title : "You're doing the step you chose.";
       case "paused":
       case "grounding":
-        return "Paused. There's no hurry — let's breathe together.";
+        // said only with a circle that really paces at the service's rate
+        return pacing() ? "Paused. There's no hurry — let's breathe together." : "Paused. There's no hurry.";
       case "recovered":
         return "You've settled. Take all the time you like.";
       case "resume_offered":
@@ -63,25 +88,38 @@
 
   function render() {
     const s = st.session || {};
+    if (s.state !== st.state) {
+      // a message about the previous moment does not outlive it (unless an answer is on its way)
+      if (st.state !== null && st.inflight === 0) feedback("");
+      st.state = s.state;
+    }
+    document.body.dataset.state = s.state || "";
+    document.body.dataset.clientReady = String(Boolean(s.client_ready));
     $("step").textContent = stepLine(s);
     const agreed = $("agreed");
-    const showAgreed = s.step_title && ["paused", "grounding", "recovered"].includes(s.state);
+    const showAgreed = s.step_title && PAUSED.includes(s.state);
     agreed.hidden = !showAgreed;
     if (showAgreed) agreed.textContent = "Your step, on hold: " + s.step_title;
     const signal = $("signal");
     const lost = s.monitoring_ok === false || s.device_connected === false;
     signal.hidden = !lost;
     if (lost) signal.textContent = "The heart-rate strap is not sending right now, so we are staying paused. Nothing is lost.";
+
     const consent = $("consent");
-    consent.hidden = !s.consent_needed;
-    if (s.consent_needed) {
+    const asked = Boolean(s.consent_needed);
+    consent.hidden = !asked;
+    if (asked) {
       $("consent-text").textContent =
         s.consent_text ||
         (s.consent_for === "resume"
           ? "Would you like to go back to your step" + (s.step_title ? ": " + s.step_title : "") + "?"
           : "Would you like to begin" + (s.step_title ? ": " + s.step_title : " the next step") + "?");
     }
-    $("checkin").hidden = !checkinDue();
+    // one question at a time: a check-in waits until the consent prompt is answered
+    const checkin = $("checkin");
+    const showCheckin = checkinDue() && !asked;
+    if (showCheckin && checkin.hidden) resetSlider();
+    checkin.hidden = !showCheckin;
     // the words the client and therapist agreed for this step's scale, when the protocol has them
     const anchors = s.step_anchors || [];
     const low = anchors.find((a) => a[0] === 0);
@@ -90,10 +128,31 @@
     $("suds-high").textContent = "100 " + (high ? high[1] : "worst");
     const middle = anchors.filter((a) => a[0] !== 0 && a[0] !== 100);
     $("suds-anchors").textContent = middle.map((a) => a[0] + " " + a[1]).join(" · ");
+
+    const paced = pacing();
+    $("pacer-wrap").hidden = !paced;
+    $("main").classList.toggle("asking", asked || showCheckin);
+    const g = st.guidance;
+    const prompt = g && g.active && g.prompt ? g.prompt : "";
+    $("prompt").textContent = prompt;
+    $("prompt").hidden = !prompt;
+
+    // after any pause the client can say "I'm ready to continue": a request, never a resume
+    const pausedNow = PAUSED.includes(s.state) && !asked;
+    $("ready").hidden = !pausedNow;
+    const said = Boolean(s.client_ready);
+    $("b-ready").hidden = said;
+    $("ready-text").textContent = said
+      ? "Your therapist knows you're ready. Nothing goes on until they ask you and you say yes."
+      : "When you feel ready to go on, you can tell your therapist. There's no rush.";
+
     $("grounding").hidden = !(s.state === "paused" || s.state === "grounding");
+    $("grounding-text").textContent = paced
+      ? "Would something else help more than breathing?"
+      : "Would something help? You choose.";
     // only what the client's protocol offers; the one in use is marked
     const menu = s.grounding_menu || [];
-    const current = st.guidance && st.guidance.active ? st.guidance.technique : null;
+    const current = g && g.active ? g.technique : null;
     document.querySelectorAll("[data-technique]").forEach((b) => {
       b.hidden = menu.length > 0 && !menu.includes(b.dataset.technique);
       b.setAttribute("aria-pressed", String(b.dataset.technique === current));
@@ -102,8 +161,7 @@
     const pause = $("b-pause");
     pause.dataset.paused = String(paused);
     pause.textContent = paused ? "Paused" : "Pause";
-    const g = st.guidance;
-    $("prompt").textContent = g && g.active && g.prompt ? g.prompt : "";
+    pause.hidden = s.state === "ended"; // nothing left to pause
     renderNumbers();
   }
 
@@ -116,18 +174,21 @@
   function frame() {
     const g = st.guidance;
     const now = BF.sessionNow(st.clock);
-    const ph = g && g.active && g.phases.length ? Pacer.phaseAt(g.phases, g.start_t, now) : null;
+    const ph = pacing() ? Pacer.phaseAt(g.phases, g.start_t, now) : null;
     if (!ph) {
       pacer.dataset.phase = "idle";
       delete pacer.dataset.elapsed;
-      word.textContent = "Breathe gently";
+      word.textContent = "";
       ring.style.transform = "";
+      if (bar) bar.firstChild.style.width = "0%";
     } else {
       pacer.dataset.phase = ph.name;
       pacer.dataset.elapsed = ph.elapsed.toFixed(2);
       pacer.dataset.cycle = String(ph.cycle);
       pacer.dataset.now = now.toFixed(3);
-      word.textContent = Pacer.WORDS[ph.name] || ph.name;
+      pacer.dataset.scale = Pacer.scaleFor(ph).toFixed(4);
+      const w = Pacer.WORDS[ph.name] || ph.name;
+      if (word.textContent !== w) word.textContent = w;
       if (reduced.matches) {
         ring.style.transform = "";
         if (!bar) {
@@ -143,6 +204,46 @@
   }
   requestAnimationFrame(frame);
 
+  // ---- the check-in slider: no value until the client places it ----------------------------
+  const slider = $("suds");
+  let placed = false;
+
+  function resetSlider() {
+    placed = false;
+    slider.value = "50"; // not shown: the marker is hidden until the client places it
+    showSlider();
+  }
+
+  function place() {
+    placed = true;
+    showSlider();
+  }
+
+  function showSlider() {
+    slider.classList.toggle("unset", !placed);
+    slider.style.setProperty("--fill", slider.value + "%");
+    slider.setAttribute("aria-valuetext", placed ? slider.value : "not chosen yet");
+    $("suds-value").textContent = placed ? slider.value : "–";
+    $("b-suds").disabled = !placed;
+  }
+
+  slider.addEventListener("input", place);
+  // a touch or click on the line places the marker there, even where the hidden value already is
+  slider.addEventListener("pointerup", place);
+  slider.addEventListener("keydown", (ev) => {
+    if (placed) return;
+    // the first key places the marker in the middle, visibly; the next ones move it
+    if (["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "PageUp", "PageDown"].includes(ev.key)) {
+      ev.preventDefault();
+      slider.value = "50";
+      place();
+    } else if (ev.key === "Home" || ev.key === "End") {
+      ev.preventDefault();
+      slider.value = ev.key === "Home" ? "0" : "100";
+      place();
+    }
+  });
+
   // ---- actions -----------------------------------------------------------------------------
   function feedback(text) {
     $("feedback").textContent = text;
@@ -151,8 +252,14 @@
   async function act(cmd, args, pendingText, doneText, buttons) {
     buttons.forEach((b) => (b.disabled = true));
     feedback(pendingText);
-    const r = await BF.command(cmd, args);
-    buttons.forEach((b) => (b.disabled = false));
+    st.inflight += 1;
+    let r;
+    try {
+      r = await BF.command(cmd, args);
+    } finally {
+      st.inflight -= 1;
+      buttons.forEach((b) => (b.disabled = false));
+    }
     if (r.ok === true) feedback(doneText);
     else if (r.ok === false) feedback("That didn't go through (" + (r.error || r.status) + "). You can try again.");
     // no answer: it may still arrive, and the screen follows the session either way
@@ -165,10 +272,12 @@
     act("consent", {}, "Letting your therapist know…", "Thank you. You can pause at any time.", [$("b-consent"), $("b-decline")]);
   $("b-decline").onclick = () =>
     act("decline", {}, "Letting your therapist know…", "That's fine. Nothing happens until you're ready.", [$("b-consent"), $("b-decline")]);
-  const slider = $("suds");
-  slider.oninput = () => ($("suds-value").textContent = slider.value);
+  $("b-ready").onclick = () =>
+    act("ready", {}, "Letting your therapist know…", "Your therapist has been told.", [$("b-ready")]);
   $("b-suds").onclick = async () => {
+    if (!placed) return;
     const r = await act("suds", { value: Number(slider.value) }, "Sending…", "Thank you.", [$("b-suds")]);
+    showSlider(); // act() re-enabled Send; it stays as the slider says
     if (r.ok === true) {
       st.answered = true; // until the service says whether another check-in is due
       render();
@@ -204,5 +313,6 @@
       render();
     },
   });
+  resetSlider();
   render();
 })();
