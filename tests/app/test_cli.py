@@ -131,7 +131,7 @@ def test_check_refuses_what_the_session_core_would(tmp_path: Path) -> None:
     `check` says so first."""
     cfg = tmp_path / "c.toml"
     cfg.write_text(
-        f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/spider-hierarchy.toml'\n"
+        f"[session]\nprotocol = '{REPO_ROOT}/config/protocols/demo.toml'\n"
         "[signal]\nshort_window_s = 30\nlong_window_s = 180\n"
     )
     out = _run("check", "--config", str(cfg))
