@@ -24,6 +24,7 @@ import pytest
 from biofeedback.service.mqtt import MqttLink, MqttSettings
 from biofeedback.service.topics import Topic, topic
 from tests.support import REPO_ROOT, free_port, require_binary
+from tests.web.invariants import assert_pressable_at_sizes
 from tests.web.test_browser import CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.mosquitto, pytest.mark.slow]
@@ -203,10 +204,13 @@ async def _walk_through(browser: Any, demo: Demo) -> None:
     await client.locator("#consent").wait_for(state="visible", timeout=60_000)
     offered = await demo.wait_session(lambda s: s.get("consent_needed"), within=5)
     assert offered["state"] == "step_offered"
+    # as a new user would try it, at phone, tablet and laptop sizes: nothing is covered (issue 12)
+    await assert_pressable_at_sizes(client, what="demo, step offered")
     await client.click("#b-consent")
     started = await demo.wait_session(lambda s: s["state"] == "exposing", within=5)
     assert started["step_index"] == offered["step_index"]
     await client.locator("#consent").wait_for(state="hidden", timeout=3000)
+    await assert_pressable_at_sizes(client, what="demo, exposing")
 
     # 4. the therapist presses Pause: the session pauses, by the therapist (seen on MQTT)
     await therapist.locator("#state").filter(has_text="exposing").wait_for(timeout=5000)
@@ -217,6 +221,7 @@ async def _walk_through(browser: Any, demo: Demo) -> None:
     )
     assert paused["t"] > started["t"]
     await therapist.locator("#replies .ok").filter(has_text="Pause: done").wait_for(timeout=5000)
+    await assert_pressable_at_sizes(client, what="demo, paused by the therapist")
 
     # 5. the client chooses paced breathing from the menu shown while paused; the pacer then
     #    follows the service's guidance schedule (session clock 4x real time)
@@ -255,6 +260,7 @@ async def _walk_through(browser: Any, demo: Demo) -> None:
             checked += 1
         await asyncio.sleep(0.3)
     assert checked >= 6
+    await assert_pressable_at_sizes(client, what="demo, paced breathing")
 
     # 6. the client can always pause; a client pause is accepted in any state
     await client.click("#b-pause")
