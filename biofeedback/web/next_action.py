@@ -348,6 +348,12 @@ def _value_text(key: str, value: Any) -> str | None:
     return None
 
 
+def _said(value_text: str, said: str) -> bool:
+    """The reason already says it: "SUDS 30", or a value's words ("prompt: step end")."""
+    _, sep, value = value_text.partition(": ")
+    return value_text.casefold() in said or bool(sep and value.casefold() in said)
+
+
 def event_words(e: JsonDict) -> JsonDict:
     """{what, change, why}: a timeline row in words (steps from 1, no raw ids)."""
     kind = e.get("kind") or ""
@@ -378,10 +384,12 @@ def event_words(e: JsonDict) -> JsonDict:
     if src and dst and src != dst:
         change = f"{words(src, STATE_WORDS)} → {words(dst, STATE_WORDS)}"
     why = reason.replace("_", " ")
+    said = why.casefold()
     shown = [
         v
         for v in (_value_text(k, x) for k, x in values.items() if k != "offer" or x != "step")
-        if v and v not in why  # the reason already says "step 2"
+        # left out when the reason already says it ("step 2", "SUDS 30", "paced breathing")
+        if v and not _said(v, said)
     ]
     if shown:
         why = f"{why} ({', '.join(shown)})" if why else ", ".join(shown)

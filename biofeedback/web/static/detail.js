@@ -159,8 +159,8 @@
     agenda.replaceChildren(
       ...steps.map((step) => {
         let cls = "";
-        if (s.step_index != null && step.index === s.step_index) cls = "current";
-        else if (step.status === "completed" || step.status === "done") cls = "done";
+        if (step.status === "completed" || step.status === "done") cls = "done";
+        else if (s.step_index != null && step.index === s.step_index) cls = "current";
         else if (step.status == null && s.step_index != null && step.index < s.step_index) cls = "done";
         const note = step.status === "left" ? " (started, not finished)" : step.status === "completed" ? " (done)" : "";
         return BF.el("li", { class: cls, "data-index": String(step.index), text: step.title + note });
