@@ -392,5 +392,8 @@ def event_words(e: JsonDict) -> JsonDict:
         if v and not _said(v, said)
     ]
     if shown:
-        why = f"{why} ({', '.join(shown)})" if why else ", ".join(shown)
+        if why.endswith(")"):  # "SUDS 30 (step end)" -> "SUDS 30 (step end; step 1)"
+            why = f"{why[:-1]}; {', '.join(shown)})"
+        else:
+            why = f"{why} ({', '.join(shown)})" if why else ", ".join(shown)
     return {"what": what, "change": change, "why": why}
