@@ -50,7 +50,8 @@ def test_demo_recording_replays_reports_and_exports(tmp_path: Path) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    (client,) = [p.name for p in (data / "recordings").iterdir()]
+    # The demo's folder also holds its DEMO-DATA.txt marker.
+    (client,) = [p.name for p in (data / "recordings").iterdir() if p.is_dir()]
     (session,) = list_sessions(data / "recordings", client)
     info = open_session(session)
     assert info.complete
