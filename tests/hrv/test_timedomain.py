@@ -131,6 +131,22 @@ def test_replacing_a_beat_that_left_the_window_changes_nothing() -> None:
     check(w)
 
 
+def test_a_beat_the_window_has_not_taken_in_yet_is_left_to_add_newest() -> None:
+    """Several windows share one store and take in its newest beat one after the other: until a
+    window has, a replacement of that beat is not its business, and it later takes the beat in
+    with whatever value the store then holds."""
+    w = filled(EDGE_MS)
+    before = (w.n, w.s1, w.s2, w.d2, w.nn50, w.ncorr)
+    w.store.append(110.0, us(900.0))
+    k = w.lo + w.n  # the store's newest beat, not yet in the window
+    replace(w, k, 870.0)
+    assert (w.n, w.s1, w.s2, w.d2, w.nn50, w.ncorr) == before
+    assert window_values(w)[-1] == 870.0
+    w.add_newest()
+    check(w)
+    assert w.ncorr == 1
+
+
 def test_replacing_beats_after_the_store_dropped_old_ones() -> None:
     """After compaction the store's index base moves; window positions stay segment indices."""
     values = [800.0 + 60.0 * (k % 3) for k in range(1200)]
@@ -145,9 +161,15 @@ def test_replacing_beats_after_the_store_dropped_old_ones() -> None:
     assert len(store.t) < 1200
     check(w)
     for k in range(w.lo, w.lo + w.n):
-        replace(w, k, 1000.0)
+        replace(w, k, 1000.0 + k % 7)
         check(w)
     assert w.ncorr == w.n
+    held = window_values(w)
+    assert w.values_ms() == held
+    store.append(2000.0, us(700.0))  # newer than the window's newest: not in its values yet
+    assert w.values_ms() == held
+    w.add_newest()
+    assert w.values_ms() == [700.0]  # 700 s after the others: alone in the window
 
 
 def test_store_keeps_what_the_beat_came_with() -> None:
