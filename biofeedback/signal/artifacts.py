@@ -505,7 +505,7 @@ def _thresholds(vals: F64, ends: I64, need: npt.NDArray[np.bool_]) -> F64:
     return out
 
 
-def _lower_bounds(vals: F64, ends: I64, block: int = 8) -> F64:
+def _lower_bounds(vals: F64, ends: I64, block: int = 32) -> F64:
     """A lower bound of 5.2 QD over the 91 values up to each of `ends` (consecutive, all >= 90)
     from blocks of `block` windows: Q3 >= the 68th smallest of a superset of their union, Q1 <=
     the 24th smallest of a subset of their intersection. Only beats beyond it need the exact
