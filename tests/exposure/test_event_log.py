@@ -250,6 +250,7 @@ def story_refusals() -> Recorder:
         OfferStep(0.5, T),
         Recalibrate(0.6, T, reason="x" * 501),
         CalibrationDone(1.0, ok=True),
+        ChooseGrounding(1.0, C, GroundingTechnique.SENSORY_54321),  # nothing paused: guidance only
         OfferStep(1.0, T, 7),
         OfferStep(1.0, T, True),  # type: ignore[arg-type]
         OfferStep(1.0, C),
@@ -257,6 +258,7 @@ def story_refusals() -> Recorder:
         AdjustThresholds(1.0, T, upper="high"),  # type: ignore[arg-type]
         AdjustThresholds(1.0, T, lower=90),
         AdjustThresholds(1.0, T, dwell_s=-1),
+        AdjustThresholds(1.0, T, upper=150, dwell_s=-1),  # two problems, both named
         SudsAnswer(1.0, C, 101),
         SudsAnswer(1.0, C, 2.5),  # type: ignore[arg-type]
         ChooseGrounding(1.0, C, "yoga"),  # type: ignore[arg-type]
@@ -316,11 +318,32 @@ def story_recalibrations() -> Recorder:
     return s
 
 
+def story_recalibration_cancelled() -> Recorder:
+    s = _session(auto_offer=True)
+    send(
+        s,
+        ArousalSample(0.0, 50.0),
+        Recalibrate(0.5, T, reason="restart"),
+        ChooseGrounding(1.0, C, GroundingTechnique.PACED_BREATHING),  # cancels it, calibrating
+        CalibrationDone(2.0, ok=True),
+        ArousalSample(2.5, 50.0),
+        Consent(3.0, C),
+        ArousalSample(4.0, 50.0),
+        CompleteStep(4.5, T),  # the next offer waits for calm
+        Recalibrate(5.0, T, reason="between steps"),
+        ArousalSample(5.5, 20.0),  # calm: the system's offer is held back for the calibration
+        ChooseGrounding(6.0, C, GroundingTechnique.SENSORY_54321),  # cancels it: offer released
+        EndSession(7.0, T),
+    )
+    return s
+
+
 STORIES: dict[str, Callable[[], Recorder]] = {
     "two recoveries and declines": story_two_recoveries_and_declines,
     "signal, calibration, step length, auto-complete": story_signal_and_calibration,
     "refusals": story_refusals,
     "recalibrations": story_recalibrations,
+    "recalibration cancelled": story_recalibration_cancelled,
 }
 
 
