@@ -14,13 +14,28 @@ import pytest
 
 from biofeedback.errors import CommandError
 from biofeedback.exposure import (
+    AdjustThresholds,
+    ArousalSample,
+    CalibrationDone,
     ChooseGrounding,
+    CompleteStep,
+    Consent,
+    ExposureSession,
     GroundingTechnique,
     GuidancePrefs,
+    OfferStep,
     Pause,
+    SessionLogicError,
+    SessionState,
+    Step,
+    Tick,
 )
+from biofeedback.exposure import session as session_module
 from biofeedback.exposure.messages import ReadyToContinue
-from tests.exposure.helpers import C, T, exposing, protocol
+from biofeedback.exposure.rules import ALLOWED, Trigger
+from tests.exposure.helpers import C, T, exposing, feed, now, protocol
+
+S = SessionState
 
 SESSION_LOG = "biofeedback.exposure.session"
 
@@ -63,3 +78,108 @@ def test_every_event_is_logged_at_debug(caplog: pytest.LogCaptureFixture) -> Non
     events = s.handle(Pause(3.0, T))
     logged = [r.getMessage() for r in caplog.records if r.name == SESSION_LOG]
     assert f"session c-1 event {events[-1]}" in logged
+
+
+def test_a_pause_withdraws_the_clients_ready_request_and_says_so() -> None:
+    s = exposing()
+    s.handle(Pause(3.0, C))
+    s.handle(ReadyToContinue(4.0, C))
+    assert s.snapshot().client_ready
+    # The pause changes nothing else (already paused by the client), but withdrawing "I'm
+    # ready" is news for the therapist.
+    (ev,) = s.handle(Pause(5.0, C))
+    assert ev.kind == "pause_acknowledged"
+    assert ev.values == {"pause_reason": "client", "ready_withdrawn": True}
+    assert not s.snapshot().client_ready
+
+
+def test_the_session_refuses_to_act_outside_its_own_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = exposing()
+    broken = ALLOWED - {(S.EXPOSING, Trigger.PAUSE, S.PAUSED), (S.READY, Trigger.PAUSE, S.READY)}
+    monkeypatch.setattr(session_module, "ALLOWED", broken)
+    with pytest.raises(
+        SessionLogicError, match="transition exposing --pause--> paused is not in the transition"
+    ):
+        s.handle(Pause(3.0, T))
+    r = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=False)
+    with pytest.raises(SessionLogicError, match=r"^no acknowledging pause row for state ready$"):
+        r.handle(Pause(1.0, C))
+
+
+def test_step_statuses_follow_the_session() -> None:
+    s = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=False)
+
+    def statuses() -> tuple[str, ...]:
+        return tuple(i.status for i in s.snapshot().steps)
+
+    s.handle(ArousalSample(0.0, 50.0))
+    assert statuses() == ("pending", "pending")
+    s.handle(OfferStep(1.0, T))
+    assert statuses() == ("offered", "pending")
+    s.handle(Consent(2.0, C))
+    assert statuses() == ("exposing", "pending")
+    s.handle(Pause(3.0, T))
+    assert statuses() == ("paused", "pending")
+    s.handle(OfferStep(4.0, T, 1))  # a different step: step 0 was started, not completed
+    assert statuses() == ("left", "offered")
+    s.handle(ArousalSample(4.0, 50.0))
+    s.handle(Consent(5.0, C))
+    s.handle(CompleteStep(6.0, T))
+    assert statuses() == ("left", "completed")
+
+
+def test_consent_texts_word_for_word() -> None:
+    steps = (
+        Step("Talk", "Say what you fear.", 120.0, ()),
+        Step("Look", "Look at a picture.", 30.0, ()),
+    )
+    p = replace(protocol(), steps=steps)
+    s = ExposureSession(p, t=0.0, client_id="c-1", needs_calibration=True)
+    s.handle(ArousalSample(0.0, 50.0))
+    s.handle(CalibrationDone(1.0, ok=False, detail="noisy"))
+    s.handle(OfferStep(2.0, T))
+    assert s.snapshot().consent_needed == (
+        "Step 1 of 2: Talk (about 2 min). Say what you fear. Would you like to begin? "
+        "Calibration did not succeed, so automatic pausing may not work. "
+        "You can pause at any moment."
+    )
+    s.handle(CalibrationDone(3.0, ok=True))
+    s.handle(OfferStep(4.0, T, 1))
+    assert s.snapshot().consent_needed == (
+        "Step 2 of 2: Look (about 30 s). Look at a picture. Would you like to begin? "
+        "You can pause at any moment."
+    )
+    s.handle(ArousalSample(4.0, 50.0))
+    s.handle(Consent(5.0, C))
+    s.handle(Pause(6.0, T))
+    s.handle(OfferStep(7.0, T))
+    assert s.snapshot().consent_needed == (
+        "Would you like to continue step 2 of 2: Look? You can pause at any moment."
+    )
+
+
+def test_dwell_progress_is_the_fraction_held_and_stops_at_one() -> None:
+    s = exposing()
+    s.handle(AdjustThresholds(2.0, T, dwell_s=1.0))
+    s.handle(ArousalSample(3.0, 80.0))
+    s.handle(Tick(3.5))
+    assert s.snapshot().dwell_progress == 0.5
+    s.handle(Tick(4.0))
+    assert now(s) is S.GROUNDING
+    feed(s, 5.0, 8.0, 80.0)  # still high while grounding: 4 s held, dwell 1 s
+    assert s.snapshot().dwell_progress == 1.0
+
+
+def test_recovery_progress_stays_full_once_recovered() -> None:
+    s = exposing()
+    s.handle(ArousalSample(3.0, 50.0))
+    s.handle(Pause(3.0, T))
+    feed(s, 4.0, 14.0, 20.0)
+    s.handle(ArousalSample(14.0, 20.0))
+    assert now(s) is S.RECOVERED
+    s.handle(ArousalSample(15.0, 50.0))  # not below lower any more, but still recovered
+    assert now(s) is S.RECOVERED
+    assert s.snapshot().recovery_progress == 1.0
+    s.handle(OfferStep(16.0, T))
+    assert now(s) is S.RESUME_OFFERED
+    assert s.snapshot().recovery_progress == 1.0
