@@ -183,3 +183,18 @@ def test_recovery_progress_stays_full_once_recovered() -> None:
     s.handle(OfferStep(16.0, T))
     assert now(s) is S.RESUME_OFFERED
     assert s.snapshot().recovery_progress == 1.0
+
+
+def test_recovery_progress_is_the_fraction_held_since_the_later_of_pause_and_run() -> None:
+    s = exposing()
+    s.handle(ArousalSample(3.0, 50.0))
+    s.handle(Pause(3.0, T))
+    feed(s, 4.0, 8.0, 20.0)
+    s.handle(Tick(8.0))
+    assert s.snapshot().recovery_progress == 0.4  # 4 s of 10, from the run's start
+    s2 = exposing()
+    feed(s2, 3.0, 5.0, 20.0)  # calm before the pause ...
+    s2.handle(Pause(5.0, T))
+    s2.handle(ArousalSample(6.0, 20.0))
+    s2.handle(Tick(7.0))
+    assert s2.snapshot().recovery_progress == 0.2  # ... counts from the pause: 2 s of 10
