@@ -3,8 +3,9 @@
 Events are what the therapist's dashboard shows and what the recording keeps for research: their
 kind, actor, states, reason text and values are an interface, and so are the messages of refused
 commands (what a user reads to act on). `tests/exposure/data/event_log.jsonl` holds, for every
-scenario below, each input with the events it caused or the message it was refused with, then
-the final snapshot and summary. Any change to them fails here until the file is rewritten with
+scenario below, each input with the events it caused (and the snapshot fields it changed) or the
+message it was refused with, then the final snapshot and summary. Any change to them fails here
+until the file is rewritten with
 
     .venv/bin/python -m tests.exposure.test_event_log
 
@@ -83,12 +84,34 @@ def _event(e: SessionEvent) -> dict[str, Any]:
     return out
 
 
+def flat(x: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a.b.0": leaf} for a plain() structure (so a change names the field that changed)."""
+    if isinstance(x, dict):
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            out.update(flat(v, f"{prefix}{k}."))
+        return out
+    if isinstance(x, list) and x:
+        out = {}
+        for i, v in enumerate(x):
+            out.update(flat(v, f"{prefix}{i}."))
+        return out
+    return {prefix[:-1]: x}
+
+
 class Recorder(ExposureSession):
-    """An ExposureSession that keeps every input with its events or its refusal."""
+    """An ExposureSession that keeps every input with its events and the snapshot fields it
+    changed, or with its refusal."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.record: list[dict[str, Any]] = []
+        self._seen = self._fields()
+
+    def _fields(self) -> dict[str, Any]:
+        snap = flat(plain(self.snapshot()))
+        del snap["t"], snap["seq"]  # the events' t and seq say these
+        return snap
 
     def handle(self, inp: SessionInput) -> list[SessionEvent]:
         entry: dict[str, Any] = {"input": type(inp).__name__, **plain(inp)}
@@ -99,6 +122,11 @@ class Recorder(ExposureSession):
             self.record.append(entry)
             raise
         entry["events"] = [_event(e) for e in events]
+        fields = self._fields()
+        changed = {k: v for k, v in fields.items() if self._seen.get(k, "absent") != v}
+        changed.update({k: "absent" for k in self._seen.keys() - fields.keys()})
+        entry["snapshot"] = changed
+        self._seen = fields
         self.record.append(entry)
         return events
 
@@ -338,12 +366,36 @@ def story_recalibration_cancelled() -> Recorder:
     return s
 
 
+def story_late_start() -> Recorder:
+    """A session that starts at t=100 (clock times are session seconds, not from zero)."""
+    p = replace(protocol(), options=SessionOptions(auto_offer=False, auto_complete=False))
+    s = Recorder(p, t=100.0, client_id="c-3", needs_calibration=False)
+    send(
+        s,
+        ArousalSample(100.0, 50.0),
+        OfferStep(101.0, T),
+        Consent(102.0, C),
+        *samples(103.0, 110.0, 50.0),
+        Pause(110.0, T),
+        Recalibrate(111.0, T, reason="quiet minute"),
+        OfferStep(112.0, T),  # refused: the fresh calibration runs
+        ArousalSample(112.0, 50.0),
+        CalibrationDone(113.0, ok=True),
+        OfferStep(114.0, T),
+        Consent(115.0, C),
+        *samples(116.0, 120.0, 50.0),
+        CompleteStep(120.0, T),
+    )
+    return s
+
+
 STORIES: dict[str, Callable[[], Recorder]] = {
     "two recoveries and declines": story_two_recoveries_and_declines,
     "signal, calibration, step length, auto-complete": story_signal_and_calibration,
     "refusals": story_refusals,
     "recalibrations": story_recalibrations,
     "recalibration cancelled": story_recalibration_cancelled,
+    "late start": story_late_start,
 }
 
 
