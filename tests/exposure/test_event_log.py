@@ -360,6 +360,7 @@ def story_recalibration_cancelled() -> Recorder:
         CompleteStep(4.5, T),  # the next offer waits for calm
         Recalibrate(5.0, T, reason="between steps"),
         ArousalSample(5.5, 20.0),  # calm: the system's offer is held back for the calibration
+        ArousalSample(5.75, 20.0),  # still calm: held back once, not again
         ChooseGrounding(6.0, C, GroundingTechnique.SENSORY_54321),  # cancels it: offer released
         EndSession(7.0, T),
     )
@@ -385,6 +386,9 @@ def story_late_start() -> Recorder:
         Consent(115.0, C),
         *samples(116.0, 120.0, 50.0),
         CompleteStep(120.0, T),
+        OfferStep(121.0, T, 0),  # the same step again
+        ArousalSample(121.0, 50.0),
+        Consent(122.0, C),  # restarted
     )
     return s
 

@@ -223,3 +223,15 @@ def test_a_consent_to_an_offer_older_than_the_last_pause_is_a_logic_error() -> N
     s._last_pause_seq = offer.seq  # as if a pause had been logged with the offer's own seq
     with pytest.raises(SessionLogicError, match=r"^an offer older than the last pause survived"):
         s.handle(Consent(2.0, C))
+
+
+def test_the_peak_counts_only_known_fresh_values() -> None:
+    s = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=False)
+    s.handle(ArousalSample(0.0, 65.0))
+    s.handle(OfferStep(1.0, T))
+    for t in (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0):
+        s.handle(ArousalSample(t, None))  # monitoring stays ok; 65 is superseded and stale
+    s.handle(Consent(8.0, C))
+    assert s.progress()[0].peak_arousal is None
+    s.handle(ArousalSample(9.0, 55.0))
+    assert s.progress()[0].peak_arousal == 55.0
