@@ -235,3 +235,19 @@ def test_the_peak_counts_only_known_fresh_values() -> None:
     assert s.progress()[0].peak_arousal is None
     s.handle(ArousalSample(9.0, 55.0))
     assert s.progress()[0].peak_arousal == 55.0
+
+
+@pytest.mark.parametrize("recovery_s", [0.0, 10.0])
+def test_recovery_progress_never_exceeds_one_after_the_pause(recovery_s: float) -> None:
+    # Offered another step after recovering, the client stays calm: the progress shown stays at
+    # one however long the calm lasts (it is a fraction, not a time).
+    s = exposing()
+    s.handle(AdjustThresholds(2.0, T, recovery_s=recovery_s))
+    s.handle(ArousalSample(3.0, 50.0))
+    s.handle(Pause(3.0, T))
+    feed(s, 4.0, 16.0, 20.0)
+    assert now(s) is S.RECOVERED
+    s.handle(OfferStep(16.0, T, 1))
+    feed(s, 16.0, 40.0, 20.0)
+    assert now(s) is S.STEP_OFFERED
+    assert s.snapshot().recovery_progress == 1.0
