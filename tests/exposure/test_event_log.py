@@ -296,7 +296,11 @@ def story_refusals() -> Recorder:
         Pause(1.0, SYS),
         OfferStep(2.0, T),
         Recalibrate(2.5, T),
-        Consent(3.0, C),
+        *samples(3.0, 7.0, 75.0),  # at/above upper 3..6: 4 s of the 5 s dwell
+        Consent(8.0, C),  # refused: the dwell is reached, the offer is being withdrawn
+        ArousalSample(8.0, 50.0),
+        OfferStep(8.0, T),
+        Consent(8.0, C),
         OfferStep(3.5, T),
         Recalibrate(3.6, T),
         Pause(math.nan, C),

@@ -28,6 +28,7 @@ from biofeedback.exposure import (
     SessionLogicError,
     SessionState,
     Step,
+    SudsAnswer,
     Tick,
 )
 from biofeedback.exposure import session as session_module
@@ -251,3 +252,27 @@ def test_recovery_progress_never_exceeds_one_after_the_pause(recovery_s: float) 
     feed(s, 16.0, 40.0, 20.0)
     assert now(s) is S.STEP_OFFERED
     assert s.snapshot().recovery_progress == 1.0
+
+
+def test_a_consent_long_after_the_last_sample_is_refused_for_lost_monitoring() -> None:
+    # Monitoring is judged at the consent's own time, not at the last input's.
+    s = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=False)
+    s.handle(ArousalSample(1.0, 50.0))
+    s.handle(OfferStep(1.0, T))
+    before = s.snapshot()
+    with pytest.raises(CommandError, match="monitoring is lost"):
+        s.handle(Consent(11.5, C))  # 10.5 s after the last sample, signal_timeout_s is 10
+    assert s.snapshot() == before
+    s.handle(Consent(11.0, C))  # exactly 10 s: still ok
+    assert now(s) is S.EXPOSING
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0, True), (100, True), (-1, False), (101, False)])
+def test_suds_is_a_whole_number_from_0_to_100_inclusive(value: int, ok: bool) -> None:
+    s = exposing()
+    if ok:
+        (ev,) = s.handle(SudsAnswer(5.0, C, value))
+        assert ev.values["suds"] == value
+    else:
+        with pytest.raises(CommandError, match=f"SUDS must be a whole number 0..100, got {value}"):
+            s.handle(SudsAnswer(5.0, C, value))
