@@ -397,6 +397,79 @@ def story_late_start() -> Recorder:
     return s
 
 
+def story_calibration_outcomes() -> Recorder:
+    """Notes on a calibration that passed, fresh calibrations passing and failing."""
+    s = _session()
+    send(
+        s,
+        ArousalSample(0.0, 50.0),
+        CalibrationDone(1.0, ok=False),  # no reason given, still calibrating
+        OfferStep(2.0, T),  # explicitly, uncalibrated
+        Consent(3.0, C),
+        ArousalSample(3.0, 50.0),
+        Consent(3.5, C),
+        Pause(4.0, T),
+        Recalibrate(4.5, T, reason="try again"),  # no baseline yet
+        ArousalSample(5.0, 50.0),
+        CalibrationDone(6.0, ok=True, notes=("HR trended down", "", "HR high for this client")),
+        Recalibrate(7.0, T),
+        ArousalSample(8.0, 50.0),
+        CalibrationDone(9.0, ok=False, detail="too many corrected beats"),
+        Recalibrate(10.0, T),
+        ArousalSample(11.0, 50.0),
+        CalibrationDone(12.0, ok=False),  # fresh, failed, no reason: the baseline stays
+        CalibrationDone(13.0, ok=False, detail="late report"),  # none running: just logged
+        CalibrationDone(14.0, ok=True, notes=("signal marginal",)),  # none running: updated
+        Recalibrate(16.0, T, reason="y" * 500),  # at most 500 characters: accepted
+        Recalibrate(30.0, T),  # refused: no sample for 19 s, monitoring is lost
+    )
+    return s
+
+
+def story_deferred_offers() -> Recorder:
+    """The system's offers held back while a fresh calibration runs, then made (or not)."""
+    s = _session(auto_offer=True)
+    send(
+        s,
+        ArousalSample(0.0, 50.0),
+        CalibrationDone(1.0, ok=True),
+        ArousalSample(1.5, 50.0),
+        Consent(2.0, C),
+        ArousalSample(3.0, 50.0),
+        SignalLost(4.0, "strap off"),  # a system pause: the resume will be offered by the system
+        SignalRestored(5.0, gap_s=1.0),
+        ArousalSample(5.0, 20.0),
+        Recalibrate(5.5, T, reason="while paused"),
+        *samples(6.0, 17.0, 20.0),  # recovered at 15: the resume offer is held back
+        CalibrationDone(17.0, ok=True),  # released: resume offered
+        Pause(18.0, C),
+        *samples(18.0, 20.0, 50.0),
+        ArousalSample(20.0, 20.0),
+        OfferStep(21.0, T),
+        Consent(22.0, C),
+        *samples(23.0, 40.0, 20.0),
+        SignalLost(40.0),
+        SignalRestored(41.0),
+        ArousalSample(41.0, 20.0),
+        Recalibrate(41.5, T),
+        *samples(42.0, 53.0, 20.0),  # recovered at 51, resume held back ...
+        Pause(53.0, T),  # ... and the session moves on: nothing is released
+        CalibrationDone(54.0, ok=True),
+        *samples(55.0, 68.0, 20.0),
+        OfferStep(68.0, T),
+        Consent(69.0, C),
+        ArousalSample(70.0, 50.0),
+        CompleteStep(70.0, T),  # 50 is not calm: the next offer waits
+        Recalibrate(71.0, T),
+        ArousalSample(72.0, 20.0),  # calm, but held back for the calibration
+        ArousalSample(73.0, 50.0),
+        CalibrationDone(74.0, ok=True),  # released, not calm now: waits again
+        ArousalSample(75.0, 50.0),
+        ArousalSample(76.0, 20.0),  # calm: offered
+    )
+    return s
+
+
 STORIES: dict[str, Callable[[], Recorder]] = {
     "two recoveries and declines": story_two_recoveries_and_declines,
     "signal, calibration, step length, auto-complete": story_signal_and_calibration,
@@ -404,6 +477,8 @@ STORIES: dict[str, Callable[[], Recorder]] = {
     "recalibrations": story_recalibrations,
     "recalibration cancelled": story_recalibration_cancelled,
     "late start": story_late_start,
+    "calibration outcomes": story_calibration_outcomes,
+    "deferred offers": story_deferred_offers,
 }
 
 

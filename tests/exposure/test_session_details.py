@@ -99,7 +99,8 @@ def test_the_session_refuses_to_act_outside_its_own_table(monkeypatch: pytest.Mo
     broken = ALLOWED - {(S.EXPOSING, Trigger.PAUSE, S.PAUSED), (S.READY, Trigger.PAUSE, S.READY)}
     monkeypatch.setattr(session_module, "ALLOWED", broken)
     with pytest.raises(
-        SessionLogicError, match="transition exposing --pause--> paused is not in the transition"
+        SessionLogicError,
+        match=r"^transition exposing --pause--> paused is not in the transition table$",
     ):
         s.handle(Pause(3.0, T))
     r = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=False)
@@ -276,3 +277,12 @@ def test_suds_is_a_whole_number_from_0_to_100_inclusive(value: int, ok: bool) ->
     else:
         with pytest.raises(CommandError, match=f"SUDS must be a whole number 0..100, got {value}"):
             s.handle(SudsAnswer(5.0, C, value))
+
+
+def test_monitoring_ok_at_the_newest_time_or_a_given_one() -> None:
+    s = exposing()  # the last sample was at t=2
+    assert s.monitoring_ok()
+    assert s.monitoring_ok(12.0)
+    assert not s.monitoring_ok(12.5)
+    s.handle(Tick(12.5))
+    assert not s.monitoring_ok()
