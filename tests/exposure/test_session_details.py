@@ -280,9 +280,9 @@ def test_suds_is_a_whole_number_from_0_to_100_inclusive(value: int, ok: bool) ->
 
 
 def test_monitoring_ok_at_the_newest_time_or_a_given_one() -> None:
-    s = exposing()  # the last sample was at t=2
+    s = exposing()  # the last sample was at t=0, the newest time is 2
     assert s.monitoring_ok()
-    assert s.monitoring_ok(12.0)
-    assert not s.monitoring_ok(12.5)
-    s.handle(Tick(12.5))
+    assert s.monitoring_ok(10.0)
+    assert not s.monitoring_ok(10.5)
+    s.handle(Tick(10.5))
     assert not s.monitoring_ok()
