@@ -453,10 +453,11 @@ def story_deferred_offers() -> Recorder:
         ArousalSample(41.0, 20.0),
         Recalibrate(41.5, T),
         *samples(42.0, 53.0, 20.0),  # recovered at 51, resume held back ...
-        Pause(53.0, T),  # ... and the session moves on: nothing is released
-        CalibrationDone(54.0, ok=True),
-        *samples(55.0, 68.0, 20.0),
+        Pause(53.0, T),  # ... and the session moves on: nothing is released,
+        *samples(53.0, 65.0, 20.0),  # not even once recovered again (at 63) after that pause
+        CalibrationDone(65.0, ok=True),
         OfferStep(68.0, T),
+        ArousalSample(68.0, 20.0),
         Consent(69.0, C),
         ArousalSample(70.0, 50.0),
         CompleteStep(70.0, T),  # 50 is not calm: the next offer waits

@@ -8,15 +8,17 @@ biofeedback/exposure/session.py.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 
 import pytest
 
-from biofeedback.errors import CommandError
+from biofeedback.errors import CommandError, ParseError
 from biofeedback.exposure import (
     AdjustThresholds,
     ArousalSample,
     CalibrationDone,
+    CheckinCadence,
     ChooseGrounding,
     CompleteStep,
     Consent,
@@ -286,3 +288,52 @@ def test_monitoring_ok_at_the_newest_time_or_a_given_one() -> None:
     assert not s.monitoring_ok(10.5)
     s.handle(Tick(10.5))
     assert not s.monitoring_ok()
+
+
+def test_a_session_starts_at_a_finite_time_and_in_its_first_state_since_then() -> None:
+    with pytest.raises(ParseError, match=r"^session start time must be a finite number, got nan$"):
+        ExposureSession(protocol(), t=math.nan, client_id="c-1")
+    s = ExposureSession(protocol(), t=100.0, client_id="c-1")
+    snap = s.snapshot()
+    assert (snap.started_t, snap.state_since_t, snap.t) == (100.0, 100.0, 100.0)
+
+
+def test_what_is_not_a_session_input_is_a_parse_error() -> None:
+    s = exposing()
+    with pytest.raises(ParseError, match=r"^not a session input: object$"):
+        s.handle(object())  # type: ignore[arg-type]
+
+
+def test_a_time_that_is_not_a_number() -> None:
+    s = exposing()
+    # An observation: a parse error (what the strap or the service sent is broken) ...
+    with pytest.raises(
+        ParseError, match=r"^ArousalSample\.t must be a number of seconds, got 'x'$"
+    ):
+        s.handle(ArousalSample("x", 50.0))  # type: ignore[arg-type]
+    with pytest.raises(ParseError, match=r"^Tick\.t must be finite, got inf$"):
+        s.handle(Tick(math.inf))
+    # ... a command: refused ...
+    with pytest.raises(CommandError, match=r"^CompleteStep\.t must be a number of seconds"):
+        s.handle(CompleteStep("x", T))  # type: ignore[arg-type]
+    # ... but the client's pause is taken at the newest time, marked as not on time.
+    (ev,) = s.handle(Pause("now", C))  # type: ignore[arg-type]
+    assert (ev.t, ev.to_state) == (2.0, S.PAUSED)
+    assert ev.values == {"input_t": None, "pause_reason": "client"}
+
+
+def test_periodic_checkins_every_second() -> None:
+    s = exposing(replace(protocol(), checkins=CheckinCadence(every_s=1.0)))
+    events = feed(s, 2.5, 6.0, 50.0)
+    assert [e.t for e in events if e.kind == "checkin_due"] == [3.5, 4.5, 5.5]
+
+
+def test_notes_on_the_first_calibration_are_told_to_the_therapist() -> None:
+    s = ExposureSession(protocol(), t=0.0, client_id="c-1", needs_calibration=True)
+    s.handle(ArousalSample(0.0, 50.0))
+    events = s.handle(CalibrationDone(1.0, ok=True, notes=("HR trended down",)))
+    assert [(e.kind, e.reason) for e in events] == [
+        ("transition", "calibration_ok: calibration done"),
+        ("calibration_notice", "calibration looked unusual: HR trended down"),
+    ]
+    assert events[0].values == {"ok": True, "detail": "", "notes": ["HR trended down"]}
