@@ -54,6 +54,23 @@ def _service_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-web", action="store_true", help="do not serve the dashboard")
 
 
+def _dashboard_options(p: argparse.ArgumentParser) -> None:
+    # here, not in biofeedback.web.standalone: importing the web package would slow down --help
+    p.add_argument("--mqtt-url", required=True, help="mqtt://[user@]host:port or mqtts://...")
+    p.add_argument("--mqtt-username", help="broker user (default: 'dashboard' with a password)")
+    p.add_argument(
+        "--mqtt-password-file", type=Path, help="file holding the broker password (chmod 600)"
+    )
+    p.add_argument("--ca-file", help="CA that signed the broker's certificate (mqtts://)")
+    p.add_argument("--cert-file", help="client certificate, when the broker asks for one")
+    p.add_argument("--key-file", help="key of the client certificate")
+    p.add_argument("--protocol", type=int, choices=[5, 311], help="MQTT version (default 5)")
+    p.add_argument("--mqtt-client-name", help="stable MQTT client name, e.g. bf-web-room2")
+    p.add_argument("--host", help="address to serve on (default 127.0.0.1)")
+    p.add_argument("--http-port", type=int, help="port to serve on (default 8080, 0 = any)")
+    p.add_argument("--allowed-host", action="append", help="extra host name (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="biofeedback",
@@ -128,6 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("session", type=Path, help="recorded session folder")
     export.add_argument("--bids", type=Path, required=True, help="BIDS dataset folder")
 
+    dash = sub.add_parser(
+        "dashboard",
+        help="the therapist dashboard alone, fed from a broker (no strap)",
+        description="Serve the therapist dashboard for every client on an MQTT broker, logged in "
+        "as its dashboard user (docs/dashboard.md, 'The dashboard alone'). The password comes from "
+        "BIOFEEDBACK_MQTT_PASSWORD, --mqtt-password-file or the config file, never the command "
+        "line.",
+    )
+    _common(dash)
+    _dashboard_options(dash)
+
     check = sub.add_parser("check", help="validate a config file and its protocol")
     _common(check)
     return parser
@@ -179,6 +207,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from biofeedback.service.commands_cli import run_export
 
         return run_export(args)
+
+    if args.command == "dashboard":
+        from biofeedback.web.standalone import options_from_args, serve_dashboard
+
+        return asyncio.run(_until_terminated(serve_dashboard(options_from_args(args), _say)))
 
     config = load_config(args.config)
     if args.command == "check":

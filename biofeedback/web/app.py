@@ -44,6 +44,10 @@ class WebConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     mqtt: MqttSettings | None = None  # None: no broker (tests feed the hub directly)
+    # the dashboard's MQTT client name; None: a random bf-dashboard-<hex> per run. A stable
+    # name (`biofeedback dashboard --mqtt-client-name`) lets the broker keep its session, so
+    # QoS 1 events published while it is briefly away are delivered when it returns
+    mqtt_client_name: str | None = None
     # None: taken from BIOFEEDBACK_THERAPIST_SECRET, else a random one is made for this run (never
     # logged: therapist_login_url gives the link for the person at the terminal)
     therapist_secret: str | None = None

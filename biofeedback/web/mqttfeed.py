@@ -91,7 +91,8 @@ async def mqtt_context(app: web.Application) -> AsyncIterator[None]:
         yield
         return
     hub = app[HUB_KEY]
-    link = MqttLink(cfg.mqtt, client_name=f"bf-dashboard-{secrets.token_hex(4)}")
+    name = cfg.mqtt_client_name or f"bf-dashboard-{secrets.token_hex(4)}"
+    link = MqttLink(cfg.mqtt, client_name=name)
     await link.__aenter__()  # BrokerError with a clear message when the broker is unreachable
     task: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
