@@ -7,6 +7,12 @@
 #   tools/mutate.sh 'biofeedback.signal.timedomain.*'
 #
 #   MUTATE_CHILDREN=2 tools/mutate.sh ...            parallel workers (default 1: a shared machine)
+#   MUTATE_TESTS=artifacts tools/mutate.sh 'biofeedback.signal.artifacts.*'
+#                                                    mutants tested against a named fast list
+#                                                    (below) instead of every test that calls them
+#   MUTATE_TESTS='tests/hrv/test_x.py -tests/hrv/test_x.py::test_slow' tools/mutate.sh ...
+#                                                    or an explicit list of node-id prefixes
+#                                                    ("-" drops); see tools/mutate_select.py
 #
 # Results stay in mutants/ (git-ignored): `.venv/bin/mutmut results` lists the survivors,
 # `.venv/bin/mutmut show NAME` prints one as a diff. A second run only re-tests what changed.
@@ -23,6 +29,39 @@ export BIOFEEDBACK_SHARED_DATA
 # killed mutant needs one failure, not the smallest one).
 export BIOFEEDBACK_HYPOTHESIS_PROFILE="${BIOFEEDBACK_HYPOTHESIS_PROFILE:-mutation}"
 
+# MUTATE_TESTS: mutants run only the listed tests (tools/mutate_select.py deselects the rest,
+# so mutmut's stats map each function to listed tests only). mutmut keeps that map in mutants/:
+# a run with another list in the same checkout would reuse a stale map, so the list is recorded
+# there and a different one refused.
+case "${MUTATE_TESTS:-}" in
+artifacts)
+    # The detector's own tests (docs/testing.md, "biofeedback/signal/artifacts.py"). Left out:
+    # the rest of tests/hrv (the detector runs under every pipeline test, 100+ s a mutant) and
+    # two of its own slow tests, run by hand against the survivors instead.
+    MUTATE_TESTS="tests/hrv/test_artifacts_details.py tests/hrv/test_native_artifacts.py
+        tests/hrv/test_artifacts.py
+        -tests/hrv/test_native_artifacts.py::test_per_beat_detector_equals_the_vectorised_form
+        -tests/hrv/test_native_artifacts.py::test_labels_agree_with_neurokit2_where_ectopy_is_rare
+        -tests/hrv/test_native_artifacts.py::test_intake_screen_per_beat_equals_the_vectorised_form"
+    ;;
+esac
+selection="$(echo ${MUTATE_TESTS:-})"
+if [ -d mutants ]; then
+    recorded="$(cat mutants/mutate-tests.txt 2>/dev/null || true)"
+    if [ "$recorded" != "$selection" ]; then
+        echo "error: mutants/ was made with MUTATE_TESTS='$recorded', not '$selection':" \
+            "rm -rf mutants (or use another worktree)" >&2
+        exit 1
+    fi
+fi
+if [ -n "$selection" ]; then
+    export MUTATE_TESTS="$selection"
+    export PYTHONPATH="$PWD/tools${PYTHONPATH:+:$PYTHONPATH}"
+    export PYTEST_ADDOPTS="-p mutate_select${PYTEST_ADDOPTS:+ $PYTEST_ADDOPTS}"
+fi
+
+mkdir -p mutants
+echo "$selection" >mutants/mutate-tests.txt
 .venv/bin/mutmut run --max-children "${MUTATE_CHILDREN:-1}" "$@"
 echo
 echo "survivors (no line: none):"
