@@ -8,6 +8,10 @@ would refuse (`nan`, `inf`, a window of 1e300 s) before anything starts.
 Secrets (`[mqtt].password`, `[web].therapist_secret`) may be in the file only when the file is
 readable by its owner alone (`chmod 600`); the environment (BIOFEEDBACK_MQTT_PASSWORD,
 BIOFEEDBACK_THERAPIST_SECRET) wins over the file.
+
+A clinic file (docs/clinic.md) lists several clients as `[[clients]]` tables (id, strap, protocol)
+and shares every other section among them; `load_service_config` reads both kinds, a one-client
+file being the clinic of one.
 """
 
 from __future__ import annotations
@@ -69,6 +73,18 @@ class WebConfigValues:
     therapist_secret: str | None = field(default=None, repr=False)  # environment, else 0600 file
 
 
+#: Simultaneous LE links one Bluetooth adapter is trusted with unless the config says otherwise.
+#: Real controllers differ (docs/clinic.md cites 2 to ~9 in practice); 5 is what common USB
+#: dongles and laptop controllers hold reliably, and a larger group must raise it on purpose.
+DEFAULT_MAX_LINKS_PER_ADAPTER = 5
+MAX_LINKS_PER_ADAPTER_LIMIT = 32  # a sanity bound: no known controller comes near it
+
+
+@dataclass(frozen=True, slots=True)
+class BluetoothConfig:
+    max_links_per_adapter: int = DEFAULT_MAX_LINKS_PER_ADAPTER
+
+
 @dataclass(frozen=True, slots=True)
 class AppConfig:
     """Everything the service needs to start, already validated."""
@@ -84,7 +100,12 @@ class AppConfig:
     recording_dir: Path
 
 
-_SECTIONS = {"client", "device", "session", "signal", "mqtt", "web", "recording"}
+_SECTIONS = {"client", "device", "session", "signal", "mqtt", "web", "recording", "bluetooth"}
+# A clinic file: `[[clients]]` instead of `[client]`; the strap is per client, so [device] keeps
+# only what all straps share.
+_CLINIC_SECTIONS = (_SECTIONS - {"client"}) | {"clients"}
+_CLINIC_CLIENT_KEYS = {"id", "strap", "protocol"}
+_CLINIC_DEVICE_KEYS = {"reconnect_max_s", "stale_after_s"}
 
 
 # Allowed range of every number in the file: (low, high, low excluded). A float must also be finite.
@@ -121,6 +142,7 @@ _RANGES: dict[str, tuple[float, float, bool]] = {
     "[signal].calibration_min_beats": (2, 100_000, False),
     "[mqtt].port": (0, 65535, False),
     "[web].port": (0, 65535, False),
+    "[bluetooth].max_links_per_adapter": (1, MAX_LINKS_PER_ADAPTER_LIMIT, False),
 }
 
 
@@ -236,15 +258,26 @@ def parse_config(
     `file_mode` is the file's st_mode (`load_config` passes it): a secret in a file that group
     or others can read is refused. Secrets from the environment win over the file's.
     """
-    src = str(source) if source else "<config>"
-    base = source.resolve().parent if source else REPO_CONFIG_DIR
-    env = dict(os.environ) if env is None else env
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{src}: not valid TOML: {exc}") from exc
-    _check_keys(src, "top level", raw, _SECTIONS)
+    service = parse_service_config(text, source=source, env=env, file_mode=file_mode)
+    if service.is_clinic:
+        src = str(source) if source else "<config>"
+        raise ConfigError(
+            f"{src} is a clinic file ([[clients]]): this command takes a one-client config "
+            "([client] id = ...); `run` and `check` read clinic files"
+        )
+    return service.clients[0]
 
+
+def _shared(
+    src: str,
+    raw: dict[str, Any],
+    base: Path,
+    env: dict[str, str],
+    file_mode: int | None,
+    source: Path | None,
+) -> AppConfig:
+    """Every section but the clients', validated; the client fields hold the one-client file's
+    values ([client] id, [device] target), which a clinic file replaces per client."""
     client = _section(src, raw, "client")
     _check_keys(src, "client", client, {"id"})
     client_id = _typed(src, "[client].id", client.get("id", "client-001"), str, "")
@@ -338,9 +371,177 @@ def parse_config(
     )
 
 
-def load_config(path: Path | None = None, *, env: dict[str, str] | None = None) -> AppConfig:
-    """Read and validate the config file (the repository's default when `path` is None)."""
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """What one service runs: one `AppConfig` per client, all sharing broker, dashboard,
+    recording and signal settings (a one-client file is the service of one client)."""
+
+    source: Path | None
+    clients: tuple[AppConfig, ...]
+    bluetooth: BluetoothConfig = field(default_factory=BluetoothConfig)
+    is_clinic: bool = False  # read from a clinic file ([[clients]])
+
+    @property
+    def shared(self) -> AppConfig:
+        """The settings every client shares (broker, dashboard, folders): the first client's."""
+        return self.clients[0]
+
+    @staticmethod
+    def single(config: AppConfig) -> ServiceConfig:
+        return ServiceConfig(source=config.source, clients=(config,))
+
+    def replace_all(self, **changes: Any) -> ServiceConfig:
+        """The same change (e.g. `recording_dir=...`) applied to every client."""
+        return replace(self, clients=tuple(replace(c, **changes) for c in self.clients))
+
+
+def parse_service_config(
+    text: str,
+    *,
+    source: Path | None = None,
+    env: dict[str, str] | None = None,
+    file_mode: int | None = None,
+) -> ServiceConfig:
+    """A one-client config or a clinic file (`[[clients]]`), validated as `parse_config` does.
+
+    Every error names the file; a client's error also names the client (its position and id)
+    and the field.
+    """
+    src = str(source) if source else "<config>"
+    base = source.resolve().parent if source else REPO_CONFIG_DIR
+    env = dict(os.environ) if env is None else env
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{src}: not valid TOML: {exc}") from exc
+    bluetooth = _bluetooth(src, raw)
+    if "clients" not in raw:
+        _check_keys(src, "top level", raw, _SECTIONS)
+        one = _shared(src, raw, base, env, file_mode, source)
+        return ServiceConfig(source=source, clients=(one,), bluetooth=bluetooth)
+    if "client" in raw:
+        raise ConfigError(
+            f"{src}: has both [client] and [[clients]]: a clinic file lists every client as "
+            "[[clients]] (id, strap, protocol); remove [client]"
+        )
+    _check_keys(src, "top level", raw, _CLINIC_SECTIONS)
+    device = _section(src, raw, "device")
+    _check_keys(src, "device", device, _CLINIC_DEVICE_KEYS)
+    entries = raw["clients"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(
+            f"{src}: [[clients]] must list at least one client as "
+            '[[clients]] tables with id = "...", strap = "..."'
+        )
+    shared_raw = {k: v for k, v in raw.items() if k != "clients"}
+    shared = _shared(src, shared_raw, base, env, file_mode, source)
+    shared = replace(shared, device=replace(shared.device, kind="ble", target=""))
+    clients: list[AppConfig] = []
+    seen_ids: dict[str, int] = {}
+    seen_straps: dict[str, int] = {}
+    for n, entry in enumerate(entries, start=1):
+        clients.append(_clinic_client(src, base, shared, n, entry, seen_ids, seen_straps))
+    limit = bluetooth.max_links_per_adapter
+    if len(clients) > limit:
+        raise ConfigError(
+            f"{src}: {len(clients)} clients need {len(clients)} Bluetooth LE links at once, but "
+            f"[bluetooth].max_links_per_adapter = {limit}"
+            + (" (the default)" if "bluetooth" not in raw else "")
+            + ": the adapter would refuse the rest. Split the group over two services (each "
+            "with its own adapter), or raise max_links_per_adapter if this adapter is known "
+            "to hold more (docs/clinic.md lists what common controllers allow)"
+        )
+    return ServiceConfig(source=source, clients=tuple(clients), bluetooth=bluetooth, is_clinic=True)
+
+
+def _bluetooth(src: str, raw: dict[str, Any]) -> BluetoothConfig:
+    table = _section(src, raw, "bluetooth")
+    cfg: BluetoothConfig = _dataclass_from(src, "bluetooth", BluetoothConfig, table, set())
+    return cfg
+
+
+def _clinic_client(
+    src: str,
+    base: Path,
+    shared: AppConfig,
+    n: int,
+    entry: Any,
+    seen_ids: dict[str, int],
+    seen_straps: dict[str, int],
+) -> AppConfig:
+    """One `[[clients]]` entry on top of the shared settings."""
+    where = f"[[clients]] #{n}"
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{src}: {where} must be a table, got {type(entry).__name__} {entry!r}")
+    raw_id = entry.get("id")
+    if isinstance(raw_id, str) and raw_id:
+        where = f"{where} (id {raw_id!r})"
+    unknown = sorted(set(entry) - _CLINIC_CLIENT_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{src}: {where}: unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(_CLINIC_CLIENT_KEYS))}"
+        )
+    for key in ("id", "strap"):
+        if key not in entry:
+            raise ConfigError(f"{src}: {where}: {key} is missing")
+        if not isinstance(entry[key], str):
+            raise ConfigError(
+                f"{src}: {where}: {key} must be text, got "
+                f"{type(entry[key]).__name__} {entry[key]!r}"
+            )
+    client_id: str = entry["id"]
+    if not valid_client_id(client_id):
+        raise ConfigError(
+            f"{src}: {where}: id {client_id!r} must be a pseudonym: "
+            "1-64 letters, digits, '-' or '_'"
+        )
+    if client_id in seen_ids:
+        raise ConfigError(
+            f"{src}: {where}: id {client_id!r} is already used by [[clients]] "
+            f"#{seen_ids[client_id]}: each client needs its own id (topics, recordings and "
+            "baselines are kept by it)"
+        )
+    seen_ids[client_id] = n
+    strap = entry["strap"].strip()
+    if not strap:
+        raise ConfigError(
+            f"{src}: {where}: strap must be the strap's advertised name or its address "
+            "(see `biofeedback scan`), got an empty text"
+        )
+    key = strap.upper()
+    if key in seen_straps:
+        raise ConfigError(
+            f"{src}: {where}: strap {strap!r} is already worn by [[clients]] "
+            f"#{seen_straps[key]}: a strap connects to one client only"
+        )
+    seen_straps[key] = n
+    protocol = shared.protocol
+    if "protocol" in entry:
+        value = entry["protocol"]
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(
+                f"{src}: {where}: protocol must be a file path (relative to {src}), got {value!r}"
+            )
+        protocol = _resolve(base, value)
+    return replace(
+        shared,
+        client_id=client_id,
+        device=replace(shared.device, kind="ble", target=strap),
+        protocol=protocol,
+    )
+
+
+def load_service_config(
+    path: Path | None = None, *, env: dict[str, str] | None = None
+) -> ServiceConfig:
+    """Read and validate a one-client config or a clinic file (the default file when None)."""
     path = path or DEFAULT_CONFIG
+    text, mode = _read(path)
+    return parse_service_config(text, source=path, env=env, file_mode=mode)
+
+
+def _read(path: Path) -> tuple[str, int]:
     try:
         # The mode is read from the open file, so it is the mode of the text that was read.
         with path.open("rb") as f:
@@ -350,4 +551,11 @@ def load_config(path: Path | None = None, *, env: dict[str, str] | None = None) 
         raise ConfigError(f"config file {path} not found") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc}") from exc
+    return text, mode
+
+
+def load_config(path: Path | None = None, *, env: dict[str, str] | None = None) -> AppConfig:
+    """Read and validate the config file (the repository's default when `path` is None)."""
+    path = path or DEFAULT_CONFIG
+    text, mode = _read(path)
     return parse_config(text, source=path, env=env, file_mode=mode)
