@@ -20,6 +20,15 @@ What the model produces, beat by beat (RR in seconds):
   converges on the pacer's rate within a few seconds when guidance runs.
 * RSA amplitude follows a resonance curve peaking at 0.1 Hz (6 breaths/min), so slow paced
   breathing gives large, regular oscillations concentrated at 0.1 Hz (cardiac coherence).
+* Baroreflex resonance (`resonance_bpm` set, docs/resonance.md): the heart-rate response to
+  breathing is the breathing itself passed through a direct vagal path plus a second-order
+  band-pass baroreflex loop centred on the client's own resonance rate,
+  G(f) = 1 + (resonance_gain - 1) / (1 + j Q (f/f0 - f0/f)). At f0 the loop adds in phase: the
+  largest peak-to-trough HR and HR in phase with lung volume (0 deg, Vaschillo et al. 2002,
+  2006); below f0 HR leads breathing, above it HR lags. Mayer waves wander around f0, so the LF
+  peak sits there. When the pacer's start time is given (`set_stimulus(pacer_t0=...)`) the
+  client's breathing also locks in phase to the pacer, `pacer_lag_s` behind it. With
+  `resonance_bpm` None (the default) the model is the fixed 0.1 Hz curve above, unchanged.
 * Slow paced breathing also lowers the mean HR by up to `paced_hr_drop_bpm` (long exhales favour
   the vagus), settling in over ~20 s.
 * Ectopic beats: a premature beat (`ectopic_prematurity` of the current interval) followed by a
@@ -34,6 +43,7 @@ arousal settles below 40 after ~25-60 s and counts as recovered 38-78 s after th
 
 from __future__ import annotations
 
+import cmath
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -59,6 +69,11 @@ class SimProfile:
     arousal_hr_gain_bpm: float = 28.0  # HR rise at arousal 1
     rsa_ms: float = 32.0  # RSA amplitude (half peak-to-peak) at spontaneous breathing, at rest
     resonance_gain: float = 3.5  # RSA amplification at 0.1 Hz relative to spontaneous breathing
+    # baroreflex resonance: None keeps the fixed 0.1 Hz curve; a rate (breaths/min) turns on the
+    # second-order loop centred there (module docstring)
+    resonance_bpm: float | None = None
+    resonance_q: float = 2.5  # sharpness of the baroreflex loop (quality factor)
+    pacer_lag_s: float = 0.5  # how far the client's breathing trails a pacer whose phase is known
     vagal_withdrawal: float = 0.8  # fraction of RSA lost at arousal 1
     lf_ms: float = 14.0  # Mayer-wave amplitude at rest
     noise_ms: float = 7.0  # beat-to-beat white noise (sd) at rest
@@ -161,6 +176,15 @@ class SimProfile:
             raise ConfigError(
                 f"SimProfile.ectopic_prematurity must be in 0.3..1, got {self.ectopic_prematurity}"
             )
+        if self.resonance_bpm is not None and not 3.0 <= self.resonance_bpm <= 12.0:
+            raise ConfigError(
+                f"SimProfile.resonance_bpm must be None or 3..12 breaths/min, "
+                f"got {self.resonance_bpm!r}"
+            )
+        if not 0.3 <= self.resonance_q <= 20.0:
+            raise ConfigError(f"SimProfile.resonance_q must be in 0.3..20, got {self.resonance_q}")
+        if not 0.0 <= self.pacer_lag_s <= 5.0:
+            raise ConfigError(f"SimProfile.pacer_lag_s must be in 0..5 s, got {self.pacer_lag_s}")
         if self.resonance_gain < 1.0:
             raise ConfigError(f"SimProfile.resonance_gain must be >= 1, got {self.resonance_gain}")
         if not 30.0 <= self.resting_hr_bpm <= 120.0:
@@ -211,25 +235,48 @@ class Physiology:
         self._arousal = 0.0
         self._exposure = 0.0
         self._paced: float | None = None
+        self._pacer_t0: float | None = None  # when the pacer's first inhale began, if known
+        self._inhale_share = 0.5
         self._breath_bpm = p.spontaneous_breathing_bpm
         self._spont_offset = 0.0  # slow wander of the spontaneous breathing rate
         self._breath_phase = float(self._rng.uniform(0.0, _TWO_PI))
+        self._cycle_u = self._breath_phase / _TWO_PI  # the same, as a share of the cycle
         self._lf_phase = float(self._rng.uniform(0.0, _TWO_PI))
-        self._lf_hz = _RESONANCE_HZ
+        if p.resonance_bpm is None:
+            self._lf_range = (0.08, 0.12)
+            self._lf_hz = _RESONANCE_HZ
+        else:
+            self._lf_hz = p.resonance_bpm / 60.0
+            self._lf_range = (self._lf_hz - 0.02, self._lf_hz + 0.02)
         self._drift = 0.0  # bpm offset of the resting HR (Ornstein-Uhlenbeck)
         self._paced_relax = 0.0  # 0..1, how settled into slow paced breathing
         self._pending: SimBeat | None = None
         self._compensate_s: float | None = None  # the pause owed after a premature beat
 
     # -- inputs -------------------------------------------------------------------------------
-    def set_stimulus(self, *, exposure: float, paced_breathing_bpm: float | None) -> None:
+    def set_stimulus(
+        self,
+        *,
+        exposure: float,
+        paced_breathing_bpm: float | None,
+        pacer_t0: float | None = None,
+        pacer_inhale_share: float = 0.5,
+    ) -> None:
         """Exposure intensity 0..1 and the pacer's rate (None: breathing on one's own).
 
-        Applies to beats not yet generated.
+        `pacer_t0`, the time the pacer's first inhale began, lets the client breathe in phase with
+        the pacer (as a client watching it does), inhaling for `pacer_inhale_share` of each
+        cycle; without it only the rate follows. Applies to beats not yet generated.
         """
         check_stimulus(exposure, paced_breathing_bpm)
+        if pacer_t0 is not None and not math.isfinite(pacer_t0):
+            raise ConfigError(f"pacer start time must be a finite number, got {pacer_t0!r}")
+        if not (math.isfinite(pacer_inhale_share) and 0.1 <= pacer_inhale_share <= 0.9):
+            raise ConfigError(f"pacer inhale share must be 0.1..0.9, got {pacer_inhale_share!r}")
+        self._inhale_share = float(pacer_inhale_share)
         self._exposure = float(exposure)
         self._paced = None if paced_breathing_bpm is None else float(paced_breathing_bpm)
+        self._pacer_t0 = None if self._paced is None or pacer_t0 is None else float(pacer_t0)
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -257,9 +304,22 @@ class Physiology:
             - p.paced_hr_drop_bpm * self._paced_relax
         )
 
+    def baroreflex_response(self, breathing_bpm: float) -> complex:
+        """G(f) of the resonance model (module docstring) at a breathing rate: |G| the gain, arg G
+        how far HR leads lung volume (radians). Needs `resonance_bpm`."""
+        p = self.profile
+        assert p.resonance_bpm is not None
+        x = breathing_bpm / p.resonance_bpm
+        return 1.0 + (p.resonance_gain - 1.0) / complex(1.0, p.resonance_q * (x - 1.0 / x))
+
     def rsa_amplitude_s(self, breathing_bpm: float, arousal: float) -> float:
         """RSA amplitude (half peak-to-peak, seconds) at a breathing rate and arousal."""
         p = self.profile
+        if p.resonance_bpm is not None:
+            gain = abs(self.baroreflex_response(breathing_bpm)) / abs(
+                self.baroreflex_response(p.spontaneous_breathing_bpm)
+            )
+            return p.rsa_ms / 1000.0 * gain * (1.0 - p.vagal_withdrawal * arousal)
         f = breathing_bpm / 60.0
         f_sp = p.spontaneous_breathing_bpm / 60.0
         # resonance bump centred on 0.1 Hz, normalised so spontaneous breathing gives rsa_ms
@@ -317,10 +377,26 @@ class Physiology:
             )
         kb = 1.0 - math.exp(-dt / p.breathing_follow_tau_s)
         self._breath_bpm += (want - self._breath_bpm) * kb
-        self._breath_phase = (self._breath_phase + _TWO_PI * self._breath_bpm / 60.0 * dt) % _TWO_PI
+        if self._paced is not None and self._pacer_t0 is not None:
+            # locked to the pacer: the cycle fraction u (0 = an inhale starts) follows the
+            # pacer's, `pacer_lag_s` behind; lung volume -cos(phase) rises through the inhale
+            # share of the cycle and falls through the rest, as the pacer shows
+            self._cycle_u = (self._cycle_u + self._breath_bpm / 60.0 * dt) % 1.0
+            want_u = (self._paced / 60.0 * (self._t + dt - self._pacer_t0 - p.pacer_lag_s)) % 1.0
+            err = (want_u - self._cycle_u + 0.5) % 1.0 - 0.5
+            self._cycle_u = (self._cycle_u + err * kb) % 1.0
+            a = self._inhale_share
+            u = self._cycle_u
+            self._breath_phase = math.pi * (u / a if u < a else 1.0 + (u - a) / (1.0 - a))
+        else:
+            self._breath_phase = (
+                self._breath_phase + _TWO_PI * self._breath_bpm / 60.0 * dt
+            ) % _TWO_PI
+            self._cycle_u = self._breath_phase / _TWO_PI
 
-        # Mayer waves: ~0.1 Hz with a wandering frequency
-        self._lf_hz = min(0.12, max(0.08, self._lf_hz + float(self._rng.normal(0.0, 0.002))))
+        # Mayer waves: ~0.1 Hz (or the resonance rate) with a wandering frequency
+        lo, hi = self._lf_range
+        self._lf_hz = min(hi, max(lo, self._lf_hz + float(self._rng.normal(0.0, 0.002))))
         self._lf_phase = (self._lf_phase + _TWO_PI * self._lf_hz * dt) % _TWO_PI
 
         # slow paced breathing with a long exhale shifts the balance towards the vagus
@@ -336,7 +412,14 @@ class Physiology:
         p = self.profile
         a = self._arousal
         mean_rr = 60.0 / self.mean_hr_bpm()
-        rsa = self.rsa_amplitude_s(self._breath_bpm, a) * -math.sin(self._breath_phase)
+        if p.resonance_bpm is None:
+            rsa = self.rsa_amplitude_s(self._breath_bpm, a) * -math.sin(self._breath_phase)
+        else:
+            # HR = -RR follows lung volume -cos(phase), shifted by arg G (HR leads when positive)
+            # The interval's length stands for the drive at its middle (half an interval on).
+            lead = cmath.phase(self.baroreflex_response(self._breath_bpm))
+            lead += math.pi * self._breath_bpm / 60.0 * mean_rr
+            rsa = self.rsa_amplitude_s(self._breath_bpm, a) * math.cos(self._breath_phase + lead)
         lf = p.lf_ms / 1000.0 * (1.0 - 0.5 * a) * math.sin(self._lf_phase)
         noise = p.noise_ms / 1000.0 * (1.0 - 0.5 * a) * float(self._rng.normal(0.0, 1.0))
         return mean_rr + rsa + lf + noise
