@@ -4,6 +4,7 @@ the LF peak at the pacer, and breathing locked to a pacer whose phase is given."
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -61,7 +62,7 @@ def test_hr_follows_the_pacer_volume_in_phase_at_resonance(res: float) -> None:
     # fold onto one cycle
     u = np.mod(grid - 10.0, period)
     bins = np.linspace(0, period, 61)
-    mean = [h[(u >= a) & (u < b)].mean() for a, b in zip(bins[:-1], bins[1:], strict=True)]
+    mean = [h[(u >= a) & (u < b)].mean() for a, b in itertools.pairwise(bins)]
     centres = (bins[:-1] + bins[1:]) / 2
     t_max = centres[int(np.argmax(mean))]
     t_min = centres[int(np.argmin(mean))]
