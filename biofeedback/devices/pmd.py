@@ -359,9 +359,34 @@ def _header(data: bytes, what: str) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _ecg_struct(n: int) -> struct.Struct:
-    # A 24-bit signed LE value is an unsigned low byte and a signed high 16-bit word.
-    return struct.Struct("<" + "Bh" * n)
+def _i32(n: int) -> struct.Struct:
+    return struct.Struct(f"<{n}i")
+
+
+# byte -> its sign extension (0x00 for 0x00-0x7f, 0xff for 0x80-0xff)
+_SIGN_BYTE = bytes(0xFF if b & 0x80 else 0 for b in range(256))
+
+
+def _s24(raw: bytes, start: int, n: int) -> tuple[int, ...]:
+    """n signed 24-bit LE values from `raw[start:]`.
+
+    Each value's three bytes are copied (C-speed slice assignments) into a 32-bit word whose top
+    byte is the sign extension of the third, then all words are unpacked at once: no Python-level
+    loop per sample, which is what keeps an ECG frame within its 20 µs budget.
+    """
+    words = bytearray(4 * n)
+    end = start + 3 * n
+    high = raw[start + 2 : end : 3]
+    words[0::4] = raw[start:end:3]
+    words[1::4] = raw[start + 1 : end : 3]
+    words[2::4] = high
+    words[3::4] = high.translate(_SIGN_BYTE)
+    return _i32(n).unpack(words)
+
+
+@lru_cache(maxsize=64)
+def _i16(n: int) -> struct.Struct:
+    return struct.Struct(f"<{n}h")
 
 
 def decode_ecg(data: bytes | bytearray) -> EcgFrame:
@@ -378,9 +403,7 @@ def decode_ecg(data: bytes | bytearray) -> EcgFrame:
             f"ECG frame of {len(raw)} bytes: {body} sample byte(s) is not a positive multiple of "
             f"{ECG_SAMPLE_BYTES} (frame cut?)"
         )
-    v = _ecg_struct(body // ECG_SAMPLE_BYTES).unpack_from(raw, HEADER_LEN)
-    samples = tuple([lo | hi << 8 for lo, hi in zip(v[::2], v[1::2], strict=True)])
-    return EcgFrame(time_ns, samples)
+    return EcgFrame(time_ns, _s24(raw, HEADER_LEN, body // ECG_SAMPLE_BYTES))
 
 
 def decode_acc(data: bytes | bytearray, *, factor: float = 1.0) -> AccFrame:
@@ -412,13 +435,15 @@ def decode_acc(data: bytes | bytearray, *, factor: float = 1.0) -> AccFrame:
                 f"ACC frame type {kind} of {len(raw)} bytes: {body} sample byte(s) is not a "
                 f"positive multiple of {step} (frame cut?)"
             )
-        axes = [
-            int.from_bytes(raw[p : p + width], "little", signed=True)
-            for p in range(HEADER_LEN, len(raw), width)
-        ]
-        samples = tuple(
-            (axes[i], axes[i + 1], axes[i + 2]) for i in range(0, len(axes), ACC_CHANNELS)
-        )
+        count = body // width
+        if width == 2:
+            axes: list[int] | tuple[int, ...] = _i16(count).unpack_from(raw, HEADER_LEN)
+        elif width == 3:
+            axes = _s24(raw, HEADER_LEN, count)
+        else:
+            axes = [b - 256 if b > 127 else b for b in raw[HEADER_LEN:]]
+        it = iter(axes)
+        samples = tuple(zip(it, it, it, strict=True))
     return AccFrame(time_ns, samples, frame_type)
 
 
