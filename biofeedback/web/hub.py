@@ -28,7 +28,7 @@ from typing import Any, Protocol
 from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
-from biofeedback.web import views
+from biofeedback.web import attention, views
 from biofeedback.web.views import JsonDict
 
 log = logging.getLogger(__name__)
@@ -95,6 +95,19 @@ class ClientState:
     clock_speed: float = 1.0
     speed_given: bool = False  # the service said its clock speed; otherwise it is estimated
     anchors: deque[tuple[float, float]] = field(default_factory=deque)  # (rx, t) of live samples
+    trend: float | None = None  # arousal slope, points per minute (attention.py)
+    rising: bool = False  # in the overview's "arousal rising" group (with hysteresis)
+
+    def update_trend(self, t: float) -> None:
+        """Recompute the arousal trend from the newest `TREND_WINDOW_S` of chart points."""
+        recent: list[JsonDict] = []
+        for p in reversed(self.points):
+            if p["t"] < t - attention.TREND_WINDOW_S:
+                break
+            recent.append(p)
+        recent.reverse()
+        self.trend = attention.arousal_slope_per_min(recent, t)
+        self.rising = attention.still_rising(self.rising, self.trend)
 
     def observe_time(self, t: float, rx: float, *, live: bool) -> None:
         """Move the session-clock anchor forward; estimate the clock's speed from live samples.
@@ -123,7 +136,7 @@ class ClientState:
         session = self.session or {}
         arousal = self.arousal or {}
         metrics = self.metrics or {}
-        return {
+        row: JsonDict = {
             "client": self.client_id,
             "online": status.get("online"),
             "battery": status.get("battery"),
@@ -148,7 +161,15 @@ class ClientState:
             "hr": metrics.get("hr"),
             "last_t": self.last_t,
             "last_rx": self.last_rx,
+            "device_connected": session.get("device_connected"),
+            "monitoring_ok": session.get("monitoring_ok"),
+            "trend": None if self.trend is None else round(self.trend, 1),
+            "rising": self.rising,
         }
+        group, why = attention.attention(row, self.rising)
+        row["attention"] = int(group)
+        row["attention_why"] = why
+        return row
 
     def clock(self) -> JsonDict:
         """Anchor mapping server wall time to this client's session clock."""
@@ -199,6 +220,20 @@ class Subscriber:
             while not self.queue.empty():
                 self.queue.get_nowait()
             self.queue.put_nowait(None)
+
+
+def _trail(state: ClientState, trail_s: float, most: int) -> list[list[float | None]]:
+    if state.last_t is None:
+        return []
+    out: list[list[float | None]] = []
+    for p in reversed(state.points):
+        if p["t"] < state.last_t - trail_s:
+            break
+        if "arousal" in p:
+            out.append([p["t"], p["arousal"]])
+    out.reverse()
+    step = max(1, -(-len(out) // most))  # every n-th point: at most `most` of them
+    return out[::step] if step > 1 else out
 
 
 def _dumps(message: JsonDict) -> str:
@@ -313,8 +348,17 @@ class Hub:
     def client(self, client_id: str) -> ClientState | None:
         return self._clients.get(client_id)
 
-    def overview(self) -> list[JsonDict]:
-        return [self._clients[c].summary() for c in self.clients()]
+    def overview(self, trail_s: float = 120.0, max_trail: int = 120) -> list[JsonDict]:
+        """One summary per client, each with `trail`: its arousal over the last `trail_s` seconds
+        as [t, value|null] pairs (at most `max_trail`), so a freshly opened overview draws its
+        sparklines at once."""
+        rows = []
+        for c in self.clients():
+            state = self._clients[c]
+            row = state.summary()
+            row["trail"] = _trail(state, trail_s, max_trail)
+            rows.append(row)
+        return rows
 
     def now(self) -> float:
         """Server wall time (what `rx` stamps use)."""
@@ -423,6 +467,7 @@ class Hub:
             state.arousal = point
             # the history keeps what the chart draws; confidence and reason ride on the update
             self._add_point(state, {"t": point["t"], "arousal": point["arousal"]})
+            state.update_trend(point["t"])
             message["point"] = point
         elif kind is Topic.BEAT:
             point = views.beat_point(data)

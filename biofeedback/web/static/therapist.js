@@ -1,13 +1,23 @@
-// Therapist overview: one row per client, updated live from "summary" messages.
+// Therapist overview of a group: one row per client, the clients who need attention first
+// (paused, then arousal rising, then signal trouble, then the rest; id order within a group so
+// rows move only when a client changes group), a quiet alert when anyone pauses.
 "use strict";
 
 (() => {
   const STALE_S = 10;
   // who acts next on each client, in a word (the client's page has the whole line)
   const NEXT_WHO = { therapist: "You", client: "Client", system: "Automatic", nobody: "—" };
+  const GROUP_CLASS = ["paused", "rising", "signal", "calm"];
   const rows = new Map(); // client id -> summary
-  const trails = new Map(); // client id -> [[session t, arousal|null], ...] seen since page load
+  const trails = new Map(); // client id -> [[session t, arousal|null], ...]
+  const alertedUntil = new Map(); // client id -> Date.now() until which its row is marked
   const TRAIL_S = 120;
+  const SPARK_W = 240;
+  const SPARK_H = 56;
+  const ALERT_MARK_MS = 30000;
+  const MAX_ALERTS = 4;
+  let loaded = false; // the first overview came: later pauses are news
+  const baseTitle = document.title;
 
   function remember(s) {
     const t = s.arousal_t;
@@ -20,28 +30,35 @@
     while (trail.length && trail[0][0] < t - TRAIL_S) trail.shift();
   }
 
-  // a small arousal trace of the last two minutes, upper threshold dashed; breaks where no data
+  // the arousal of the last two minutes; upper threshold dashed, lower dotted; breaks where no data
   function sparkline(s) {
-    const c = BF.el("canvas", { class: "spark", width: 120, height: 26, title: "arousal, last 2 min" });
+    const dpr = Math.max(1, Math.min(3, window.devicePixelRatio || 1));
+    const c = BF.el("canvas", { class: "spark", width: SPARK_W * dpr, height: SPARK_H * dpr });
     c.setAttribute("role", "img");
-    c.setAttribute("aria-label", "arousal trace of " + s.client + ", last 2 minutes");
+    const trend = s.trend == null ? "" : ", trend " + (s.trend > 0 ? "+" : "") + s.trend + " per minute";
+    c.setAttribute("aria-label", "arousal of " + s.client + ", last 2 minutes" + trend);
+    c.dataset.points = String((trails.get(s.client) || []).length);
     const ctx = c.getContext("2d");
+    ctx.scale(dpr, dpr);
     const trail = trails.get(s.client) || [];
-    if (!trail.length) return c;
-    const end = trail[trail.length - 1][0];
-    const x = (t) => 120 - ((end - t) / TRAIL_S) * 120;
-    const y = (v) => 24 - (v / 100) * 22;
-    if (s.upper != null) {
-      ctx.strokeStyle = "#b07a20";
-      ctx.setLineDash([3, 3]);
+    const y = (v) => SPARK_H - 3 - (v / 100) * (SPARK_H - 6);
+    const line = (v, dash, colour) => {
+      ctx.strokeStyle = colour;
+      ctx.lineWidth = 1;
+      ctx.setLineDash(dash);
       ctx.beginPath();
-      ctx.moveTo(0, y(s.upper));
-      ctx.lineTo(120, y(s.upper));
+      ctx.moveTo(0, y(v));
+      ctx.lineTo(SPARK_W, y(v));
       ctx.stroke();
       ctx.setLineDash([]);
-    }
+    };
+    if (s.upper != null) line(s.upper, [4, 3], "#b07a20");
+    if (s.lower != null) line(s.lower, [1, 3], "#5b6270");
+    if (!trail.length) return c;
+    const end = trail[trail.length - 1][0];
+    const x = (t) => SPARK_W - ((end - t) / TRAIL_S) * SPARK_W;
     ctx.strokeStyle = "#6a4c9c";
-    ctx.lineWidth = 1.5;
+    ctx.lineWidth = 2;
     let prev = null;
     ctx.beginPath();
     for (const [t, v] of trail) {
@@ -49,7 +66,7 @@
         prev = null;
         continue;
       }
-      if (prev && t - prev <= 5) ctx.lineTo(x(t), y(v));
+      if (prev != null && t - prev <= 5) ctx.lineTo(x(t), y(v));
       else ctx.moveTo(x(t), y(v));
       prev = t;
     }
@@ -57,6 +74,7 @@
     return c;
   }
   const tbody = document.querySelector("#clients tbody");
+  const chime = document.getElementById("chime");
 
   function connection(s) {
     if (s.online === false) return ["offline", "offline"];
@@ -64,6 +82,13 @@
     if (age == null) return ["stale", "no data"];
     if (age > STALE_S) return ["stale", "silent " + Math.round(age) + " s"];
     return ["online", "live"];
+  }
+
+  // the hub's group, plus data gone silent (only the browser knows how long ago is "now")
+  function group(s) {
+    const g = s.attention == null ? 3 : s.attention;
+    if (g === 3 && connection(s)[0] !== "online") return [2, "Signal: " + connection(s)[1]];
+    return [g, s.attention_why || ""];
   }
 
   function meter(s) {
@@ -82,12 +107,21 @@
     return wrap;
   }
 
+  function order() {
+    const keyed = [...rows.values()].map((s) => [group(s), s]);
+    keyed.sort((a, b) => a[0][0] - b[0][0] || (a[1].client < b[1].client ? -1 : 1));
+    return keyed;
+  }
+
   function render() {
-    const ids = [...rows.keys()].sort();
-    document.getElementById("none").hidden = ids.length > 0;
+    const now = Date.now();
+    const keyed = order();
+    document.getElementById("none").hidden = keyed.length > 0;
+    const paused = keyed.filter(([g]) => g[0] === 0).length;
+    document.title = (paused ? "(" + paused + " paused) " : "") + baseTitle;
     tbody.replaceChildren(
-      ...ids.map((id) => {
-        const s = rows.get(id);
+      ...keyed.map(([[rank, why], s]) => {
+        const id = s.client;
         const [cls, label] = connection(s);
         const state = s.state || "unknown";
         // in words from the dashboard's views; an older hub gives only the id: no underscores
@@ -97,18 +131,21 @@
         nextCell.append(s.client_ready ? BF.el("strong", { text: next.short || "Client is ready" }) : next.short || NEXT_WHO[next.who] || "–");
         const step = s.step_index != null ? s.step_index + 1 + (s.steps ? " / " + s.steps : "") : "–";
         const age = s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago";
+        const marked = (alertedUntil.get(id) || 0) > now;
+        const trend = s.trend == null ? "" : (s.trend > 0 ? "↑ " : s.trend < 0 ? "↓ " : "") + Math.abs(s.trend).toFixed(0) + "/min";
         const tr = BF.el(
           "tr",
-          { class: "client-row", "data-client": id },
-          BF.el("td", {}, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
-          BF.el("td", {}, BF.el("span", { class: "badge " + cls, text: label })),
+          { class: "client-row group-" + GROUP_CLASS[rank] + (marked ? " alerted" : ""), "data-client": id, "data-attention": String(rank) },
+          BF.el("td", { class: "attn", "data-field": "attention" }, why ? BF.el("span", { class: "badge attn-" + GROUP_CLASS[rank], text: why }) : BF.el("span", { class: "calm", text: "—" })),
+          BF.el("td", { class: "who" }, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
           BF.el("td", {}, BF.el("span", { class: "badge " + state, "data-field": "state", "data-state": state, text: stateText })),
           nextCell,
-          BF.el("td", { class: "num", title: s.step_title || "", text: step }),
-          BF.el("td", { class: "num" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) })),
-          BF.el("td", {}, sparkline(s)),
+          BF.el("td", { class: "num" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) }), BF.el("span", { class: "trend", "data-field": "trend", text: trend ? " " + trend : "" })),
+          BF.el("td", { class: "spark-cell" }, sparkline(s)),
           BF.el("td", { class: "num", "data-field": "hr", text: s.hr == null ? "–" : BF.fmt(s.hr) + " bpm" }),
           BF.el("td", { class: "num", "data-field": "quality", text: s.quality == null ? "–" : Math.round(s.quality * 100) + " %" }),
+          BF.el("td", {}, BF.el("span", { class: "badge " + cls, text: label })),
+          BF.el("td", { class: "num", title: s.step_title || "", text: step }),
           BF.el("td", { class: "num", "data-field": "battery", text: s.battery == null ? "–" : BF.fmt(s.battery) + " %" }),
           BF.el("td", { class: "num", text: age })
         );
@@ -118,6 +155,54 @@
         return tr;
       })
     );
+  }
+
+  // a pause is news once: a line in the polite live region (read out by a screen reader when
+  // it is idle), the row marked for a while; a sound only when the therapist turned it on
+  function announcePause(s) {
+    alertedUntil.set(s.client, Date.now() + ALERT_MARK_MS);
+    const why = s.pause_reason ? " (" + String(s.pause_reason).replaceAll("_", " ") + ")" : "";
+    const item = BF.el(
+      "li",
+      { class: "alert", "data-client": s.client },
+      BF.el("span", { text: s.client + " paused" + why + " at " + BF.fmtClock(BF.serverNow()) + ". " }),
+      BF.el("a", { href: "/t/" + encodeURIComponent(s.client), text: "Open " + s.client })
+    );
+    const list = document.getElementById("alert-list");
+    list.append(item); // a log region reads additions; the newest is drawn first by CSS
+    while (list.children.length > MAX_ALERTS) list.firstElementChild.remove();
+    dismiss.hidden = false;
+    if (chime && chime.checked) ding();
+  }
+
+  let audio = null;
+  function ding() {
+    try {
+      audio = audio || new AudioContext();
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.frequency.value = 660;
+      gain.gain.setValueAtTime(0.0001, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.08, audio.currentTime + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.5);
+      osc.connect(gain).connect(audio.destination);
+      osc.start();
+      osc.stop(audio.currentTime + 0.55);
+    } catch (e) {
+      // no audio device: the visual alert is the alert
+    }
+  }
+
+  const dismiss = document.getElementById("b-dismiss");
+  dismiss.addEventListener("click", () => {
+    document.getElementById("alert-list").replaceChildren();
+    dismiss.hidden = true;
+    alertedUntil.clear();
+    render();
+  });
+  if (chime) {
+    chime.checked = localStorage.getItem("bf-chime") === "1";
+    chime.addEventListener("change", () => localStorage.setItem("bf-chime", chime.checked ? "1" : "0"));
   }
 
   // many clients publish several times a second: redraw at most 4 times a second
@@ -136,13 +221,21 @@
       rows.clear();
       for (const s of msg.clients) {
         rows.set(s.client, s);
-        remember(s);
+        if (s.trail) trails.set(s.client, s.trail.slice());
+        else remember(s);
       }
+      loaded = true;
       render();
     },
     summary(msg) {
+      const before = rows.get(msg.client);
       rows.set(msg.client, msg.summary);
       remember(msg.summary);
+      if (loaded && msg.summary.paused === true && !(before && before.paused === true)) {
+        announcePause(msg.summary);
+        render(); // a pause moves its row to the top now, not in a quarter second
+        return;
+      }
       soon();
     },
   });

@@ -1,0 +1,103 @@
+"""Who needs the therapist's attention first on the overview of a group.
+
+Each client falls in one of four groups, in this order (docs/dashboard.md, "Overview"):
+
+0. **paused**: the session is in a pause (paused, grounding, recovered, resume offered);
+1. **arousal rising**: the arousal estimate climbed by at least `RISE_ENTER_PER_MIN` per minute over
+   the last `TREND_WINDOW_S` seconds (least-squares slope); it leaves the group only when the slope
+   falls below `RISE_LEAVE_PER_MIN`, so a client near the edge does not flip back and forth;
+2. **signal trouble**: the service is offline, the strap lost contact or its connection, monitoring
+   is not ok, or the signal quality is below `LOW_QUALITY`;
+3. everyone else.
+
+Within a group the overview keeps clients in id order, so cards move only when a client changes
+group. Pure functions: time comes in as data.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+TREND_WINDOW_S = 30.0
+MIN_TREND_SPAN_S = 10.0  # fewer seconds of data than this: no trend yet
+MIN_TREND_POINTS = 4
+RISE_ENTER_PER_MIN = 8.0  # arousal points (0-100 scale) per minute
+RISE_LEAVE_PER_MIN = 3.0
+LOW_QUALITY = 0.5
+
+
+class Attention(enum.IntEnum):
+    """Overview groups, most urgent first (the number is the sort key)."""
+
+    PAUSED = 0
+    RISING = 1
+    SIGNAL = 2
+    CALM = 3
+
+
+def arousal_slope_per_min(
+    points: Iterable[Mapping[str, Any]], now_t: float, window_s: float = TREND_WINDOW_S
+) -> float | None:
+    """Least-squares slope of arousal (points per minute) over the last `window_s` seconds.
+
+    `points` are chart points with `t` and, for arousal ones, `arousal` (None = a gap; points
+    without the key are other series and are skipped). None when there is too little data.
+    """
+    ts: list[float] = []
+    vs: list[float] = []
+    for p in points:
+        t = p.get("t")
+        v = p.get("arousal")
+        if t is None or v is None or t < now_t - window_s or t > now_t:
+            continue
+        ts.append(float(t))
+        vs.append(float(v))
+    if len(ts) < MIN_TREND_POINTS or ts[-1] - ts[0] < MIN_TREND_SPAN_S:
+        return None
+    n = len(ts)
+    mt = sum(ts) / n
+    mv = sum(vs) / n
+    var = sum((t - mt) ** 2 for t in ts)
+    if var <= 0:
+        return None
+    cov = sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True))
+    return cov / var * 60.0
+
+
+def still_rising(was_rising: bool, slope_per_min: float | None) -> bool:
+    """The rising flag with hysteresis: enter at RISE_ENTER, leave below RISE_LEAVE."""
+    if slope_per_min is None:
+        return False
+    if was_rising:
+        return slope_per_min >= RISE_LEAVE_PER_MIN
+    return slope_per_min >= RISE_ENTER_PER_MIN
+
+
+def signal_trouble(summary: Mapping[str, Any]) -> str | None:
+    """Why the signal is in trouble, in words, or None."""
+    if summary.get("online") is False:
+        return "service offline"
+    if summary.get("device_connected") is False:
+        return "strap not connected"
+    if summary.get("contact") is False:
+        return "no skin contact"
+    if summary.get("monitoring_ok") is False:
+        return "monitoring lost"
+    quality = summary.get("quality")
+    if isinstance(quality, int | float) and quality < LOW_QUALITY:
+        return f"signal quality {round(quality * 100)} %"
+    return None
+
+
+def attention(summary: Mapping[str, Any], rising: bool) -> tuple[Attention, str]:
+    """(group, why in a few words) for one overview row."""
+    if summary.get("paused"):
+        return Attention.PAUSED, "Paused"
+    if rising:
+        return Attention.RISING, "Arousal rising"
+    trouble = signal_trouble(summary)
+    if trouble is not None:
+        return Attention.SIGNAL, "Signal: " + trouble
+    return Attention.CALM, ""
