@@ -28,9 +28,10 @@ from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from biofeedback.signal.artifacts import Judgement
 from biofeedback.signal.ecg_beats import PREMATURE, BeatClass, ClassifiedBeat
 
 MATCH_TOL_S = 0.06
@@ -214,3 +215,26 @@ class RrReconciler:
         if drop:
             del self._ecg[:drop]
             self._base += drop
+
+
+ECG_ECTOPIC = "ecg_ectopic"  # CleanBeat.artifact of an interval corrected on the ECG's word alone
+
+
+def overrule(
+    j: Judgement, verdict: EcgVerdict | None, recent_normal_us: Sequence[int]
+) -> Judgement:
+    """The RR detector's judgement `j` after the ECG's verdict on the same interval.
+
+    NORMAL: never corrected, whatever the RR detector thought (a breathing swing). ECTOPIC:
+    always corrected; when the RR detector saw nothing, the value is the median of the
+    `recent_normal_us` intervals before it (unchanged when there are none). UNKNOWN or no
+    verdict: the RR detector decides.
+    """
+    if verdict is EcgVerdict.NORMAL and j.artifact is not None:
+        return Judgement(j.k, j.value_us, None)
+    if verdict is EcgVerdict.ECTOPIC and j.artifact is None and recent_normal_us:
+        v = sorted(recent_normal_us)
+        h = len(v) // 2
+        value = v[h] if len(v) % 2 else (v[h - 1] + v[h]) // 2
+        return Judgement(j.k, value, ECG_ECTOPIC)
+    return j

@@ -18,6 +18,7 @@ from biofeedback.signal import arousal as arousal_mod
 from biofeedback.signal.artifacts import Detector
 from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
+from biofeedback.signal.ecg_reconcile import EcgVerdict, overrule
 from biofeedback.signal.frequency import MIN_SPAN_S, frequency_domain
 from biofeedback.signal.intake import US_PER_MS, ProvisionalScreen, hr_reason, rr_reason
 from biofeedback.signal.measures import (
@@ -113,6 +114,7 @@ class SignalPipeline:
         self._latest_freq: FrequencyDomain | None = None
         self._quality_cache: SignalQuality | None = None
         self._quality_key: tuple[float, float, bool | None, bool, str | None] | None = None
+        self._ecg_verdicts: dict[int, EcgVerdict] = {}  # segment index -> the ECG's verdict
         self._new_segment()
 
     # ---- public API ------------------------------------------------------------------------
@@ -288,6 +290,20 @@ class SignalPipeline:
             self._calibration.n_hr_samples += 1
         return self._update(t, None, None, float(hr_bpm), (), None)
 
+    def set_ecg_verdict(self, t: float, verdict: EcgVerdict) -> bool:
+        """What the ECG says about the RR interval pushed at `t` (ecg_reconcile.RrReconciler):
+        NORMAL is never corrected, ECTOPIC always is (docs/ecg.md). False, and ignored, when
+        no beat was pushed at exactly `t` in this segment or it has been judged already."""
+        st = self._store
+        i = bisect.bisect_left(st.t, t)
+        if not self._artifacts or i == len(st.t) or st.t[i] != t:
+            return False
+        k = st.base + i
+        if k < self._detector.next_beat:
+            return False
+        self._ecg_verdicts[k] = verdict
+        return True
+
     def window_values_ms(self, which: str = "long") -> list[float]:
         """Current cleaned RR values (ms) of the "short" or "long" window, oldest first."""
         return (self._short if which == "short" else self._long).values_ms()
@@ -302,6 +318,7 @@ class SignalPipeline:
         self._screen.reset()
         self._detector.reset()
         self._fast_hr.clear()
+        self._ecg_verdicts.clear()
         self._seg_start_t = None
         self._last_freq_t = None
         self._latest_freq = None
@@ -315,6 +332,11 @@ class SignalPipeline:
         out: list[CleanBeat] = []
         for j in judgements:
             i = j.k - base
+            if self._ecg_verdicts:
+                v = self._ecg_verdicts.pop(j.k, None)
+                if v is not None:
+                    recent = [st.x[m] for m in range(max(0, i - 8), i) if not st.corrected[m]]
+                    j = overrule(j, v, recent[-5:])
             was = st.corrected[i]
             if j.artifact is None:
                 if not was:
