@@ -100,8 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="no simulated client/therapist: consent and offer steps yourself in the browser",
     )
     demo.add_argument("--seed", type=int, default=1, help="random seed of the simulated strap")
+    demo.add_argument(
+        "--clients",
+        type=int,
+        default=1,
+        help="simulate a group of N clients, each with their own baseline and reactivity "
+        "(default 1)",
+    )
 
-    run = sub.add_parser("run", help="run a session with a real chest strap (Bluetooth LE)")
+    run = sub.add_parser(
+        "run",
+        help="run a session with a real chest strap (Bluetooth LE), or every client of a clinic "
+        "file (--config clinic.toml, docs/clinic.md)",
+    )
     _common(run)
     _service_options(run)
     run.add_argument(
@@ -213,10 +224,25 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return asyncio.run(_until_terminated(serve_dashboard(options_from_args(args), _say)))
 
-    config = load_config(args.config)
     if args.command == "check":
+        from biofeedback.config import load_service_config
         from biofeedback.service.preflight import preflight
 
+        service = load_service_config(args.config)
+        if service.is_clinic:
+            for client in service.clients:  # what `run` checks before starting anything
+                proto = preflight(client)
+                print(
+                    f"{service.source}: client {client.client_id}: strap "
+                    f"{client.device.target!r}, protocol {client.protocol.name}: "
+                    f"{len(proto.steps)} steps"
+                )
+            print(
+                f"{service.source}: ok; {len(service.clients)} clients, at most "
+                f"{service.bluetooth.max_links_per_adapter} straps per adapter"
+            )
+            return 0
+        config = service.clients[0]
         proto = preflight(config)  # what `run` checks before starting anything
         print(f"{config.source}: ok; protocol {config.protocol.name}: {len(proto.steps)} steps")
         if config.device.kind != "ble" or not config.device.target:
@@ -228,12 +254,13 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "replay":
         from biofeedback.service.commands_cli import run_replay
 
-        return run_replay(args, config)
-    from biofeedback.service.app import ServiceOptions, apply_overrides, run_service
+        return run_replay(args, load_config(args.config))
+    from biofeedback.config import load_service_config
+    from biofeedback.service.app import ServiceOptions, apply_service_overrides, run_service
 
     opts = ServiceOptions.from_args(args)
-    config = apply_overrides(config, args, demo=opts.demo)
-    return asyncio.run(_until_terminated(run_service(config, opts, announce=_say)))
+    service = apply_service_overrides(load_service_config(args.config), args, opts)
+    return asyncio.run(_until_terminated(run_service(service, opts, announce=_say)))
 
 
 async def _until_terminated(main: Coroutine[Any, Any, int]) -> int:

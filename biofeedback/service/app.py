@@ -1,8 +1,10 @@
-"""The service process: broker, MQTT link, device, session runner, recorder and dashboard.
+"""The service process: broker, dashboard, and per client an MQTT link, device, session runner
+and recorder.
 
 `run_service` owns every long-lived task through one TaskGroup inside async context managers,
-so Ctrl-C (which cancels the main task) unwinds them in reverse order: the dashboard stops, the
-session's last state is published and recorded, the link says goodbye, the broker exits.
+so Ctrl-C (which cancels the main task) unwinds them in reverse order: each client's session
+publishes and records its last state and its link says goodbye, the dashboard stops, the broker
+exits. It runs every client of a `ServiceConfig` (service/clinic.py); one client is the case N=1.
 """
 
 from __future__ import annotations
@@ -23,20 +25,18 @@ from typing import Any
 
 from biofeedback import __version__
 from biofeedback.clock import Clock, ScaledClock
-from biofeedback.config import DEMO_PROTOCOL, AppConfig
+from biofeedback.config import DEMO_PROTOCOL, AppConfig, ServiceConfig
 from biofeedback.devices.readings import Device
 from biofeedback.errors import BiofeedbackError, ConfigError
 from biofeedback.exposure import SessionSnapshot
 from biofeedback.exposure.messages import GroundingTechnique, SessionState
-from biofeedback.service import payloads
 from biofeedback.service.core import SessionCore
-from biofeedback.service.runner import SessionRunner
-from biofeedback.service.topics import Topic, topic
 
 log = logging.getLogger(__name__)
 
 ENV_EMBEDDED_BROKER = "BIOFEEDBACK_EMBEDDED_BROKER"
 ENV_BROKER_OBSERVER_FILE = "BIOFEEDBACK_BROKER_OBSERVER_FILE"
+MAX_DEMO_CLIENTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,7 @@ class ServiceOptions:
     # a port given on the command line is a promise: refuse rather than move when it is taken
     mqtt_port_fixed: bool = False
     http_port_fixed: bool = False
+    clients: int = 1  # the demo's simulated group size (`demo --clients N`)
 
     @staticmethod
     def from_args(args: argparse.Namespace) -> ServiceOptions:
@@ -63,6 +64,9 @@ class ServiceOptions:
         speed = float(getattr(args, "speed", 1.0) or 1.0)
         if not speed > 0:
             raise ConfigError(f"--speed must be > 0, got {speed}")
+        clients = int(getattr(args, "clients", 1))
+        if not 1 <= clients <= MAX_DEMO_CLIENTS:
+            raise ConfigError(f"--clients must be 1..{MAX_DEMO_CLIENTS}, got {clients}")
         return ServiceOptions(
             demo=demo,
             speed=speed,
@@ -74,6 +78,7 @@ class ServiceOptions:
             wait_for_device=bool(getattr(args, "wait_for_device", False)),
             mqtt_port_fixed=getattr(args, "mqtt_port", None) is not None,
             http_port_fixed=getattr(args, "http_port", None) is not None,
+            clients=clients,
         )
 
 
@@ -114,6 +119,35 @@ def apply_overrides(config: AppConfig, args: argparse.Namespace, *, demo: bool) 
             baseline_dir=args.data_dir.resolve() / "baselines",
         )
     return cfg
+
+
+def apply_service_overrides(
+    service: ServiceConfig, args: argparse.Namespace, opts: ServiceOptions
+) -> ServiceConfig:
+    """Command-line options over a one-client or clinic config, for every client.
+
+    Per-client choices (--client-id, --device) make no sense for a clinic file, whose clients
+    each have their own: they are refused rather than applied to all. `demo --clients N` makes a
+    group of N simulated clients from a one-client config (N=1: the config's client, as ever).
+    """
+    if service.is_clinic:
+        for flag, value in (("--client-id", args.client_id), ("--device", opts.device_target)):
+            if value:
+                raise ConfigError(
+                    f"{flag} cannot be used with the clinic file {service.source}: each of its "
+                    "[[clients]] has its own id and strap; change them there"
+                )
+        if opts.clients > 1:
+            raise ConfigError(
+                f"--clients cannot be used with the clinic file {service.source}: the demo runs "
+                "its [[clients]], simulated"
+            )
+    clients = tuple(apply_overrides(c, args, demo=opts.demo) for c in service.clients)
+    if opts.demo and opts.clients > 1:
+        from biofeedback.service.demo_data import demo_group
+
+        clients = demo_group(clients[0], opts.clients)
+    return replace(service, clients=clients)
 
 
 def load_baseline(config: AppConfig) -> Any:
@@ -167,13 +201,19 @@ def strap_target(config: AppConfig, opts: ServiceOptions) -> str | None:
     return target
 
 
-def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock) -> Device:
-    """The simulated strap for the demo, or a real one through Bluetooth."""
+def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock, index: int = 0) -> Device:
+    """The simulated strap for the demo, or a real one through Bluetooth.
+
+    The demo's `index`-th client (0 for the first, whose strap is the demo's as it always was)
+    gets a person of its own: another seed, baseline and reactivity (service/demo_data.py).
+    """
     target = strap_target(config, opts)
     if target is None:
         from biofeedback.devices.simulated import SimulatedStrap
+        from biofeedback.service.demo_data import demo_person
 
-        return SimulatedStrap(name="SimStrap", clock=clock, seed=opts.seed)
+        name, seed, profile = demo_person(index, opts.seed)
+        return SimulatedStrap(name=name, clock=clock, seed=seed, profile=profile)
     from biofeedback.devices.ble import BleStrap
 
     return BleStrap(
@@ -184,7 +224,7 @@ def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock) -> Device
     )
 
 
-def _stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
+def stimulus_for(snap: SessionSnapshot) -> tuple[float, float | None]:
     """The simulated client's exposure intensity and paced-breathing rate in this state."""
     exposure = 0.0
     if snap.state is SessionState.EXPOSING:
@@ -269,56 +309,47 @@ async def broker_url(config: AppConfig, *, fixed_port: bool = True) -> AsyncIter
         await broker.__aexit__(None, None, None)
 
 
-async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any = None) -> int:
-    """Run one client's live session until Ctrl-C, the device ends, or the duration passes.
+async def run_service(
+    config: ServiceConfig | AppConfig, opts: ServiceOptions, *, announce: Any = None
+) -> int:
+    """Run every client's live session until Ctrl-C, their devices end, or the duration passes.
 
-    `announce(text)` tells the person at the terminal where to look (the CLI prints it).
+    Returns 0 when every client's session ended normally, 1 when any stopped after an error
+    (the others ran on). `announce(text)` tells the person at the terminal where to look.
     """
-    from biofeedback.service.commands import serve_commands
-    from biofeedback.service.mqtt import MqttLink
+    from biofeedback.service.clinic import plan_clients, run_clients
 
+    service = config if isinstance(config, ServiceConfig) else ServiceConfig.single(config)
     say = announce or (lambda text: log.info("%s", text))
-    from biofeedback.service.preflight import preflight
-
-    # a missing strap choice fails now, before anything starts
-    target = strap_target(config, opts)
-    client = config.client_id
-    baseline = None if opts.demo else load_baseline(config)
-    protocol = preflight(config, baseline=baseline)  # as `check` does, before anything starts
+    # every client checked as `check` does (strap chosen, protocol valid), before anything starts
+    plans = plan_clients(service, opts)
     from biofeedback.service.demo_data import claim_for_demo, refuse_demo_folder
 
-    if opts.demo:
-        claim_for_demo(config.recording_dir)
-    else:
-        refuse_demo_folder(config.recording_dir)
-    if target is not None and not opts.wait_for_device:
+    for folder in dict.fromkeys(p.config.recording_dir for p in plans):
+        if opts.demo:
+            claim_for_demo(folder)
+        else:
+            refuse_demo_folder(folder)
+    if any(p.target is not None for p in plans) and not opts.wait_for_device:
         from biofeedback.devices.scan import check_bluetooth
 
         await check_bluetooth()  # no adapter: exit 2 with what is missing and the fix
 
+    shared = service.shared
     async with contextlib.AsyncExitStack() as stack:
         broker = await stack.enter_async_context(
-            broker_url(config, fixed_port=opts.mqtt_port_fixed)
-        )
-        url = broker.url
-        settings = mqtt_settings(config, broker)
-        status_topic = topic(client, Topic.STATUS)
-        link = await stack.enter_async_context(
-            MqttLink(
-                settings,
-                client_name=f"bf-service-{client}",
-                will=(status_topic, json.dumps(payloads.offline_status(client)).encode(), True),
-            )
+            broker_url(shared, fixed_port=opts.mqtt_port_fixed)
         )
         if opts.web:
             await stack.enter_async_context(
                 dashboard(
-                    config,
-                    mqtt_settings(config, broker, "dashboard"),
+                    shared,
+                    mqtt_settings(shared, broker, "dashboard"),
                     say,
                     fixed_port=opts.http_port_fixed,
                     # without `announce`, `say` logs: never a secret there
                     to_terminal=None if announce else False,
+                    client_ids=[p.client_id for p in plans],
                 )
             )
         # neurokit2 takes seconds to import; do it off the event loop before the session starts
@@ -326,53 +357,16 @@ async def run_service(config: AppConfig, opts: ServiceOptions, *, announce: Any 
         await asyncio.to_thread(importlib.import_module, "neurokit2")
         # Session time starts once everything listens, so a slow start costs no calibration time.
         clock = ScaledClock(opts.speed)
-        device = make_device(config, opts, clock)
-        start_t = clock.now()
-        core = SessionCore(
-            client_id=client,
-            protocol=protocol,
-            signal_config=config.signal,
-            start_t=start_t,
-            baseline=baseline,
+        if len(plans) > 1:
+            say(f"{len(plans)} clients: {', '.join(p.client_id for p in plans)}")
+        failed = await run_clients(
+            plans, service=service, broker=broker, clock=clock, opts=opts, say=say
         )
-        recorder = _open_recorder(stack, config, opts, core, start_t)
-
-        def on_snapshot(snap: SessionSnapshot) -> None:
-            set_stimulus = getattr(device, "set_stimulus", None)
-            if set_stimulus is not None:
-                exposure, breathing = _stimulus_for(snap)
-                set_stimulus(exposure=exposure, paced_breathing_bpm=breathing)
-
-        runner = SessionRunner(
-            core=core,
-            device=device,
-            clock=clock,
-            publisher=link,
-            recorder=recorder,
-            on_snapshot=on_snapshot,
-            # the demo's simulated person is never anyone's baseline
-            on_baseline=None if opts.demo else (lambda b: save_baseline(config, b)),
-            stop_after_s=opts.duration_s,
-        )
-        say(f"MQTT broker: {url}  (topics biofeedback/v1/{client}/#)")
-        if recorder is not None:
-            say(f"recording to {getattr(recorder, 'path', config.recording_dir)}")
-        async with asyncio.TaskGroup() as tg:
-            pump = tg.create_task(
-                serve_commands(link, client, now=clock.now, submit=runner.submit), name="commands"
-            )
-            actor = None
-            if opts.actor:
-                from biofeedback.service.demo_actor import run_actor
-
-                actor_settings = mqtt_settings(config, broker, "demo-actor")
-                actor = tg.create_task(run_actor(actor_settings, client, clock), name="demo-actor")
-            await runner.run()
-            pump.cancel()
-            if actor is not None:
-                actor.cancel()
-        say("session ended")
-    return 0
+        if failed:
+            say(f"session ended; stopped after an error: {', '.join(failed)} (see the log)")
+        else:
+            say("session ended")
+    return 1 if failed else 0
 
 
 def _open_recorder(
@@ -415,14 +409,17 @@ async def dashboard(
     *,
     fixed_port: bool = True,
     to_terminal: bool | None = None,
+    client_ids: list[str] | None = None,
 ) -> AsyncIterator[str]:
     """The dashboard served for the duration; its URLs are announced.
 
     The links carry secrets: `say` gets them only when `to_terminal` (default: standard output
     is an interactive terminal); otherwise they go to a private file whose path `say` gets.
+    `client_ids` (default: the config's client) each get their own client-screen link.
     """
     from aiohttp import web
 
+    from biofeedback.service.clinic_urls import GroupUrls
     from biofeedback.web import WebConfig, create_app
     from biofeedback.web.announce import announce_dashboard, dashboard_urls, private_urls_path
     from biofeedback.web.auth import link_signature
@@ -443,10 +440,20 @@ async def dashboard(
     try:
         await _start_site(runner, config.web.host, config.web.port, fixed_port)
         port = runner.addresses[0][1] if runner.addresses else config.web.port
-        client = config.client_id
+        clients = client_ids or [config.client_id]
+        client = clients[0]
         urls = dashboard_urls(
             config.web.host, port, secret, f"/c/{client}/{link_signature(link_secret, client)}"
         )
+        if len(clients) > 1:
+            urls = GroupUrls(
+                bases=urls.bases,
+                therapist=urls.therapist,
+                client=urls.client,
+                clients=tuple(
+                    (c, f"{urls.bases[0]}/c/{c}/{link_signature(link_secret, c)}") for c in clients
+                ),
+            )
         with announce_dashboard(
             urls,
             say,

@@ -15,7 +15,10 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from biofeedback.config import AppConfig
+from biofeedback.devices.physiology import SimProfile
 from biofeedback.errors import ConfigError
 
 MARKER = "DEMO-DATA.txt"
@@ -29,6 +32,44 @@ def demo_config(config: AppConfig, data_dir: Path | None) -> AppConfig:
     """The config the demo runs with: its own recordings and baselines folders."""
     root = data_dir.resolve() if data_dir is not None else default_demo_root(config)
     return replace(config, recording_dir=root / "recordings", baseline_dir=root / "baselines")
+
+
+def demo_group(first: AppConfig, n: int) -> tuple[AppConfig, ...]:
+    """`demo --clients N`: N clients named client-001 ... (N=1: the config's own client).
+
+    Everything but the id is shared; each client gets its own simulated person by position
+    (`demo_person`), so the overview shows a group that differs, the same on every run.
+    """
+    if n == 1:
+        return (first,)
+    return tuple(replace(first, client_id=f"client-{i:03d}") for i in range(1, n + 1))
+
+
+# The ranges the group's simulated people are drawn from: a plausible adult resting HR, vagal
+# tone (RSA) and how strongly and fast each reacts to exposure and recovers.
+_PERSON_RANGES: dict[str, tuple[float, float]] = {
+    "resting_hr_bpm": (58.0, 84.0),
+    "rsa_ms": (18.0, 48.0),
+    "arousal_hr_gain_bpm": (14.0, 36.0),
+    "vagal_withdrawal": (0.55, 0.9),
+    "rise_tau_s": (12.0, 40.0),
+    "fall_tau_s": (30.0, 75.0),
+    "paced_fall_tau_s": (10.0, 25.0),
+}
+
+
+def demo_person(index: int, seed: int) -> tuple[str, int, SimProfile | None]:
+    """The demo's `index`-th simulated person: (strap name, strap seed, profile).
+
+    Index 0 is the demo's person as it always was (default profile, the given seed), so
+    `demo --clients 1` is today's demo exactly. The others are drawn reproducibly from
+    (seed, index) within `_PERSON_RANGES`: different baselines and reactivity.
+    """
+    if index == 0:
+        return "SimStrap", seed, None
+    rng = np.random.default_rng([seed, index, 0xC11])
+    values = {k: float(rng.uniform(lo, hi)) for k, (lo, hi) in _PERSON_RANGES.items()}
+    return f"SimStrap-{index + 1}", seed * 1000 + index, SimProfile(**values)  # type: ignore[arg-type]
 
 
 def default_demo_root(config: AppConfig) -> Path:

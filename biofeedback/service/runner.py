@@ -4,6 +4,12 @@ Three tasks feed the session core, all in one event loop so inputs are processed
 a time: the device's readings, commands arriving over MQTT, and a once-a-second tick of session
 time. Every input is recorded before its outputs are published, so the recording is the truth
 and replay can reproduce it.
+
+The device is supervised: when its code fails (a driver or parser bug, anything but a clean end),
+the runner records a SIGNAL_LOST for it, so the session pauses as it does for a lost strap, tells
+the therapist why, and opens a fresh device after a backoff; the first beat from the new one is
+preceded by a SIGNAL_RESTORED. The session, its commands and its clock go on meanwhile, and in a
+clinic service no other client notices (service/clinic.py).
 """
 
 from __future__ import annotations
@@ -29,6 +35,24 @@ log = logging.getLogger(__name__)
 
 TICK_S = 1.0
 SNAPSHOT_REFRESH_S = 5.0
+DEVICE_RESTART_INITIAL_S = 1.0  # session seconds before the first restart of a failed device
+DEVICE_RESTART_MAX_S = 30.0
+
+# What BlueZ (and the kernel under it) say when the adapter has no room for another LE link:
+# bluetoothd's "le-connection-concurrent-connection-limit" (EMLINK), the controller's HCI
+# "Connection Limit Exceeded" (0x09) and "Connection Rejected due to Limited Resources" (0x0D).
+_LINK_LIMIT_TEXTS = (
+    "concurrent-connection-limit",
+    "connection limit exceeded",
+    "limited resources",
+    "too many links",
+)
+
+
+def is_link_limit_error(text: str) -> bool:
+    """True when a connection failure says the Bluetooth adapter holds no more links."""
+    low = text.lower()
+    return any(t in low for t in _LINK_LIMIT_TEXTS)
 
 
 class Publisher(Protocol):
@@ -75,9 +99,16 @@ class SessionRunner:
         on_snapshot: Callable[[SessionSnapshot], None] | None = None,
         on_baseline: Callable[[Any], None] | None = None,
         stop_after_s: float | None = None,
+        device_factory: Callable[[], Device] | None = None,
+        link_limit_hint: str = "",
     ) -> None:
         self.core = core
-        self.device = device
+        # `device_factory` makes a fresh device after one failed (None: a failure ends the run)
+        self.device = device if device is not None or device_factory is None else device_factory()
+        self.device_factory = device_factory
+        self.link_limit_hint = link_limit_hint
+        self.device_failures = 0
+        self._failed_at: float | None = None  # session time the failed device last had data
         self.clock = clock
         self.publisher = publisher
         self.recorder = recorder
@@ -108,12 +139,75 @@ class SessionRunner:
     async def _device_loop(self) -> None:
         if self.device is None:
             raise ValueError("SessionRunner.run needs a device")
-        async with self.device:
-            async for reading in self.device.readings():
+        while True:
+            try:
+                await self._read_device(self.device)
+            except Exception as exc:  # the device's own code failed; CancelledError passes
+                if self.device_factory is None:
+                    raise
+                delay = self._device_failed(self.device, exc)
+                await self.clock.sleep(delay)
+                self.device = self.device_factory()
+                continue
+            self.device_ended.set()
+            return
+
+    async def _read_device(self, device: Device) -> None:
+        async with device:
+            async for reading in device.readings():
+                if self._failed_at is not None and _has_data(reading):
+                    self._device_back(reading)
                 self.process(reading)
                 if isinstance(reading, DeviceEvent) and reading.kind is DeviceEventKind.ENDED:
-                    break
-        self.device_ended.set()
+                    return
+
+    def _device_failed(self, device: Device, exc: Exception) -> float:
+        """Record the failure as lost monitoring (the session pauses), tell the therapist, and
+        return how long to wait before a fresh device."""
+        self.device_failures += 1
+        why = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        log.error(
+            "client %s: strap %r failed (%s); its session pauses and the strap is opened again",
+            self._client,
+            device.name,
+            why,
+            exc_info=exc,
+        )
+        now = self.clock.now()
+        if self._failed_at is None:
+            self._failed_at = now
+            self.process(
+                DeviceEvent(
+                    t=now,
+                    device=device.name,
+                    kind=DeviceEventKind.SIGNAL_LOST,
+                    detail=f"strap software failed: {why}",
+                )
+            )
+        self.publisher.publish_kind(
+            self._client,
+            Topic.EVENT,
+            payloads.service_error(
+                self._client, now, "device_failed", f"strap {device.name!r} failed: {why}"
+            ),
+        )
+        n = self.device_failures
+        return min(DEVICE_RESTART_MAX_S, DEVICE_RESTART_INITIAL_S * 2.0 ** min(n - 1, 10))
+
+    def _device_back(self, reading: Notification | DeviceEvent) -> None:
+        """The fresh device has data: monitoring is restored (its own state knows no loss)."""
+        since, self._failed_at = self._failed_at, None
+        self.device_failures = 0
+        gap = None if since is None else max(0.0, reading.t - since)
+        self.process(
+            DeviceEvent(
+                t=reading.t,
+                device=reading.device,
+                kind=DeviceEventKind.SIGNAL_RESTORED,
+                detail="strap opened again after a failure",
+                gap_s=gap,
+            )
+        )
 
     async def _tick_loop(self) -> None:
         start = self.clock.now()
@@ -214,6 +308,18 @@ class SessionRunner:
         if e.kind is DeviceEventKind.MALFORMED:
             # Told once, from the notification itself, which carries the raw bytes.
             return
+        if e.kind is DeviceEventKind.ERROR and is_link_limit_error(f"{e.detail} {e.hint}"):
+            text = (
+                f"the Bluetooth adapter refused a link to strap {e.device!r}: it holds no more "
+                f"connections ({e.detail}). "
+                + (self.link_limit_hint or "Disconnect a strap or use a second adapter")
+            )
+            log.error("client %s: %s", self._client, text)
+            self.publisher.publish_kind(
+                self._client,
+                Topic.EVENT,
+                payloads.service_error(self._client, e.t, "adapter_link_limit", text),
+            )
         self.publisher.publish_kind(
             self._client, Topic.EVENT, payloads.device_event(self._client, e)
         )
@@ -239,3 +345,7 @@ class SessionRunner:
                 log.error("recording the session state failed: %s", exc)
         if self.on_snapshot is not None:
             self.on_snapshot(snap)
+
+
+def _has_data(reading: Notification | DeviceEvent) -> bool:
+    return isinstance(reading, Notification) and reading.measurement is not None

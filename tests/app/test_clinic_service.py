@@ -1,0 +1,226 @@
+"""Several clients in one service: a failing strap or client affects only its own session."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+
+from biofeedback.clock import ScaledClock
+from biofeedback.config import ServiceConfig, load_config
+from biofeedback.devices.hrm import encode_heart_rate_measurement
+from biofeedback.devices.readings import (
+    DeviceEvent,
+    DeviceEventKind,
+    DeviceReading,
+    HeartRateMeasurement,
+)
+from biofeedback.devices.timing import BeatTimer
+from biofeedback.errors import ConfigError
+from biofeedback.exposure import load_protocol
+from biofeedback.recording.reader import iter_inputs, list_sessions
+from biofeedback.service import app as service_app
+from biofeedback.service.app import ServiceOptions, apply_service_overrides, run_service
+from biofeedback.service.core import SessionCore
+from biofeedback.service.demo_data import demo_person
+from biofeedback.service.runner import SessionRunner, is_link_limit_error
+from biofeedback.service.topics import Topic
+from biofeedback.signal import SignalConfig
+from tests.app.test_runner import Collect
+from tests.support import REPO_ROOT
+
+PAYLOAD = encode_heart_rate_measurement(HeartRateMeasurement(70, True, True, None, (880,)))
+
+
+class ScriptedStrap:
+    """A device that sends `beats` notifications a session second apart, then fails or ends."""
+
+    def __init__(self, clock: ScaledClock, beats: int, fail: BaseException | None) -> None:
+        self.name = "scripted"
+        self.clock, self.beats, self.fail = clock, beats, fail
+        self.timer = BeatTimer(self.name)
+        self.opened = 0
+
+    async def __aenter__(self) -> Self:
+        self.opened += 1
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def readings(self) -> AsyncIterator[DeviceReading]:
+        for _ in range(self.beats):
+            await self.clock.sleep(0.86)
+            yield self.timer.notification(self.clock.now(), PAYLOAD)
+        if self.fail is not None:
+            raise self.fail
+        yield DeviceEvent(self.clock.now(), self.name, DeviceEventKind.ENDED)
+
+
+def _core(start: float) -> SessionCore:
+    return SessionCore(
+        client_id="c1",
+        protocol=load_protocol(REPO_ROOT / "config" / "protocols" / "demo.toml"),
+        signal_config=SignalConfig(),
+        start_t=start,
+    )
+
+
+async def test_a_crashing_strap_pauses_monitoring_and_is_opened_again() -> None:
+    clock = ScaledClock(200.0)
+    straps = [
+        ScriptedStrap(clock, 3, RuntimeError("parser crashed on byte 3")),
+        ScriptedStrap(clock, 4, None),
+    ]
+    made = iter(straps)
+    pub = Collect()
+    runner = SessionRunner(
+        core=_core(clock.now()),
+        device=None,
+        device_factory=lambda: next(made),
+        clock=clock,
+        publisher=pub,
+    )
+    async with asyncio.timeout(30):
+        await runner.run()
+    assert [s.opened for s in straps] == [1, 1]
+    events = pub.kinds(Topic.EVENT)
+    failed = [e for e in events if e.get("kind") == "device_failed"]
+    assert len(failed) == 1
+    assert "parser crashed on byte 3" in failed[0]["detail"]
+    kinds = [e["kind"] for e in events if e.get("source") == "device"]
+    lost, restored = kinds.index("signal_lost"), kinds.index("signal_restored")
+    assert lost < restored
+    lost_event = next(e for e in events if e.get("kind") == "signal_lost")
+    assert "strap software failed" in lost_event["detail"]
+    assert len(pub.kinds(Topic.BEAT)) == 7  # every beat of both straps, none invented
+
+
+async def test_without_a_factory_a_device_failure_still_ends_the_run() -> None:
+    clock = ScaledClock(200.0)
+    runner = SessionRunner(
+        core=_core(clock.now()),
+        device=ScriptedStrap(clock, 1, RuntimeError("boom")),
+        clock=clock,
+        publisher=Collect(),
+    )
+    with pytest.raises(ExceptionGroup) as info:
+        await runner.run()
+    assert info.group_contains(RuntimeError, match="boom")
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("org.bluez.Error.Failed: le-connection-concurrent-connection-limit", True),
+        ("Connection Rejected due to Limited Resources (0x0d)", True),
+        ("HCI: Connection Limit Exceeded", True),
+        ("org.bluez.Error.Failed: le-connection-abort-by-local", False),
+        ("strap 'X' not found in 10 s of scanning", False),
+    ],
+)
+def test_link_limit_refusals_are_recognised(text: str, limit: bool) -> None:
+    assert is_link_limit_error(text) is limit
+
+
+def test_an_adapter_at_its_link_limit_gets_an_actionable_error() -> None:
+    pub = Collect()
+    runner = SessionRunner(
+        core=_core(1000.0),
+        device=None,
+        clock=ScaledClock(1.0, start=1000.0),
+        publisher=pub,
+        link_limit_hint="set max_links_per_adapter to the number it held",
+    )
+    runner.process(
+        DeviceEvent(
+            1001.0,
+            "Polar H10 6",
+            DeviceEventKind.ERROR,
+            detail="org.bluez.Error.Failed le-connection-concurrent-connection-limit",
+            hint="check the strap",
+        )
+    )
+    (told,) = [e for e in pub.kinds(Topic.EVENT) if e.get("kind") == "adapter_link_limit"]
+    assert "'Polar H10 6'" in told["detail"]
+    assert "refused a link" in told["detail"]
+    assert "max_links_per_adapter" in told["detail"]
+
+
+def test_demo_people_differ_reproducibly_and_the_first_is_the_demo_as_before() -> None:
+    assert demo_person(0, 1) == ("SimStrap", 1, None)
+    people = [demo_person(i, 1) for i in range(1, 6)]
+    assert people == [demo_person(i, 1) for i in range(1, 6)]  # seeded
+    rest = {p[2].resting_hr_bpm for p in people if p[2] is not None}
+    gains = {p[2].arousal_hr_gain_bpm for p in people if p[2] is not None}
+    assert len(rest) == 5
+    assert len(gains) == 5
+    assert len({p[1] for p in people}) == 5
+    assert demo_person(1, 2) != demo_person(1, 1)
+
+
+def _args(*extra: str) -> argparse.Namespace:
+    from biofeedback.cli import build_parser
+
+    return build_parser().parse_args(list(extra))
+
+
+def test_demo_clients_builds_a_group_and_one_is_the_config_client() -> None:
+    one = ServiceConfig.single(load_config(env={}))
+    args = _args("demo")
+    same = apply_service_overrides(one, args, ServiceOptions.from_args(args))
+    assert [c.client_id for c in same.clients] == ["client-001"]
+    args = _args("demo", "--clients", "3")
+    group = apply_service_overrides(one, args, ServiceOptions.from_args(args))
+    assert [c.client_id for c in group.clients] == ["client-001", "client-002", "client-003"]
+    assert len({c.recording_dir for c in group.clients}) == 1
+    with pytest.raises(ConfigError, match="--clients"):
+        ServiceOptions.from_args(_args("demo", "--clients", "0"))
+
+
+def test_per_client_flags_are_refused_with_a_clinic_file() -> None:
+    from biofeedback.config import load_service_config
+
+    clinic = load_service_config(REPO_ROOT / "config" / "clinic.example.toml", env={})
+    for flags in (["--client-id", "x"], ["--device", "Polar"]):
+        args = _args("run", *flags)
+        with pytest.raises(ConfigError, match="clinic file"):
+            apply_service_overrides(clinic, args, ServiceOptions.from_args(args))
+
+
+async def test_a_client_that_fails_to_start_does_not_stop_its_siblings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The real service with two simulated clients: the second one's strap cannot even be
+    made; the first runs its session to the end and records it; the exit status says 1."""
+    real = service_app.make_device
+
+    def make_device(config: Any, opts: Any, clock: Any, index: int = 0) -> Any:
+        if index == 1:
+            raise ConfigError("no such strap (a test's broken client)")
+        return real(config, opts, clock, index)
+
+    monkeypatch.setattr(service_app, "make_device", make_device)
+    monkeypatch.setenv("BIOFEEDBACK_EMBEDDED_BROKER", "amqtt")
+    args = _args(
+        "demo", "--clients", "2", "--no-web", "--no-actor", "--mqtt-port", "0",
+        "--speed", "40", "--duration", "20", "--data-dir", str(tmp_path),
+    )  # fmt: skip
+    opts = ServiceOptions.from_args(args)
+    service = apply_service_overrides(ServiceConfig.single(load_config(env={})), args, opts)
+    said: list[str] = []
+    async with asyncio.timeout(60):
+        status = await run_service(service, opts, announce=said.append)
+    assert status == 1
+    assert any("client-002: stopped after an error" in s for s in said), said
+    assert any("stopped after an error: client-002" in s for s in said), said
+    (session,) = list_sessions(tmp_path / "recordings", "client-001")
+    beats = [i for i in iter_inputs(session) if getattr(i, "beats", ())]
+    assert len(beats) >= 10
+    # its recording was opened (and closed again, honestly empty) before its strap failed
+    for other in list_sessions(tmp_path / "recordings", "client-002"):
+        assert not [i for i in iter_inputs(other) if getattr(i, "beats", ())]
