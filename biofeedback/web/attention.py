@@ -4,8 +4,10 @@ Each client falls in one of four groups, in this order (docs/dashboard.md, "Over
 
 0. **paused**: the session is in a pause (paused, grounding, recovered, resume offered);
 1. **arousal rising**: the arousal estimate climbed by at least `RISE_ENTER_PER_MIN` per minute over
-   the last `TREND_WINDOW_S` seconds (least-squares slope); it leaves the group only when the slope
-   falls below `RISE_LEAVE_PER_MIN`, so a client near the edge does not flip back and forth;
+   the last `TREND_WINDOW_S` seconds (least-squares slope) and is at or above the recovery
+   threshold (`lower`; `DEFAULT_FLOOR` when the session has none), so it is drifting toward a
+   pause; it leaves the group only when the slope falls below `RISE_LEAVE_PER_MIN` or the value
+   below the floor, so a client near the edge does not flip back and forth;
 2. **signal trouble**: the service is offline, the strap lost contact or its connection, monitoring
    is not ok, or the signal quality is below `LOW_QUALITY`;
 3. everyone else.
@@ -26,6 +28,7 @@ MIN_TREND_POINTS = 4
 RISE_ENTER_PER_MIN = 8.0  # arousal points (0-100 scale) per minute
 RISE_LEAVE_PER_MIN = 3.0
 LOW_QUALITY = 0.5
+DEFAULT_FLOOR = 40.0  # when the session has no recovery threshold
 
 
 class Attention(enum.IntEnum):
@@ -66,9 +69,20 @@ def arousal_slope_per_min(
     return cov / var * 60.0
 
 
-def still_rising(was_rising: bool, slope_per_min: float | None) -> bool:
-    """The rising flag with hysteresis: enter at RISE_ENTER, leave below RISE_LEAVE."""
-    if slope_per_min is None:
+def still_rising(
+    was_rising: bool,
+    slope_per_min: float | None,
+    value: float | None = None,
+    floor: float | None = None,
+) -> bool:
+    """The rising flag with hysteresis: enter at RISE_ENTER, leave below RISE_LEAVE.
+
+    `value` is the newest arousal and `floor` the recovery threshold: below it a rise is not a
+    concern yet (from 20 to 30 is still calm).
+    """
+    if slope_per_min is None or value is None:
+        return False
+    if value < (DEFAULT_FLOOR if floor is None else floor):
         return False
     if was_rising:
         return slope_per_min >= RISE_LEAVE_PER_MIN
@@ -78,16 +92,16 @@ def still_rising(was_rising: bool, slope_per_min: float | None) -> bool:
 def signal_trouble(summary: Mapping[str, Any]) -> str | None:
     """Why the signal is in trouble, in words, or None."""
     if summary.get("online") is False:
-        return "service offline"
+        return "Service offline"
     if summary.get("device_connected") is False:
-        return "strap not connected"
+        return "Strap not connected"
     if summary.get("contact") is False:
-        return "no skin contact"
+        return "No skin contact"
     if summary.get("monitoring_ok") is False:
-        return "monitoring lost"
+        return "Monitoring lost"
     quality = summary.get("quality")
     if isinstance(quality, int | float) and quality < LOW_QUALITY:
-        return f"signal quality {round(quality * 100)} %"
+        return f"Signal {round(quality * 100)} %"
     return None
 
 
@@ -99,5 +113,5 @@ def attention(summary: Mapping[str, Any], rising: bool) -> tuple[Attention, str]
         return Attention.RISING, "Arousal rising"
     trouble = signal_trouble(summary)
     if trouble is not None:
-        return Attention.SIGNAL, "Signal: " + trouble
+        return Attention.SIGNAL, trouble
     return Attention.CALM, ""

@@ -98,7 +98,7 @@ class ClientState:
     trend: float | None = None  # arousal slope, points per minute (attention.py)
     rising: bool = False  # in the overview's "arousal rising" group (with hysteresis)
 
-    def update_trend(self, t: float) -> None:
+    def update_trend(self, t: float, value: float | None) -> None:
         """Recompute the arousal trend from the newest `TREND_WINDOW_S` of chart points."""
         recent: list[JsonDict] = []
         for p in reversed(self.points):
@@ -107,7 +107,8 @@ class ClientState:
             recent.append(p)
         recent.reverse()
         self.trend = attention.arousal_slope_per_min(recent, t)
-        self.rising = attention.still_rising(self.rising, self.trend)
+        lower = ((self.session or {}).get("thresholds") or {}).get("lower")
+        self.rising = attention.still_rising(self.rising, self.trend, value, lower)
 
     def observe_time(self, t: float, rx: float, *, live: bool) -> None:
         """Move the session-clock anchor forward; estimate the clock's speed from live samples.
@@ -467,7 +468,7 @@ class Hub:
             state.arousal = point
             # the history keeps what the chart draws; confidence and reason ride on the update
             self._add_point(state, {"t": point["t"], "arousal": point["arousal"]})
-            state.update_trend(point["t"])
+            state.update_trend(point["t"], point["arousal"])
             message["point"] = point
         elif kind is Topic.BEAT:
             point = views.beat_point(data)

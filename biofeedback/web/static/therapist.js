@@ -87,7 +87,8 @@
   // the hub's group, plus data gone silent (only the browser knows how long ago is "now")
   function group(s) {
     const g = s.attention == null ? 3 : s.attention;
-    if (g === 3 && connection(s)[0] !== "online") return [2, "Signal: " + connection(s)[1]];
+    const [cls, label] = connection(s);
+    if (g === 3 && cls !== "online") return [2, label.charAt(0).toUpperCase() + label.slice(1)];
     return [g, s.attention_why || ""];
   }
 
@@ -127,7 +128,7 @@
         // in words from the dashboard's views; an older hub gives only the id: no underscores
         const stateText = s.state_label || (s.state ? s.state.replaceAll("_", " ") : "no state yet");
         const next = s.next || {};
-        const nextCell = BF.el("td", { class: "next-cell" + (s.client_ready ? " ready" : ""), "data-field": "next", title: next.text || "" });
+        const nextCell = BF.el("td", { class: "next-cell" + (s.client_ready ? " ready" : ""), "data-field": "next", "data-label": "Next", title: next.text || "" });
         nextCell.append(s.client_ready ? BF.el("strong", { text: next.short || "Client is ready" }) : next.short || NEXT_WHO[next.who] || "–");
         const step = s.step_index != null ? s.step_index + 1 + (s.steps ? " / " + s.steps : "") : "–";
         const age = s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago";
@@ -136,18 +137,18 @@
         const tr = BF.el(
           "tr",
           { class: "client-row group-" + GROUP_CLASS[rank] + (marked ? " alerted" : ""), "data-client": id, "data-attention": String(rank) },
-          BF.el("td", { class: "attn", "data-field": "attention" }, why ? BF.el("span", { class: "badge attn-" + GROUP_CLASS[rank], text: why }) : BF.el("span", { class: "calm", text: "—" })),
-          BF.el("td", { class: "who" }, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
-          BF.el("td", {}, BF.el("span", { class: "badge " + state, "data-field": "state", "data-state": state, text: stateText })),
+          BF.el("td", { class: "attn", "data-field": "attention", "data-label": "Attention" }, why ? BF.el("span", { class: "badge attn-" + GROUP_CLASS[rank], text: why }) : BF.el("span", { class: "calm", text: "—" })),
+          BF.el("td", { class: "who", "data-label": "Client" }, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
+          BF.el("td", { "data-label": "Session" }, BF.el("span", { class: "badge " + state, "data-field": "state", "data-state": state, text: stateText })),
           nextCell,
-          BF.el("td", { class: "num" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) }), BF.el("span", { class: "trend", "data-field": "trend", text: trend ? " " + trend : "" })),
-          BF.el("td", { class: "spark-cell" }, sparkline(s)),
-          BF.el("td", { class: "num", "data-field": "hr", text: s.hr == null ? "–" : BF.fmt(s.hr) + " bpm" }),
-          BF.el("td", { class: "num", "data-field": "quality", text: s.quality == null ? "–" : Math.round(s.quality * 100) + " %" }),
-          BF.el("td", {}, BF.el("span", { class: "badge " + cls, text: label })),
-          BF.el("td", { class: "num", title: s.step_title || "", text: step }),
-          BF.el("td", { class: "num", "data-field": "battery", text: s.battery == null ? "–" : BF.fmt(s.battery) + " %" }),
-          BF.el("td", { class: "num", text: age })
+          BF.el("td", { class: "num", "data-label": "Arousal" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) }), BF.el("span", { class: "trend", "data-field": "trend", text: trend ? " " + trend : "" })),
+          BF.el("td", { class: "spark-cell", "data-label": "Last 2 min" }, sparkline(s)),
+          BF.el("td", { class: "num", "data-field": "hr", "data-label": "HR", text: s.hr == null ? "–" : BF.fmt(s.hr) + " bpm" }),
+          BF.el("td", { class: "num", "data-field": "quality", "data-label": "Signal", text: s.quality == null ? "–" : Math.round(s.quality * 100) + " %" }),
+          BF.el("td", { "data-label": "Connection" }, BF.el("span", { class: "badge " + cls, text: label })),
+          BF.el("td", { class: "num", "data-label": "Step", title: s.step_title || "", text: step }),
+          BF.el("td", { class: "num", "data-field": "battery", "data-label": "Battery", text: s.battery == null ? "–" : BF.fmt(s.battery) + " %" }),
+          BF.el("td", { class: "num", "data-label": "Last data", text: age })
         );
         tr.addEventListener("click", (ev) => {
           if (ev.target.tagName !== "A") location.href = "/t/" + encodeURIComponent(id);
@@ -204,6 +205,17 @@
     chime.checked = localStorage.getItem("bf-chime") === "1";
     chime.addEventListener("change", () => localStorage.setItem("bf-chime", chime.checked ? "1" : "0"));
   }
+
+  // the table scrolls sideways (a keyboard-reachable box) only where it is drawn as a table; on a
+  // phone each client is a card and the box is neither scrollable nor a tab stop
+  const scroller = document.querySelector(".table-scroll");
+  const narrow = window.matchMedia("(max-width: 700px)");
+  function fitScroller() {
+    if (narrow.matches) scroller.removeAttribute("tabindex");
+    else scroller.setAttribute("tabindex", "0");
+  }
+  narrow.addEventListener("change", fitScroller);
+  fitScroller();
 
   // many clients publish several times a second: redraw at most 4 times a second
   let scheduled = false;
