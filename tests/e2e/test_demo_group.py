@@ -1,0 +1,131 @@
+"""`biofeedback demo --clients 3` end to end: three simulated people, each with their own
+strap, baseline, reactivity and simulated client and therapist, in one service; watched over
+MQTT by a plain client and on the therapist's overview; Ctrl-C ends all of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from tests.e2e.test_demo import _port_free, _wait_port
+from tests.support import REPO_ROOT, free_port, require_binary
+
+pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]
+
+SECRET = "e2e-group-secret"
+CLIENTS = {"client-001", "client-002", "client-003"}
+
+
+def test_demo_of_a_group_of_three(tmp_path: Any) -> None:
+    require_binary("mosquitto", "mosquitto")
+    http, mqtt_port = free_port(), free_port()
+    observer = tmp_path / "observer.json"
+    env = dict(
+        os.environ,
+        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
+        BIOFEEDBACK_EMBEDDED_BROKER="mosquitto",
+        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
+        PYTHONUNBUFFERED="1",
+    )
+    cmd = [
+        sys.executable, "-m", "biofeedback.cli", "demo", "--clients", "3",
+        "--speed", "20", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
+        "--data-dir", str(tmp_path), "--duration", "3600",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_port(mqtt_port, 40)
+        _wait_port(http, 40)
+        login = json.loads(observer.read_text())
+        q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-group")
+        c.username_pw_set(login["username"], login["password"])
+        c.on_message = lambda _c, _u, m: q.put((m.topic, json.loads(m.payload or b"{}")))
+        c.on_connect = lambda client, *_: client.subscribe("biofeedback/v1/#", qos=1)
+        c.connect("127.0.0.1", mqtt_port)
+        c.loop_start()
+        rr: dict[str, list[float]] = {cid: [] for cid in CLIENTS}
+        exposed: set[str] = set()
+        consents: dict[str, int] = {}
+        deadline = time.monotonic() + 150
+        try:
+            while time.monotonic() < deadline and not (
+                exposed == CLIENTS and all(len(v) >= 30 for v in rr.values())
+            ):
+                try:
+                    topic, payload = q.get(timeout=1)
+                except queue.Empty:
+                    assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                    continue
+                _, _, client, kind, *_rest = topic.split("/")
+                assert client in CLIENTS, topic
+                if kind == "beat" and payload.get("rr_ms") is not None:
+                    rr[client].append(payload["rr_ms"])
+                elif kind == "event" and payload.get("to_state") == "exposing":
+                    exposed.add(client)
+                elif kind == "cmd" and payload.get("cmd") == "consent":
+                    consents[client] = consents.get(client, 0) + 1
+        finally:
+            c.loop_stop()
+            c.disconnect()
+        assert all(len(v) >= 30 for v in rr.values()), {k: len(v) for k, v in rr.items()}
+        # each client's own simulated people moved its own session on (the real command path)
+        assert exposed == CLIENTS, (exposed, consents)
+        # three different people: their resting heart rates differ
+        means = sorted(statistics.fmean(v[:30]) for v in rr.values())
+        assert means[1] - means[0] > 15 or means[2] - means[1] > 15, means
+
+        # the therapist's overview lists the group
+        import asyncio
+
+        import aiohttp
+
+        async def overview() -> list[dict[str, Any]]:
+            base = f"http://127.0.0.1:{http}"
+            async with (
+                aiohttp.ClientSession() as s,
+                s.get(f"{base}/api/overview", headers={"Authorization": f"Bearer {SECRET}"}) as r,
+            ):
+                assert r.status == 200
+                rows: list[dict[str, Any]] = (await r.json())["clients"]
+                return rows
+
+        rows = asyncio.run(overview())
+        assert {r.get("client") or r.get("client_id") or r.get("id") for r in rows} == CLIENTS, rows
+
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=40)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err, err
+        assert _port_free(http)
+        assert _port_free(mqtt_port)
+        for cid in CLIENTS:
+            assert list((tmp_path / "recordings" / cid).iterdir()), f"{cid} was not recorded"
+        assert not list((tmp_path / "baselines").glob("*.json")), "the demo saved a baseline"
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=10)
