@@ -28,6 +28,13 @@ Signal loss and gaps (what the session relies on):
 - a strap that sends no RR intervals gets one INFO event "... HRV unavailable" after 10 packets.
 Logging: the first failure of a run of failures is a warning, repeats are debug, recovery is info.
 
+Raw ECG / ACC (Polar Measurement Data): only when constructed with `pmd=PmdConfig(...)`. Then,
+after Heart Rate is subscribed on each connection, a `PmdLink` (pmd_client.py) starts the wanted
+streams beside it, and `pmd_readings()` yields timed samples, gaps and status (see
+pmd_readings.py). Nothing about RR depends on it: a strap without the PMD service, a refused
+stream or a PMD failure is one `PmdStatus(ok=False)` and heart rate goes on exactly as without.
+Leaving the context stops the started streams before the link is closed.
+
 Connection attempts (scan, connect) run in wall time inside bleak; backoff delays and the
 staleness watchdog use the session clock, so a virtual or fast clock makes them quick in tests.
 """
@@ -48,6 +55,8 @@ from bleak.backends.device import BLEDevice
 from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from biofeedback.clock import Clock
+from biofeedback.devices.pmd_client import PmdConfig, PmdLink, has_pmd
+from biofeedback.devices.pmd_readings import PmdReading, PmdStatus, PmdStream
 from biofeedback.devices.readings import (
     DeviceEvent,
     DeviceEventKind,
@@ -61,8 +70,8 @@ from biofeedback.devices.scan import (
     find_strap,
     uuid16,
 )
-from biofeedback.devices.timing import BeatTimer
-from biofeedback.errors import DeviceError
+from biofeedback.devices.timing import BeatTimer, PmdTimer
+from biofeedback.errors import DeviceError, ParseError
 
 __all__ = ["DEVICE_INFORMATION_UUIDS", "BleStrap"]
 
@@ -82,6 +91,8 @@ _JITTER = 0.2  # backoff delays are multiplied by a uniform factor in [1 - J, 1 
 _RESCAN_AFTER_FAILURES = 3  # forget the cached BLE device (rescan) after this many failures
 _NO_RR_NOTICE_AFTER = 10  # valid notifications without RR before saying HRV is unavailable
 _DISCONNECT_TIMEOUT_S = 5.0
+_PMD_STOP_TIMEOUT_S = 3.0
+_PMD_QUEUE_MAX = 4096  # raw-data readings held for a slow consumer (~30 s of ECG + ACC)
 
 # Errors a connection attempt or a live link can end with; all of them mean "try again later".
 # dbus-fast (Linux only) raises its own errors when the system bus itself goes away.
@@ -98,6 +109,8 @@ try:  # pragma: no cover - platform dependent
     _RETRYABLE = (*_RETRYABLE, DBusFastError)
 except ImportError:  # pragma: no cover - not Linux
     pass
+
+_PMD_ERRORS: tuple[type[BaseException], ...] = (*_RETRYABLE, ParseError)
 
 
 class _Signal(enum.StrEnum):
@@ -120,6 +133,7 @@ class BleStrap:
         scan_timeout_s: float = 10.0,
         connect_timeout_s: float = 20.0,
         rng: random.Random | None = None,
+        pmd: PmdConfig | None = None,
     ) -> None:
         if not target.strip():
             raise DeviceError("strap name or address is empty (see `biofeedback scan`)")
@@ -152,6 +166,10 @@ class BleStrap:
         self._connect_timeout_s = connect_timeout_s
         self._rng = rng if rng is not None else random.Random()
         self._timer = BeatTimer(self.name)
+        self._pmd_config = pmd
+        self._pmd_timers: dict[PmdStream, PmdTimer] = {}
+        self._pmd_queue: asyncio.Queue[PmdReading | None] | None = None
+        self._pmd_dropped = 0
 
         self._queue: asyncio.Queue[DeviceReading | None] | None = None
         self._stack: AsyncExitStack | None = None
@@ -181,6 +199,7 @@ class BleStrap:
         if self._stack is not None:
             raise DeviceError(f"strap {self.name!r} is already open")
         self._queue = asyncio.Queue()
+        self._pmd_queue = asyncio.Queue(maxsize=_PMD_QUEUE_MAX + 1)
         self._closing = False
         stack = AsyncExitStack()
         tg = await stack.enter_async_context(asyncio.TaskGroup())
@@ -200,6 +219,8 @@ class BleStrap:
         finally:
             if queue is not None:
                 queue.put_nowait(None)  # ends readings() of a consumer in another task
+            if self._pmd_queue is not None:
+                self._pmd_queue.put_nowait(None)
 
     async def readings(self) -> AsyncIterator[DeviceReading]:
         """Notifications and device events in order; ends only when the context is left."""
@@ -211,6 +232,29 @@ class BleStrap:
             if item is None:
                 return
             yield item
+
+    async def pmd_readings(self) -> AsyncIterator[PmdReading]:
+        """Raw ECG / ACC samples, gaps and PMD status in order (only with `pmd=` set); ends when
+        the context is left. Without a consumer the oldest are dropped beyond ~30 s."""
+        queue = self._pmd_queue
+        if queue is None:
+            raise DeviceError("use `async with strap:` before calling pmd_readings()")
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            yield item
+
+    def _emit_pmd(self, item: PmdReading) -> None:
+        queue = self._pmd_queue
+        if queue is None:
+            return
+        if queue.qsize() >= _PMD_QUEUE_MAX:
+            queue.get_nowait()  # a stalled consumer must not grow memory without bound
+            self._pmd_dropped += 1
+            if self._pmd_dropped == 1:
+                log.warning("strap %r: raw-data readings not consumed; dropping oldest", self.name)
+        queue.put_nowait(item)
 
     def _emit(self, item: DeviceReading) -> None:
         if self._queue is not None:
@@ -368,7 +412,11 @@ class BleStrap:
                     f"strap {self.name!r} connected but did not answer GATT requests within "
                     f"{self._connect_timeout_s:g} s"
                 ) from exc
-            why = await self._watch(disconnected)
+            pmd_task = self._start_pmd(client)
+            try:
+                why = await self._watch(disconnected)
+            finally:
+                await self._end_pmd(client, pmd_task, link_up=not disconnected.is_set())
         except _RETRYABLE as exc:
             why = _explain(exc)
             raise
@@ -382,6 +430,62 @@ class BleStrap:
             self._note_trouble(
                 why + " (no heart rate data on this connection)", failed_attempt=True
             )
+
+    def _start_pmd(self, client: BleakClient) -> tuple[PmdLink, asyncio.Task[None]] | None:
+        """Start the raw-data streams beside heart rate (a task: RR flows while it negotiates)."""
+        config = self._pmd_config
+        if config is None:
+            return None
+        if not has_pmd(client):
+            self._emit_pmd(
+                PmdStatus(self.name, self._clock.now(), None, "no PMD service on this strap", False)
+            )
+            return None
+        link = PmdLink(
+            self.name,
+            clock=self._clock,
+            config=config,
+            timers=self._pmd_timers,
+            emit=self._emit_pmd,
+        )
+        task = asyncio.create_task(self._run_pmd(client, link), name=f"pmd:{self.name}")
+        return link, task
+
+    async def _run_pmd(self, client: BleakClient, link: PmdLink) -> None:
+        try:
+            await link.start(client)
+        except _PMD_ERRORS as exc:
+            # The link may be going down, or the strap answered nonsense: RR is unaffected.
+            log.warning("strap %r: raw data (PMD) not started: %s", self.name, _explain(exc))
+            self._emit_pmd(
+                PmdStatus(self.name, self._clock.now(), None, f"PMD failed: {_explain(exc)}", False)
+            )
+        except Exception as exc:
+            # Not foreseen: keep the traceback; heart rate must go on regardless.
+            log.error("strap %r: raw data (PMD) failed: %s", self.name, exc, exc_info=True)
+            self._emit_pmd(
+                PmdStatus(self.name, self._clock.now(), None, f"PMD failed: {_explain(exc)}", False)
+            )
+
+    async def _end_pmd(
+        self,
+        client: BleakClient,
+        started: tuple[PmdLink, asyncio.Task[None]] | None,
+        *,
+        link_up: bool,
+    ) -> None:
+        if started is None:
+            return
+        link, task = started
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        if link_up and self._closing:
+            # Leaving the session: tell the strap to stop streaming before the link closes.
+            try:
+                async with asyncio.timeout(_PMD_STOP_TIMEOUT_S):
+                    await link.stop(client)
+            except TimeoutError:
+                log.debug("strap %r: PMD stop timed out", self.name)
 
     async def _watch(self, disconnected: asyncio.Event) -> str:
         """Wait until the link drops or goes stale; returns why."""

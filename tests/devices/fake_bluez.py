@@ -18,7 +18,12 @@ It models what bleak 3.1 actually uses (see bleak/backends/bluezdbus/manager.py 
   Device Information (0x180A) services; notifications are `PropertiesChanged(Value)` after
   StartNotify;
 - a switch to drop the link (`drop()`, the strap goes out of range and Connect fails) and to bring
-  the strap back (`restore()`); Disconnect during a slow Connect aborts it, as bluetoothd does.
+  the strap back (`restore()`); Disconnect during a slow Connect aborts it, as bluetoothd does;
+- with `StrapSpec.pmd` set, Polar's PMD service (control point: read / write / indicate; data:
+  notify) answering as a real H10 does: the feature read `0f 05 ...`, the H10's ECG settings
+  response, ACC settings, the start refusals of issue 13's capture (MTU too small `f0 00 01 0a`,
+  invalid parameter `f0 02 00 05 00`) and its acceptance `f0 02 00 00 00 00`; a test pushes data
+  frames (ECG built from the real H10 recording, see pmd_frames.py) with `pmd_notify()`.
 
 Helpers for the tests: `ManualClock` (virtual time that moves only when the test says), `Collector`
 (reads a device's readings in a task), `StrapDriver` (plays a heart into a fake strap, waiting for
@@ -52,6 +57,7 @@ from dbus_fast.constants import PropertyAccess
 from dbus_fast.errors import DBusError
 from dbus_fast.service import ServiceInterface, dbus_method, dbus_property
 
+from biofeedback.devices import pmd as pmd_protocol
 from biofeedback.devices.ble import BleStrap
 from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.readings import (
@@ -60,6 +66,7 @@ from biofeedback.devices.readings import (
     HeartRateMeasurement,
     Notification,
 )
+from biofeedback.errors import ParseError
 
 DBusStrList = Annotated[list[str], DBusSignature("as")]
 DBusManufacturerData = Annotated[dict[int, Variant], DBusSignature("a{qv}")]
@@ -97,6 +104,29 @@ DIS_CHARS = {
 }
 
 
+# The H10's ACC settings: 25/50/100/200 Hz, 16 bit, 2/4/8 g.
+H10_ACC_SETTINGS = bytes.fromhex(
+    "f0 01 02 00 00 00 04 19 00 32 00 64 00 c8 00 01 01 10 00 02 03 02 00 04 00 08 00"
+)
+PMD_SERVICE = pmd_protocol.PMD_SERVICE_UUID
+PMD_CONTROL = pmd_protocol.PMD_CONTROL_UUID
+PMD_DATA = pmd_protocol.PMD_DATA_UUID
+
+
+@dataclass
+class PmdSpec:
+    """How the fake PMD service answers (defaults: a Polar H10 that accepts what it offers)."""
+
+    features: bytes = bytes.fromhex("0f05000000000000000000000000000000")
+    ecg_settings: bytes = bytes.fromhex("f0 01 00 00 00 00 01 82 00 01 01 0e 00")
+    acc_settings: bytes = H10_ACC_SETTINGS
+    mtu_refusals: int = 0  # the first N starts answer the capture's MTU refusal
+    mtu_refusal: bytes = bytes.fromhex("f0 00 01 0a")
+    refuse: dict[int, bytes] = field(default_factory=dict)  # measurement type -> start answer
+    accepted: bytes = bytes.fromhex("f0 02 00 00 00 00")  # byte 2 is set to the type
+    answer: bool = True  # False: the control point never answers (a hung strap)
+
+
 @dataclass
 class StrapSpec:
     """What a fake strap looks like; defaults resemble a Polar H10."""
@@ -122,6 +152,7 @@ class StrapSpec:
     connect_delay_s: float = 0.0  # wall time Connect takes before answering
     read_delay_s: float = 0.0  # wall time each characteristic read takes (a sluggish strap)
     services_delay_s: float = 0.001  # wall time from Connect's reply to ServicesResolved
+    pmd: PmdSpec | None = None  # None: no PMD service (every strap but a Polar with raw data)
 
 
 # --------------------------------------------------------------------------- GATT objects
@@ -172,6 +203,7 @@ class GattCharacteristic(ServiceInterface):
         self.value = value
         self.notifying = False
         self.start_notify_calls = 0
+        self.read_value: bytes | None = None  # what a read returns when not the last value sent
 
     @dbus_property(access=PropertyAccess.READ)
     def UUID(self) -> DBusStr:
@@ -201,7 +233,7 @@ class GattCharacteristic(ServiceInterface):
             await asyncio.sleep(self._strap.spec.read_delay_s)
         if "read" not in self._flags:
             raise DBusError(ERR_NOT_PERMITTED, "Read not permitted")
-        return self.value
+        return self.value if self.read_value is None else self.read_value
 
     @dbus_method()
     def StartNotify(self):
@@ -221,6 +253,13 @@ class GattCharacteristic(ServiceInterface):
             self.notifying = False
             self.emit_properties_changed({"Notifying": False})
             self._strap.pulse()
+
+    @dbus_method()
+    def WriteValue(self, value: DBusBytes, options: DBusDict):
+        self._strap.check_connected()
+        if "write" not in self._flags:
+            raise DBusError(ERR_NOT_PERMITTED, "Write not permitted")
+        self._strap.on_write(self._uuid, bytes(value))
 
     def push(self, value: bytes) -> bool:
         """Send a notification if a client subscribed; True when it went out."""
@@ -359,6 +398,11 @@ class FakeStrap:
         self.link_changed = asyncio.Event()
         self.hrm: GattCharacteristic | None = None
         self.battery: GattCharacteristic | None = None
+        self.pmd_control: GattCharacteristic | None = None
+        self.pmd_data: GattCharacteristic | None = None
+        self.pmd_writes: list[bytes] = []  # every control-point request, in order
+        self.pmd_streaming: dict[int, bytes] = {}  # measurement type -> its start request
+        self._mtu_refusals_left = spec.pmd.mtu_refusals if spec.pmd is not None else 0
 
     # ---- advertising
 
@@ -468,6 +512,72 @@ class FakeStrap:
             return False
         return self.hrm.push(payload)
 
+    def pmd_notify(self, frame: bytes) -> bool:
+        """Send a PMD data notification (any bytes); False when nobody subscribed."""
+        if not self.connected or self.pmd_data is None:
+            return False
+        return self.pmd_data.push(frame)
+
+    @property
+    def pmd_subscribed(self) -> bool:
+        return self.connected and self.pmd_data is not None and self.pmd_data.notifying
+
+    def on_write(self, uuid: str, value: bytes) -> None:
+        """A characteristic write; the PMD control point answers with an indication."""
+        if uuid != PMD_CONTROL or self.spec.pmd is None:
+            return
+        self.pmd_writes.append(value)
+        answer = self._pmd_answer(self.spec.pmd, value)
+        if answer is not None and self.pmd_control is not None:
+            control = self.pmd_control
+            # bluetoothd delivers the write's response before the indication that follows it.
+            asyncio.get_running_loop().call_soon(control.push, answer)
+        self.pulse()
+
+    def _pmd_answer(self, spec: PmdSpec, req: bytes) -> bytes | None:
+        if not spec.answer:
+            return None
+        if len(req) < 2:
+            return bytes([0xF0, req[0] if req else 0, 0, 4, 0])  # INVALID_LENGTH
+        op, mtype = req[0], req[1]
+        if op == 0x01:
+            if mtype == 0:
+                return spec.ecg_settings
+            if mtype == 2:
+                return spec.acc_settings
+            return bytes([0xF0, op, mtype, 3, 0])  # NOT_SUPPORTED
+        if op == 0x02:
+            if self._mtu_refusals_left > 0:
+                self._mtu_refusals_left -= 1
+                return spec.mtu_refusal
+            if mtype in spec.refuse:
+                return spec.refuse[mtype]
+            if mtype not in (0, 2):
+                return bytes([0xF0, op, mtype, 3, 0])
+            if mtype in self.pmd_streaming:
+                return bytes([0xF0, op, mtype, 6, 0])  # ALREADY_IN_STATE
+            if not self._pmd_settings_offered(spec, mtype, req[2:]):
+                return bytes([0xF0, op, mtype, 5, 0])  # INVALID_PARAMETER, as the capture
+            self.pmd_streaming[mtype] = req
+            return spec.accepted[:2] + bytes([mtype]) + spec.accepted[3:]
+        if op == 0x03:
+            if self.pmd_streaming.pop(mtype, None) is None:
+                return bytes([0xF0, op, mtype, 6, 0])
+            return bytes([0xF0, op, mtype, 0, 0])
+        return bytes([0xF0, op, mtype, 1, 0])  # INVALID_OP_CODE
+
+    @staticmethod
+    def _pmd_settings_offered(spec: PmdSpec, mtype: int, settings: bytes) -> bool:
+        offered_raw = spec.ecg_settings if mtype == 0 else spec.acc_settings
+        offered = pmd_protocol.parse_settings(offered_raw[5:])
+        try:
+            asked = pmd_protocol.parse_settings(settings)
+        except ParseError:
+            return False
+        return all(len(v) == 1 and v[0] in offered.get(k, ()) for k, v in asked.items()) and set(
+            asked
+        ) == set(offered)
+
     def set_battery(self, pct: int) -> bool:
         """Change the battery level; notifies when a client subscribed."""
         self.spec.battery_pct = pct
@@ -492,7 +602,7 @@ class FakeStrap:
             p = f"{svc}/char{handle:04x}"
             c = GattCharacteristic(self, uuid, svc, flags, value)
             objs.append((p, c))
-            if "notify" in flags:
+            if "notify" in flags or "indicate" in flags:
                 objs.append((f"{p}/desc{handle + 1:04x}", GattDescriptor(CCCD, p, b"\x00\x00")))
             return c
 
@@ -505,6 +615,15 @@ class FakeStrap:
             bas = service(0x0012, BAS)
             flags = ["read", "notify"] if self.spec.battery_notify else ["read"]
             self.battery = char(bas, 0x0013, BATTERY_LEVEL, flags, bytes([self.spec.battery_pct]))
+        if self.spec.pmd is not None:
+            svc = service(0x0030, PMD_SERVICE)
+            self.pmd_control = char(
+                svc, 0x0031, PMD_CONTROL, ["read", "write", "indicate"], self.spec.pmd.features
+            )
+            # Reading the control point always gives the features, whatever it last indicated.
+            self.pmd_control.read_value = self.spec.pmd.features
+            self.pmd_data = char(svc, 0x0034, PMD_DATA, ["notify"])
+            self.pmd_streaming.clear()  # the H10 stops streaming when the link ends
         if self.spec.info is not None:
             dis = service(0x0016, DIS)
             handle = 0x0017
@@ -522,6 +641,9 @@ class FakeStrap:
         self._gatt = []
         self.hrm = None
         self.battery = None
+        self.pmd_control = None
+        self.pmd_data = None
+        self.pmd_streaming.clear()
 
 
 # --------------------------------------------------------------------------- adapter
