@@ -10,6 +10,7 @@ measured agreement. scipy is imported lazily.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from biofeedback.signal.measures import FrequencyDomain
+
+F64 = npt.NDArray[np.float64]
 
 LF_BAND = (0.04, 0.15)
 HF_BAND = (0.15, 0.4)
@@ -29,10 +32,15 @@ MIN_SPAN_S = 60.0
 
 
 def _band(f: npt.NDArray[np.float64], p: npt.NDArray[np.float64], lo: float, hi: float) -> float:
-    sel = (f >= lo) & (f < hi)
-    if np.count_nonzero(sel) < 2:
+    """Trapezoid integral of `p` over the bins with lo <= f < hi (0 with fewer than two).
+
+    `f` is the even bin grid k * df, so np.trapezoid(p[sel], f[sel]) is
+    df * (sum - (first + last) / 2), to rounding, at a fraction of the calls.
+    """
+    i, j = (int(k) for k in np.searchsorted(f, (lo, hi)))
+    if j - i < 2:
         return 0.0
-    return float(np.trapezoid(p[sel], f[sel]))
+    return float(f[1] - f[0]) * (float(p[i:j].sum()) - 0.5 * (float(p[i]) + float(p[j - 1])))
 
 
 def psd(
@@ -44,15 +52,221 @@ def psd(
     """Welch power spectral density (ms^2/Hz) of an RR series given at beat times `t_s`, at
     every bin (or the bins below `max_hz` and the first at or above it).
 
+    The spectrum of `psd_grid` (scipy's quadratic `interp1d` on the even grid, then `welch`),
+    computed without the grid when only the low bins are asked for (`max_hz`): each piece of
+    the quadratic spline contributes to a bin a closed-form sum (`_piecewise_low_bins`), so the
+    work grows with the beats (~150 in 120 s) instead of the 12,000 grid samples. Equal to
+    `psd_grid` to ~1e-10 of the largest bin (tests/hrv/test_frequency_closed_form.py).
+    """
+    t = np.asarray(t_s, dtype=np.float64)
+    x = np.asarray(rr_ms, dtype=np.float64)
+    if max_hz is None or len(t) < 4:
+        return psd_grid(t, x, resample_hz, max_hz)
+    t = t - t[0]  # as psd_grid: exact, and the grid is not rounded to an epoch clock's 0.24 µs
+    h = 1.0 / resample_hz
+    n_grid = math.ceil((float(t[-1]) + h) / h)  # len(np.arange(0, t[-1] + h, h)) of psd_grid
+    nperseg = n_grid // 2
+    nfft = 2 * nperseg
+    nbins = min(nfft // 2 + 1, int(np.ceil(max_hz * nfft / resample_hz)) + 1)
+    if nperseg < MIN_CLOSED_FORM_SEGMENT or nbins + 2 > nfft // 4:
+        return psd_grid(t, x, resample_hz, max_hz)
+    p = _piecewise_low_bins(t, x, resample_hz, n_grid, nbins)
+    f = np.arange(nbins) * (resample_hz / nfft)
+    return np.asarray(f, dtype=np.float64), p
+
+
+MIN_CLOSED_FORM_SEGMENT = 16  # shorter segments (never met by the live windows) use the grid
+
+
+def _piecewise_low_bins(
+    t: npt.NDArray[np.float64],
+    x: npt.NDArray[np.float64],
+    fs: float,
+    n_grid: int,
+    nbins: int,
+) -> npt.NDArray[np.float64]:
+    """The Welch bins 0..nbins-1 of `psd_grid`, from the spline pieces instead of the grid.
+
+    Times start at 0, so grid sample m lies at m/fs. Cutting the grid where a spline piece, the
+    constant tail past the last beat (interp1d's fill value) or a Welch segment starts or ends
+    gives sub-intervals [C_i, C_i+1) of M_i samples on which the resampled series is a quadratic
+    in the local index u: y = q0 + q1 u + q2 u^2. With r = exp(-2 pi i k / nfft) and
+    Q(u) = a0 + a1 u + a2 u^2 solving r Q(u+1) - Q(u) = y(u), i.e. a2 = q2/(r-1),
+    a1 = (q1 - 2 r a2)/(r-1), a0 = (q0 - r (a1 + a2))/(r-1), a sub-interval contributes
+    sum_u y(u) r^(C_i + u) = Q(M_i) r^C_(i+1) - Q(0) r^C_i: linear in q0, q1, q2, q1 M, q2 M and
+    q2 M^2 with factors that depend on k only, so each segment's plain DFT R_s[k] is one small
+    matrix product over its sub-intervals. The grid mean is removed in the frequency domain
+    (the sum of r^j over a segment is ((-1)^k - 1)/(r - 1)), and the periodic Hann window as
+    well: on the 2x padded length it is 1/2 - (e^(2 pi i 2j/nfft) + e^(-2 pi i 2j/nfft))/4, so
+    X_s[k] = R_s[k]/2 - (R_s[k-2] + R_s[k+2])/4.
+    """
+    h = 1.0 / fs
+    n = n_grid // 2
+    nfft = 2 * n
+    step = n - n // 2
+    nseg = (n_grid - n) // step + 1
+    nk = nbins + 2  # R_s at k = 0..nbins+1: the Hann combination reaches k + 2
+
+    bx, a0, a1, a2 = quadratic_pieces(t, x)
+    last = float(x[-1])  # taken out first so the sums stay small; it comes back with the mean
+    starts = np.ceil(bx * fs).astype(np.int64)
+    m_tail = min(n_grid, math.floor(float(t[-1]) * fs) + 1)  # first sample past the last beat
+    seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
+    cuts = np.unique(np.concatenate((starts, seg_lo + n, seg_lo[1:], (m_tail, n_grid))))
+    ci = cuts[:-1]
+    m = np.diff(cuts).astype(np.float64)
+    piece = np.searchsorted(starts, ci, side="right") - 1
+    d = ci * h - bx[piece]  # from the piece's breakpoint to the sub-interval's first sample
+    c1, c2 = a1[piece], a2[piece]
+    q = np.empty((6, len(ci)))  # q0, q1, q2, q1 M, q2 M, q2 M^2
+    q[0] = a0[piece] + d * (c1 + c2 * d) - last
+    q[1] = (c1 + 2.0 * c2 * d) * h
+    q[2] = c2 * (h * h)
+    if m_tail < n_grid:  # the samples past the last beat hold its value (0 once shifted)
+        q[:3, -1] = 0.0
+    q[3:5] = q[1:3] * m
+    q[5] = q[4] * m
+    # k = 0: the plain sums of each sub-interval (sum of u and of u^2 for u < M)
+    dc = q[0] * m + q[3] * ((m - 1.0) / 2.0) + q[5] * ((m - 1.0) * (2.0 * m - 1.0) / (6.0 * m))
+    mean = float(dc.sum()) / n_grid
+
+    z = _phases(cuts, nfft, nk)  # z[i, k] = r_k^C_i
+    zf = z.view(np.float64)  # (re, im) interleaved: a real matrix product, no complex BLAS
+    lo = np.searchsorted(cuts, seg_lo)
+    hi = np.searchsorted(cuts, seg_lo + n)
+    sums = np.empty((nseg, 6, nk), dtype=np.complex128)
+    dc_seg = np.empty(nseg)
+    for s in range(nseg):
+        i, j = int(lo[s]), int(hi[s])
+        w = np.zeros((6, j - i + 1))
+        w[:, 1:] = q[:, i:j]  # at r^C_(i+1)
+        w[:3, :-1] -= q[:3, i:j]  # at r^C_i
+        sums[s] = (w @ zf[i : j + 1]).view(np.complex128)
+        dc_seg[s] = dc[i:j].sum()
+    r, inv, inv2 = _bin_factors(nfft, nk)
+    rinv2 = r * inv2
+    spec = (
+        inv * (sums[:, 0] + sums[:, 3] + sums[:, 5])
+        - rinv2 * (sums[:, 1] + 2.0 * sums[:, 4])
+        + (2.0 * r * rinv2 * inv - rinv2) * sums[:, 2]
+    )
+    spec[:, 0] = dc_seg
+    spec *= np.conj(z[lo])  # r^-a_s: each segment's DFT from its own first sample
+    # minus the grid mean: sum_(j<n) r^j = ((-1)^k - 1)/(r - 1) as r^n = (-1)^k; n at k = 0
+    spec -= mean * _segment_ones(nfft, nk)
+    full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)  # k = -2 .. nk-1
+    win = 0.5 * full[:, 2 : nbins + 2] - 0.25 * (full[:, :nbins] + full[:, 4 : nbins + 4])
+    p = (win.real**2 + win.imag**2).mean(axis=0) * (2.0 / (fs * 3.0 * n / 8.0))  # sum hann^2
+    p[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist, never reached here) counted twice
+    if nbins == nfft // 2 + 1:
+        p[-1] *= 0.5
+    return np.asarray(p, dtype=np.float64)
+
+
+def _segment_ones(nfft: int, nk: int) -> npt.NDArray[np.complex128]:
+    """sum_(j < nfft/2) r_k^j for k < nk: ((-1)^k - 1)/(r_k - 1), nfft/2 at k = 0."""
+
+    def make() -> npt.NDArray[np.complex128]:
+        _, inv, _ = _bin_factors(nfft, nk)
+        ones = np.where(np.arange(nk) % 2 == 1, -2.0 * inv, 0.0).astype(np.complex128)
+        ones[0] = nfft // 2
+        return ones
+
+    return _cached(("ones", nfft, nk, 0), make)
+
+
+def quadratic_pieces(
+    t: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
+) -> tuple[F64, F64, F64, F64]:
+    """The interpolating quadratic spline of `scipy.interpolate.make_interp_spline(t, x, k=2)`
+    (the one `interp1d(kind="quadratic")` builds) as pieces: (breakpoints, a0, a1, a2) with
+    S(b_p + d) = a0_p + a1_p d + a2_p d^2 on [b_p, b_p+1).
+
+    scipy's knots for k = 2: t0 and t_(N-1) three times, between them the midpoints of t_1..t_(N-2)
+    (the first and the last midpoint left out). Interpolation at the beats is then a tridiagonal
+    system in the B-spline coefficients (each beat lies in one knot interval, where three
+    B-splines are non-zero), solved by LAPACK's gtsv; scipy's general banded path costs ~5x more.
+    """
+    from scipy.linalg.lapack import dgtsv  # lazy: scipy is slow to import
+
+    n = len(t)
+    mid = 0.5 * (t[1:-1] + t[2:])  # the midpoints after t_1 .. before t_(N-1)
+    knots = np.concatenate(((t[0],) * 3, mid[: n - 3], (t[-1],) * 3))
+    # B-spline values in knot interval l = j + 1 of beat j (1 <= j <= N-2): l-2, l-1, l
+    lo, hi = knots[2:n], knots[3 : n + 1]  # [T_l, T_l+1) for l = 2..N-1
+    d1 = hi - knots[1 : n - 1]  # T_l+1 - T_l-1
+    d2 = knots[4 : n + 2] - lo  # T_l+2 - T_l
+    tj = t[1:-1]
+    left = (hi - tj) ** 2 / (d1 * (hi - lo))
+    right = (tj - lo) ** 2 / (d2 * (hi - lo))
+    sub = np.concatenate((left, [0.0]))
+    sup = np.concatenate(([0.0], right))
+    diag = np.concatenate(([1.0], 1.0 - left - right, [1.0]))
+    *_, c, info = dgtsv(sub, diag, sup, x.reshape(-1, 1))
+    if info != 0:  # a singular system: beat times not strictly increasing
+        raise ValueError(f"quadratic spline: beat times must increase (LAPACK gtsv info {info})")
+    c = c[:, 0]
+    # the same intervals hold the pieces: S = c_l-1 + (c_l-2 - c_l-1) B_l-2 + (c_l - c_l-1) B_l
+    w = hi - lo
+    dl = c[: n - 2] - c[1 : n - 1]  # c_l-2 - c_l-1
+    dr = c[2:n] - c[1 : n - 1]  # c_l - c_l-1
+    a0 = c[1 : n - 1] + dl * (w / d1)
+    a1 = -2.0 * dl / d1
+    a2 = dl / (d1 * w) + dr / (d2 * w)
+    return lo, a0, a1, a2
+
+
+def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
+    """exp(-2 pi i k cuts_i / nfft) for k < nk: powers of the k = 1 column by doubling."""
+    z = np.empty((len(cuts), nk), dtype=np.complex128)
+    z[:, 0] = 1.0
+    z1 = np.exp(-2j * np.pi * ((cuts % nfft) / nfft))
+    z[:, 1] = z1
+    filled, zb = 2, z1 * z1
+    while filled < nk:
+        w = min(filled, nk - filled)
+        np.multiply(z[:, :w], zb[:, None], out=z[:, filled : filled + w])
+        filled += w
+        zb = zb * zb
+    return z
+
+
+def _bin_factors(
+    nfft: int, nk: int
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128], npt.NDArray[np.complex128]]:
+    """r_k = exp(-2 pi i k / nfft), 1/(r_k - 1) and its square (0 at k = 0)."""
+
+    def make() -> npt.NDArray[np.complex128]:
+        k = np.arange(nk)
+        r = np.exp(-2j * np.pi * k / nfft)
+        inv = np.zeros(nk, dtype=np.complex128)
+        inv[1:] = 1.0 / (r[1:] - 1.0)
+        return np.stack((r, inv, inv * inv))
+
+    f = _cached(("bins", nfft, nk, 0), make)
+    return f[0], f[1], f[2]
+
+
+def psd_grid(
+    t_s: Sequence[float] | npt.NDArray[np.float64],
+    rr_ms: Sequence[float] | npt.NDArray[np.float64],
+    resample_hz: float = RESAMPLE_HZ,
+    max_hz: float | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """`psd` on the even grid itself: the reference arithmetic the closed form is tested against.
+
     The arithmetic of `scipy.interpolate.interp1d(kind="quadratic")` and `scipy.signal.welch`
     (Hann, half-length segments, 50 % overlap, 2x zero padding, density, mean), written out with
-    numpy. With `max_hz` only the low bins are computed, by Bluestein's chirp transform on FFTs of
-    a fast length: the padded length 2 x segment is often a product with a large prime factor
-    (12,002 = 2 x 17 x 353), where a plain FFT is several times slower (docs/benchmarks.md).
+    numpy, on times from the first beat: with a session clock in epoch seconds (~1.8e9 s, where a
+    double resolves 0.24 µs) the grid itself would otherwise be rounded. With `max_hz` only the
+    low bins are computed, by Bluestein's chirp transform on FFTs of a fast length: the padded
+    length 2 x segment is often a product with a large prime factor (12,002 = 2 x 17 x 353),
+    where a plain FFT is several times slower.
     """
     from scipy.interpolate import make_interp_spline  # lazy: scipy is slow to import
 
     t = np.asarray(t_s, dtype=np.float64)
+    t = t - t[0]  # exact; a spectrum does not depend on the clock's origin
     x = np.asarray(rr_ms, dtype=np.float64)
     grid = np.arange(t[0], t[-1] + 1 / resample_hz, 1 / resample_hz)
     y = make_interp_spline(t, x, k=2)(grid)
@@ -143,15 +357,19 @@ def frequency_domain(
     rr_ms: Sequence[float] | npt.NDArray[np.float64],
     paced_hz: float,
     half_width_hz: float,
+    *,
+    on_grid: bool = False,
 ) -> FrequencyDomain:
     """LF, HF, LF/HF, RSA breathing rate and coherence at `paced_hz` of the beats given.
 
-    Fields are None when the beats span less than 60 s or the spectrum is empty.
+    Fields are None when the beats span less than 60 s or the spectrum is empty. `on_grid`
+    computes the spectrum on the resampled grid (`psd_grid`), the reference the closed form is
+    tested and benchmarked against.
     """
     none = FrequencyDomain(t, window_s, None, None, None, None, None, paced_hz)
     if len(t_s) < 16 or t_s[-1] - t_s[0] < MIN_SPAN_S * 0.98:
         return none
-    f, p = psd(t_s, rr_ms, max_hz=BREATHING_BAND[1])
+    f, p = (psd_grid if on_grid else psd)(t_s, rr_ms, max_hz=BREATHING_BAND[1])
     lf = _band(f, p, *LF_BAND)
     hf = _band(f, p, *HF_BAND)
     total = _band(f, p, *TOTAL_BAND)
