@@ -180,3 +180,29 @@ def test_any_clinic_file_loads_valid_or_fails_naming_the_file(text: str) -> None
         assert len(ids) == len(raw["clients"])
         assert len(ids) <= cfg.bluetooth.max_links_per_adapter
         assert all(c.device.target.strip() for c in cfg.clients)
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_more_straps_than_the_adapter_holds_stops_check_and_run_at_once(
+    tmp_path: Path, command: str
+) -> None:
+    import subprocess
+    import sys
+
+    from tests.support import REPO_ROOT
+
+    six = tmp_path / "clinic.toml"
+    six.write_text(_clients(*(f'id = "c{i}"\nstrap = "Polar H10 {i}"' for i in range(6))))
+    out = subprocess.run(
+        [sys.executable, "-m", "biofeedback.cli", command, "--config", str(six)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 2, out.stderr
+    assert str(six) in out.stderr
+    assert "6 clients need 6 Bluetooth LE links" in out.stderr
+    assert "max_links_per_adapter = 5" in out.stderr
+    assert "Traceback" not in out.stderr
