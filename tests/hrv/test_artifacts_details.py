@@ -10,7 +10,35 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biofeedback.signal.artifacts import MIN_LAG
+from biofeedback.signal.artifacts import (
+    ALPHA,
+    EXTRA,
+    FLOOR_US,
+    LABELS,
+    LONGSHORT,
+    MIN_LAG,
+    MIN_SEGMENT_BEATS,
+    MISSED,
+    NEVER,
+    NORMAL,
+    Q1_RATIO,
+    QD_BEATS,
+    UNJUDGED,
+    Detector,
+    _chain,
+    _lower_bounds,
+    _ls_class,
+    _ls_classes,
+    _medians,
+    _qd_rows,
+    _quantiles,
+    _smooth,
+    _smooth_rows,
+    _thresholds,
+    detect,
+    interpolate,
+    judge_segment,
+)
 from tests.hrv.test_native_artifacts import assert_same, calm
 
 
@@ -53,3 +81,259 @@ def test_frequent_premature_beats_agree_in_both_forms() -> None:
     x[at + 1] += x[at] * 38 // 100
     x[at] = x[at] * 62 // 100
     assert_same(x)
+
+
+# ---- the helpers: each vectorised one equals its per-beat twin, each against a plain reference
+
+
+def test_quantiles_is_5_2_quartile_deviations_capped_and_floored() -> None:
+    rng = np.random.default_rng(0)
+    for w in [0, 1, 2, 3, 4, 5, 7, 10, 46, 90, 91]:
+        for scale in (1_000.0, 30_000.0, 200_000.0):
+            s = sorted(np.abs(rng.normal(0, scale, w)).round().tolist())
+            if w < 2:
+                want = float(FLOOR_US)
+            else:
+                q1, q3 = np.percentile(s, [25, 75])
+                want = max(min(ALPHA * (q3 - q1) / 2, ALPHA * Q1_RATIO * q1), FLOOR_US)
+            assert _quantiles(s) == pytest.approx(want, rel=1e-12), (w, scale)
+    # the cap: ectopy fills the upper quartile, so the threshold follows the lower one
+    s = sorted([10_000.0] * 50 + [900_000.0] * 41)
+    assert _quantiles(s) == pytest.approx(ALPHA * Q1_RATIO * 10_000.0)
+    # the floor: a regular rhythm of quantised RR
+    assert _quantiles([0.0] * 91) == FLOOR_US
+    assert _quantiles([7_812.0] * 60 + [15_625.0] * 31) == FLOOR_US
+
+
+@pytest.mark.parametrize("width", [4, 5, 9, QD_BEATS])
+def test_qd_rows_equals_quantiles_row_by_row(width: int) -> None:
+    rng = np.random.default_rng(width)
+    for scale in (2_000, 40_000, 400_000):
+        vals = np.abs(rng.normal(0, scale, (40, width))).round() / 2  # integers and halves of µs
+        rows = np.sort(np.rint(vals * 2).astype(np.int32), axis=1)
+        got = _qd_rows(rows)
+        assert got.dtype == np.float64
+        want = [_quantiles(sorted(r.tolist())) for r in vals]
+        assert got.tolist() == want
+
+
+def test_thresholds_are_the_quantiles_of_the_91_values_up_to_each_end() -> None:
+    rng = np.random.default_rng(1)
+    vals = np.abs(rng.normal(0, 30_000, 300)).round()
+    vals[::7] /= 2  # halves of µs (|mRR| of an even window)
+    vals[150:170] = 700_000.0  # a run of ectopy
+    ends = np.arange(300, dtype=np.int64)
+    need = rng.random(300) < 0.7
+    got = _thresholds(vals, ends, need)
+    for r in range(300):
+        if need[r]:
+            want = _quantiles(sorted(vals[max(0, r - QD_BEATS + 1) : r + 1].tolist()))
+            assert got[r] == want, r
+        else:
+            assert np.isnan(got[r]), r
+    assert np.isnan(_thresholds(vals, ends, np.zeros(300, dtype=np.bool_))).all()
+
+
+@pytest.mark.parametrize("block", [1, 2, 7, 32])
+def test_lower_bounds_never_exceed_the_threshold(block: int) -> None:
+    """The bound only prunes beats that cannot be candidates: it must never exceed the exact
+    threshold of any of its windows (a bound too high would hide artifacts)."""
+    rng = np.random.default_rng(block)
+    for shape in range(12):
+        n = int(rng.integers(91, 400))
+        if shape % 3 == 0:
+            vals = np.abs(rng.normal(0, 60_000, n)).round()
+        elif shape % 3 == 1:  # steps: whole windows of small and of large values
+            vals = np.repeat(rng.choice([0.0, 1_000.0, 50_000.0, 900_000.0], n // 10 + 1), 10)[:n]
+        else:  # rising and falling ramps: the newest and oldest values are the extremes
+            vals = np.abs(np.sin(np.arange(n) / rng.uniform(3, 40))) * 600_000
+            vals = vals.round()
+        ends = np.arange(QD_BEATS - 1, n, dtype=np.int64)
+        exact = _thresholds(vals, ends, np.ones(len(ends), dtype=np.bool_))
+        lb = _lower_bounds(vals, ends, block)
+        assert lb.shape == exact.shape
+        assert (lb <= exact).all(), (block, shape, np.flatnonzero(lb > exact)[:5])
+    assert len(_lower_bounds(vals, ends[:0], block)) == 0
+
+
+def test_medians_are_the_centred_11_beat_medians_truncated_at_the_ends() -> None:
+    rng = np.random.default_rng(2)
+    for n in [1, 2, 5, 6, 10, 11, 12, 17, 40]:
+        x = rng.integers(300_000, 1_500_000, n).astype(np.int64)
+        want = [float(np.median(x[max(0, k - 5) : k + 6])) for k in range(n)]
+        assert _medians(x).tolist() == want, n
+
+
+def test_ls_classes_and_smooth_rows_equal_their_per_beat_twins() -> None:
+    rng = np.random.default_rng(3)
+    n = 400
+    x = (800_000 + rng.normal(0, 20_000, n)).round().astype(np.int64)
+    odd = rng.random(n) < 0.25
+    x[odd] = (x[odd] * rng.uniform(0.4, 2.1, int(odd.sum()))).round().astype(np.int64)
+    split = np.arange(20, n - 20, 37)  # a spurious beat splits one interval in two
+    x[split + 1] = x[split] - x[split] // 2
+    x[split] //= 2
+    d = np.zeros(n, dtype=np.int64)
+    d[1:] = np.diff(x)
+    med = _medians(x)
+    m = x - med
+    mabs = np.where(m < 0, -2.0 * m, m)
+    j = np.arange(1, n - 2)
+    t1 = rng.choice([0.0, 20_000.0, 45_000.0, 90_000.0], len(j))
+    t2 = rng.choice([0.0, 20_000.0, 45_000.0, 90_000.0], len(j))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t1s = np.where(t1 > 0, t1, 45_000.0)
+        got = _ls_classes(j, x, d, med, mabs, t1s, t2)
+    xs, ds, ms = x.tolist(), d.tolist(), med.tolist()
+    want = [
+        _ls_class(jj, xs, ds, ms, float(mabs[jj]), float(a), float(b))
+        for jj, a, b in zip(j.tolist(), t1s.tolist(), t2.tolist(), strict=True)
+    ]
+    assert got.tolist() == want
+    assert {EXTRA, MISSED, LONGSHORT, NORMAL} <= set(want)
+    got_s = _smooth_rows(j, x)
+    want_s = [_smooth(jj, xs, 0) for jj in j.tolist()]
+    assert got_s.tolist() == want_s
+    assert True in want_s
+    assert False in want_s
+
+
+@pytest.mark.parametrize("first", [False, True])
+def test_chain_marks_every_other_row_of_a_run_of_extending_rows(first: bool) -> None:
+    rng = np.random.default_rng(int(first))
+    for _ in range(50):
+        ext = rng.random(int(rng.integers(0, 30))) < 0.6
+        want = [first]
+        for e in ext.tolist():
+            want.append(e and not want[-1])
+        assert _chain(ext, first).tolist() == want
+
+
+# ---- what the detector emits: values, timing, names -------------------------------------
+
+
+def test_interpolate_takes_the_nearest_normal_beats_on_each_side() -> None:
+    # the nearest normal beat before is two back (one artifact between)
+    assert interpolate([10, 0, 0, 40], [None, "ectopic", "ectopic", None], 2) == 30
+    # ... and not one past the start of the series, from its end
+    assert interpolate([5, 9, 7, 3], ["missed", "ectopic", None, None], 1) == 7
+    # both neighbours away from the start: the fraction is (i - lo) / (hi - lo)
+    assert interpolate([0, 10, 99, 40], [None, None, "extra", None], 2) == 25
+    assert interpolate([0, 10, 99, 98, 40], [None, None, "extra", "extra", None], 3) == 30
+
+
+def walks() -> list[tuple[np.ndarray, int]]:
+    return [(walk(*case[:5]), case[5]) for case in FIXED]
+
+
+@pytest.mark.parametrize("case", range(len(FIXED)))
+def test_every_artifact_is_interpolated_from_the_normal_beats_around_it(case: int) -> None:
+    """The output's own rules, checked on the output: an artifact's value is the linear
+    interpolation between the nearest beats judged normal (rounded), emitted when the later of
+    them is judged; a normal beat keeps its raw value and is judged `lag` beats later (with its
+    predecessor when the two are tested together), never before the segment has 46 beats."""
+    x, lag = walks()[case]
+    sj = judge_segment(x, lag)
+    labels, values, at = sj.labels.tolist(), sj.values.tolist(), sj.judged_at.tolist()
+    normal = [k for k, c in enumerate(labels) if c == NORMAL]
+    for k, c in enumerate(labels):
+        own = max(k + lag, MIN_SEGMENT_BEATS - 1)
+        if c == UNJUDGED:
+            assert values[k] == x[k]
+            assert at[k] == NEVER
+            assert set(labels[k:]) == {UNJUDGED}, k  # only a tail waits: nothing after it
+        elif c == NORMAL:
+            assert values[k] == x[k], k
+            assert at[k] in (own, max(k - 1 + lag, MIN_SEGMENT_BEATS - 1)), k
+        else:
+            before = [j for j in normal if j < k]
+            after = [j for j in normal if j > k]
+            assert after, k  # an artifact waits for a normal successor to be emitted
+            hi = after[0]
+            if before:
+                lo = before[-1]
+                want = round(x[lo] + (x[hi] - x[lo]) * (k - lo) / (hi - lo))
+            else:
+                want = int(x[hi])
+            assert values[k] == want, k
+            assert at[k] == at[hi], k
+    assert labels[len(x) - lag :] == [UNJUDGED] * lag
+
+
+def test_detect_names_each_kind_as_labels_does() -> None:
+    x = walk(1500, 9, 15_000, 0.3, True)
+    codes = judge_segment(x).labels.tolist()
+    names = detect(x.tolist())
+    assert names == [LABELS[c] if c > 0 else None for c in codes]
+    assert {"ectopic", "missed", "extra", "longshort"} <= set(names)
+    assert None in names
+
+
+@pytest.mark.parametrize("n", [90, 91, 92, 93, 122, 123, 124])
+def test_segments_just_past_one_threshold_window(n: int) -> None:
+    """The vectorised form's lower bound works on the judgements past the first 91 values: from
+    one row on (a segment of 91 beats with lag 6 has exactly one)."""
+    for seed in range(3):
+        x = walk(n, seed, 15_000, 0.1, True)
+        assert_same(x)
+        assert_same(x, 7)
+
+
+def test_a_beat_tested_with_its_predecessor_is_pending_until_its_turn() -> None:
+    y = calm(200, seed=2)
+    half = int(y[100]) // 2
+    y = np.r_[y[:100], [half, int(y[100]) - half], y[101:]]  # a spurious beat splits one
+    det = Detector()
+    seen: dict[int, int] = {}
+    for v in y.tolist():
+        for j in det.push(v):
+            if j.k in seen:
+                assert LABELS[seen.pop(j.k)] == j.artifact  # what pending said
+        k = det.next_beat
+        p = det.pending(k)
+        if p is not None:
+            seen[k] = p
+        assert det.pending(k - 1) is None  # judged, no longer pending
+    assert det.pending(10_000) is None
+    assert LABELS[4] == "longshort"  # the second half of the split: tested with the first
+
+
+@pytest.mark.parametrize("case", [1, 2, 3, 4, 6])
+def test_a_resumed_detector_continues_exactly_like_the_stream(case: int) -> None:
+    """`Detector.resume` from the stream's own judged values, wherever nothing is pending,
+    judges the rest of the segment exactly as the stream goes on to (the vectorised form starts
+    one at each correction)."""
+    x, lag = walks()[case]
+    det = Detector(lag)
+    values = x.copy()
+    labels = np.full(len(x), UNJUDGED)
+    points = 0
+    for e, v in enumerate(x.tolist()):
+        for j in det.push(v):
+            values[j.k] = j.value_us
+            labels[j.k] = LABELS.index(j.artifact)
+        nb = det.next_beat
+        if e % 23 or det.open_artifacts or det.pending(nb) is not None or e + 1 < 50:
+            continue
+        normals = np.flatnonzero(labels[:nb] == NORMAL)
+        res = Detector.resume(
+            values,
+            e + 1,
+            nb,
+            int(normals[-1]) if len(normals) else None,
+            np.flatnonzero(labels[:nb] > 0).tolist(),
+            lag,
+        )
+        assert res.next_beat == nb
+        twin = _copy_stream(x[: e + 1], lag)
+        for v2 in x[e + 1 :].tolist():
+            assert res.push(v2) == twin.push(v2), (case, e)
+        points += 1
+    assert points >= 3
+
+
+def _copy_stream(x: np.ndarray, lag: int) -> Detector:
+    det = Detector(lag)
+    for v in x.tolist():
+        det.push(v)
+    return det
