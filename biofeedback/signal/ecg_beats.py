@@ -114,6 +114,12 @@ class BeatClassifier:
             self._ventricular: F64 | None = None
             self._warm: list[F64] = []
 
+    @property
+    def pending_t(self) -> float | None:
+        """The time of the newest beat, held back until the next one gives its pause: every beat
+        before it has been classified."""
+        return self._pending.t if self._pending is not None else None
+
     def push(self, beat: EcgBeat) -> list[ClassifiedBeat]:
         """Add the next detected beat; returns the previous beat, now classified."""
         out: list[ClassifiedBeat] = []

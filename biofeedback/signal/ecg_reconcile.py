@@ -15,8 +15,11 @@ strap's RR (the RR is exact to a millisecond; the strap beat's time on the servi
 since a notification carries the RR of up to a second of beats); the nearest ECG beat within
 `MATCH_TOL_S` of that is its beat. To align (at the start and after a beat that cannot be
 matched), the newest strap intervals are compared with every run of ECG intervals that ends
-within `ACQUIRE_BEFORE_S` before to `ACQUIRE_AFTER_S` after the strap beat's time; the run with
-the smallest summed difference, each within `ACQUIRE_TOL_MS`, is taken.
+within `ACQUIRE_BEFORE_S` before to `ACQUIRE_AFTER_S` after the strap beat's time; the run with the
+most matching newest intervals (at least two, each within `ACQUIRE_TOL_MS`) is taken, ties going to
+the run nearest the streams' running median offset (a regular rhythm repeats its intervals), then
+to the smallest mean difference. A wrong alignment does not last: the next interval that differs
+by more than `MATCH_TOL_S` breaks it and alignment starts again.
 
 Input order. The ECG trails the strap by the detector's latency (about half a second) plus the
 classifier's one beat, so strap intervals wait in a queue until the ECG has been searched past the
@@ -34,11 +37,12 @@ from dataclasses import dataclass
 from biofeedback.signal.artifacts import Judgement
 from biofeedback.signal.ecg_beats import PREMATURE, BeatClass, ClassifiedBeat
 
-MATCH_TOL_S = 0.06
+MATCH_TOL_S = 0.03
 ACQUIRE_BEFORE_S = 3.0
 ACQUIRE_AFTER_S = 1.0
 ACQUIRE_TOL_MS = 15.0
 ACQUIRE_BEATS = 4  # strap intervals compared when aligning
+LAG_BEATS = 15  # matches in the running median of the strap-to-ECG time offset
 KEEP_S = 30.0  # ECG beats kept behind the newest
 
 
@@ -75,6 +79,7 @@ class RrCheck:
     agreement: Agreement
     verdict: EcgVerdict
     ecg_beats: int
+    ecg_t: float | None = None  # the ECG's time of the strap's beat (its R peak)
 
 
 def interval_verdict(start: BeatClass | None, inside: Iterable[BeatClass]) -> EcgVerdict:
@@ -109,6 +114,8 @@ class RrReconciler:
         self._pending: deque[_Strap] = deque()
         self._history: deque[float] = deque(maxlen=ACQUIRE_BEATS)  # recent strap RR (ms)
         self._anchor: int | None = None  # global index of the ECG beat of the last strap beat
+        self._lags: deque[float] = deque(maxlen=LAG_BEATS)  # strap time - ECG time, matches
+        self._lag: float | None = None
 
     def push_ecg(self, beats: Iterable[ClassifiedBeat]) -> None:
         """Add classified ECG beats (in time order, on the strap beats' clock)."""
@@ -162,7 +169,11 @@ class RrReconciler:
         agreement = Agreement.MATCH if n == 1 else Agreement.ECG_SPLITS
         verdict = interval_verdict(start.beat_class, (b.beat_class for b in inside))
         self._anchor = j
-        return RrCheck(s.t, s.rr_ms, ecg_rr, s.rr_ms - ecg_rr, agreement, verdict, n)
+        end_t = ecg[j - self._base].t
+        if n == 1:
+            self._lags.append(s.t - end_t)
+            self._lag = sorted(self._lags)[len(self._lags) // 2]
+        return RrCheck(s.t, s.rr_ms, ecg_rr, s.rr_ms - ecg_rr, agreement, verdict, n, end_t)
 
     def _nearest(self, t: float) -> int | None:
         best: int | None = None
@@ -178,7 +189,7 @@ class RrReconciler:
     def _acquire(self, s: _Strap) -> RrCheck:
         want = [*self._history, s.rr_ms]
         ecg = self._ecg
-        best: tuple[float, int] | None = None
+        best: tuple[tuple[int, float, float], int] | None = None
         for i, b in enumerate(ecg):
             if not (s.t - ACQUIRE_BEFORE_S <= b.t <= s.t + ACQUIRE_AFTER_S) or i == 0:
                 continue
@@ -190,13 +201,15 @@ class RrReconciler:
                     break
                 d = abs((ecg[k].t - ecg[k - 1].t) * 1000.0 - rr)
                 if d > ACQUIRE_TOL_MS:
-                    m = -1
-                    break
+                    break  # the newest m intervals match: older strap ones may be bad
                 total += d
                 m += 1
             if m < min(len(want), 2):
                 continue
-            score = total / m - 0.001 * m
+            # more matching intervals first; then, once the two streams' offset is known, the
+            # candidate nearest to it (a regular rhythm repeats its intervals); then the closest
+            lag = abs(s.t - b.t - self._lag) if self._lag is not None else 0.0
+            score = (-m, round(lag, 1), total / m)
             if best is None or score < best[0]:
                 best = (score, i)
         if best is None:
