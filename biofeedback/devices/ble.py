@@ -56,7 +56,8 @@ from bleak.exc import BleakDeviceNotFoundError, BleakError
 
 from biofeedback.clock import Clock
 from biofeedback.devices.pmd_client import PmdConfig, PmdLink, has_pmd
-from biofeedback.devices.pmd_readings import PmdReading, PmdStatus, PmdStream
+from biofeedback.devices.pmd_readings import PmdReading, PmdStatus
+from biofeedback.devices.pmd_stream import PmdFrameReader
 from biofeedback.devices.readings import (
     DeviceEvent,
     DeviceEventKind,
@@ -70,7 +71,7 @@ from biofeedback.devices.scan import (
     find_strap,
     uuid16,
 )
-from biofeedback.devices.timing import BeatTimer, PmdTimer
+from biofeedback.devices.timing import BeatTimer
 from biofeedback.errors import DeviceError, ParseError
 
 __all__ = ["DEVICE_INFORMATION_UUIDS", "BleStrap"]
@@ -167,7 +168,7 @@ class BleStrap:
         self._rng = rng if rng is not None else random.Random()
         self._timer = BeatTimer(self.name)
         self._pmd_config = pmd
-        self._pmd_timers: dict[PmdStream, PmdTimer] = {}
+        self._pmd_reader = PmdFrameReader(self.name)
         self._pmd_queue: asyncio.Queue[PmdReading | None] | None = None
         self._pmd_dropped = 0
 
@@ -445,7 +446,7 @@ class BleStrap:
             self.name,
             clock=self._clock,
             config=config,
-            timers=self._pmd_timers,
+            reader=self._pmd_reader,
             emit=self._emit_pmd,
         )
         task = asyncio.create_task(self._run_pmd(client, link), name=f"pmd:{self.name}")

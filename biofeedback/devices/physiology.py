@@ -210,6 +210,7 @@ class SimBeat:
     ectopic: bool  # premature beat or its compensatory pause
     arousal: float  # the model's arousal while this interval ran (ground truth for tests)
     breathing_bpm: float
+    breath_phase: float = 0.0  # breathing phase at t, radians: 0 inhale starts, pi exhale starts
 
 
 def check_stimulus(exposure: float, paced_breathing_bpm: float | None) -> None:
@@ -450,4 +451,5 @@ class Physiology:
             ectopic=ectopic,
             arousal=self._arousal,
             breathing_bpm=self._breath_bpm,
+            breath_phase=self._breath_phase % _TWO_PI,
         )

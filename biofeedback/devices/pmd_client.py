@@ -42,16 +42,8 @@ from biofeedback.devices.pmd import (
     PmdRefusedError,
     SettingType,
 )
-from biofeedback.devices.pmd_readings import (
-    AccSamples,
-    EcgSamples,
-    PmdGap,
-    PmdMalformed,
-    PmdReading,
-    PmdStatus,
-    PmdStream,
-)
-from biofeedback.devices.timing import PmdTimer
+from biofeedback.devices.pmd_readings import PmdReading, PmdStatus, PmdStream
+from biofeedback.devices.pmd_stream import DEFAULT_RATE_HZ, PmdFrameReader
 from biofeedback.errors import DeviceError, ParseError
 
 __all__ = ["PmdConfig", "PmdLink", "has_pmd"]
@@ -59,7 +51,6 @@ __all__ = ["PmdConfig", "PmdLink", "has_pmd"]
 log = logging.getLogger(__name__)
 
 _STREAM_TYPE = {PmdStream.ECG: MeasurementType.ECG, PmdStream.ACC: MeasurementType.ACC}
-_DEFAULT_RATE = {PmdStream.ECG: 130.0, PmdStream.ACC: 200.0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +101,18 @@ class PmdLink:
         *,
         clock: Clock,
         config: PmdConfig,
-        timers: dict[PmdStream, PmdTimer],
+        reader: PmdFrameReader,
         emit: Callable[[PmdReading], None],
     ) -> None:
         self.device = device
         self._clock = clock
         self._config = config
-        self._timers = timers  # owned by the strap: they outlive a connection (gaps across drops)
+        self._reader = reader  # owned by the strap: it outlives a connection (gaps across drops)
         self._emit = emit
         self._responses: asyncio.Queue[bytes] = asyncio.Queue()
         self._lock = asyncio.Lock()
-        self._acc_factor = 1.0
         self._active = False  # data notifications are accepted
         self.started: list[PmdStream] = []
-        self._malformed_in_row = 0
 
     # ------------------------------------------------------------------ setup / teardown
 
@@ -169,7 +158,7 @@ class PmdLink:
             raise PmdRefusedError(f"give the {stream.value.upper()} settings", r.status)
         offered = pmd.parse_settings(r.parameters)
         chosen, note = self._choose(stream, offered)
-        rate = float(chosen.get(SettingType.SAMPLE_RATE, _DEFAULT_RATE[stream]))
+        rate = float(chosen.get(SettingType.SAMPLE_RATE, DEFAULT_RATE_HZ[stream]))
         request = pmd.request_start(mtype, chosen)
         delay = self._config.mtu_retry_delay_s
         for attempt in range(self._config.mtu_retries + 1):
@@ -191,10 +180,8 @@ class PmdLink:
         if not r.ok:
             raise PmdRefusedError(f"start {stream.value.upper()}", r.status)
         if stream is PmdStream.ACC:
-            self._acc_factor = pmd.start_factor(r)
-        timer = self._timers.get(stream)
-        if timer is None or timer.nominal_rate_hz != rate:
-            self._timers[stream] = PmdTimer(rate)
+            self._reader.acc_factor = pmd.start_factor(r)
+        self._reader.set_rate(stream, rate)
         self.started.append(stream)
         settings = ", ".join(f"{k.name.lower()} {v}" for k, v in sorted(chosen.items()))
         self._status(stream, f"{stream.value.upper()} streaming ({settings}){note}")
@@ -273,48 +260,5 @@ class PmdLink:
     def _on_data(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
         if not self._active:
             return
-        t = self._clock.now()
-        raw = bytes(data)
-        try:
-            frame = pmd.decode_frame(raw, acc_factor=self._acc_factor)
-        except ParseError as exc:
-            self._malformed_in_row += 1
-            (log.warning if self._malformed_in_row == 1 else log.debug)(
-                "strap %r: malformed PMD frame: %s (%d bytes)", self.device, exc, len(raw)
-            )
-            self._emit(PmdMalformed(self.device, t, raw, str(exc)))
-            return
-        self._malformed_in_row = 0
-        stream = PmdStream.ECG if isinstance(frame, pmd.EcgFrame) else PmdStream.ACC
-        timer = self._timers.get(stream)
-        if timer is None:
-            timer = self._timers[stream] = PmdTimer(_DEFAULT_RATE[stream])
-        n = len(frame.samples_uv) if isinstance(frame, pmd.EcgFrame) else len(frame.samples_mg)
-        times, gap = timer.frame(t, frame.sensor_time_ns, n)
-        if gap is not None:
-            gap_s, lost, why = gap
-            log.info(
-                "strap %r: %s gap of %.3f s (%d samples): %s",
-                self.device,
-                stream.value,
-                gap_s,
-                lost,
-                why,
-            )
-            self._emit(PmdGap(self.device, stream, times[0], gap_s, lost, why))
-        if isinstance(frame, pmd.EcgFrame):
-            self._emit(
-                EcgSamples(self.device, times, frame.samples_uv, frame.sensor_time_ns, t, raw)
-            )
-        else:
-            self._emit(
-                AccSamples(
-                    self.device,
-                    times,
-                    frame.samples_mg,
-                    frame.sensor_time_ns,
-                    t,
-                    raw,
-                    self._acc_factor,
-                )
-            )
+        for reading in self._reader.read(self._clock.now(), bytes(data)):
+            self._emit(reading)

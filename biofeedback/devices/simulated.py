@@ -8,6 +8,12 @@ a notification is late), an HR field averaged over the last few seconds, and sen
 Every payload is encoded with `encode_heart_rate_measurement` and decoded again by the real path
 (`BeatTimer.notification`), so the simulator exercises the parser and beat timing like a strap.
 
+With `raw_data=True` the strap also streams what a Polar H10's PMD service would: ECG (130 Hz) and
+chest acceleration (200 Hz) made by `pmd_sim.PmdEmulator` from the same beats and breathing, as
+real notification bytes decoded by the real path (`PmdFrameReader`), on `pmd_readings()`. Each
+frame's receive time is its last sample's time plus `_PMD_DELAY_S` (data, like every time here);
+frames are handed over at the next heart-rate slot.
+
 Notification times are the emulator's schedule anchored on `clock.now()` when the context is
 entered; the strap sleeps on the clock until each is due (so `ScaledClock(speed=20)` runs 20x real
 time). If the consumer falls behind, due notifications are delivered late but keep their scheduled
@@ -28,6 +34,9 @@ import numpy as np
 from biofeedback.clock import Clock
 from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology, SimBeat, SimProfile, check_stimulus
+from biofeedback.devices.pmd_readings import PmdReading, PmdSource, PmdStatus, PmdStream
+from biofeedback.devices.pmd_sim import PmdEmulator
+from biofeedback.devices.pmd_stream import PmdFrameReader
 from biofeedback.devices.readings import (
     Device,
     DeviceEvent,
@@ -48,6 +57,8 @@ _LATE_NOTIFICATION_P = 0.03  # a notification sometimes slips to the next connec
 _JITTER_S = 0.04
 _NO_RR_NOTICE_AFTER = 10  # as BleStrap: notifications without RR before saying HRV is unavailable
 _KJ_PER_S_AT_60_BPM = 0.07  # ~70 W at rest, scaled with heart rate
+_PMD_DELAY_S = 0.02  # a PMD frame's delivery delay after its last sample
+_PMD_QUEUE_MAX = 4096  # raw-data readings held for a slow consumer (as BleStrap)
 
 
 def _window_active(elapsed: float, every: float | None, length: float, phase: float) -> bool:
@@ -69,10 +80,20 @@ class StrapEmulator:
         start_t: float,
         seed: int = 1,
         profile: SimProfile | None = None,
+        raw_data: bool = False,
+        movement_every_s: float | None = None,
     ) -> None:
         self.name = name
         self.profile = profile if profile is not None else SimProfile()
         self.start_t = float(start_t)
+        # Raw ECG / ACC (PMD): frames decoded by the real reader, collected per step.
+        self.pmd = (
+            PmdEmulator(start_t=start_t, seed=seed, movement_every_s=movement_every_s)
+            if raw_data
+            else None
+        )
+        self.pmd_reader = PmdFrameReader(name)
+        self.pmd_pending: list[PmdReading] = []
         self.seed = seed
         self.model = Physiology(start_t=start_t, seed=seed, profile=self.profile)
         self.timer = BeatTimer(name)
@@ -158,7 +179,9 @@ class StrapEmulator:
         out: list[DeviceReading] = []
         elapsed = t - self.start_t
 
-        beats = self._held + self.model.beats_until(t)
+        fresh = self.model.beats_until(t)
+        self._pmd_step(t, fresh)
+        beats = self._held + fresh
         self._held = []
         for b in beats:
             self._recent.append((b.t, b.rr_s))
@@ -271,6 +294,17 @@ class StrapEmulator:
                 )
         return out
 
+    def _pmd_step(self, t: float, fresh: list[SimBeat]) -> None:
+        """The raw-data frames complete by `t`, read as a strap's; those in a drop are lost."""
+        if self.pmd is None:
+            return
+        self.pmd.add_beats(fresh)
+        p = self.profile
+        for last_t, raw in self.pmd.frames_until(t):
+            if _window_active(last_t - self.start_t, p.dropout_every_s, p.dropout_len_s, 0.0):
+                continue  # never sent: the reader sees the gap in sensor time
+            self.pmd_pending += self.pmd_reader.read(last_t + _PMD_DELAY_S, raw)
+
     def _event(
         self,
         t: float,
@@ -308,9 +342,14 @@ class SimulatedStrap:
         clock: Clock,
         seed: int = 1,
         profile: SimProfile | None = None,
+        raw_data: bool = False,
+        movement_every_s: float | None = None,
     ) -> None:
         self.name = name
         self.profile = profile if profile is not None else SimProfile()
+        self.raw_data = raw_data
+        self.movement_every_s = movement_every_s
+        self._pmd_queue: asyncio.Queue[PmdReading | None] | None = None
         self._clock = clock
         self._seed = seed
         self._stimulus: tuple[float, float | None] = (0.0, None)
@@ -332,8 +371,25 @@ class SimulatedStrap:
 
     async def __aenter__(self) -> Self:
         self._emulator = StrapEmulator(
-            self.name, start_t=self._clock.now(), seed=self._seed, profile=self.profile
+            self.name,
+            start_t=self._clock.now(),
+            seed=self._seed,
+            profile=self.profile,
+            raw_data=self.raw_data,
+            movement_every_s=self.movement_every_s,
         )
+        if self._pmd_queue is not None:
+            self._pmd_queue.put_nowait(None)  # ends a reader of the previous context
+        self._pmd_queue = asyncio.Queue()
+        t = self._clock.now()
+        if self.raw_data:
+            for stream, rate in ((PmdStream.ECG, 130), (PmdStream.ACC, 200)):
+                detail = f"{stream.value.upper()} streaming (sample_rate {rate}, simulated)"
+                self._pmd_queue.put_nowait(PmdStatus(self.name, t, stream, detail))
+        else:
+            self._pmd_queue.put_nowait(
+                PmdStatus(self.name, t, None, "raw data (PMD) not enabled on this strap", False)
+            )
         exposure, paced = self._stimulus
         self._emulator.set_stimulus(exposure=exposure, paced_breathing_bpm=paced)
         self._open = True
@@ -341,6 +397,8 @@ class SimulatedStrap:
 
     async def __aexit__(self, *exc: object) -> None:
         self._open = False
+        if self._pmd_queue is not None:
+            self._pmd_queue.put_nowait(None)
         for sleeper in list(self._sleepers):
             sleeper.cancel()  # wake readers so they end now, not at the next due time
 
@@ -364,6 +422,30 @@ class SimulatedStrap:
                 return
             for r in emu.step(due):
                 yield r
+            self._hand_over_pmd(emu)
+
+    def _hand_over_pmd(self, emu: StrapEmulator) -> None:
+        queue = self._pmd_queue
+        pending, emu.pmd_pending = emu.pmd_pending, []
+        if queue is None:
+            return
+        for item in pending:
+            if queue.qsize() >= _PMD_QUEUE_MAX:
+                queue.get_nowait()  # nobody reads raw data: keep memory bounded
+            queue.put_nowait(item)
+
+    async def pmd_readings(self) -> AsyncIterator[PmdReading]:
+        """Raw ECG / ACC samples and status (see `PmdSource`), until the context is left.
+
+        Samples arrive as `readings()` is consumed (the heart-rate schedule drives time)."""
+        queue = self._pmd_queue
+        if queue is None or not self._open:
+            raise DeviceError(f"{self.name}: enter `async with` the strap before reading from it")
+        while True:
+            item = await queue.get()
+            if item is None:
+                return
+            yield item
 
     async def _sleep(self, seconds: float) -> bool:
         """Sleep on the clock; False when leaving the context cut the sleep short."""
@@ -385,4 +467,7 @@ class SimulatedStrap:
 if TYPE_CHECKING:  # mypy proves the simulated strap fits the device seam
 
     def _is_a_device(strap: SimulatedStrap) -> Device:
+        return strap
+
+    def _is_a_pmd_source(strap: SimulatedStrap) -> PmdSource:
         return strap
