@@ -27,6 +27,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> Non
                         cwd=REPO_ROOT, env=env,
                         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
                     )  # fmt: skip
-                    result = await drive(hub, tap, sender, link, demo, events, replies)
+                    run = await drive(hub, tap, sender, link, demo, events, replies)
                     # the service stops: its last retained state must reach the clinic
                     demo.send_signal(signal.SIGTERM)
                     _, err = await asyncio.wait_for(demo.communicate(), 30)
@@ -176,7 +177,7 @@ async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> Non
             room_log = room.log_tail(40)
             cuts = link.cuts
 
-    cut_at, restored_at, first_id, dup_id = result
+    cut_at, restored_at, first_id, dup_id = run.cut_at, run.restored_at, run.first_id, run.dup_id
     assert cuts == 1
     assert bridge_connects >= 2, room_log  # connected, then again after the link came back
     seqs = sorted(events)
@@ -205,6 +206,8 @@ async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> Non
     # the dashboard's command: one reply, ok; the repeated id: one reply per delivery, identical
     first = [r for r in replies if r.get("id") == first_id]
     assert [r["ok"] for r in first] == [True]
+    # ... and reached the therapist's page that sent it, through the dashboard's hub
+    assert [r["ok"] for r in run.page_replies if r.get("id") == first_id] == [True]
     again = [r for r in replies if r.get("id") == dup_id]
     assert len(again) == 3, again
     assert all(r == again[0] for r in again[1:])
@@ -220,6 +223,18 @@ async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> Non
     assert cut_at < restored_at
 
 
+@dataclass
+class Run:
+    """What `drive` saw and did."""
+
+    cut_at: float = 0.0
+    restored_at: float = 0.0
+    first_id: str = ""  # the command the dashboard sent during the outage
+    dup_id: str = "bridge-dup-1"  # the command delivered three times
+    resent: bool = False
+    page_replies: list[dict[str, Any]] = field(default_factory=list)  # the therapist page's
+
+
 async def drive(
     hub: Any,
     tap: MqttLink,
@@ -228,54 +243,71 @@ async def drive(
     demo: asyncio.subprocess.Process,
     events: dict[int, tuple[dict[str, Any], float]],
     replies: list[dict[str, Any]],
-) -> tuple[float, float, str, str]:
+) -> Run:
     """Watch the clinic's tap; cut the link at the consent; send commands; restore; wait."""
-    it = tap.messages()
-    cut_at = restored_at = 0.0
-    first_id = ""
-    dup_id = "bridge-dup-1"
-    resent = False
+    run = Run()
     with hub.subscribe("therapist", CLIENT) as page:
-        async with asyncio.timeout(45):
-            while True:
-                try:
-                    msg = await asyncio.wait_for(it.__anext__(), 1.0)
-                except TimeoutError:
-                    assert demo.returncode is None, "demo exited early"
-                    continue
-                p = json.loads(msg.payload)
-                if "/reply" in msg.topic:
-                    replies.append(p)
-                    if p.get("id") == dup_id and not resent:
-                        # the first delivery was answered: the same id once more, later
-                        resent = True
-                        sender.publish_bytes(
-                            f"biofeedback/v1/{CLIENT}/cmd",
-                            command(dup_id, recovery_s=55.0),
-                            qos=1,
-                        )
-                    continue
-                if p.get("source") != "session":
-                    continue
-                events[p["seq"]] = (p, time.monotonic())
-                if not cut_at and p["kind"] == "transition" and p["to_state"] == "exposing":
-                    await link.cut()
-                    cut_at = time.monotonic()
-                    # from the dashboard, while the room cannot be reached: queued at the clinic
-                    first_id = await hub.send_command(
-                        page, CLIENT, "adjust_thresholds", {"recovery_s": 50.0}
-                    )
-                    for _ in range(2):  # one command delivered twice (a QoS 1 redelivery)
-                        sender.publish_bytes(
-                            f"biofeedback/v1/{CLIENT}/cmd", command(dup_id, recovery_s=55.0), qos=1
-                        )
-                    await asyncio.sleep(OUTAGE_S)
-                    await link.restore()
-                    restored_at = time.monotonic()
-                paused_after = restored_at and any(
-                    e["to_state"] == "grounding" for e, _ in events.values()
+
+        async def read_page() -> None:  # what the therapist's open page receives
+            while (line := await page.queue.get()) is not None:
+                m = json.loads(line)
+                if m["type"] == "reply":
+                    run.page_replies.append(m["reply"])
+
+        reader = asyncio.create_task(read_page())
+        try:
+            await watch(hub, page, tap, sender, link, demo, events, replies, run)
+        finally:
+            reader.cancel()
+    return run
+
+
+async def watch(
+    hub: Any,
+    page: Any,
+    tap: MqttLink,
+    sender: MqttLink,
+    link: LinkProxy,
+    demo: asyncio.subprocess.Process,
+    events: dict[int, tuple[dict[str, Any], float]],
+    replies: list[dict[str, Any]],
+    run: Run,
+) -> None:
+    it = tap.messages()
+    cmd_topic = f"biofeedback/v1/{CLIENT}/cmd"
+    async with asyncio.timeout(45):
+        while True:
+            try:
+                msg = await asyncio.wait_for(it.__anext__(), 1.0)
+            except TimeoutError:
+                assert demo.returncode is None, "demo exited early"
+                continue
+            p = json.loads(msg.payload)
+            if "/reply" in msg.topic:
+                replies.append(p)
+                if p.get("id") == run.dup_id and not run.resent:
+                    # the first delivery was answered: the same id once more, later
+                    run.resent = True
+                    sender.publish_bytes(cmd_topic, command(run.dup_id, recovery_s=55.0), qos=1)
+                continue
+            if p.get("source") != "session":
+                continue
+            events[p["seq"]] = (p, time.monotonic())
+            if not run.cut_at and p["kind"] == "transition" and p["to_state"] == "exposing":
+                await link.cut()
+                run.cut_at = time.monotonic()
+                # from the dashboard, while the room cannot be reached: queued at the clinic
+                run.first_id = await hub.send_command(
+                    page, CLIENT, "adjust_thresholds", {"recovery_s": 50.0}
                 )
-                dup_replies = sum(1 for r in replies if r.get("id") == dup_id)
-                if paused_after and resent and dup_replies >= 3:
-                    break
-    return cut_at, restored_at, first_id, dup_id
+                for _ in range(2):  # one command delivered twice (a QoS 1 redelivery)
+                    sender.publish_bytes(cmd_topic, command(run.dup_id, recovery_s=55.0), qos=1)
+                await asyncio.sleep(OUTAGE_S)
+                await link.restore()
+                run.restored_at = time.monotonic()
+            grounding = run.restored_at and any(
+                e["to_state"] == "grounding" for e, _ in events.values()
+            )
+            dup_replies = sum(1 for r in replies if r.get("id") == run.dup_id)
+            if grounding and run.resent and dup_replies >= 3:
+                return
