@@ -31,16 +31,12 @@ RESAMPLE_HZ = 100.0
 MIN_SPAN_S = 60.0
 
 
-def _band(f: npt.NDArray[np.float64], p: npt.NDArray[np.float64], lo: float, hi: float) -> float:
-    """Trapezoid integral of `p` over the bins with lo <= f < hi (0 with fewer than two).
-
-    `f` is the even bin grid k * df, so np.trapezoid(p[sel], f[sel]) is
-    df * (sum - (first + last) / 2), to rounding, at a fraction of the calls.
-    """
-    i, j = (int(k) for k in np.searchsorted(f, (lo, hi)))
+def _trapezoid(p: npt.NDArray[np.float64], df: float, i: int, j: int) -> float:
+    """Trapezoid integral of `p` over bins i..j-1 of the even grid k * df (0 with fewer than
+    two): np.trapezoid(p[i:j], f[i:j]) to rounding, in two numpy calls."""
     if j - i < 2:
         return 0.0
-    return float(f[1] - f[0]) * (float(p[i:j].sum()) - 0.5 * (float(p[i]) + float(p[j - 1])))
+    return df * (float(p[i:j].sum()) - 0.5 * (float(p[i]) + float(p[j - 1])))
 
 
 def psd(
@@ -112,7 +108,8 @@ def _piecewise_low_bins(
     starts = np.ceil(bx * fs).astype(np.int64)
     m_tail = min(n_grid, math.floor(float(t[-1]) * fs) + 1)  # first sample past the last beat
     seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
-    cuts = np.unique(np.concatenate((starts, seg_lo + n, seg_lo[1:], (m_tail, n_grid))))
+    # a cut met twice leaves an empty sub-interval, which adds nothing
+    cuts = np.sort(np.concatenate((starts, seg_lo + n, seg_lo[1:], (m_tail, n_grid))))
     ci = cuts[:-1]
     m = np.diff(cuts).astype(np.float64)
     piece = np.searchsorted(starts, ci, side="right") - 1
@@ -122,57 +119,41 @@ def _piecewise_low_bins(
     q[0] = a0[piece] + d * (c1 + c2 * d) - last
     q[1] = (c1 + 2.0 * c2 * d) * h
     q[2] = c2 * (h * h)
-    if m_tail < n_grid:  # the samples past the last beat hold its value (0 once shifted)
-        q[:3, -1] = 0.0
+    if m_tail < n_grid:  # the sample past the last beat holds its value (0 once shifted)
+        q[:3, ci >= m_tail] = 0.0
     q[3:5] = q[1:3] * m
     q[5] = q[4] * m
     # k = 0: the plain sums of each sub-interval (sum of u and of u^2 for u < M)
-    dc = q[0] * m + q[3] * ((m - 1.0) / 2.0) + q[5] * ((m - 1.0) * (2.0 * m - 1.0) / (6.0 * m))
+    dc = q[0] * m + q[3] * ((m - 1.0) / 2.0) + q[4] * ((m - 1.0) * (2.0 * m - 1.0) / 6.0)
     mean = float(dc.sum()) / n_grid
 
     z = _phases(cuts, nfft, nk)  # z[i, k] = r_k^C_i
-    zf = z.view(np.float64)  # (re, im) interleaved: a real matrix product, no complex BLAS
     lo = np.searchsorted(cuts, seg_lo)
     hi = np.searchsorted(cuts, seg_lo + n)
-    sums = np.empty((nseg, 6, nk), dtype=np.complex128)
-    dc_seg = np.empty(nseg)
-    for s in range(nseg):
-        i, j = int(lo[s]), int(hi[s])
-        w = np.zeros((6, j - i + 1))
-        w[:, 1:] = q[:, i:j]  # at r^C_(i+1)
-        w[:3, :-1] -= q[:3, i:j]  # at r^C_i
-        sums[s] = (w @ zf[i : j + 1]).view(np.complex128)
-        dc_seg[s] = dc[i:j].sum()
-    r, inv, inv2 = _bin_factors(nfft, nk)
-    rinv2 = r * inv2
-    spec = (
-        inv * (sums[:, 0] + sums[:, 3] + sums[:, 5])
-        - rinv2 * (sums[:, 1] + 2.0 * sums[:, 4])
-        + (2.0 * r * rinv2 * inv - rinv2) * sums[:, 2]
-    )
-    spec[:, 0] = dc_seg
+    # one weight row per segment and term: q at r^C_(i+1), minus q0..q2 at r^C_i, for the
+    # sub-intervals of that segment (zero elsewhere); one real product on (re, im) pairs
+    inside = (np.arange(len(ci)) >= lo[:, None]) & (np.arange(len(ci)) < hi[:, None])
+    qs = q * inside[:, None, :]  # nseg x 6 x sub-intervals
+    w = np.zeros((nseg, 6, len(cuts)))
+    w[:, :, 1:] = qs
+    w[:, :3, :-1] -= qs[:, :3]
+    sums = (w.reshape(nseg * 6, -1) @ z.view(np.float64)).view(np.complex128)
+    sums = sums.reshape(nseg, 6, nk)
+    factors, ones = _bin_factors(nfft, nk)
+    spec = (sums * factors).sum(axis=1)  # Q(M) r^C_(i+1) - Q(0) r^C_i summed, per segment
+    spec[:, 0] = (inside * dc).sum(axis=1)
     spec *= np.conj(z[lo])  # r^-a_s: each segment's DFT from its own first sample
     # minus the grid mean: sum_(j<n) r^j = ((-1)^k - 1)/(r - 1) as r^n = (-1)^k; n at k = 0
-    spec -= mean * _segment_ones(nfft, nk)
+    spec -= mean * ones
     full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)  # k = -2 .. nk-1
     win = 0.5 * full[:, 2 : nbins + 2] - 0.25 * (full[:, :nbins] + full[:, 4 : nbins + 4])
-    p = (win.real**2 + win.imag**2).mean(axis=0) * (2.0 / (fs * 3.0 * n / 8.0))  # sum hann^2
+    pairs = win.view(np.float64)  # (re, im) per bin
+    p = (pairs * pairs).reshape(nseg, nbins, 2).sum(axis=(0, 2))
+    p *= 2.0 / (nseg * fs * 3.0 * n / 8.0)  # mean over segments; the sum of hann^2 is 3n/8
     p[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist, never reached here) counted twice
     if nbins == nfft // 2 + 1:
         p[-1] *= 0.5
     return np.asarray(p, dtype=np.float64)
-
-
-def _segment_ones(nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """sum_(j < nfft/2) r_k^j for k < nk: ((-1)^k - 1)/(r_k - 1), nfft/2 at k = 0."""
-
-    def make() -> npt.NDArray[np.complex128]:
-        _, inv, _ = _bin_factors(nfft, nk)
-        ones = np.where(np.arange(nk) % 2 == 1, -2.0 * inv, 0.0).astype(np.complex128)
-        ones[0] = nfft // 2
-        return ones
-
-    return _cached(("ones", nfft, nk, 0), make)
 
 
 def quadratic_pieces(
@@ -217,34 +198,38 @@ def quadratic_pieces(
 
 
 def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """exp(-2 pi i k cuts_i / nfft) for k < nk: powers of the k = 1 column by doubling."""
-    z = np.empty((len(cuts), nk), dtype=np.complex128)
-    z[:, 0] = 1.0
-    z1 = np.exp(-2j * np.pi * ((cuts % nfft) / nfft))
-    z[:, 1] = z1
-    filled, zb = 2, z1 * z1
+    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts): powers of k = 1 by doubling."""
+    zt = np.empty((nk, len(cuts)), dtype=np.complex128)  # k by rows: contiguous blocks
+    zt[0] = 1.0
+    zt[1] = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
+    filled = 2
     while filled < nk:
         w = min(filled, nk - filled)
-        np.multiply(z[:, :w], zb[:, None], out=z[:, filled : filled + w])
+        np.multiply(zt[:w], zt[filled // 2] * zt[filled - filled // 2], out=zt[filled : filled + w])
         filled += w
-        zb = zb * zb
-    return z
+    return np.ascontiguousarray(zt.T)
 
 
 def _bin_factors(
     nfft: int, nk: int
-) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128], npt.NDArray[np.complex128]]:
-    """r_k = exp(-2 pi i k / nfft), 1/(r_k - 1) and its square (0 at k = 0)."""
+) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128]]:
+    """Per bin k < nk, with r = exp(-2 pi i k / nfft) and v = 1/(r - 1): the factors of the six
+    sums (q0, q1, q2, q1 M, q2 M, q2 M^2 terms) in Q(M) r^C_(i+1) - Q(0) r^C_i, namely
+    v, -r v^2, 2 r^2 v^3 - r v^2, v, -2 r v^2, v (k = 0 is summed directly); and the sum of
+    r^j over a segment's nfft/2 samples, ((-1)^k - 1) v (nfft/2 at k = 0)."""
 
     def make() -> npt.NDArray[np.complex128]:
         k = np.arange(nk)
         r = np.exp(-2j * np.pi * k / nfft)
-        inv = np.zeros(nk, dtype=np.complex128)
-        inv[1:] = 1.0 / (r[1:] - 1.0)
-        return np.stack((r, inv, inv * inv))
+        v = np.zeros(nk, dtype=np.complex128)
+        v[1:] = 1.0 / (r[1:] - 1.0)
+        rv2 = r * v * v
+        ones = np.where(k % 2 == 1, -2.0 * v, 0.0)
+        ones[0] = nfft // 2
+        return np.stack((v, -rv2, 2.0 * r * rv2 * v - rv2, v, -2.0 * rv2, v, ones))
 
     f = _cached(("bins", nfft, nk, 0), make)
-    return f[0], f[1], f[2]
+    return f[:6], f[6]
 
 
 def psd_grid(
@@ -370,19 +355,34 @@ def frequency_domain(
     if len(t_s) < 16 or t_s[-1] - t_s[0] < MIN_SPAN_S * 0.98:
         return none
     f, p = (psd_grid if on_grid else psd)(t_s, rr_ms, max_hz=BREATHING_BAND[1])
-    lf = _band(f, p, *LF_BAND)
-    hf = _band(f, p, *HF_BAND)
-    total = _band(f, p, *TOTAL_BAND)
-    paced = _band(f, p, paced_hz - half_width_hz, paced_hz + half_width_hz + 1e-12)
+    edges = np.searchsorted(  # the first bin at or above each band limit, in one call
+        f,
+        (
+            *LF_BAND,
+            *HF_BAND,
+            *TOTAL_BAND,
+            paced_hz - half_width_hz,
+            paced_hz + half_width_hz + 1e-12,
+            BREATHING_BAND[0],
+            SPONTANEOUS_MIN_HZ,
+            BREATHING_BAND[1],
+        ),
+    ).tolist()
+    df = float(f[1] - f[0])
+    lf = _trapezoid(p, df, edges[0], edges[1])
+    hf = _trapezoid(p, df, edges[2], edges[3])
+    total = _trapezoid(p, df, edges[4], edges[5])
+    paced = _trapezoid(p, df, edges[6], edges[7])
     coherence = min(1.0, paced / total) if total > 0 else None
     # Spontaneous breathing is searched above the Mayer-wave region (~0.1 Hz); slow breathing
     # below it is reported only when the rhythm is locked to a slow pacer (coherence >= 0.5).
     locked = (coherence or 0.0) >= SLOW_BREATHING_COHERENCE
-    lo = BREATHING_BAND[0] if locked else SPONTANEOUS_MIN_HZ
-    sel = (f >= lo) & (f < BREATHING_BAND[1])
-    breathing = (
-        float(f[sel][np.argmax(p[sel])] * 60.0) if np.any(sel) and p[sel].max() > 0 else None
-    )
+    i, j = edges[8] if locked else edges[9], edges[10]
+    breathing = None
+    if j > i:
+        k = i + int(np.argmax(p[i:j]))
+        if p[k] > 0:
+            breathing = float(f[k] * 60.0)
     return FrequencyDomain(
         t,
         window_s,
