@@ -160,7 +160,8 @@ class StopAssessment:
 
 @dataclass(frozen=True, slots=True)
 class Beats:
-    """Clean beats (R-peak time s, RR ms, corrected) from the signal pipeline, oldest first."""
+    """Clean beats (R-peak time s, RR ms, corrected) from the signal pipeline. A beat whose time
+    was given before replaces the earlier value (the artifact detector's later revision)."""
 
     t: float
     beats: tuple[tuple[float, float, bool], ...]
@@ -239,7 +240,7 @@ class AssessmentSession:
         self._since = self._t
         self._seq = 0
         self._started: float | None = None
-        self._beats: list[tuple[float, float, bool]] = []
+        self._beats: dict[float, tuple[float, float, bool]] = {}
         self._breath: list[tuple[float, float]] = []
         self._blocks: list[BlockScore] = []
         self._announced = -1  # newest block (2i) or rest (2i+1) announced
@@ -397,7 +398,8 @@ class AssessmentSession:
                     f"Beats: each beat must be (t s, rr 200..3000 ms, corrected), got {b!r}"
                 )
         if self._state is AssessmentState.RUNNING:
-            self._beats.extend(inp.beats)
+            for b in inp.beats:
+                self._beats[float(b[0])] = (float(b[0]), float(b[1]), b[2])
 
     def _take_breathing(self, inp: Breathing) -> None:
         for b in inp.samples:
@@ -517,7 +519,7 @@ class AssessmentSession:
         a, b = block_window(pacer, end_t, p.settle_s)
         if b <= a:
             a, b = pacer.start_t, max(end_t, pacer.start_t + 1e-3)
-        sel = [x for x in self._beats if a - 5.0 <= x[0] <= b + 5.0]
+        sel = sorted(x for x in self._beats.values() if a - 5.0 <= x[0] <= b + 5.0)
         breathing = None
         if self._breath:
             br = [x for x in self._breath if a - 5.0 <= x[0] <= b + 5.0]

@@ -9,8 +9,13 @@ dashboard stay in step without streaming each phase.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from biofeedback.exposure.messages import BreathingPattern, GroundingTechnique, Guidance
+from biofeedback.exposure.protocol import ExposureProtocol
+
+#: The personal rates the pacer accepts (breaths/min): the assessment's range and a little beyond.
+PERSONAL_RATE_RANGE = (3.0, 10.0)
 
 PHASE_NAMES = ("inhale", "hold_in", "exhale", "hold_out")
 
@@ -47,6 +52,47 @@ def make_guidance(
     if technique is GroundingTechnique.PACED_BREATHING:
         return Guidance(start_t, technique, breathing, _breathing_prompt(breathing))
     return Guidance(start_t, technique, None, PROMPTS[technique])
+
+
+def at_rate(pattern: BreathingPattern, rate_bpm: float) -> BreathingPattern:
+    """`pattern` stretched or shrunk to `rate_bpm`, every phase keeping its share of the breath
+    (4/0/6/0 at 6/min becomes 4.36/0/6.55/0 at 5.5/min)."""
+    lo, hi = PERSONAL_RATE_RANGE
+    if not (math.isfinite(rate_bpm) and lo <= rate_bpm <= hi):
+        raise ValueError(f"breathing rate must be {lo:g}..{hi:g} breaths/min, got {rate_bpm!r}")
+    k = (60.0 / rate_bpm) / pattern.period_s
+    return BreathingPattern(
+        inhale_s=pattern.inhale_s * k,
+        hold_in_s=pattern.hold_in_s * k,
+        exhale_s=pattern.exhale_s * k,
+        hold_out_s=pattern.hold_out_s * k,
+    )
+
+
+def personal_breathing(
+    default: BreathingPattern,
+    personal_rate_bpm: float | None,
+    chosen_rate_bpm: float | None = None,
+) -> BreathingPattern:
+    """The pacer's pattern for a client: the rate they chose in the client view, else their
+    measured resonance rate (docs/resonance.md), else the protocol's pattern as written."""
+    for rate in (chosen_rate_bpm, personal_rate_bpm):
+        if rate is not None:
+            return at_rate(default, rate)
+    return default
+
+
+def with_personal_rate(
+    protocol: ExposureProtocol,
+    personal_rate_bpm: float | None,
+    chosen_rate_bpm: float | None = None,
+) -> ExposureProtocol:
+    """The protocol with its paced breathing at the client's own rate (unchanged when there is
+    neither a measured nor a chosen rate). The session then guides at that rate by default."""
+    b = personal_breathing(protocol.guidance.breathing, personal_rate_bpm, chosen_rate_bpm)
+    if b == protocol.guidance.breathing:
+        return protocol
+    return replace(protocol, guidance=replace(protocol.guidance, breathing=b))
 
 
 def _cycle(p: BreathingPattern) -> list[tuple[str, float]]:

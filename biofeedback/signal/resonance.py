@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -490,3 +491,74 @@ def assessment_from_json(d: object, where: str = "resonance assessment") -> Asse
         weights=weights,
         notes=tuple(notes),
     )
+
+
+# ---- the client's history (stored by biofeedback.service.resonance_store) -----------------
+
+HISTORY_SCHEMA = "biofeedback.resonance-history"
+HISTORY_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class ResonanceRecord:
+    """One assessment in the client's history: when (ISO 8601 with zone), in which recorded
+    session (its folder name, or ""), and the result with every block's scores and quality."""
+
+    date: str
+    session: str
+    assessment: Assessment
+
+
+def history_to_json(client_id: str, records: list[ResonanceRecord]) -> dict[str, Any]:
+    return {
+        "schema": HISTORY_SCHEMA,
+        "version": HISTORY_VERSION,
+        "client_id": client_id,
+        "assessments": [
+            {"date": r.date, "session": r.session, "assessment": assessment_to_json(r.assessment)}
+            for r in records
+        ],
+    }
+
+
+def history_from_json(d: object, where: str) -> list[ResonanceRecord]:
+    """Validate a history; `ParseError` names the file and the field that is wrong."""
+    if not isinstance(d, dict):
+        raise ParseError(f"{where}: must be a JSON object")
+    if d.get("schema") != HISTORY_SCHEMA:
+        raise ParseError(
+            f"{where}: field 'schema' must be {HISTORY_SCHEMA!r}, got {d.get('schema')!r}"
+        )
+    if d.get("version") != HISTORY_VERSION:
+        raise ParseError(
+            f"{where}: field 'version' must be {HISTORY_VERSION}, got {d.get('version')!r}"
+        )
+    items = d.get("assessments")
+    if not isinstance(items, list):
+        raise ParseError(f"{where}: field 'assessments' must be a list")
+    out: list[ResonanceRecord] = []
+    for i, item in enumerate(items):
+        iw = f"{where}, assessments[{i}]"
+        if not isinstance(item, dict):
+            raise ParseError(f"{iw}: must be an object")
+        date = item.get("date")
+        if not isinstance(date, str):
+            raise ParseError(f"{iw}: field 'date' must be an ISO 8601 string")
+        try:
+            datetime.fromisoformat(date)
+        except ValueError:
+            raise ParseError(f"{iw}: field 'date' is not ISO 8601: {date!r}") from None
+        session = item.get("session", "")
+        if not isinstance(session, str):
+            raise ParseError(f"{iw}: field 'session' must be a string")
+        out.append(ResonanceRecord(date, session, assessment_from_json(item.get("assessment"), iw)))
+    return out
+
+
+def personal_rate(records: list[ResonanceRecord]) -> float | None:
+    """The newest assessed rate (breaths/min), or None when no assessment chose one."""
+    for r in reversed(records):
+        rate = r.assessment.rate_bpm
+        if rate is not None and math.isfinite(rate):
+            return rate
+    return None
