@@ -7,6 +7,8 @@ Version history (`FormatVersion` in session.json):
   `Pipeline` object.
 * 2: adds gaps.tsv (rows the recorder dropped while the disk was full) and the sidecar's
   `Pipeline` (a fingerprint of the code that computed the numbers, for replay).
+* 3: adds pmd.tsv and ecg.tsv (a strap's raw ECG / ACC notifications and the ECG samples); an
+  older recording has none (its strap's raw data was not recorded): read as empty.
 
 A recording from a newer version than this software knows is refused: a reader cannot know what
 it would misread.
@@ -20,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from biofeedback.errors import RecordingError
-from biofeedback.recording.schema import FORMAT_VERSION, GAPS
+from biofeedback.recording.schema import ECG, FORMAT_VERSION, GAPS, PMD
 
 OLDEST_VERSION = 1
 
 # Tables that a recording of an older version does not have: read as empty.
-TABLE_SINCE: dict[str, int] = {GAPS.name: 2}
+TABLE_SINCE: dict[str, int] = {GAPS.name: 2, PMD.name: 3, ECG.name: 3}
 
 
 def _v1_to_v2(sidecar: dict[str, Any]) -> dict[str, Any]:
@@ -34,7 +36,12 @@ def _v1_to_v2(sidecar: dict[str, Any]) -> dict[str, Any]:
     return {**sidecar, "FormatVersion": 2, "Pipeline": None}
 
 
-MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2}
+def _v2_to_v3(sidecar: dict[str, Any]) -> dict[str, Any]:
+    # Version 3 only added tables (read as empty when absent); the sidecar is otherwise the same.
+    return {**sidecar, "FormatVersion": 3}
+
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 @dataclass(frozen=True, slots=True)

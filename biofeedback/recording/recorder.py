@@ -37,6 +37,14 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from biofeedback import __version__
+from biofeedback.devices.pmd_readings import (
+    AccSamples,
+    EcgSamples,
+    PmdGap,
+    PmdMalformed,
+    PmdReading,
+    PmdStatus,
+)
 from biofeedback.errors import RecordingError
 from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import encode_input
@@ -44,6 +52,7 @@ from biofeedback.recording.pipeline import pipeline_identity
 from biofeedback.recording.schema import (
     AROUSAL,
     BEATS,
+    ECG,
     EVENTS,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -51,6 +60,7 @@ from biofeedback.recording.schema import (
     GAPS,
     INPUTS,
     METRICS,
+    PMD,
     REVISIONS,
     SIDECAR,
     TABLES,
@@ -466,6 +476,51 @@ class SessionRecorder:
                     dict(ev.values),
                 ),
             )
+
+    def pmd(self, r: PmdReading) -> None:
+        """Log one raw-data reading: a pmd.tsv row (bytes kept), and ECG samples in ecg.tsv.
+
+        Samples and frames are samples (dropped first when the disk is full); a gap, a malformed
+        frame or a status is an event, kept as long as anything is.
+        """
+        self._check_open()
+        if isinstance(r, EcgSamples | AccSamples):
+            ecg = isinstance(r, EcgSamples)
+            if self._full(SAMPLE):
+                self._drop({PMD.name: 1, ECG.name: len(r.t) if ecg else 0}, SAMPLE, r.received_t)
+                return
+            self._end_gap()
+            self._seen(r.received_t)
+            factor = r.factor if isinstance(r, AccSamples) else None
+            stream = "ecg" if ecg else "acc"
+            self._add(
+                PMD.name,
+                (r.received_t, r.device, stream, stream, r.sensor_time_ns, r.t[0], r.t[-1],
+                 len(r.t), r.payload, factor, None, None),
+            )  # fmt: skip
+            if isinstance(r, EcgSamples):
+                for t, uv in zip(r.t, r.uv, strict=True):
+                    self._add(ECG.name, (t, uv))
+            return
+        t = r.received_t if isinstance(r, PmdMalformed) else r.t
+        if self._full(EVENT):
+            self._drop({PMD.name: 1}, EVENT, t)
+            return
+        self._seen(t)
+        row: tuple[Any, ...]
+        if isinstance(r, PmdGap):
+            row = (t, r.device, "gap", r.stream.value, None, None, None, r.lost_samples, None,
+                   None, r.gap_s, r.reason)  # fmt: skip
+        elif isinstance(r, PmdMalformed):
+            row = (t, r.device, "malformed", None, None, None, None, None, r.payload, None, None,
+                   r.error)  # fmt: skip
+        else:
+            assert isinstance(r, PmdStatus)
+            stream_name = r.stream.value if r.stream is not None else None
+            detail = r.detail if r.ok else f"failed: {r.detail}"
+            row = (t, r.device, "status", stream_name, None, None, None, None, None, None, None,
+                   detail)  # fmt: skip
+        self._add(PMD.name, row)
 
     def snapshot(self, snap: object) -> None:
         """Keep the latest session state; the writer puts it into the sidecar within 10 s (and

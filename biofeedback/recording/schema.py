@@ -28,10 +28,10 @@ from typing import Any
 from biofeedback.errors import ParseError
 
 FORMAT_NAME = "biofeedback-session"
-# Version 2 added gaps.tsv and the sidecar's `Pipeline`; version 1 recordings are migrated on read
-# (biofeedback.recording.migrate). Bump it whenever a reader of the old version would misread a
-# new recording, and add the migration from the old one.
-FORMAT_VERSION = 2
+# Version 2 added gaps.tsv and the sidecar's `Pipeline`; version 3 added pmd.tsv and ecg.tsv (a
+# strap's raw data). Older recordings are migrated on read (biofeedback.recording.migrate). Bump it
+# whenever a reader of the old version would misread a new recording, and add the migration.
+FORMAT_VERSION = 3
 SIDECAR = "session.json"
 NA = "n/a"
 
@@ -250,6 +250,38 @@ GAPS = TableSpec(
     ),
 )
 
+PMD = TableSpec(
+    "pmd",
+    "Every raw-data (Polar Measurement Data) notification of the strap as received, and what "
+    "became of it: ECG or ACC samples, a gap of samples never received, a frame that did not "
+    "decode, or a status of the strap's PMD service. Empty for straps without PMD.",
+    (
+        Column(
+            "t", _F, _S, "receive time of the notification, or time of the status (" + _CLOCK + ")"
+        ),
+        Column("device", _T, "", "device name"),
+        Column("kind", _T, "", "ecg, acc, gap, malformed or status"),
+        Column("stream", _T, "", "ecg or acc (gap, status: the stream concerned, if one)"),
+        Column("sensor_time_ns", _I, "ns", "strap's sensor time of the frame's last sample"),
+        Column("first_t", _F, _S, "service-clock time given to the frame's first sample"),
+        Column("last_t", _F, _S, "service-clock time given to the frame's last sample"),
+        Column("samples", _I, "", "samples in the frame (ecg, acc), or lost (gap)"),
+        Column("payload_hex", _H, "", "the notification's bytes as received (ecg, acc, malformed)"),
+        Column("acc_factor", _F, "", "the ACC stream's FACTOR, needed to decode compressed ACC"),
+        Column("gap_s", _F, _S, "sensor time without samples (gap)"),
+        Column("detail", _T, "", "why (gap, malformed) or what the strap said (status)"),
+    ),
+)
+
+ECG = TableSpec(
+    "ecg",
+    "The strap's raw ECG, one row per sample (a Polar H10: 130 Hz), as decoded from pmd.tsv.",
+    (
+        Column("t", _F, _S, "time of the sample (" + _CLOCK + ")"),
+        Column("uv", _I, "uV", "ECG in microvolts"),
+    ),
+)
+
 TABLES: tuple[TableSpec, ...] = (
     INPUTS,
     BEATS,
@@ -259,6 +291,8 @@ TABLES: tuple[TableSpec, ...] = (
     AROUSAL,
     EVENTS,
     GAPS,
+    PMD,
+    ECG,
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
 

@@ -56,13 +56,14 @@ def _live(root: Path, core: ToyCore, duration_s: float = 90) -> Path:
 def test_a_new_recording_states_its_format_version_and_pipeline(tmp_path: Path) -> None:
     path = _live(tmp_path, ToyCore(), 20)
     side = json.loads((path / "session.json").read_text())
-    assert side["FormatVersion"] == FORMAT_VERSION == 2
+    assert side["FormatVersion"] == FORMAT_VERSION == 3
     assert side["Pipeline"] == pipeline_identity()
     assert side["Pipeline"]["fingerprint"].startswith("sha256:")
     assert set(side["Pipeline"]["libraries"]) == {"numpy", "scipy", "neurokit2"}
     assert (path / "gaps.tsv").read_text() == "from_t\tto_t\ttable\tkind\trows\treason\n"
+    assert (path / "pmd.tsv").read_text().startswith("t\tdevice\tkind\t")
     info = open_session(path)
-    assert info.format_version == 2
+    assert info.format_version == 3
     assert not info.migrated
     assert info.complete
     assert info.gaps() == []
@@ -86,7 +87,9 @@ def test_a_format_1_recording_is_read_through_its_migration(
     assert info.row_counts["beats"] == 108
     assert info.rows("gaps") == []
     assert read_sidecar(format1)["FormatVersion"] == FORMAT_VERSION
-    assert "is format version 1: read through its migration to version 2" in caplog.text
+    assert info.rows("pmd") == []
+    assert info.rows("ecg") == []
+    assert "is format version 1: read through its migration to version 3" in caplog.text
     assert {p.name: p.read_bytes() for p in format1.iterdir()} == before  # files untouched
 
 
@@ -97,13 +100,13 @@ def test_a_sidecar_without_a_version_is_format_1(format1: Path) -> None:
     assert info.migrated
 
 
-@pytest.mark.parametrize("version", [3, 99])
+@pytest.mark.parametrize("version", [4, 99])
 def test_a_newer_format_is_refused_with_a_clear_message(format1: Path, version: int) -> None:
     _edit_sidecar(format1, FormatVersion=version)
     with pytest.raises(
         RecordingError,
         match=rf"session\.json: format version {version} is newer than this software reads "
-        r"\(versions 1 to 2\); read it with a newer biofeedback",
+        r"\(versions 1 to 3\); read it with a newer biofeedback",
     ):
         open_session(format1)
 
@@ -121,7 +124,7 @@ def test_the_format_1_fixture_was_written_by_the_old_recorder() -> None:
     assert "Pipeline" not in side
     assert side["meta"]["made_by"] == "683a02a"
     tables = {p.name for p in FORMAT1.iterdir()} - {"session.json"}
-    assert tables == {t.filename for t in TABLES} - {"gaps.tsv"}
+    assert tables == {t.filename for t in TABLES} - {"gaps.tsv", "pmd.tsv", "ecg.tsv"}
 
 
 def test_replay_of_a_format_1_recording_says_it_was_migrated(format1: Path, tmp_path: Path) -> None:
@@ -132,7 +135,7 @@ def test_replay_of_a_format_1_recording_says_it_was_migrated(format1: Path, tmp_
     assert res.pipeline_changed is None
     assert res.verdict.startswith("identical")
     assert res.notes == (
-        "the recording is format version 1, read through its migration to version 2",
+        "the recording is format version 1, read through its migration to version 3",
     )
     assert open_session(res.replay).format_version == FORMAT_VERSION
 
