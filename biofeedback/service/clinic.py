@@ -61,14 +61,19 @@ def plan_clients(service: ServiceConfig, opts: Any) -> list[ClientPlan]:
     The first client's problem is raised: a service that cannot start all its clients does not
     start (a typo found at 9:00, not when the third client sits down).
     """
+    from biofeedback.exposure.guidance import with_personal_rate
     from biofeedback.service.app import load_baseline, strap_target
     from biofeedback.service.preflight import preflight
+    from biofeedback.service.resonance_store import load_history, personal_rate
 
     plans: list[ClientPlan] = []
     for index, config in enumerate(service.clients):
         target = strap_target(config, opts)
         baseline = None if opts.demo else load_baseline(config)
         protocol = preflight(config, baseline=baseline)
+        # the pacer breathes at the client's measured resonance rate by default (docs/resonance.md)
+        rate = personal_rate(load_history(config.baseline_dir, config.client_id))
+        protocol = with_personal_rate(protocol, rate)
         plans.append(ClientPlan(index, config, target, baseline, protocol))
     return plans
 
