@@ -223,6 +223,36 @@ class Subscriber:
             self.queue.put_nowait(None)
 
 
+def _event_key(e: JsonDict) -> tuple[Any, ...]:
+    return (e.get("source"), e.get("seq"), e.get("t"), e.get("kind"), e.get("to_state"))
+
+
+def _same_event_known(events: deque[JsonDict], event: JsonDict, look_back: int = 50) -> bool:
+    """True when the newest `look_back` events hold this one already (same source, seq, time,
+    kind and state: a redelivered copy; a new session's seq 1 has another time)."""
+    if event.get("seq") is None:
+        return False
+    key = _event_key(event)
+    for i, e in enumerate(reversed(events)):
+        if i >= look_back:
+            break
+        if _event_key(e) == key:
+            return True
+    return False
+
+
+def _insert_in_time_order(events: deque[JsonDict], event: JsonDict) -> None:
+    """Append, or put a late arrival (a backlog sent after newer messages) where its time says."""
+    t = event.get("t")
+    if t is None or not events or (events[-1].get("t") or 0.0) <= t:
+        events.append(event)
+        return
+    i = len(events)
+    while i > 0 and (events[i - 1].get("t") or 0.0) > t and len(events) - i < 50:
+        i -= 1
+    events.insert(i, event)
+
+
 def _trail(state: ClientState, trail_s: float, most: int) -> list[list[float | None]]:
     if state.last_t is None:
         return []
@@ -507,7 +537,11 @@ class Hub:
             summary_changed = False
         elif kind is Topic.EVENT:
             event = views.event_view(data)
-            state.events.append(event)
+            if _same_event_known(state.events, event):
+                # a QoS 1 redelivery (a bridge or a link that dropped mid-acknowledgement): the
+                # timeline has it already
+                return True
+            _insert_in_time_order(state.events, event)
             while len(state.events) > self.limits.max_events:
                 state.events.popleft()
             message["view"] = event

@@ -105,3 +105,24 @@ def test_hub_rows_carry_the_group_and_a_trail() -> None:
     (thin,) = hub.overview(trail_s=120.0, max_trail=5)
     assert 1 <= len(thin["trail"]) <= 5
     assert [p[0] for p in thin["trail"]] == sorted(p[0] for p in thin["trail"])
+
+
+def _event(seq: int, t: float, kind: str = "transition") -> bytes:
+    return json.dumps(
+        {"v": 1, "t": t, "client": "c-01", "source": "session", "seq": seq, "kind": kind}
+    ).encode()
+
+
+def test_hub_timeline_drops_redelivered_events_and_orders_late_ones() -> None:
+    """A bridge that drops mid-acknowledgement delivers an event twice, and sends its backlog
+    after newer messages: the timeline shows each event once, in time order."""
+    hub = Hub(wall=lambda: 1000.0)
+    topic_name = "biofeedback/v1/c-01/event"
+    for seq, t in ((1, 10.0), (2, 20.0), (2, 20.0), (4, 40.0), (3, 30.0)):
+        hub.ingest(topic_name, _event(seq, t))
+    state = hub.client("c-01")
+    assert state is not None
+    assert [e["seq"] for e in state.events] == [1, 2, 3, 4]
+    # a new session starts again at seq 1: a different event, kept
+    hub.ingest(topic_name, _event(1, 50.0))
+    assert [(e["seq"], e["t"]) for e in state.events][-1] == (1, 50.0)

@@ -402,7 +402,10 @@
         st.status = msg.view;
         renderNotice();
       } else if (msg.kind === "event") {
-        st.events.push(msg.view);
+        // a late arrival (held by a bridge during an outage) goes where its time says
+        let at = st.events.length;
+        while (at > 0 && msg.view.t != null && st.events[at - 1].t > msg.view.t && st.events.length - at < 50) at--;
+        st.events.splice(at, 0, msg.view);
         if (st.events.length > 300) st.events.shift();
         const e = msg.view;
         if (e.to_state && e.from_state !== e.to_state && e.t != null) addSpan(e.t, e.to_state, e.reason);
