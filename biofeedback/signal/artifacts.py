@@ -32,7 +32,11 @@ Deliberate differences from the paper and from neurokit2 (numbers in docs/arousa
   ectopy fills the upper quartile: for normal beats QD is 1.3 x Q1) and floored at `FLOOR_US`
   (quantised RR in a regular rhythm give QD = 0, and neurokit2 then calls every beat normal).
 * Breathing-aware veto: a beat within `SMOOTH_PCT` % of the smooth course of its four neighbours
-  is normal, whatever the thresholds say: the swing of slow breathing is never corrected.
+  is normal, whatever the thresholds say: the swing of slow breathing is never corrected. A beat
+  that shortens abruptly (by more than `ABRUPT_RATIO` x the median |dRR| of the beats before it,
+  which no breathing swing does) keeps the veto only if its course is sound: not when beat j+1,
+  which the course runs through, is off its own course (a premature couplet), nor when the beat
+  lies below the course by that much and the next beat is longer (a late premature beat).
 
 Correction. An artifact gets the linear interpolation between the nearest beats judged normal
 before and after it, once the later one is judged (an artifact is emitted then, usually one
@@ -149,14 +153,46 @@ def _smooth(j: int, y: Sequence[int], first: int) -> bool:
 
     The value interpolated from j-2, j-1, j+1, j+2 (exact for any cubic, so for the slow swing
     of a breath; j-1 and j+1 alone next to the segment start `first`) is compared with the beat:
-    within `SMOOTH_PCT` % it is part of the swing, however large the swing, and stays normal.
+    within `SMOOTH_PCT` % it is part of the swing, however large the swing, and stays normal,
+    unless the course itself cannot vouch for it (`_course_fails`).
     """
     if j - 2 >= first:
         p6 = -y[j - 2] + 4 * y[j - 1] + 4 * y[j + 1] - y[j + 2]
     else:
         p6 = 3 * (y[j - 1] + y[j + 1])
     r6 = 6 * y[j] - p6
-    return p6 > 0 and 100 * abs(r6) < SMOOTH_PCT * p6
+    if not (p6 > 0 and 100 * abs(r6) < SMOOTH_PCT * p6):
+        return False
+    return not _course_fails(j, y, first, r6)
+
+
+def _course_fails(j: int, y: Sequence[int], first: int, r6: int) -> bool:
+    """Whether a beat close to its course (`r6` = 6 x its deviation) is premature after all.
+
+    Only an abrupt shortening is suspect: beat j shorter than beat j-1 by more than
+    `ABRUPT_RATIO` x the median |dRR| of the `ABRUPT_BEATS` judged beats before it (in a
+    breathing swing the steepest step is about 1.4 x that median). Such a beat is premature
+    when the course cannot vouch for it or lies well above it:
+
+    * the course runs through beat j+1, which is off its own course (j-1, j, j+2, j+3) by
+      `SMOOTH_PCT` % or more: in a premature couplet (898, 625, 539, 1492 ms) the first beat's
+      course borrows the second premature beat and the pause;
+    * the beat lies below its course by more than `ABRUPT_RATIO` x that median and the next
+      beat is longer (the pause begins): a late premature beat in a steady rhythm (742, 742,
+      688, 781 ms) is within 13 % of its course, but far from it for that rhythm.
+    """
+    lo = max(first + 1, j - ABRUPT_BEATS)
+    if lo >= j:
+        return False
+    steps = sorted(abs(y[i] - y[i - 1]) for i in range(lo, j))
+    step = steps[len(steps) // 2]
+    if y[j - 1] - y[j] <= ABRUPT_RATIO * step:
+        return False
+    k = j + 1
+    q6 = -y[k - 2] + 4 * y[k - 1] + 4 * y[k + 1] - y[k + 2]
+    if not (q6 > 0 and 100 * abs(6 * y[k] - q6) < SMOOTH_PCT * q6):
+        return True
+    return r6 < 0 and y[j + 1] > y[j] and -r6 > 6 * ABRUPT_RATIO * step
 
 
 def _ectopic(a: float, p: float, q: float) -> bool:
@@ -170,7 +206,9 @@ def _ectopic(a: float, p: float, q: float) -> bool:
 
 Q1_RATIO = 4.5  # threshold cap: 5.2 x 4.5 x Q1 (normal |dRR|, half-normal: QD = 1.3 x Q1)
 FLOOR_US = 40_000  # thresholds never below 40 ms: quantised RR in a regular rhythm give QD = 0
-SMOOTH_PCT = 13  # a beat within 13 % of its smooth course is never corrected
+SMOOTH_PCT = 13  # a beat within 13 % of its smooth course is normal (unless `_course_fails`)
+ABRUPT_RATIO = 4  # ... unless premature by more than 4 x the median |dRR| before it
+ABRUPT_BEATS = 15  # judged beats whose |dRR| give that median
 # a correction at beat c reaches judgements whose windows start after it: |mRR| of k needs the
 # beats k-5..k+5, and the |mRR| window ends 5 beats before the judgement's newest beat
 QUIET_BEATS = QD_BEATS + 2 * _HALF - 1
@@ -579,7 +617,31 @@ def _smooth_rows(j: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
         3 * (x[j - 1] + x[j + 1]),
     )
     r6 = 6 * x[j] - p6
-    return np.asarray((p6 > 0) & (100 * np.abs(r6) < SMOOTH_PCT * p6), dtype=np.bool_)
+    ok = (p6 > 0) & (100 * np.abs(r6) < SMOOTH_PCT * p6)
+    rows = np.flatnonzero(ok & (j > 1))
+    if len(rows) == 0:
+        return np.asarray(ok, dtype=np.bool_)
+    # `_course_fails` for the beats close to their course
+    jj = j[rows]
+    step = np.empty(len(rows), dtype=np.int64)
+    full = jj > ABRUPT_BEATS
+    if full.any():
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        dabs = np.abs(np.diff(x))  # dabs[i - 1] = |x[i] - x[i - 1]|
+        w = sliding_window_view(dabs, ABRUPT_BEATS)[jj[full] - ABRUPT_BEATS - 1]
+        step[full] = np.sort(w, axis=1)[:, ABRUPT_BEATS // 2]
+    for r in np.flatnonzero(~full).tolist():
+        steps = sorted(np.abs(np.diff(x[: int(jj[r])])).tolist())
+        step[r] = steps[len(steps) // 2]
+    k = jj + 1
+    q6 = -x[k - 2] + 4 * x[k - 1] + 4 * x[k + 1] - x[k + 2]
+    off = ~((q6 > 0) & (100 * np.abs(6 * x[k] - q6) < SMOOTH_PCT * q6))
+    rr = r6[rows]
+    below = (rr < 0) & (x[k] > x[jj]) & (-rr > 6 * ABRUPT_RATIO * step)
+    fails = (x[jj - 1] - x[jj] > ABRUPT_RATIO * step) & (off | below)
+    ok[rows[fails]] = False
+    return np.asarray(ok, dtype=np.bool_)
 
 
 def _judge_rows(x: I64, lag: int) -> _Rows:
