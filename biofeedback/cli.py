@@ -107,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a group of N clients, each with their own baseline and reactivity "
         "(default 1)",
     )
+    demo.add_argument(
+        "--assessment",
+        action="store_true",
+        help="run a resonance-frequency assessment on a simulated client (its rate set by "
+        "--seed) in simulated time, record it and keep the rate for the pacer "
+        "(docs/resonance.md)",
+    )
 
     run = sub.add_parser(
         "run",
@@ -255,6 +262,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from biofeedback.service.commands_cli import run_replay
 
         return run_replay(args, load_config(args.config))
+    if args.command == "demo" and args.assessment:
+        from biofeedback.service.assessment_demo import run_from_args
+
+        return run_from_args(args, load_config(args.config), _say)
     from biofeedback.config import load_service_config
     from biofeedback.service.app import ServiceOptions, apply_service_overrides, run_service
 

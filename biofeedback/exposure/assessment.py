@@ -15,7 +15,7 @@ import enum
 import math
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from biofeedback.errors import CommandError, ConfigError
@@ -566,7 +566,10 @@ class AssessmentSession:
                     )
                 )
             self._announced = 2 * i + 1
-        self._result = _choose(self._blocks, self.protocol)
+        result = _choose(self._blocks, self.protocol)
+        # stopped early is never complete, even when the last block was scored up to the stop
+        note = f"stopped by the {role.value} after {len(self._blocks)} block(s)"
+        self._result = replace(result, complete=False, notes=(*result.notes, note))
         out.append(
             self._go(
                 AssessmentState.STOPPED,
