@@ -205,7 +205,7 @@ def _ectopic(a: float, p: float, q: float) -> bool:
 
 
 Q1_RATIO = 4.5  # threshold cap: 5.2 x 4.5 x Q1 (normal |dRR|, half-normal: QD = 1.3 x Q1)
-FLOOR_US = 40_000  # thresholds never below 40 ms: quantised RR in a regular rhythm give QD = 0
+FLOOR_US = 30_000  # thresholds never below 30 ms: quantised RR in a regular rhythm give QD = 0
 SMOOTH_PCT = 13  # a beat within 13 % of its smooth course is normal (unless `_course_fails`)
 ABRUPT_RATIO = 4  # ... unless premature by more than 4 x the median |dRR| before it
 ABRUPT_BEATS = 15  # judged beats whose |dRR| give that median
