@@ -213,14 +213,18 @@ def make_device(config: AppConfig, opts: ServiceOptions, clock: Clock, index: in
         from biofeedback.service.demo_data import demo_person
 
         name, seed, profile = demo_person(index, opts.seed)
-        return SimulatedStrap(name=name, clock=clock, seed=seed, profile=profile)
+        # raw ECG / ACC as a Polar H10 would stream them (service/pmd_feed.py)
+        return SimulatedStrap(name=name, clock=clock, seed=seed, profile=profile, raw_data=True)
     from biofeedback.devices.ble import BleStrap
+    from biofeedback.devices.pmd_client import PmdConfig
 
     return BleStrap(
         target,
         clock=clock,
         reconnect_max_s=config.device.reconnect_max_s,
         stale_after_s=config.device.stale_after_s,
+        # raw ECG / ACC when the strap has Polar's PMD service; any other strap: RR as always
+        pmd=PmdConfig(),
     )
 
 
@@ -357,8 +361,13 @@ async def run_service(
         await asyncio.to_thread(importlib.import_module, "neurokit2")
         # Session time starts once everything listens, so a slow start costs no calibration time.
         clock = ScaledClock(opts.speed)
-        if len(plans) > 1:
-            say(f"{len(plans)} clients: {', '.join(p.client_id for p in plans)}")
+        if len(plans) == 1:
+            say(f"MQTT broker: {broker.url}  (topics biofeedback/v1/{plans[0].client_id}/#)")
+        else:
+            say(
+                f"MQTT broker: {broker.url}  (topics biofeedback/v1/<client>/# for "
+                f"{len(plans)} clients: {', '.join(p.client_id for p in plans)})"
+            )
         failed = await run_clients(
             plans, service=service, broker=broker, clock=clock, opts=opts, say=say
         )

@@ -158,6 +158,7 @@ async def run_client(
     )
     from biofeedback.service.commands import serve_commands
     from biofeedback.service.mqtt import MqttLink
+    from biofeedback.service.pmd_feed import with_pmd_feed
 
     config = plan.config
     client = config.client_id
@@ -193,7 +194,10 @@ async def run_client(
         runner = SessionRunner(
             core=core,
             device=None,
-            device_factory=lambda: make_device(config, opts, clock, index=plan.index),
+            # a strap's raw ECG / ACC (if any) go to the recording and MQTT beside the beats
+            device_factory=lambda: with_pmd_feed(
+                make_device(config, opts, clock, index=plan.index), client, link, recorder
+            ),
             clock=clock,
             publisher=link,
             recorder=recorder,
@@ -203,7 +207,6 @@ async def run_client(
             stop_after_s=opts.duration_s,
             link_limit_hint=hint,
         )
-        say(f"MQTT broker: {broker.url}  (topics biofeedback/v1/{client}/#)")
         if recorder is not None:
             say(f"recording to {getattr(recorder, 'path', config.recording_dir)}")
         async with asyncio.TaskGroup() as tg:
