@@ -5,7 +5,8 @@ it describes) and "client" (the pseudonymous client id). Each kind has a JSON Sc
 `biofeedback/service/schemas/<kind>.json`; `validate(kind, payload)` checks one. Non-finite
 floats (NaN, inf) become null: they are not JSON.
 
-Kinds and topics: status -> `status`; beat, metrics, arousal -> their topics; session -> `session`;
+Kinds and topics: status -> `status`; beat, metrics, arousal, ecg -> their topics; session ->
+`session`;
 guidance -> `guidance`; event (session, device or service events, told apart by "source") ->
 `event` and, for check-ins, `checkin`; command -> `cmd` (in); reply -> `reply` or the MQTT 5
 response topic.
@@ -41,6 +42,7 @@ KINDS = (
     "beat",
     "metrics",
     "arousal",
+    "ecg",
     "session",
     "guidance",
     "event",
@@ -176,6 +178,30 @@ def beat(client_id: str, u: BeatUpdate) -> dict[str, Any]:
             "hr_bpm": _num(u.hr_bpm),
             "rejected": u.rejected,
             "revised": [_clean_beat(r) for r in getattr(u, "revised", ())],
+        }
+    )
+    return p
+
+
+def ecg(
+    client_id: str,
+    *,
+    device: str,
+    t: float,
+    dt_s: float,
+    uv: list[int],
+    gap_before_s: float | None = None,
+    dropped_samples: int = 0,
+) -> dict[str, Any]:
+    """`ecg`: a batch of raw ECG samples (µV); sample i at about `t + i * dt_s`."""
+    p = _head(client_id, t)
+    p.update(
+        {
+            "device": device,
+            "dt_s": _num(dt_s),
+            "uv": [int(v) for v in uv],
+            "gap_before_s": _num(gap_before_s),
+            "dropped_samples": int(dropped_samples),
         }
     )
     return p

@@ -23,6 +23,7 @@ class Topic(enum.StrEnum):
     BEAT = "beat"  # live sample, QoS 0 with expiry
     METRICS = "metrics"  # live sample, QoS 0 with expiry
     AROUSAL = "arousal"  # live sample, QoS 0 with expiry
+    ECG = "ecg"  # raw ECG of a strap that streams it, batched at most 1/s, QoS 0 with expiry
     SESSION = "session"  # retained full session state, QoS 1
     GUIDANCE = "guidance"  # retained breathing schedule, QoS 1
     EVENT = "event"  # session and device events, QoS 1
@@ -81,6 +82,7 @@ DELIVERY: Mapping[Topic, Delivery] = {
     Topic.BEAT: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.METRICS: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.AROUSAL: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.ECG: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.SESSION: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.GUIDANCE: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.EVENT: Delivery(qos=1, retain=False, expiry_s=None),
