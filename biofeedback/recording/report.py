@@ -370,9 +370,13 @@ def _plot_progress(sums: list[SessionSummary], path: Path) -> Path:
     return _save(fig, path)
 
 
-def write_client_report(root: Path, client_id: str, out_dir: Path) -> Path:
+def write_client_report(
+    root: Path, client_id: str, out_dir: Path, resonance: Sequence[Any] | None = None
+) -> Path:
     """Write `out_dir/client-<id>.html` (progress across the client's sessions, replays
-    excluded) with a report per session in `out_dir/<session_id>/`; returns the HTML path."""
+    excluded) with a report per session in `out_dir/<session_id>/`; returns the HTML path.
+    `resonance`: the client's resonance assessments (`ResonanceRecord`s, oldest first), shown
+    as their own section when given (docs/resonance.md)."""
     out_dir = Path(out_dir)
     sessions = [
         p for p in list_sessions(root, client_id) if "replay_of" not in open_session(p).meta
@@ -426,7 +430,16 @@ def write_client_report(root: Path, client_id: str, out_dir: Path) -> Path:
 <p class="note">biofeedback progress report. Not a medical device and not a diagnosis.</p>
 <p><img src="{png.name}" alt="progress across sessions"></p>
 {_table(head, rows)}
+{_resonance(resonance, out_dir, client_id)}
 <h2>Session reports</h2><ul>{links}</ul>
 </body></html>
 """
     return _write(out_dir / f"client-{client_id}.html", page)
+
+
+def _resonance(records: Sequence[Any] | None, out_dir: Path, client_id: str) -> str:
+    if records is None:
+        return ""
+    from biofeedback.recording.resonance_report import resonance_section
+
+    return resonance_section(records, out_dir, client_id)

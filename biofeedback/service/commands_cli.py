@@ -146,7 +146,10 @@ def run_report(args: argparse.Namespace) -> int:
     if args.client:
         config = load_config(args.config)
         out = args.out or Path(f"report-{args.client}")
-        path = write_client_report(config.recording_dir, args.client, out)
+        from biofeedback.service.resonance_store import load_history
+
+        history = load_history(config.baseline_dir, args.client)
+        path = write_client_report(config.recording_dir, args.client, out, history)
     elif args.session:
         out = args.out or args.session / "report"
         path = write_report(args.session, out)
