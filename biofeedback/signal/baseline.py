@@ -171,8 +171,17 @@ class Calibration:
         self.ln_t.append(t)
         self.ln_rmssd.append(ln_rmssd)
 
-    def finish(self, t: float, client_id: str, config: SignalConfig) -> Baseline:
-        """The baseline, or CalibrationError saying what was wrong and what to do."""
+    def finish(
+        self, t: float, client_id: str, config: SignalConfig, previous: Baseline | None = None
+    ) -> Baseline:
+        """The baseline, or CalibrationError saying what was wrong and what to do.
+
+        `previous` is the baseline in use: a calibration without RR (heart rate only) does not
+        replace one that has HRV. The strap stopped sending RR (or another strap without RR is
+        worn), and an HR-only baseline would drop the HRV half of every later estimate, for
+        this session and, once saved, the client's next ones; the HRV baseline's heart-rate
+        centre still serves while RR is missing.
+        """
         if not client_id or not isinstance(client_id, str):
             raise CalibrationError("a calibration needs a non-empty pseudonymous client id")
         t = float(t)
@@ -183,6 +192,13 @@ class Calibration:
                 "quiet rest: start it again and let it run to the end"
             )
         if self.n_accepted == 0 and self.n_hr_samples > 0:
+            if previous is not None and previous.ln_rmssd_mean is not None:
+                raise CalibrationError(
+                    f"the strap sent heart rate but no RR intervals during the {duration:.0f} s, "
+                    "so this calibration has no HRV; the client's baseline with HRV stays in "
+                    "use: moisten the electrodes and check the strap sends RR (the dashboard "
+                    "shows HRV again), then calibrate again"
+                )
             return self._hr_only(t, client_id, duration, config)
         n_inputs = self.n_accepted + self.n_rejected
         clean = self.n_accepted - self.n_corrected

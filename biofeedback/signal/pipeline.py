@@ -192,14 +192,15 @@ class SignalPipeline:
         """End the calibration; the new baseline is used from now on.
 
         Raises CalibrationError saying why (too short, too few clean beats, too many
-        corrections or rejections, dropouts) and keeps the previous baseline then.
+        corrections or rejections, dropouts, heart rate only while the baseline in use has
+        HRV) and keeps the previous baseline then.
         """
         cal = self._calibration
         if cal is None:
             raise CalibrationError("no calibration is running: start one first")
         self._calibration = None
         previous = self._baseline
-        b = cal.finish(t, client_id, self.config)
+        b = cal.finish(t, client_id, self.config, previous)
         self._baseline = b
         self._calibration_notes = cal.review(b, previous, self.config)
         return b

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from biofeedback.errors import CalibrationError
 from biofeedback.signal import Baseline, SignalConfig, SignalPipeline
 from biofeedback.signal.baseline import (
     BETWEEN_MINUTE_HR_BPM,
@@ -124,6 +125,75 @@ def test_heart_rate_only_calibration_says_so() -> None:
     b = c.finish(120.0, "c-1", CFG)
     assert b.ln_rmssd_mean is None
     assert any("no RR intervals" in n for n in c.review(b, None, CFG))
+
+
+def test_heart_rate_only_calibration_keeps_a_baseline_with_hrv() -> None:
+    """A fresh calibration while the strap sends no RR (the therapist's recalibrate) would
+    replace the HRV baseline with an HR-only one: refused, saying why, and the HRV one stays."""
+    p, hrv = _calibrated(rr_series(130.0, hr_bpm=70.0, seed=4))
+    assert hrv.ln_rmssd_mean is not None
+    p.start_calibration(1200.0)
+    for i in range(1, 121):
+        p.push_hr(1200.0 + i, 64.0 + (i % 3))
+    with pytest.raises(CalibrationError) as err:
+        p.finish_calibration(1320.0, "c-1")
+    assert "no RR intervals" in str(err.value)
+    assert "baseline with HRV stays in use" in str(err.value)
+    assert p.baseline is hrv
+    assert not p.calibrating
+    # the same calibration at the level where it is decided, with and without an HRV baseline
+    c = Calibration(0.0)
+    for i in range(1, 121):
+        c.n_hr_samples += 1
+        c.add_fast(float(i), 70.0)
+    with pytest.raises(CalibrationError, match="no HRV"):
+        c.finish(120.0, "c-1", CFG, hrv)
+    hr_only = c.finish(120.0, "c-1", CFG, None)
+    assert hr_only.ln_rmssd_mean is None
+    # an HR-only baseline in use may be replaced by another, and by one with HRV
+    assert c.finish(120.0, "c-1", CFG, hr_only).ln_rmssd_mean is None
+    p2 = SignalPipeline(CFG, hr_only)
+    p2.start_calibration(1000.0)
+    t, rr = rr_series(130.0, hr_bpm=70.0, seed=4)
+    for a, b in zip(t.tolist(), rr.tolist(), strict=True):
+        if a <= 1120.0:
+            p2.push_rr(a, b)
+    assert p2.finish_calibration(1120.0, "c-1").ln_rmssd_mean is not None
+
+
+def test_therapist_recalibration_without_rr_is_refused_with_the_reason() -> None:
+    """Through the service core: the therapist's recalibrate while the strap sends heart rate
+    but no RR ends in a failed calibration event naming the reason; the HRV baseline stays."""
+    from biofeedback.devices.hrm import encode_heart_rate_measurement
+    from biofeedback.devices.readings import HeartRateMeasurement
+    from biofeedback.devices.timing import BeatTimer
+    from biofeedback.exposure import Recalibrate, Role
+    from tests.hrv.test_one_estimator import DEVICE
+    from tests.service.test_recalibrate_core import OLD, core, run, strap
+
+    c = core(OLD)
+    items = strap(60.0)
+    run(c, items)
+    t_cmd = c.last_t
+    out = c.feed(Recalibrate(t_cmd, Role.THERAPIST, "calm now", command_id="th-1"))
+    assert out.command is not None
+    assert out.command.ok
+    timer = BeatTimer(DEVICE)
+    hr_only = [
+        timer.notification(
+            t_cmd + 1.0 + i,
+            encode_heart_rate_measurement(HeartRateMeasurement(66, True, True, None, ())),
+        )
+        for i in range(130)
+    ]
+    outs = run(c, hr_only)
+    assert all(o.baseline is None for o in outs)
+    done = [e for o in outs for e in o.events if e.kind == "calibration"]
+    assert len(done) == 1
+    assert "no RR intervals" in done[0].reason
+    assert "baseline with HRV stays in use" in done[0].reason
+    assert c.pipeline.baseline is OLD
+    assert not c.pipeline.calibrating
 
 
 # ---- the targets on the shared recordings ---------------------------------------------------
