@@ -112,12 +112,13 @@ def _piecewise_low_bins(
     cuts = np.sort(np.concatenate((starts, seg_lo + n, seg_lo[1:], (m_tail, n_grid))))
     ci = cuts[:-1]
     m = np.diff(cuts).astype(np.float64)
-    piece = np.searchsorted(starts, ci, side="right") - 1
-    d = ci * h - bx[piece]  # from the piece's breakpoint to the sub-interval's first sample
-    c1, c2 = a1[piece], a2[piece]
+    piece = starts.searchsorted(ci, side="right") - 1
+    b, c0, c1, c2 = np.stack((bx, a0, a1, a2))[:, piece]
+    d = ci * h - b  # from the piece's breakpoint to the sub-interval's first sample
     q = np.empty((6, len(ci)))  # q0, q1, q2, q1 M, q2 M, q2 M^2
-    q[0] = a0[piece] + d * (c1 + c2 * d) - last
-    q[1] = (c1 + 2.0 * c2 * d) * h
+    c2d = c2 * d
+    q[0] = c0 + d * (c1 + c2d) - last
+    q[1] = (c1 + 2.0 * c2d) * h
     q[2] = c2 * (h * h)
     if m_tail < n_grid:  # the sample past the last beat holds its value (0 once shifted)
         q[:3, ci >= m_tail] = 0.0
@@ -128,11 +129,11 @@ def _piecewise_low_bins(
     mean = float(dc.sum()) / n_grid
 
     z = _phases(cuts, nfft, nk)  # z[i, k] = r_k^C_i
-    lo = np.searchsorted(cuts, seg_lo)
-    hi = np.searchsorted(cuts, seg_lo + n)
+    lo, hi = cuts.searchsorted(np.stack((seg_lo, seg_lo + n)))
     # one weight row per segment and term: q at r^C_(i+1), minus q0..q2 at r^C_i, for the
     # sub-intervals of that segment (zero elsewhere); one real product on (re, im) pairs
-    inside = (np.arange(len(ci)) >= lo[:, None]) & (np.arange(len(ci)) < hi[:, None])
+    sub = np.arange(len(ci))
+    inside = (sub >= lo[:, None]) & (sub < hi[:, None])
     qs = q * inside[:, None, :]  # nseg x 6 x sub-intervals
     w = np.zeros((nseg, 6, len(cuts)))
     w[:, :, 1:] = qs
