@@ -6,6 +6,11 @@
 Part 1 (in process): `Hub.ingest` of real `metrics`/`arousal` payloads (built with the service's
 encoders) with no subscribers, and with an overview plus one client page watching.
 
+Part 3 (`--browser`, issue 14): one dashboard with N live clients (default 300) through a real
+Mosquitto, watched by a real headless Chromium on the therapist's overview. Latency = the time the
+page's WebSocket delivers a row's new arousal - the payload's `t` (publish wall time); the
+dashboard process's CPU and resident memory per client, and Chromium's CPU.
+
 Part 2 (end to end): a real Mosquitto; the dashboard (`create_app` behind `web.AppRunner`) runs in
 its own process so its CPU can be read from /proc; this process publishes `metrics` and `arousal`
 for N clients at a real-time beat rate (~72 bpm) and holds one overview WebSocket plus one client
@@ -251,6 +256,175 @@ async def measure(
     )
 
 
+BROWSER_HOOK = """
+(() => {
+  window.__lat = [];
+  const seen = new Map();
+  const Orig = window.WebSocket;
+  window.WebSocket = function (...args) {
+    const ws = new Orig(...args);
+    ws.addEventListener("message", (ev) => {
+      const now = Date.now() / 1000;
+      const m = JSON.parse(ev.data);
+      if (m.type !== "summary" || m.summary.arousal_t == null) return;
+      if (seen.get(m.client) === m.summary.arousal_t) return; // a metrics row: no new arousal
+      seen.set(m.client, m.summary.arousal_t);
+      window.__lat.push(now - m.summary.arousal_t);
+    });
+    return ws;
+  };
+  window.WebSocket.prototype = Orig.prototype;
+  Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+})();
+"""
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU of a process and all its descendants (Chromium's browser, renderer, GPU...)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            continue
+        todo += children.get(pid, [])
+    return total
+
+
+async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
+    import shutil
+
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("chromium is not installed (Debian package 'chromium')")
+    async with MosquittoProcess() as broker:
+        mqtt_port = int(broker.url.rsplit(":", 1)[1])
+        http_port = free_port()
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SERVER, str(http_port), str(mqtt_port), SECRET, LINK_SECRET,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            line = await asyncio.wait_for(server.stdout.readline(), 30)
+            assert line.strip() == b"ready", line
+            rss0 = rss_bytes(server.pid)
+            clients = [f"c{i:03d}" for i in range(n_clients)]
+            stop = asyncio.Event()
+            async with (
+                MqttLink(MqttSettings(port=mqtt_port), "bench-publisher") as pub,
+                async_playwright() as pw,
+            ):
+                browser = await pw.chromium.launch(
+                    executable_path=chromium,
+                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+                )
+                page = await browser.new_page(viewport={"width": 1366, "height": 900})
+                await page.add_init_script(BROWSER_HOOK)
+
+                async def publish() -> None:
+                    slot = 1.0 / rate_hz / len(clients)
+                    k = 0
+                    start = time.monotonic()
+                    while not stop.is_set():
+                        c = clients[k % len(clients)]
+                        now = time.time()
+                        pub.publish_kind(c, Topic.METRICS, metrics(c, now, 72.0))
+                        pub.publish_kind(c, Topic.AROUSAL, arousal(c, now, 40.0 + (k % 7)))
+                        k += 1
+                        await asyncio.sleep(max(0.0, start + k * slot - time.monotonic()))
+
+                publisher = asyncio.create_task(publish())
+                await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
+                await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
+                await page.wait_for_selector("#conn[data-state='live']")
+                await asyncio.sleep(5.0)  # warm up
+                rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
+                await page.evaluate("window.__lat = []")
+                browser_pid = _browser_pid()
+                cpu0, bcpu0, wall0 = (
+                    cpu_seconds(server.pid),
+                    tree_cpu_seconds(browser_pid),
+                    time.monotonic(),
+                )
+                await asyncio.sleep(seconds)
+                cpu1, bcpu1, wall1 = (
+                    cpu_seconds(server.pid),
+                    tree_cpu_seconds(browser_pid),
+                    time.monotonic(),
+                )
+                lat = sorted(await page.evaluate("window.__lat"))
+                rss1 = rss_bytes(server.pid)
+                stop.set()
+                await publisher
+                await browser.close()
+        finally:
+            if server.stdin is not None:
+                server.stdin.close()
+            try:
+                await asyncio.wait_for(server.wait(), 10)
+            except TimeoutError:
+                server.kill()
+                await server.wait()
+    wall = wall1 - wall0
+    cpu = (cpu1 - cpu0) / wall
+    bcpu = (bcpu1 - bcpu0) / wall
+    expected = n_clients * rate_hz * seconds
+    print(
+        f"browser overview, {n_clients} clients ({rows} rows) x {2 * rate_hz:.1f} msg/s for "
+        f"{seconds:.0f} s: {len(lat)} new arousal values reached the page (about "
+        f"{expected:.0f} published); publish -> browser p50 {lat[len(lat) // 2] * 1e3:.1f} ms, "
+        f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms, max {lat[-1] * 1e3:.1f} ms; dashboard "
+        f"CPU {cpu * 100:.1f} % of a core ({cpu * 100 / n_clients:.3f} % per client), RSS "
+        f"{rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} "
+        f"KiB per client after {seconds + 7:.0f} s of history); Chromium CPU {bcpu * 100:.1f} % "
+        "of a core"
+    )
+
+
+def _browser_pid() -> int:
+    """The headless Chromium that this process's playwright driver started (a descendant)."""
+    me = os.getpid()
+
+    def parent(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes()
+            if b"chromium" not in cmd.split(b"\0")[0] or b"--type=" in cmd:
+                continue
+            pid = int(d.name)
+            while pid > 1:
+                pid = parent(pid)
+                if pid == me:
+                    return int(d.name)
+        except (OSError, IndexError, ValueError):
+            continue
+    raise SystemExit("the benchmark's Chromium process was not found")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,10 +433,19 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--rate", type=float, default=1.2, help="beats per second per client")
     ap.add_argument("--skip-hub", action="store_true")
+    ap.add_argument(
+        "--browser",
+        action="store_true",
+        help="only part 3: a real Chromium on the overview (use --clients 300)",
+    )
+    ap.add_argument("--memory-clients", type=int, default=100, help="clients for hub memory")
     args = ap.parse_args()
+    if args.browser:
+        asyncio.run(bench_browser(args.clients, args.seconds, args.rate))
+        return
     if not args.skip_hub:
         bench_hub()
-        bench_hub_memory()
+        bench_hub_memory(args.memory_clients)
     asyncio.run(bench_end_to_end(args.clients, args.seconds, args.rate))
 
 

@@ -30,17 +30,21 @@
     while (trail.length && trail[0][0] < t - TRAIL_S) trail.shift();
   }
 
-  // the arousal of the last two minutes; upper threshold dashed, lower dotted; breaks where no data
-  function sparkline(s) {
+  // the arousal of the last two minutes; upper threshold dashed, lower dotted; breaks where no data.
+  // Drawn into the row's own canvas, at most once a second per row (300 rows stay cheap).
+  function drawSpark(c, s) {
     const dpr = Math.max(1, Math.min(3, window.devicePixelRatio || 1));
-    const c = BF.el("canvas", { class: "spark", width: SPARK_W * dpr, height: SPARK_H * dpr });
-    c.setAttribute("role", "img");
+    if (c.width !== SPARK_W * dpr) {
+      c.width = SPARK_W * dpr;
+      c.height = SPARK_H * dpr;
+    }
+    const trail = trails.get(s.client) || [];
     const trend = s.trend == null ? "" : ", trend " + (s.trend > 0 ? "+" : "") + s.trend + " per minute";
     c.setAttribute("aria-label", "arousal of " + s.client + ", last 2 minutes" + trend);
-    c.dataset.points = String((trails.get(s.client) || []).length);
+    c.dataset.points = String(trail.length);
     const ctx = c.getContext("2d");
-    ctx.scale(dpr, dpr);
-    const trail = trails.get(s.client) || [];
+    ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+    ctx.clearRect(0, 0, SPARK_W, SPARK_H);
     const y = (v) => SPARK_H - 3 - (v / 100) * (SPARK_H - 6);
     const line = (v, dash, colour) => {
       ctx.strokeStyle = colour;
@@ -54,7 +58,7 @@
     };
     if (s.upper != null) line(s.upper, [4, 3], "#b07a20");
     if (s.lower != null) line(s.lower, [1, 3], "#5b6270");
-    if (!trail.length) return c;
+    if (!trail.length) return;
     const end = trail[trail.length - 1][0];
     const x = (t) => SPARK_W - ((end - t) / TRAIL_S) * SPARK_W;
     ctx.strokeStyle = "#6a4c9c";
@@ -71,7 +75,6 @@
       prev = t;
     }
     ctx.stroke();
-    return c;
   }
   const tbody = document.querySelector("#clients tbody");
   const chime = document.getElementById("chime");
@@ -92,26 +95,106 @@
     return [g, s.attention_why || ""];
   }
 
-  function meter(s) {
-    const wrap = BF.el("span", { class: "meter", title: "arousal 0–100" });
-    wrap.setAttribute("aria-hidden", "true"); // the number beside it says the same
-    if (s.arousal != null) {
-      const fill = BF.el("span", { class: "fill" });
-      fill.style.width = Math.max(0, Math.min(100, s.arousal)) + "%";
-      wrap.append(fill);
-    }
-    if (s.upper != null) {
-      const mark = BF.el("span", { class: "mark" });
-      mark.style.left = s.upper + "%";
-      wrap.append(mark);
-    }
-    return wrap;
-  }
-
   function order() {
     const keyed = [...rows.values()].map((s) => [group(s), s]);
     keyed.sort((a, b) => a[0][0] - b[0][0] || (a[1].client < b[1].client ? -1 : 1));
     return keyed;
+  }
+
+  function setText(el, text) {
+    if (el.textContent !== text) el.textContent = text;
+  }
+  function setAttr(el, name, value) {
+    if (el.getAttribute(name) !== value) el.setAttribute(name, value);
+  }
+
+  // One row per client, made once and then updated in place: rebuilding every row four times a
+  // second kept a browser busy for seconds with a few hundred clients.
+  const els = new Map(); // client id -> the row's elements
+  function makeRow(id) {
+    const r = {};
+    const href = "/t/" + encodeURIComponent(id);
+    r.tr = BF.el("tr", { class: "client-row", "data-client": id });
+    r.attnBadge = BF.el("span", {});
+    r.stateBadge = BF.el("span", { "data-field": "state" });
+    r.next = BF.el("td", { "data-field": "next", "data-label": "Next" });
+    r.fill = BF.el("span", { class: "fill" });
+    r.mark = BF.el("span", { class: "mark" });
+    const meterEl = BF.el("span", { class: "meter", title: "arousal 0–100" }, r.fill, r.mark);
+    meterEl.setAttribute("aria-hidden", "true"); // the number beside it says the same
+    r.arousal = BF.el("span", { "data-field": "arousal" });
+    r.trend = BF.el("span", { class: "trend", "data-field": "trend" });
+    r.canvas = BF.el("canvas", { class: "spark", width: SPARK_W, height: SPARK_H });
+    r.canvas.setAttribute("role", "img");
+    r.drawn = 0;
+    r.hr = BF.el("td", { class: "num", "data-field": "hr", "data-label": "HR" });
+    r.quality = BF.el("td", { class: "num", "data-field": "quality", "data-label": "Signal" });
+    r.conn = BF.el("span", {});
+    r.step = BF.el("td", { class: "num", "data-label": "Step" });
+    r.battery = BF.el("td", { class: "num", "data-field": "battery", "data-label": "Battery" });
+    r.age = BF.el("td", { class: "num", "data-label": "Last data" });
+    r.tr.append(
+      BF.el("td", { class: "attn", "data-field": "attention", "data-label": "Attention" }, r.attnBadge),
+      BF.el("td", { class: "who", "data-label": "Client" }, BF.el("a", { href, text: id })),
+      BF.el("td", { "data-label": "Session" }, r.stateBadge),
+      r.next,
+      BF.el("td", { class: "num", "data-label": "Arousal" }, meterEl, " ", r.arousal, r.trend),
+      BF.el("td", { class: "spark-cell", "data-label": "Last 2 min" }, r.canvas),
+      r.hr,
+      r.quality,
+      BF.el("td", { "data-label": "Connection" }, r.conn),
+      r.step,
+      r.battery,
+      r.age
+    );
+    r.tr.addEventListener("click", (ev) => {
+      if (ev.target.tagName !== "A") location.href = href;
+    });
+    return r;
+  }
+
+  function updateRow(r, s, rank, why, now) {
+    const marked = (alertedUntil.get(s.client) || 0) > now;
+    setAttr(r.tr, "class", "client-row group-" + GROUP_CLASS[rank] + (marked ? " alerted" : ""));
+    setAttr(r.tr, "data-attention", String(rank));
+    setAttr(r.attnBadge, "class", why ? "badge attn-" + GROUP_CLASS[rank] : "calm");
+    setText(r.attnBadge, why || "—");
+    const state = s.state || "unknown";
+    // in words from the dashboard's views; an older hub gives only the id: no underscores
+    const stateText = s.state_label || (s.state ? s.state.replaceAll("_", " ") : "no state yet");
+    setAttr(r.stateBadge, "class", "badge " + state);
+    setAttr(r.stateBadge, "data-state", state);
+    setText(r.stateBadge, stateText);
+    const next = s.next || {};
+    const nextText = s.client_ready ? next.short || "Client is ready" : next.short || NEXT_WHO[next.who] || "–";
+    setAttr(r.next, "class", "next-cell" + (s.client_ready ? " ready" : ""));
+    setAttr(r.next, "title", next.text || "");
+    if (r.next.textContent !== nextText || !!r.next.querySelector("strong") !== !!s.client_ready) {
+      r.next.replaceChildren(s.client_ready ? BF.el("strong", { text: nextText }) : nextText);
+    }
+    r.fill.hidden = s.arousal == null;
+    r.fill.style.width = Math.max(0, Math.min(100, s.arousal || 0)) + "%";
+    r.mark.hidden = s.upper == null;
+    r.mark.style.left = (s.upper || 0) + "%";
+    setText(r.arousal, BF.fmt(s.arousal));
+    const trend = s.trend == null ? "" : " " + (s.trend > 0 ? "↑ " : s.trend < 0 ? "↓ " : "") + Math.abs(s.trend).toFixed(0) + "/min";
+    setText(r.trend, trend);
+    const trail = trails.get(s.client) || [];
+    const sig = trail.length + ":" + (trail.length ? trail[trail.length - 1][0] : "") + ":" + s.upper + ":" + s.lower;
+    if (sig !== r.sig && (now - r.drawn >= 1000 || !r.drawn)) {
+      drawSpark(r.canvas, s);
+      r.sig = sig;
+      r.drawn = now;
+    }
+    setText(r.hr, s.hr == null ? "–" : BF.fmt(s.hr) + " bpm");
+    setText(r.quality, s.quality == null ? "–" : Math.round(s.quality * 100) + " %");
+    const [cls, label] = connection(s);
+    setAttr(r.conn, "class", "badge " + cls);
+    setText(r.conn, label);
+    setText(r.step, s.step_index != null ? s.step_index + 1 + (s.steps ? " / " + s.steps : "") : "–");
+    setAttr(r.step, "title", s.step_title || "");
+    setText(r.battery, s.battery == null ? "–" : BF.fmt(s.battery) + " %");
+    setText(r.age, s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago");
   }
 
   function render() {
@@ -119,43 +202,26 @@
     const keyed = order();
     document.getElementById("none").hidden = keyed.length > 0;
     const paused = keyed.filter(([g]) => g[0] === 0).length;
-    document.title = (paused ? "(" + paused + " paused) " : "") + baseTitle;
-    tbody.replaceChildren(
-      ...keyed.map(([[rank, why], s]) => {
-        const id = s.client;
-        const [cls, label] = connection(s);
-        const state = s.state || "unknown";
-        // in words from the dashboard's views; an older hub gives only the id: no underscores
-        const stateText = s.state_label || (s.state ? s.state.replaceAll("_", " ") : "no state yet");
-        const next = s.next || {};
-        const nextCell = BF.el("td", { class: "next-cell" + (s.client_ready ? " ready" : ""), "data-field": "next", "data-label": "Next", title: next.text || "" });
-        nextCell.append(s.client_ready ? BF.el("strong", { text: next.short || "Client is ready" }) : next.short || NEXT_WHO[next.who] || "–");
-        const step = s.step_index != null ? s.step_index + 1 + (s.steps ? " / " + s.steps : "") : "–";
-        const age = s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago";
-        const marked = (alertedUntil.get(id) || 0) > now;
-        const trend = s.trend == null ? "" : (s.trend > 0 ? "↑ " : s.trend < 0 ? "↓ " : "") + Math.abs(s.trend).toFixed(0) + "/min";
-        const tr = BF.el(
-          "tr",
-          { class: "client-row group-" + GROUP_CLASS[rank] + (marked ? " alerted" : ""), "data-client": id, "data-attention": String(rank) },
-          BF.el("td", { class: "attn", "data-field": "attention", "data-label": "Attention" }, why ? BF.el("span", { class: "badge attn-" + GROUP_CLASS[rank], text: why }) : BF.el("span", { class: "calm", text: "—" })),
-          BF.el("td", { class: "who", "data-label": "Client" }, BF.el("a", { href: "/t/" + encodeURIComponent(id), text: id })),
-          BF.el("td", { "data-label": "Session" }, BF.el("span", { class: "badge " + state, "data-field": "state", "data-state": state, text: stateText })),
-          nextCell,
-          BF.el("td", { class: "num", "data-label": "Arousal" }, meter(s), " ", BF.el("span", { "data-field": "arousal", text: BF.fmt(s.arousal) }), BF.el("span", { class: "trend", "data-field": "trend", text: trend ? " " + trend : "" })),
-          BF.el("td", { class: "spark-cell", "data-label": "Last 2 min" }, sparkline(s)),
-          BF.el("td", { class: "num", "data-field": "hr", "data-label": "HR", text: s.hr == null ? "–" : BF.fmt(s.hr) + " bpm" }),
-          BF.el("td", { class: "num", "data-field": "quality", "data-label": "Signal", text: s.quality == null ? "–" : Math.round(s.quality * 100) + " %" }),
-          BF.el("td", { "data-label": "Connection" }, BF.el("span", { class: "badge " + cls, text: label })),
-          BF.el("td", { class: "num", "data-label": "Step", title: s.step_title || "", text: step }),
-          BF.el("td", { class: "num", "data-field": "battery", "data-label": "Battery", text: s.battery == null ? "–" : BF.fmt(s.battery) + " %" }),
-          BF.el("td", { class: "num", "data-label": "Last data", text: age })
-        );
-        tr.addEventListener("click", (ev) => {
-          if (ev.target.tagName !== "A") location.href = "/t/" + encodeURIComponent(id);
-        });
-        return tr;
-      })
-    );
+    const title = (paused ? "(" + paused + " paused) " : "") + baseTitle;
+    if (document.title !== title) document.title = title;
+    for (const id of [...els.keys()]) {
+      if (!rows.has(id)) {
+        els.get(id).tr.remove();
+        els.delete(id);
+      }
+    }
+    const wanted = [];
+    for (const [[rank, why], s] of keyed) {
+      let r = els.get(s.client);
+      if (!r) els.set(s.client, (r = makeRow(s.client)));
+      updateRow(r, s, rank, why, now);
+      wanted.push(r.tr);
+    }
+    // move rows only when the order changed (a client changed group, or a new one came)
+    const current = tbody.children;
+    let same = current.length === wanted.length;
+    for (let i = 0; same && i < wanted.length; i++) same = current[i] === wanted[i];
+    if (!same) tbody.append(...wanted);
   }
 
   // a pause is news once: a line in the polite live region (read out by a screen reader when
