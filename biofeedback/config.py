@@ -390,10 +390,6 @@ class ServiceConfig:
     def single(config: AppConfig) -> ServiceConfig:
         return ServiceConfig(source=config.source, clients=(config,))
 
-    def replace_all(self, **changes: Any) -> ServiceConfig:
-        """The same change (e.g. `recording_dir=...`) applied to every client."""
-        return replace(self, clients=tuple(replace(c, **changes) for c in self.clients))
-
 
 def parse_service_config(
     text: str,

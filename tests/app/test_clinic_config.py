@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from biofeedback.config import (
@@ -111,31 +111,36 @@ def test_one_client_commands_refuse_a_clinic_file_with_a_clear_message() -> None
 
 # ---- hypothesis: any malformed clinic file is a ConfigError naming the file, never a crash
 
-_ids = st.one_of(
-    st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True),
-    st.text(max_size=70),
-    st.integers(),
-    st.none(),
-)
-_values = st.one_of(st.text(max_size=20), st.integers(), st.floats(), st.booleans(), st.none())
+_valid_ids = st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True)
+_valid_straps = st.from_regex(r"Polar H10 [0-9A-F]{3}", fullmatch=True)
+_junk = st.one_of(st.text(max_size=70), st.integers(), st.floats(), st.booleans(), st.none())
 
 
 @st.composite
 def _clinic_docs(draw: st.DrawFn) -> str:
-    entries = []
-    for _ in range(draw(st.integers(0, 7))):
-        entry: dict[str, Any] = {}
-        for key in draw(st.sets(st.sampled_from(["id", "strap", "protocol", "adapter", "x"]))):
-            entry[key] = draw(_ids if key == "id" else _values)
-        entries.append(entry)
+    """Clinic files, mostly well formed with one thing or another wrong, some wholly valid."""
     lines = []
-    for entry in entries:
+    for _ in range(draw(st.integers(0, 7))):
         lines.append("[[clients]]")
+        broken = draw(st.integers(0, 4)) == 0  # one entry in five has something wrong
+        entry: dict[str, Any] = {
+            "id": draw(st.one_of(_valid_ids, _junk) if broken else _valid_ids),
+            "strap": draw(st.one_of(_valid_straps, _junk) if broken else _valid_straps),
+        }
+        if draw(st.integers(0, 3)) == 0:
+            entry["protocol"] = draw(
+                st.one_of(st.just("p.toml"), _junk) if broken else st.just("p.toml")
+            )
+        if broken and draw(st.booleans()):
+            entry[draw(st.sampled_from(["adapter", "x", "Id"]))] = draw(_junk)
         for key, value in entry.items():
             if value is not None:
                 lines.append(f"{key} = {_toml(value)}")
     if draw(st.booleans()):
-        lines.append(f"[bluetooth]\nmax_links_per_adapter = {_toml(draw(_values) or 0)}")
+        limit = draw(st.one_of(st.integers(-2, 40), _junk))
+        lines.append(
+            f"[bluetooth]\nmax_links_per_adapter = {_toml(limit if limit is not None else 0)}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -158,6 +163,7 @@ def _toml(value: Any) -> str:
 @settings(max_examples=300, deadline=None)
 @given(_clinic_docs())
 def test_any_clinic_file_loads_valid_or_fails_naming_the_file(text: str) -> None:
+    """Accepted only when valid (ids, straps, the link limit), else refused naming the file."""
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -168,6 +174,7 @@ def test_any_clinic_file_loads_valid_or_fails_naming_the_file(text: str) -> None
         error = str(exc)
     else:
         error = ""
+    event("refused" if error else "accepted")
     if error:
         assert error.startswith(str(SRC)), error
         return
