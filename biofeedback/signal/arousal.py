@@ -7,6 +7,7 @@ value = w * fast + (1 - w) * slow, each clipped to 0..100; heart rate alone when
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from biofeedback.signal.measures import (
@@ -16,6 +17,9 @@ from biofeedback.signal.measures import (
     SignalConfig,
     SignalQuality,
 )
+
+MOVEMENT_REASON = "movement"  # Arousal.reason starts with it while the client moves
+MOVEMENT_CONFIDENCE = 0.5  # confidence factor while moving (docs/ecg.md, "Movement")
 
 Z_OFFSET = 25.0  # a client exactly at their resting baseline scores 25
 Z_SCALE = 18.75  # +4 baseline spreads reaches 100, -1.33 reaches 0
@@ -72,3 +76,14 @@ def ln_or_none(rmssd_ms: float | None) -> float | None:
     if rmssd_ms is None or rmssd_ms <= 0:
         return None
     return math.log(rmssd_ms)
+
+
+def during_movement(a: Arousal, factor: float = MOVEMENT_CONFIDENCE) -> Arousal:
+    """The estimate while the chest accelerometer says the client moves: heart rate then also
+    answers exertion, talking or shifting in the chair, not only fear. The value stays (pausing
+    stays the default: the protocol decides whether movement may trigger a pause); the reason
+    starts with "movement" and the confidence is multiplied by `factor`."""
+    if a.value is None:
+        return a
+    why = MOVEMENT_REASON if a.reason is None else f"{MOVEMENT_REASON}; {a.reason}"
+    return dataclasses.replace(a, confidence=a.confidence * factor, reason=why)

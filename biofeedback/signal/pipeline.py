@@ -38,6 +38,7 @@ from biofeedback.signal.timedomain import CONTACT_CODES, SegmentStore, TimeWindo
 log = logging.getLogger(__name__)
 
 WARM_SHARE = 0.75  # HRV counts once the segment covers this share of the long window
+MOVEMENT_STALE_S = 5.0  # a "moving" report counts this long (the meter reports every second)
 PROVISIONAL = "provisional"  # CleanBeat.artifact of a beat the intake screen replaced
 HR_ONLY_REASON = "the strap sends no RR intervals: HRV unavailable"
 
@@ -117,6 +118,7 @@ class SignalPipeline:
         self._quality_cache: SignalQuality | None = None
         self._quality_key: tuple[float, float, bool | None, bool, str | None] | None = None
         self._ecg_verdicts: dict[int, EcgVerdict] = {}  # segment index -> the ECG's verdict
+        self._moving_t: float | None = None  # newest movement report saying "moving"
         self._new_segment()
 
     # ---- public API ------------------------------------------------------------------------
@@ -307,6 +309,12 @@ class SignalPipeline:
         self._ecg_verdicts[k] = verdict
         return True
 
+    def set_movement(self, t: float, moving: bool) -> None:
+        """The chest accelerometer's word at `t` (movement.MovementSample): while the client
+        moves, arousal carries the reason "movement" and a lower confidence (arousal.py). A
+        report older than MOVEMENT_STALE_S no longer counts."""
+        self._moving_t = float(t) if moving else None
+
     def window_values_ms(self, which: str = "long") -> list[float]:
         """Current cleaned RR values (ms) of the "short" or "long" window, oldest first."""
         return (self._short if which == "short" else self._long).values_ms()
@@ -459,4 +467,7 @@ class SignalPipeline:
             c,
             "calibrating" if cal is not None else "no baseline",
         )
+        mt = self._moving_t
+        if mt is not None and -MOVEMENT_STALE_S <= t - mt <= MOVEMENT_STALE_S:
+            aro = arousal_mod.during_movement(aro)
         return BeatUpdate(t, beat, rejected, hr, short, long, freq, quality, aro, revised)
