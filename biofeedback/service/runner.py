@@ -109,6 +109,7 @@ class SessionRunner:
         self.link_limit_hint = link_limit_hint
         self.device_failures = 0
         self._failed_at: float | None = None  # session time the failed device last had data
+        self._contact_lost = False  # as the devices last said (a fresh one knows nothing of it)
         self.clock = clock
         self.publisher = publisher
         self.recorder = recorder
@@ -208,6 +209,17 @@ class SessionRunner:
                 gap_s=gap,
             )
         )
+        m = reading.measurement if isinstance(reading, Notification) else None
+        if self._contact_lost and m is not None and m.contact is not False:
+            # the failed device lost contact; the fresh one starts with it and will not say so
+            self.process(
+                DeviceEvent(
+                    t=reading.t,
+                    device=reading.device,
+                    kind=DeviceEventKind.CONTACT_RESTORED,
+                    detail="skin contact reported by the strap opened again",
+                )
+            )
 
     async def _tick_loop(self) -> None:
         start = self.clock.now()
@@ -305,6 +317,8 @@ class SessionRunner:
             )
 
     def _device_event(self, e: DeviceEvent) -> None:
+        if e.kind in (DeviceEventKind.CONTACT_LOST, DeviceEventKind.CONTACT_RESTORED):
+            self._contact_lost = e.kind is DeviceEventKind.CONTACT_LOST
         if e.kind is DeviceEventKind.MALFORMED:
             # Told once, from the notification itself, which carries the raw bytes.
             return

@@ -39,9 +39,15 @@ PAYLOAD = encode_heart_rate_measurement(HeartRateMeasurement(70, True, True, Non
 class ScriptedStrap:
     """A device that sends `beats` notifications a session second apart, then fails or ends."""
 
-    def __init__(self, clock: ScaledClock, beats: int, fail: BaseException | None) -> None:
+    def __init__(
+        self,
+        clock: ScaledClock,
+        beats: int,
+        fail: BaseException | None,
+        then: DeviceEventKind | None = None,
+    ) -> None:
         self.name = "scripted"
-        self.clock, self.beats, self.fail = clock, beats, fail
+        self.clock, self.beats, self.fail, self.then = clock, beats, fail, then
         self.timer = BeatTimer(self.name)
         self.opened = 0
 
@@ -56,6 +62,8 @@ class ScriptedStrap:
         for _ in range(self.beats):
             await self.clock.sleep(0.86)
             yield self.timer.notification(self.clock.now(), PAYLOAD)
+        if self.then is not None:
+            yield DeviceEvent(self.clock.now(), self.name, self.then)
         if self.fail is not None:
             raise self.fail
         yield DeviceEvent(self.clock.now(), self.name, DeviceEventKind.ENDED)
@@ -98,6 +106,37 @@ async def test_a_crashing_strap_pauses_monitoring_and_is_opened_again() -> None:
     lost_event = next(e for e in events if e.get("kind") == "signal_lost")
     assert "strap software failed" in lost_event["detail"]
     assert len(pub.kinds(Topic.BEAT)) == 7  # every beat of both straps, none invented
+
+
+async def test_contact_lost_before_a_crash_is_restored_by_the_fresh_strap() -> None:
+    """A fresh strap starts with contact and never says it came back: the runner does, so the
+    session's monitoring is whole again."""
+    clock = ScaledClock(200.0)
+    made = iter(
+        [
+            ScriptedStrap(clock, 2, RuntimeError("crash"), then=DeviceEventKind.CONTACT_LOST),
+            ScriptedStrap(clock, 3, None),
+        ]
+    )
+    pub = Collect()
+    monitoring: list[bool] = []
+    runner = SessionRunner(
+        core=_core(clock.now()),
+        device=None,
+        device_factory=lambda: next(made),
+        clock=clock,
+        publisher=pub,
+        on_snapshot=lambda snap: monitoring.append(snap.monitoring_ok),
+    )
+    async with asyncio.timeout(30):
+        await runner.run()
+    kinds = [e["kind"] for e in pub.kinds(Topic.EVENT) if e.get("source") == "device"]
+    assert kinds.index("contact_lost") < kinds.index("signal_lost")
+    assert kinds.index("signal_restored") < kinds.index("contact_restored")
+    # lost with the contact, whole again once the fresh strap's first beat came (then the
+    # second strap's end loses it for good)
+    first_loss = monitoring.index(False)
+    assert True in monitoring[first_loss:]
 
 
 async def test_without_a_factory_a_device_failure_still_ends_the_run() -> None:
