@@ -4,6 +4,8 @@
     <out>/sub-<c>/ses-<s>/beh/sub-<c>_ses-<s>_task-exposure_events.tsv (+ .json)
     <out>/sub-<c>/ses-<s>/beh/sub-<c>_ses-<s>_task-exposure_recording-cardiac_physio.tsv.gz
         (+ .json)
+    <out>/sub-<c>/ses-<s>/beh/sub-<c>_ses-<s>_task-exposure_recording-ecg_physio.tsv.gz
+        (+ .json; only when the strap streamed raw ECG)
     <out>/sourcedata/sub-<c>/ses-<s>/   the original recording, raw bytes and all
 
 No imaging, so the data type folder is `beh`. BIDS physio files must be uniformly sampled: beat
@@ -91,6 +93,7 @@ def export_bids(session_dir: Path, out_dir: Path) -> Path:
         _dataset_files(out_dir, sub)
         _events(info, s, beh / f"{stem}_events.tsv")
         _physio(info, s.start_t, beh / f"{stem}_recording-cardiac_physio.tsv.gz")
+        _ecg_physio(info, s.start_t, beh / f"{stem}_recording-ecg_physio.tsv.gz")
         src = out_dir / "sourcedata" / f"sub-{sub}" / f"ses-{ses}"
         if src.exists():
             shutil.rmtree(src)
@@ -249,5 +252,45 @@ def _physio(info: RecordingInfo, start_t: float, path: Path) -> None:
         | {
             name: {"Units": u, "Description": d} if u else {"Description": d}
             for name, (u, d) in _PHYSIO_COLUMNS.items()
+        },
+    )
+
+
+def _ecg_physio(info: RecordingInfo, start_t: float, path: Path) -> None:
+    """The strap's raw ECG (ecg.tsv) as a BIDS physio file at its own measured rate.
+
+    Samples sit on a uniform grid at the median sample period; samples the strap took but that
+    never arrived (pmd.tsv gaps) are `n/a`, so the grid stays uniform across gaps. Nothing is
+    written for a recording without raw ECG.
+    """
+    rows = info.rows("ecg")
+    if len(rows) < 2:
+        return
+    t = np.array([r["t"] for r in rows], dtype=float)
+    mv = np.array([r["uv"] for r in rows], dtype=float) / 1000.0
+    period = float(np.median(np.diff(t)))
+    if not period > 0:
+        raise RecordingError(f"{info.path}: ecg.tsv times do not increase")
+    k = np.rint((t - t[0]) / period).astype(int)
+    series = np.full(int(k[-1]) + 1, np.nan)
+    series[k] = mv
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as f:
+        for v in series:
+            f.write(("n/a" if np.isnan(v) else f"{v:.3f}") + "\n")
+    _write_json(
+        Path(str(path).removesuffix(".tsv.gz") + ".json"),
+        {
+            "SamplingFrequency": round(1.0 / period, 4),
+            "StartTime": float(t[0]) - start_t,
+            "Columns": ["cardiac"],
+            "cardiac": {
+                "Units": "mV",
+                "Description": "ECG of the chest strap (its own electrodes), as it sent it",
+            },
+            "Description": (
+                "The strap's raw ECG (Polar PMD), on a uniform grid at its measured rate; n/a "
+                "for samples the strap took that never arrived. The notifications' bytes and "
+                "per-sample times are in sourcedata/ (pmd.tsv, ecg.tsv)."
+            ),
         },
     )

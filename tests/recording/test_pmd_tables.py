@@ -53,3 +53,35 @@ def test_raw_frames_samples_gaps_and_status_are_recorded(tmp_path: Path) -> None
     assert times == sorted(times)
     assert ecg_rows[0]["first_t"] == times[0]
     assert ecg_rows[-1]["last_t"] == times[-1]
+
+
+def test_bids_export_has_the_raw_ecg_as_physio_with_gaps_as_na(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    from biofeedback.recording.export import export_bids
+
+    reader = PmdFrameReader("Polar H10 X")
+    frames = [
+        pmd.encode_ecg(10**12 + round(k * 73e9 / 130), [k * 1000 + i for i in range(73)])
+        for k in range(6)
+    ]
+    with SessionRecorder(tmp_path / "rec", client_id="c1", meta={"start_t": START_T}) as rec:
+        for k, raw in enumerate(frames):
+            if k == 3:
+                continue  # lost
+            for r in reader.read(START_T + 1 + k * 73 / 130 + 0.02, raw):
+                rec.pmd(r)
+    beh = export_bids(rec.path, tmp_path / "bids")
+    (physio,) = beh.glob("*_recording-ecg_physio.tsv.gz")
+    with gzip.open(physio, "rt") as fh:
+        lines = fh.read().splitlines()
+    assert len(lines) == 6 * 73  # uniform grid: the lost frame's samples are n/a
+    assert lines[3 * 73 : 4 * 73] == ["n/a"] * 73
+    assert lines[0] == "0.000"
+    assert lines[4 * 73] == "4.000"  # 4000 µV
+    side = json.loads(physio.with_name(physio.name.replace(".tsv.gz", ".json")).read_text())
+    assert side["Columns"] == ["cardiac"]
+    assert side["cardiac"]["Units"] == "mV"
+    assert abs(side["SamplingFrequency"] - 130) < 0.5
+    assert abs(side["StartTime"] - 1.02) < 0.6
