@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -44,6 +44,20 @@ def client(resonance_bpm: float, seed: int) -> SimProfile:
         noise_ms=float(rng.uniform(5, 12)),
         pacer_lag_s=float(rng.uniform(0.0, 1.5)),
         ectopic_per_min=0.5,
+    )
+
+
+def harsh_client(resonance_bpm: float, seed: int) -> SimProfile:
+    """The same people with a noisier heart and a sloppier follower: beat noise 12-20 ms, 2
+    ectopic beats/min, Mayer waves 20-30 ms, HR wander 3 bpm, trailing the pacer by 0-2 s."""
+    rng = np.random.default_rng(50_000 + seed)
+    return replace(
+        client(resonance_bpm, seed),
+        noise_ms=float(rng.uniform(12, 20)),
+        ectopic_per_min=2.0,
+        pacer_lag_s=float(rng.uniform(0.0, 2.0)),
+        lf_ms=float(rng.uniform(20, 30)),
+        drift_bpm=3.0,
     )
 
 

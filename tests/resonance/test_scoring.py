@@ -22,7 +22,7 @@ from biofeedback.signal.resonance import (
     score_block,
 )
 from tests.hrv.helpers import rel
-from tests.resonance.sim import assess, client, simulate
+from tests.resonance.sim import assess, client, harsh_client, simulate
 
 TOL_LONG = 1e-6  # docs/arousal.md: windows of 100 s and longer (tests/hrv/test_frequency.py)
 
@@ -205,3 +205,16 @@ def test_finds_the_simulated_resonance_in_at_least_90_percent_of_seeds() -> None
             exact += a.rate_bpm == res
     print(f"resonance found within 0.5/min: {hits}/{n}; exactly: {exact}/{n}; misses {misses}")
     assert hits / n >= 0.9, misses
+
+
+def test_noisier_clients_still_mostly_found() -> None:
+    """Beyond the target: a noisier heart and a client trailing the pacer by up to 2 s. Measured
+    on seeds 100-139 per rate: 188/200 (94 %) within 0.5/min (docs/resonance.md)."""
+    hits = n = 0
+    for res in (4.5, 5.0, 5.5, 6.0, 6.5):
+        for seed in range(100, 100 + SEEDS):
+            a = assess(simulate(harsh_client(res, seed), seed))
+            n += 1
+            hits += a.rate_bpm is not None and abs(a.rate_bpm - res) <= 0.5 + 1e-9
+    print(f"noisier clients: within 0.5/min {hits}/{n}")
+    assert hits / n >= 0.85
