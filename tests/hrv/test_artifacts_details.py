@@ -262,7 +262,7 @@ def test_every_artifact_is_interpolated_from_the_normal_beats_around_it(case: in
 
 
 def test_detect_names_each_kind_as_labels_does() -> None:
-    x = walk(1500, 9, 15_000, 0.3, True)
+    x = walk(200, 1, 15_000, 0.3, True)
     codes = judge_segment(x).labels.tolist()
     names = detect(x.tolist())
     assert names == [LABELS[c] if c > 0 else None for c in codes]
@@ -270,11 +270,11 @@ def test_detect_names_each_kind_as_labels_does() -> None:
     assert None in names
 
 
-@pytest.mark.parametrize("n", [90, 91, 92, 93, 122, 123, 124])
+@pytest.mark.parametrize("n", [90, 91, 92, 123])
 def test_segments_just_past_one_threshold_window(n: int) -> None:
     """The vectorised form's lower bound works on the judgements past the first 91 values: from
     one row on (a segment of 91 beats with lag 6 has exactly one)."""
-    for seed in range(3):
+    for seed in range(2):
         x = walk(n, seed, 15_000, 0.1, True)
         assert_same(x)
         assert_same(x, 7)
@@ -299,7 +299,7 @@ def test_a_beat_tested_with_its_predecessor_is_pending_until_its_turn() -> None:
     assert LABELS[4] == "longshort"  # the second half of the split: tested with the first
 
 
-@pytest.mark.parametrize("case", [1, 2, 3, 4, 6])
+@pytest.mark.parametrize("case", [1, 3, 4])
 def test_a_resumed_detector_continues_exactly_like_the_stream(case: int) -> None:
     """`Detector.resume` from the stream's own judged values, wherever nothing is pending,
     judges the rest of the segment exactly as the stream goes on to (the vectorised form starts
@@ -314,7 +314,7 @@ def test_a_resumed_detector_continues_exactly_like_the_stream(case: int) -> None
             values[j.k] = j.value_us
             labels[j.k] = LABELS.index(j.artifact)
         nb = det.next_beat
-        if e % 23 or det.open_artifacts or det.pending(nb) is not None or e + 1 < 50:
+        if e % 37 or det.open_artifacts or det.pending(nb) is not None or e + 1 < 50:
             continue
         normals = np.flatnonzero(labels[:nb] == NORMAL)
         res = Detector.resume(
@@ -338,3 +338,19 @@ def _copy_stream(x: np.ndarray, lag: int) -> Detector:
     for v in x.tolist():
         det.push(v)
     return det
+
+
+@pytest.mark.parametrize("factor", [1.5, 1.3, 0.75, 0.6])
+def test_a_run_of_three_long_or_short_beats_is_caught_by_its_distance_from_the_median(
+    factor: float,
+) -> None:
+    """Three beats off the rhythm together: no dRR pattern of the paper (the second and third
+    differ little from the first), only |mRR| > 3 Th2 names the first. The vectorised form must
+    hand such a beat to the per-beat detector, in a calm rhythm and in a very variable one."""
+    x = calm(300, seed=5)
+    x[150:153] = (x[150:153] * factor).astype(np.int64)
+    assert_same(x)
+    assert judge_segment(x).labels[150] == LONGSHORT
+    y = walk(300, 11, 40_000, 0.0, False)
+    y[150:153] = (y[150:153] * factor).astype(np.int64)
+    assert_same(y)
