@@ -13,6 +13,7 @@ import pytest
 
 from biofeedback.devices import pmd
 from biofeedback.recording import open_session
+from biofeedback.recording.pmd_replay import replay_pmd
 from biofeedback.recording.reader import list_sessions
 from biofeedback.service import payloads
 from tests.devices.fake_bluez import FakeBlueZ, FakeStrap, PmdSpec, StrapSpec
@@ -89,3 +90,7 @@ async def test_run_streams_rr_and_raw_ecg_to_mqtt_and_the_recording(
     assert any("MTU too small, retrying" in s for s in statuses), statuses
     assert any(s.startswith("ECG streaming") for s in statuses), statuses
     assert [r["uv"] for r in info.rows("ecg")] == recorded_uv
+    # ... and the raw tables are rebuilt exactly from the recorded bytes by the live decoder.
+    replayed = replay_pmd(session)
+    assert replayed.identical, replayed.differences
+    assert replayed.ecg_samples == len(recorded_uv)

@@ -85,3 +85,36 @@ def test_bids_export_has_the_raw_ecg_as_physio_with_gaps_as_na(tmp_path: Path) -
     assert side["cardiac"]["Units"] == "mV"
     assert abs(side["SamplingFrequency"] - 130) < 0.5
     assert abs(side["StartTime"] - 1.02) < 0.6
+
+
+def test_replay_rebuilds_the_raw_tables_from_the_bytes(tmp_path: Path) -> None:
+    from biofeedback.recording.pmd_replay import replay_pmd
+
+    reader = PmdFrameReader("Polar H10 X")
+    frames = [
+        pmd.encode_ecg(10**12 + round(k * 73e9 / 130), [k * 10 - i for i in range(73)])
+        for k in range(8)
+    ]
+    with SessionRecorder(tmp_path, client_id="c1", meta={"start_t": START_T}) as rec:
+        rec.pmd(PmdStatus("Polar H10 X", START_T, PmdStream.ECG, "ECG streaming"))
+        for k, raw in enumerate(frames):
+            if k == 5:
+                continue
+            if k == 6:
+                raw = raw[:41]  # cut inside a sample: malformed
+            for r in reader.read(START_T + 1 + k * 0.5 + (k % 3) * 0.07, raw):
+                rec.pmd(r)
+        rec.pmd(reader.read(START_T + 9, pmd.encode_acc_raw(10**12, [(1, 2, 3)] * 36))[0])
+    result = replay_pmd(rec.path)
+    assert result.identical, result.differences
+    assert result.frames == 8
+    assert result.ecg_samples == 6 * 73
+    # A recording that no longer matches its bytes is told apart, row by row.
+    ecg = rec.path / "ecg.tsv"
+    lines = ecg.read_text().splitlines()
+    t, uv = lines[5].split("\t")
+    lines[5] = f"{t}\t{int(uv) + 1}"
+    ecg.write_text("\n".join(lines) + "\n")
+    bad = replay_pmd(rec.path)
+    assert not bad.identical
+    assert bad.differences[0].startswith("ecg.tsv row 5: recorded")
