@@ -177,7 +177,8 @@
     r.mark.hidden = s.upper == null;
     r.mark.style.left = (s.upper || 0) + "%";
     setText(r.arousal, BF.fmt(s.arousal));
-    const trend = s.trend == null ? "" : " " + (s.trend > 0 ? "↑ " : s.trend < 0 ? "↓ " : "") + Math.abs(s.trend).toFixed(0) + "/min";
+    const per = s.trend == null ? null : Math.round(s.trend);
+    const trend = per == null ? "" : " " + (per > 0 ? "↑ " : per < 0 ? "↓ " : "→ ") + Math.abs(per) + "/min";
     setText(r.trend, trend);
     const trail = trails.get(s.client) || [];
     const sig = trail.length + ":" + (trail.length ? trail[trail.length - 1][0] : "") + ":" + s.upper + ":" + s.lower;
