@@ -16,7 +16,9 @@ class SignalConfig:
     short_window_s: float = 30.0
     long_window_s: float = 60.0
     frequency_window_s: float = 120.0  # 60-300 s
-    frequency_cadence_s: float = 1.0  # at most one spectral update per this many seconds
+    # at most one spectral update per this many seconds (docs/arousal.md, "Frequency domain":
+    # a 120 s spectrum moves slowly, and no screen shows it per second)
+    frequency_cadence_s: float = 15.0
     calibration_s: float = 120.0
     paced_breathing_hz: float = 0.1  # 6 breaths/min, the default guidance pattern
     min_rr_ms: float = 250.0

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import pytest
 
-from biofeedback.signal import SignalPipeline
+from biofeedback.signal import SignalConfig, SignalPipeline
 from biofeedback.signal.frequency import frequency_domain
 from biofeedback.signal.synthetic import rr_series
 from tests.hrv.helpers import rel
@@ -79,17 +79,31 @@ def test_breathing_rate_and_coherence_follow_paced_breathing() -> None:
     assert free.coherence < 0.2
 
 
-def test_pipeline_spectra_at_most_once_per_second() -> None:
+@pytest.mark.parametrize("cadence_s", [1.0, SignalConfig().frequency_cadence_s])
+def test_pipeline_spectra_at_most_once_per_cadence(cadence_s: float) -> None:
+    """One spectrum at the first beat at least `frequency_cadence_s` after the previous one,
+    from the first beat 60 s into the segment: the default and a spectrum a second."""
     t, rr = rr_series(200, seed=6, hr_bpm=110.0)
-    p = SignalPipeline()
-    times = [
-        u.t
-        for u in (p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True))
-        if u.frequency is not None
-    ]
-    assert len(times) > 100
-    assert min(np.diff(times)) >= 1.0
-    assert times[0] - t[0] >= 60.0
+    p = SignalPipeline(SignalConfig(frequency_cadence_s=cadence_s))
+    ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
+    times = [u.t for u in ups if u.frequency is not None]
+    first = next(a for a in t.tolist() if a - t[0] >= 60.0)
+    assert times[0] == first
+    expected = [first]
+    for a in t.tolist():
+        if a - expected[-1] >= cadence_s:
+            expected.append(a)
+    assert times == expected
+    assert len(times) >= (t[-1] - first) / (cadence_s + 1.0)
+
+
+def test_default_cadence_is_the_documented_one() -> None:
+    """docs/arousal.md and config/biofeedback.toml state a spectrum at most every 15 s."""
+    from pathlib import Path
+
+    assert SignalConfig().frequency_cadence_s == 15.0
+    toml = Path(__file__).resolve().parents[2] / "config" / "biofeedback.toml"
+    assert "frequency_cadence_s = 15.0" in toml.read_text(encoding="utf-8")
 
 
 def test_latest_frequency_kept_until_a_gap() -> None:

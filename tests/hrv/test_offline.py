@@ -124,13 +124,14 @@ def test_offline_equals_streaming_without_baseline_or_correction() -> None:
 
 def test_offline_frequency_matches_streaming() -> None:
     t, rr = rr_series(200, seed=8)
-    p = SignalPipeline()
-    ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
-    got = [(i, u.frequency) for i, u in enumerate(ups)]
-    stream_f = [(i, f) for i, f in got if f is not None]
-    off = compute_offline(t, rr, frequency=True)
-    assert len(stream_f) > 50
-    assert off.frequency == stream_f
+    for cfg, least in ((SignalConfig(frequency_cadence_s=1.0), 50), (SignalConfig(), 5)):
+        p = SignalPipeline(cfg)
+        ups = [p.push_rr(a, b) for a, b in zip(t.tolist(), rr.tolist(), strict=True)]
+        got = [(i, u.frequency) for i, u in enumerate(ups)]
+        stream_f = [(i, f) for i, f in got if f is not None]
+        off = compute_offline(t, rr, cfg, frequency=True)
+        assert len(stream_f) > least
+        assert off.frequency == stream_f
 
 
 def test_offline_on_empty_and_all_bad_input() -> None:

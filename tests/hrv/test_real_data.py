@@ -224,7 +224,7 @@ def test_rsa_breathing_rate_agrees_with_respiration_belt(shared_data: Path, name
         _, info = nk.ecg_peaks(df["ECG"].to_numpy(), sampling_rate=100)
         rsp, _ = nk.rsp_process(df["RSP"].to_numpy(), sampling_rate=100)
     peaks = np.asarray(info["ECG_R_Peaks"])
-    p = SignalPipeline()
+    p = SignalPipeline(SignalConfig(frequency_cadence_s=1.0))  # a spectrum a second: > 100 rates
     rates = []
     for a, b in zip((peaks[1:] / 100.0).tolist(), (np.diff(peaks) * 10.0).tolist(), strict=True):
         u = p.push_rr(a, b)
