@@ -129,3 +129,77 @@ def test_demo_of_a_group_of_three(tmp_path: Any) -> None:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate(timeout=10)
+
+
+@pytest.mark.browser
+def test_demo_of_six_shows_six_clients_on_one_overview(tmp_path: Any) -> None:
+    """The issue's check, in a real Chromium: `demo --clients 6`, the therapist signs in with
+    the link and the overview shows six client rows, each with a live heart rate."""
+    require_binary("mosquitto", "mosquitto")
+    chromium = require_binary("chromium", "chromium")
+    http = free_port()
+    env = dict(
+        os.environ,
+        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
+        BIOFEEDBACK_EMBEDDED_BROKER="mosquitto",
+        PYTHONUNBUFFERED="1",
+    )
+    cmd = [
+        sys.executable, "-m", "biofeedback.cli", "demo", "--clients", "6", "--no-actor",
+        "--speed", "5", "--http-port", str(http), "--mqtt-port", "0",
+        "--data-dir", str(tmp_path), "--duration", "3600",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_port(http, 40)
+        import asyncio
+
+        from playwright.async_api import async_playwright
+
+        from tests.web.test_browser import CHROMIUM_ARGS
+
+        async def overview() -> tuple[list[str], list[str]]:
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+                try:
+                    page = await browser.new_page(viewport={"width": 1400, "height": 900})
+                    await page.goto(f"http://127.0.0.1:{http}/?token={SECRET}")
+                    rows = page.locator("tbody tr")
+                    deadline = time.monotonic() + 60
+                    while True:
+                        texts = await rows.all_inner_texts()
+                        named = [t for t in texts if "client-0" in t]
+                        if len(named) == 6 and all("bpm" in t for t in named):
+                            break
+                        assert time.monotonic() < deadline, texts
+                        await page.wait_for_timeout(500)
+                    shots = tmp_path / "overview-6.png"
+                    await page.screenshot(path=str(shots))
+                    links = await page.locator("tbody tr a").all_inner_texts()
+                    return named, links
+                finally:
+                    await browser.close()
+
+        rows, links = asyncio.run(overview())
+        assert sorted(links) == [f"client-{i:03d}" for i in range(1, 7)], links
+        assert len(rows) == 6
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=40)
+        assert proc.returncode == 0, err
+        assert "Traceback" not in err, err
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.communicate(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate(timeout=10)
