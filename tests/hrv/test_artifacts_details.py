@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from biofeedback.signal.artifacts import (
+    ABRUPT_RATIO,
     ALPHA,
     EXTRA,
     FLOOR_US,
@@ -23,9 +24,11 @@ from biofeedback.signal.artifacts import (
     NORMAL,
     Q1_RATIO,
     QD_BEATS,
+    SMOOTH_PCT,
     UNJUDGED,
     Detector,
     _chain,
+    _course_fails,
     _lower_bounds,
     _ls_class,
     _ls_classes,
@@ -354,3 +357,78 @@ def test_a_run_of_three_long_or_short_beats_is_caught_by_its_distance_from_the_m
     y = walk(300, 11, 40_000, 0.0, False)
     y[150:153] = (y[150:153] * factor).astype(np.int64)
     assert_same(y)
+
+
+# ---- the veto's exception for abrupt shortenings (`_course_fails`), at its edges ---------------
+
+
+def beats_with_steps(steps: list[int], start: int = 800_000) -> list[int]:
+    """RR whose successive differences alternate in sign with the given sizes."""
+    y = [start]
+    for i, s in enumerate(steps):
+        y.append(y[-1] + (s if i % 2 else -s))
+    return y
+
+
+def abrupt(history: list[int], drop: int, tail: list[int]) -> tuple[list[int], int]:
+    """The history's beats, then beat j `drop` shorter than beat j-1, then `tail`: (y, j)."""
+    y = beats_with_steps(history)
+    y.append(y[-1] - drop)
+    return y + tail, len(y) - 1
+
+
+# |dRR| of the 15 beats before j: 1..15 ms, median 8 ms, so "abrupt" is more than 32 ms
+HISTORY = [5_000] * 5 + [k * 1_000 for k in (3, 14, 8, 1, 15, 6, 11, 2, 13, 9, 4, 12, 7, 10, 5)]
+COUPLET = [539_000, 1_492_000, 800_000]  # a second premature beat and the pause: j+1 off course
+
+
+def test_an_abrupt_shortening_is_more_than_4_median_steps_of_the_15_beats_before() -> None:
+    y, j = abrupt(HISTORY, 32_000, COUPLET)
+    assert not _course_fails(j, y, 0, 0)
+    y, j = abrupt(HISTORY, 32_001, COUPLET)
+    assert _course_fails(j, y, 0, 0)
+
+
+def test_next_to_the_segment_start_the_median_is_of_the_steps_since() -> None:
+    # the segment starts 4 beats before j: the steps of beats first+1..j-1 are 2, 7, 1 ms
+    y, j = abrupt([50_000] * 16 + [2_000, 7_000, 1_000], 8_001, COUPLET)
+    first = j - 4
+    assert _course_fails(j, y, first, 0)
+    y, j = abrupt([50_000] * 16 + [2_000, 7_000, 1_000], 8_000, COUPLET)
+    assert not _course_fails(j, y, first, 0)
+    # no beat of the segment before j-1: nothing to compare with
+    assert not _course_fails(j, y, j - 1, 0)
+    assert not _course_fails(j, y, j, 0)
+
+
+def test_a_late_premature_beat_is_one_far_below_its_course_before_a_longer_beat() -> None:
+    # beat j+1 exactly on its own course (j-1, j, j+2, j+3): only the last rule can fail it
+    y, j = abrupt(HISTORY, 40_000, [0, 900_000, 900_000])
+    q6 = -y[j - 1] + 4 * y[j] + 4 * y[j + 2] - y[j + 3]
+    y[j + 1] = q6 // 6
+    assert y[j + 1] > y[j]
+    assert not _course_fails(j, y, 0, 0)  # on its course
+    edge = 6 * ABRUPT_RATIO * 8_000  # 6 x (4 x the median step), as r6 is 6 x the deviation
+    assert not _course_fails(j, y, 0, -edge)
+    assert _course_fails(j, y, 0, -edge - 1)
+    assert not _course_fails(j, y, 0, edge + 1)  # above its course: not premature
+    y2 = list(y)
+    y2[j + 1] = y2[j]  # no longer beat after it: no pause begins
+    q6 = -y2[j - 1] + 4 * y2[j] + 4 * y2[j + 2] - y2[j + 3]
+    assert 100 * abs(6 * y2[j + 1] - q6) < SMOOTH_PCT * q6  # still on its course
+    assert not _course_fails(j, y2, 0, -edge - 1)
+
+
+def test_beat_j_plus_1_off_its_course_by_13_percent_fails_the_course() -> None:
+    y, j = abrupt(HISTORY, 40_000, [0, 900_000, 900_000])
+    q6 = -y[j - 1] + 4 * y[j] + 4 * y[j + 2] - y[j + 3]
+    # 100 |6 y - q6| < 13 q6 is "on the course": find the first integer y off it, above and below
+    hi = (113 * q6) // 600
+    while 100 * abs(6 * hi - q6) < SMOOTH_PCT * q6:
+        hi += 1
+    lo = (87 * q6) // 600
+    while 100 * abs(6 * lo - q6) < SMOOTH_PCT * q6:
+        lo -= 1
+    for v, fails in ((hi, True), (hi - 1, False), (lo, True), (lo + 1, False)):
+        y[j + 1] = v
+        assert _course_fails(j, y, 0, 0) is fails, v
