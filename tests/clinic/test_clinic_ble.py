@@ -89,9 +89,15 @@ async def test_three_clients_one_refused_one_dropped_each_affects_only_itself(
             await w.until(
                 "room-a's loss", lambda: bool(w.of("room-a", "event", kind="signal_lost"))
             )
+            # room-a's session has lost monitoring (an exposure would pause); room-b's has not
+            await w.until(
+                "room-a's session without monitoring",
+                lambda: w.of("room-a", "session")[-1].get("monitoring_ok") is False,
+            )
             b_before = len(w.of("room-b", "beat"))
             await asyncio.sleep(2.0)  # room-a stays away; room-b goes on
             assert len(w.of("room-b", "beat")) >= b_before + 2
+            assert w.of("room-b", "session")[-1]["monitoring_ok"] is True
             a.restore()
             await w.until(
                 "room-a back", lambda: bool(w.of("room-a", "event", kind="signal_restored"))
