@@ -236,3 +236,38 @@ def test_mitdb_100_every_premature_beat_and_few_others(shared_data: Path) -> Non
     normal = ~ectopic & ~np.r_[False, ectopic[:-1]]
     assert (flagged & ectopic).sum() == ectopic.sum() == 34  # 33 APBs and 1 PVC
     assert (flagged & normal).sum() <= 6  # measured 4 (neurokit2 whole series: 11)
+
+
+# ---- the breathing-aware veto and what it does not cover (docs/arousal.md, difference 4) ----
+
+
+def _veto(y: list[int]) -> list[bool]:
+    """`_smooth` for every beat with two neighbours each side, per beat and vectorised (equal)."""
+    from biofeedback.signal.artifacts import _smooth, _smooth_rows
+
+    j = np.arange(2, len(y) - 3)
+    per_beat = [_smooth(int(k), y, 0) for k in j.tolist()]
+    assert _smooth_rows(j, np.asarray(y, dtype=np.int64)).tolist() == per_beat
+    return [False, False, *per_beat]
+
+
+def test_the_veto_keeps_a_large_slow_swing_and_not_an_abrupt_premature_beat() -> None:
+    # a breath of 10 beats swinging RR by +-300 ms: every beat on its course, none abrupt
+    swing = [round(1000 + 300 * np.sin(2 * np.pi * k / 10)) * 1000 for k in range(60)]
+    assert all(_veto(swing)[2:])
+    # a late premature beat in a steady rhythm: 7 % early, within 13 % of its course, but its
+    # 54 ms drop is 7 x the 8 ms median step before it, and its pause follows
+    steady = [742, 750, 742, 734] * 5
+    late = [x * 1000 for x in [*steady, 742, 688, 781, 734, 742, 742, 742]]
+    k = len(steady) + 1
+    assert not _veto(late)[k]
+    assert _veto(late)[k - 3]  # the steady beats before it keep the veto
+    # the same beat where the beats before it move by as much: part of the rhythm, kept
+    lively = [800, 760, 805, 750, 810, 745, 800, 760] * 3
+    kept = [x * 1000 for x in [*lively, 742, 688, 742, 790, 742, 742, 742]]
+    assert _veto(kept)[len(lively) + 1]
+    # the first beat of a premature couplet: its course runs through the second one and the
+    # pause (883, 898, 625, 539, 1492 ms: the cubic dips to 562), which cannot vouch for it
+    couplet = [x * 1000 for x in [*([883, 898, 890, 880] * 5), 883, 898, 625, 539, 1492, 914, 906]]
+    j = 20 + 2
+    assert not _veto(couplet)[j]
