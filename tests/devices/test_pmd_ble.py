@@ -261,3 +261,33 @@ async def test_without_pmd_config_nothing_pmd_happens(fake_bluez: FakeBlueZ) -> 
         task.cancel()
     assert fake.pmd_writes == []
     assert pmd.PMD_CONTROL_UUID not in fake.reads
+
+
+async def test_after_a_drop_the_streams_restart_and_the_outage_is_a_gap(
+    fake_bluez: FakeBlueZ, shared_data: Path
+) -> None:
+    fake = _h10(fake_bluez)
+    clock = ManualClock()
+    async with _open(clock, PmdConfig(acc_rate_hz=None, mtu_retry_delay_s=0.01)) as (_s, rr, raw):
+        driver = StrapDriver(fake, clock, rr)
+        await driver.until_subscribed()
+        await _started(raw, PmdStream.ECG)
+        frames = h10_ecg_frames(shared_data, count=12)
+        for f in frames[:4]:
+            assert fake.pmd_notify(f)
+        await raw.wait_for(lambda items: len(_of(items, EcgSamples)) == 4)
+        await driver.outage(3.0)  # frames 4..7 are taken while the strap is away
+        await driver.until_subscribed()
+        await raw.wait_for(
+            lambda items: sum(_streaming([i], PmdStream.ECG) for i in items) == 2, within_s=10
+        )
+        for f in frames[8:]:
+            assert fake.pmd_notify(f)
+        await raw.wait_for(lambda items: len(_of(items, EcgSamples)) == 8)
+        (gap,) = _of(raw.items, PmdGap)
+        assert gap.lost_samples == 4 * 73
+        assert gap.gap_s == pytest.approx(4 * 73 / 130.15, abs=0.01)
+        # the ECG start was asked for again on the new link
+        assert [w for w in fake.pmd_writes if w[0] == 0x02] == [
+            bytes.fromhex("02 00 00 01 82 00 01 01 0e 00")
+        ] * 2
