@@ -142,6 +142,11 @@ def apply_service_overrides(
                 f"--clients cannot be used with the clinic file {service.source}: the demo runs "
                 "its [[clients]], simulated"
             )
+    if opts.clients > 1 and args.client_id:
+        raise ConfigError(
+            "--client-id names one client; `demo --clients N` names its group "
+            "client-001 ... client-N: leave out one of the two"
+        )
     clients = tuple(apply_overrides(c, args, demo=opts.demo) for c in service.clients)
     if opts.demo and opts.clients > 1:
         from biofeedback.service.demo_data import demo_group

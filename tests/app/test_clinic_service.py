@@ -219,6 +219,9 @@ def test_demo_clients_builds_a_group_and_one_is_the_config_client() -> None:
     assert len({c.recording_dir for c in group.clients}) == 1
     with pytest.raises(ConfigError, match="--clients"):
         ServiceOptions.from_args(_args("demo", "--clients", "0"))
+    args = _args("demo", "--clients", "2", "--client-id", "x")
+    with pytest.raises(ConfigError, match="--client-id"):
+        apply_service_overrides(one, args, ServiceOptions.from_args(args))
 
 
 def test_per_client_flags_are_refused_with_a_clinic_file() -> None:
