@@ -142,7 +142,7 @@ def test_annotated_ectopy_sensitivity_no_lower_than_before(shared_data: Path, re
 @pytest.mark.slow
 def test_real_resting_series_are_barely_touched(shared_data: Path) -> None:
     """Series without labels: every beat counted as normal, so this bounds false corrections.
-    (pyHRV's NSRDB series holds some artifacts of its own: 55 corrected, neurokit2 whole series
+    (pyHRV's NSRDB series holds some artifacts of its own: 42 corrected, neurokit2 whole series
     83; docs/arousal.md.)"""
     import pandas as pd
 
