@@ -264,7 +264,7 @@ class EcgPeakDetector:
             amp,
             strength_abs / typical if typical > 0 else 1.0,
             self._width_ms(k),
-            self._snippet(k),
+            self._snippet(k, off),
         )
 
     def _width_ms(self, k: int) -> float:
@@ -278,12 +278,18 @@ class EcgPeakDetector:
         above = np.flatnonzero(g >= 0.25 * float(np.max(g)))
         return float(above[-1] - above[0] + 1) * 1000.0 / self.fs
 
-    def _snippet(self, k: int) -> tuple[float, ...]:
+    def _snippet(self, k: int, off: float) -> tuple[float, ...]:
+        """The waveform around the sub-sample peak k + off, sampled at that position plus whole
+        samples (linear interpolation): aligned to the peak itself, not to the nearest sample,
+        so a beat's shape does not change with where the samples happened to fall. Computed
+        from the fraction alone, so it does not depend on where the buffer starts."""
         x = self._x
-        lo, hi = k - self._before, k + self._after + 1
-        seg = x[max(lo, 0) : min(hi, x.size)]
-        if lo < 0 or hi > x.size:  # not enough context (segment start): pad with edge values
-            seg = np.pad(seg, (max(0, -lo), max(0, hi - x.size)), mode="edge")
+        kb = k + math.floor(off)
+        f = off - math.floor(off)
+        idx = np.arange(kb - self._before, kb + self._after + 1)
+        a = x[np.clip(idx, 0, x.size - 1)]
+        b = x[np.clip(idx + 1, 0, x.size - 1)]
+        seg = (1.0 - f) * a + f * b
         return tuple((seg - float(np.median(seg))).tolist())
 
 
