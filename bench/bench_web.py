@@ -259,6 +259,7 @@ async def measure(
 BROWSER_HOOK = """
 (() => {
   window.__lat = [];
+  window.__overviews = 0;
   const seen = new Map();
   const Orig = window.WebSocket;
   window.WebSocket = function (...args) {
@@ -266,6 +267,7 @@ BROWSER_HOOK = """
     ws.addEventListener("message", (ev) => {
       const now = Date.now() / 1000;
       const m = JSON.parse(ev.data);
+      if (m.type === "overview") window.__overviews += 1;
       if (m.type !== "summary" || m.summary.arousal_t == null) return;
       if (seen.get(m.client) === m.summary.arousal_t) return; // a metrics row: no new arousal
       seen.set(m.client, m.summary.arousal_t);
@@ -276,6 +278,38 @@ BROWSER_HOOK = """
   window.WebSocket.prototype = Orig.prototype;
   Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
 })();
+"""
+
+
+PUBLISHER = """
+import asyncio, sys, time
+sys.path.insert(0, sys.argv[4])
+from bench.bench_web import arousal, metrics
+from biofeedback.service.mqtt import MqttLink, MqttSettings
+from biofeedback.service.topics import Topic
+
+async def main():
+    port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+    clients = [f"c{i:03d}" for i in range(n)]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.run_in_executor(None, lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)))
+    async with MqttLink(MqttSettings(port=port), "bench-publisher") as pub:
+        print("ready", flush=True)
+        slot = 1.0 / rate / n
+        k = 0
+        start = time.monotonic()
+        while not stop.is_set():
+            c = clients[k % n]
+            now = time.time()
+            pub.publish_kind(c, Topic.METRICS, metrics(c, now, 72.0))
+            pub.publish_kind(c, Topic.AROUSAL, arousal(c, now, 40.0 + (k % 7)))
+            k += 1
+            late = time.monotonic() - (start + k * slot)
+            await asyncio.sleep(max(0.0, -late))
+        print("published", k, flush=True)
+
+asyncio.run(main())
 """
 
 
@@ -328,12 +362,16 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
             line = await asyncio.wait_for(server.stdout.readline(), 30)
             assert line.strip() == b"ready", line
             rss0 = rss_bytes(server.pid)
-            clients = [f"c{i:03d}" for i in range(n_clients)]
-            stop = asyncio.Event()
-            async with (
-                MqttLink(MqttSettings(port=mqtt_port), "bench-publisher") as pub,
-                async_playwright() as pw,
-            ):
+            # the publisher in a process of its own, like the straps' services: the latency
+            # measured is then the broker's, the dashboard's and the browser's, not this one's
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", PUBLISHER, str(mqtt_port), str(n_clients), str(rate_hz),
+                str(REPO), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
+            )  # fmt: skip
+            assert publisher.stdout is not None
+            assert publisher.stdin is not None
+            assert (await asyncio.wait_for(publisher.stdout.readline(), 30)).strip() == b"ready"
+            async with async_playwright() as pw:
                 browser = await pw.chromium.launch(
                     executable_path=chromium,
                     args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
@@ -341,25 +379,14 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                 page = await browser.new_page(viewport={"width": 1366, "height": 900})
                 await page.add_init_script(BROWSER_HOOK)
 
-                async def publish() -> None:
-                    slot = 1.0 / rate_hz / len(clients)
-                    k = 0
-                    start = time.monotonic()
-                    while not stop.is_set():
-                        c = clients[k % len(clients)]
-                        now = time.time()
-                        pub.publish_kind(c, Topic.METRICS, metrics(c, now, 72.0))
-                        pub.publish_kind(c, Topic.AROUSAL, arousal(c, now, 40.0 + (k % 7)))
-                        k += 1
-                        await asyncio.sleep(max(0.0, start + k * slot - time.monotonic()))
-
-                publisher = asyncio.create_task(publish())
                 await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
                 await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
                 await page.wait_for_selector("#conn[data-state='live']")
                 await asyncio.sleep(5.0)  # warm up
                 rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
                 await page.evaluate("window.__lat = []")
+                overviews0 = await page.evaluate("window.__overviews")
+                pcpu0 = cpu_seconds(publisher.pid)
                 browser_pid = _browser_pid()
                 cpu0, bcpu0, wall0 = (
                     cpu_seconds(server.pid),
@@ -373,10 +400,12 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                     time.monotonic(),
                 )
                 lat = sorted(await page.evaluate("window.__lat"))
+                reconnects = await page.evaluate("window.__overviews") - overviews0
+                pcpu1 = cpu_seconds(publisher.pid)
                 rss1 = rss_bytes(server.pid)
-                stop.set()
-                await publisher
                 await browser.close()
+            publisher.stdin.close()
+            out, _ = await asyncio.wait_for(publisher.communicate(), 30)
         finally:
             if server.stdin is not None:
                 server.stdin.close()
@@ -389,10 +418,13 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
     cpu = (cpu1 - cpu0) / wall
     bcpu = (bcpu1 - bcpu0) / wall
     expected = n_clients * rate_hz * seconds
+    pcpu = (pcpu1 - pcpu0) / wall
     print(
         f"browser overview, {n_clients} clients ({rows} rows) x {2 * rate_hz:.1f} msg/s for "
-        f"{seconds:.0f} s: {len(lat)} new arousal values reached the page (about "
-        f"{expected:.0f} published); publish -> browser p50 {lat[len(lat) // 2] * 1e3:.1f} ms, "
+        f"{seconds:.0f} s: {len(lat)} new arousal values reached the page (planned "
+        f"{expected:.0f}; publisher {out.decode().split()[-1]} pairs in all, "
+        f"{pcpu * 100:.0f} % of a core; the page reconnected {reconnects} times); "
+        f"publish -> browser p50 {lat[len(lat) // 2] * 1e3:.1f} ms, "
         f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms, max {lat[-1] * 1e3:.1f} ms; dashboard "
         f"CPU {cpu * 100:.1f} % of a core ({cpu * 100 / n_clients:.3f} % per client), RSS "
         f"{rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} "

@@ -19,10 +19,12 @@ group. Pure functions: time comes in as data.
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 TREND_WINDOW_S = 30.0
+TREND_EVERY_S = 2.0  # recomputed at most this often per client (session seconds)
 MIN_TREND_SPAN_S = 10.0  # fewer seconds of data than this: no trend yet
 MIN_TREND_POINTS = 4
 RISE_ENTER_PER_MIN = 8.0  # arousal points (0-100 scale) per minute
@@ -46,27 +48,36 @@ def arousal_slope_per_min(
     """Least-squares slope of arousal (points per minute) over the last `window_s` seconds.
 
     `points` are chart points with `t` and, for arousal ones, `arousal` (None = a gap; points
-    without the key are other series and are skipped). None when there is too little data.
+    without the key are other series and are skipped), in any order. None when there is too
+    little data.
+    One pass with sums (times taken relative to `now_t`, so they stay small): this runs for
+    every client's arousal on the dashboard.
     """
-    ts: list[float] = []
-    vs: list[float] = []
+    n = 0
+    st = sv = stt = stv = 0.0
+    earliest, latest = math.inf, -math.inf
+    lo = now_t - window_s
     for p in points:
-        t = p.get("t")
         v = p.get("arousal")
-        if t is None or v is None or t < now_t - window_s or t > now_t:
+        if v is None:
             continue
-        ts.append(float(t))
-        vs.append(float(v))
-    if len(ts) < MIN_TREND_POINTS or ts[-1] - ts[0] < MIN_TREND_SPAN_S:
+        t = p["t"]
+        if t < lo or t > now_t:
+            continue
+        x = t - now_t
+        earliest = min(earliest, x)
+        latest = max(latest, x)
+        n += 1
+        st += x
+        sv += v
+        stt += x * x
+        stv += x * v
+    if n < MIN_TREND_POINTS or latest - earliest < MIN_TREND_SPAN_S:
         return None
-    n = len(ts)
-    mt = sum(ts) / n
-    mv = sum(vs) / n
-    var = sum((t - mt) ** 2 for t in ts)
-    if var <= 0:
+    var = stt - st * st / n
+    if var <= 1e-12:
         return None
-    cov = sum((t - mt) * (v - mv) for t, v in zip(ts, vs, strict=True))
-    return cov / var * 60.0
+    return (stv - st * sv / n) / var * 60.0
 
 
 def still_rising(

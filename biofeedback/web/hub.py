@@ -14,6 +14,7 @@ comes back on the client's `reply` topic is routed to the subscriber that sent t
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import math
@@ -96,16 +97,17 @@ class ClientState:
     speed_given: bool = False  # the service said its clock speed; otherwise it is estimated
     anchors: deque[tuple[float, float]] = field(default_factory=deque)  # (rx, t) of live samples
     trend: float | None = None  # arousal slope, points per minute (attention.py)
+    trend_t: float | None = None  # when it was last computed
     rising: bool = False  # in the overview's "arousal rising" group (with hysteresis)
 
     def update_trend(self, t: float, value: float | None) -> None:
-        """Recompute the arousal trend from the newest `TREND_WINDOW_S` of chart points."""
-        recent: list[JsonDict] = []
-        for p in reversed(self.points):
-            if p["t"] < t - attention.TREND_WINDOW_S:
-                break
-            recent.append(p)
-        recent.reverse()
+        """Recompute the arousal trend from the newest `TREND_WINDOW_S` of chart points (at most
+        every `TREND_EVERY_S`: a 30 s slope moves slowly, and this runs for every client)."""
+        if self.trend_t is not None and self.trend_t <= t < self.trend_t + attention.TREND_EVERY_S:
+            return
+        self.trend_t = t
+        lo = t - attention.TREND_WINDOW_S
+        recent = itertools.takewhile(lambda p: p["t"] >= lo, reversed(self.points))
         self.trend = attention.arousal_slope_per_min(recent, t)
         lower = ((self.session or {}).get("thresholds") or {}).get("lower")
         self.rising = attention.still_rising(self.rising, self.trend, value, lower)

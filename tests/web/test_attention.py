@@ -126,3 +126,13 @@ def test_hub_timeline_drops_redelivered_events_and_orders_late_ones() -> None:
     # a new session starts again at seq 1: a different event, kept
     hub.ingest(topic_name, _event(1, 50.0))
     assert [(e["seq"], e["t"]) for e in state.events][-1] == (1, 50.0)
+
+
+def test_slope_does_not_depend_on_the_order_of_points() -> None:
+    pts = line(12.0, start=50.0, n=16, dt=2.0)
+    forward = arousal_slope_per_min(pts, now_t=pts[-1]["t"])
+    backward = arousal_slope_per_min(list(reversed(pts)), now_t=pts[-1]["t"])
+    assert forward is not None
+    assert backward is not None
+    assert abs(forward - 12.0) < 1e-9
+    assert abs(backward - 12.0) < 1e-9
