@@ -19,6 +19,7 @@ from biofeedback.clock import ScaledClock
 from biofeedback.devices import pmd
 from biofeedback.devices.hrm import encode_heart_rate_measurement, parse_heart_rate_measurement
 from biofeedback.devices.physiology import Physiology
+from biofeedback.devices.pmd_sim import PmdEmulator
 from biofeedback.devices.pmd_stream import PmdFrameReader
 from biofeedback.devices.readings import HeartRateMeasurement, Notification
 from biofeedback.devices.simulated import SimulatedStrap, StrapEmulator
@@ -113,6 +114,20 @@ def bench_pmd() -> None:
     print(
         f"{'PmdFrameReader, H10 ECG 130 Hz + ACC 200 Hz':<44} {cpu / seconds * 1e6:>12,.0f} "
         f"µs CPU per second of data ({cpu / seconds * 100:.3f} % of a core)"
+    )
+
+    def simulate() -> int:
+        model = Physiology(start_t=0.0, seed=1)
+        emu = PmdEmulator(start_t=0.0, seed=1, movement_every_s=60.0)
+        for t in range(1, seconds + 1):
+            emu.add_beats(model.beats_until(float(t)))
+            emu.frames_until(float(t))
+        return seconds
+
+    cpu, _ = cpu_best_of(simulate)
+    print(
+        f"{'PmdEmulator (simulated strap ECG + ACC bytes)':<44} {cpu / seconds * 1e6:>12,.0f} "
+        f"µs CPU per simulated second ({cpu / seconds * 100:.3f} % of a core at speed 1)"
     )
 
 
