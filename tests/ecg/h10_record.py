@@ -23,7 +23,8 @@ RECORD = SHARED_DATA / "polar-h10-ecg-pvc" / "polar_h10.csv"
 class H10Record:
     """Sample times (s from the first sample), ECG (µV), and the strap's RR (ms) with the time
     of each beat reconstructed from its notification (the last RR of a notification ends at the
-    notification's row time, earlier ones that much before: what a service does)."""
+    notification's row time, earlier ones that much before, pushed forward where needed to stay
+    increasing: what devices/timing.BeatTimer does)."""
 
     t: F64
     ecg_uv: F64
@@ -58,8 +59,12 @@ def load_h10(path: Path | None = None) -> H10Record:
     for i, rrs in notes:
         end = float(t[i])
         back = np.cumsum(rrs[::-1])[::-1] - rrs  # RR after each one in this notification
-        st += [end - b / 1000.0 for b in back]
-        srr += rrs
+        for b, v in zip(back, rrs, strict=True):
+            tb = end - b / 1000.0
+            if st and tb <= st[-1]:  # as devices/timing.BeatTimer: never backwards
+                tb = st[-1] + 1e-3
+            st.append(tb)
+            srr.append(v)
     return H10Record(t, np.asarray(ecg), np.asarray(st), np.asarray(srr))
 
 

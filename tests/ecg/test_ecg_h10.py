@@ -7,9 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from biofeedback.signal.ecg import detect_r_peaks
-from biofeedback.signal.ecg_beats import BeatClass
-from biofeedback.signal.ecg_reconcile import Agreement, EcgVerdict
+from biofeedback.signal import SignalPipeline
+from biofeedback.signal.ecg import EcgPeakDetector, detect_r_peaks
+from biofeedback.signal.ecg_beats import BeatClass, BeatClassifier
+from biofeedback.signal.ecg_reconcile import Agreement, EcgVerdict, RrReconciler
 from tests.ecg.h10_record import (
     H10Record,
     Streamed,
@@ -93,3 +94,44 @@ def test_classes_on_the_record(streamed: Streamed) -> None:
     assert n[BeatClass.PREMATURE_VENTRICULAR] >= 240
     assert n[BeatClass.NORMAL] >= 530
     assert n[BeatClass.UNKNOWN] <= 15  # the 8-beat warm-up and muscle noise
+
+
+def test_the_real_record_through_the_rr_pipeline_with_verdicts(rec: H10Record) -> None:
+    """Service order on the real record: strap RR into the pipeline as it arrives, the ECG's
+    verdicts set as the reconciler resolves them; every interval the ECG calls normal keeps its
+    raw value, every one it calls ectopic is corrected."""
+    det = EcgPeakDetector()
+    cl = BeatClassifier()
+    rc = RrReconciler()
+    p = SignalPipeline()
+    final: dict[float, bool] = {}  # beat time -> corrected, as last revised
+    verdicts: dict[float, EcgVerdict] = {}
+    late = 0
+    si = 0
+    for i in range(0, rec.t.size, 73):
+        for b in det.push(rec.t[i : i + 73], rec.ecg_uv[i : i + 73]):
+            rc.push_ecg(cl.push(b))
+        now = rec.t[min(i + 73, rec.t.size) - 1]
+        while si < rec.strap_t.size and rec.strap_t[si] <= now:
+            t, rr = float(rec.strap_t[si]), float(rec.strap_rr_ms[si])
+            u = p.push_rr(t, rr)
+            for b in u.revised:
+                final[b.t] = b.corrected
+            if u.beat is not None:
+                rc.push_strap(t, rr)
+            si += 1
+        for c in rc.resolve(cl.pending_t - 1e-6 if cl.pending_t is not None else None):
+            if c.verdict is not EcgVerdict.UNKNOWN:
+                if p.set_ecg_verdict(c.t, c.verdict):
+                    verdicts[c.t] = c.verdict
+                else:
+                    late += 1
+    normal = [t for t, v in verdicts.items() if v is EcgVerdict.NORMAL]
+    ectopic = [t for t, v in verdicts.items() if v is EcgVerdict.ECTOPIC]
+    assert late == 0  # every verdict came before the RR detector judged the beat
+    assert len(normal) >= 290  # measured 300
+    assert len(ectopic) >= 470  # measured 483, 476 of them judged by the end
+    judged = set(final)
+    assert not any(final[t] for t in normal if t in judged)
+    assert all(final[t] for t in ectopic if t in judged)
+    assert sum(t in judged for t in ectopic) >= 0.95 * len(ectopic)
