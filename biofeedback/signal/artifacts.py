@@ -182,8 +182,8 @@ def _course_fails(j: int, y: Sequence[int], first: int, r6: int) -> bool:
       688, 781 ms) is within 13 % of its course, but far from it for that rhythm.
     """
     lo = max(first + 1, j - ABRUPT_BEATS)
-    if lo >= j:
-        return False
+    if lo >= j or y[j - 1] <= y[j]:
+        return False  # no shortening at all: not abrupt whatever the median (cheap exit)
     steps = sorted(abs(y[i] - y[i - 1]) for i in range(lo, j))
     step = steps[len(steps) // 2]
     if y[j - 1] - y[j] <= ABRUPT_RATIO * step:
