@@ -174,6 +174,7 @@ def cadence_effect(
     the newest value available at each beat (`latest_frequency`), the mean coherence over the
     guidance bout (what the recording's report shows) and when coherence first reaches 0.5."""
     d_coh: list[float] = []
+    d_next: list[float] = []  # between consecutive spectra a second apart: the estimator's jitter
     d_rate: list[float] = []
     bout: list[str] = []
     delay: list[float] = []
@@ -191,6 +192,8 @@ def cadence_effect(
                 latest.append(p.latest_frequency)
             runs.append((latest, rows))
         (ref, rows1), (lat, rows) = runs
+        coh1 = [r.coherence for r in rows1 if r.coherence is not None]
+        d_next += np.abs(np.diff(coh1)).tolist()
         for x, y in zip(ref, lat, strict=True):
             if x is None or y is None or x.coherence is None or y.coherence is None:
                 continue
@@ -213,6 +216,11 @@ def cadence_effect(
             f"{name}: newest coherence, spectrum every {cadence:g} s vs every 1 s, |difference|"
             " p95 / max",
             f"{np.percentile(d_coh, 95):.3f} / {max(d_coh):.3f}",
+            "-",
+        ),
+        (
+            f"{name}: coherence of consecutive spectra a second apart, |difference| p95 / max",
+            f"{np.percentile(d_next, 95):.3f} / {max(d_next):.3f}",
             "-",
         ),
         (

@@ -193,3 +193,13 @@ def test_pipeline_spectra_equal_the_grid_form_on_the_pipeline_window() -> None:
         assert u.frequency.breathing_rate_bpm == ref.breathing_rate_bpm
         seen += 1
     assert seen >= 40
+
+
+@pytest.mark.parametrize("shape", [(18, 50, 130), (18, 161, 130), (18, 400, 310), (1, 3, 2)])
+def test_product_in_pieces_equals_the_whole_product(shape: tuple[int, int, int]) -> None:
+    from biofeedback.signal.frequency import _product
+
+    m, k, n = shape
+    rng = np.random.default_rng(k)
+    a, b = rng.normal(size=(m, k)), rng.normal(size=(k, n))
+    assert np.allclose(_product(a, b), a @ b, rtol=1e-12, atol=1e-12)
