@@ -10,6 +10,7 @@ rebuilt from the bytes alone, and a changed decoder or timing shows up as differ
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,12 +19,14 @@ from biofeedback.devices.pmd_readings import (
     EcgSamples,
     PmdGap,
     PmdMalformed,
+    PmdReading,
+    PmdStatus,
     PmdStream,
 )
 from biofeedback.devices.pmd_stream import PmdFrameReader
-from biofeedback.recording.reader import open_session
+from biofeedback.recording.reader import RecordingInfo, open_session
 
-__all__ = ["PmdReplay", "replay_pmd"]
+__all__ = ["PmdReplay", "pmd_readings_of", "replay_pmd"]
 
 _MAX_DIFFERENCES = 20
 
@@ -39,6 +42,33 @@ class PmdReplay:
     @property
     def identical(self) -> bool:
         return not self.differences
+
+
+def pmd_readings_of(info: RecordingInfo) -> Iterator[PmdReading]:
+    """The raw readings a recording's pmd.tsv describes, rebuilt from its bytes in recorded order.
+
+    Status rows come back as they were; every data notification goes through a fresh
+    `PmdFrameReader` (the live decoder and timing), so samples, gaps and malformed frames are
+    derived again rather than copied: recording them gives the same pmd.tsv and ecg.tsv exactly
+    when nothing about decoding or timing changed (`replay_session` compares them).
+    """
+    readers: dict[str, PmdFrameReader] = {}
+    for row in info.rows("pmd"):
+        kind = row["kind"]
+        if kind == "gap":
+            continue  # derived again, before the frame that showed it
+        if kind == "status":
+            detail = str(row["detail"] or "")
+            ok = not detail.startswith("failed: ")
+            stream = PmdStream(row["stream"]) if row["stream"] else None
+            yield PmdStatus(
+                row["device"], float(row["t"]), stream, detail if ok else detail[8:], ok
+            )
+            continue
+        reader = readers.setdefault(row["device"], PmdFrameReader(row["device"]))
+        if row["acc_factor"] is not None:
+            reader.acc_factor = float(row["acc_factor"])
+        yield from reader.read(float(row["t"]), bytes(row["payload_hex"]))
 
 
 def replay_pmd(session_dir: Path) -> PmdReplay:

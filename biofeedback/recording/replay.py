@@ -26,6 +26,7 @@ from biofeedback.errors import ParseError, RecordingError
 from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import RecordedInput, build_dataclass
 from biofeedback.recording.pipeline import pipeline_identity
+from biofeedback.recording.pmd_replay import pmd_readings_of
 from biofeedback.recording.reader import (
     RecordingInfo,
     iter_input_rows,
@@ -37,10 +38,12 @@ from biofeedback.recording.recorder import SessionRecorder
 from biofeedback.recording.schema import (
     AROUSAL,
     BEATS,
+    ECG,
     EVENTS,
     FORMAT_VERSION,
     FREQUENCY,
     METRICS,
+    PMD,
     REVISIONS,
     SIDECAR,
     TableSpec,
@@ -52,6 +55,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 COMPARED: tuple[TableSpec, ...] = (BEATS, REVISIONS, METRICS, FREQUENCY, AROUSAL, EVENTS)
+# A strap's raw data (format 3 on): rebuilt from its recorded bytes and compared too.
+COMPARED_RAW: tuple[TableSpec, ...] = (PMD, ECG)
 
 
 class CoreOutputLike(Protocol):
@@ -245,7 +250,12 @@ def replay_session(
         snap = getattr(core, "snapshot", None)
         if snap is not None:
             rec.snapshot(snap)
-    diffs = tuple(compare_sessions(session_dir, rec.path)) if compare else ()
+        has_raw = info.row_counts.get(PMD.name, 0) > 0
+        if has_raw:
+            for reading in pmd_readings_of(info):
+                rec.pmd(reading)
+    tables = COMPARED + COMPARED_RAW if has_raw else COMPARED
+    diffs = tuple(compare_sessions(session_dir, rec.path, tables)) if compare else ()
     result = ReplayResult(
         Path(session_dir),
         rec.path,

@@ -15,7 +15,9 @@ from biofeedback.devices import pmd
 from biofeedback.recording import open_session
 from biofeedback.recording.pmd_replay import replay_pmd
 from biofeedback.recording.reader import list_sessions
+from biofeedback.recording.replay import replay_session
 from biofeedback.service import payloads
+from biofeedback.service.commands_cli import core_from_recording
 from tests.devices.fake_bluez import FakeBlueZ, FakeStrap, PmdSpec, StrapSpec
 from tests.devices.pmd_frames import h10_ecg_frames
 from tests.devices.test_ble_e2e import CLIENT, NAME, Watcher, _heart, _service, _tail
@@ -94,3 +96,7 @@ async def test_run_streams_rr_and_raw_ecg_to_mqtt_and_the_recording(
     replayed = replay_pmd(session)
     assert replayed.identical, replayed.differences
     assert replayed.ecg_samples == len(recorded_uv)
+    # `biofeedback replay`: the session's decisions and its raw tables come out the same.
+    res = replay_session(session, tmp_path / "replay", core_factory=core_from_recording)
+    assert res.differences == ()
+    assert open_session(res.replay).row_counts["ecg"] == len(recorded_uv)

@@ -118,3 +118,31 @@ def test_replay_rebuilds_the_raw_tables_from_the_bytes(tmp_path: Path) -> None:
     bad = replay_pmd(rec.path)
     assert not bad.identical
     assert bad.differences[0].startswith("ecg.tsv row 5: recorded")
+
+
+def test_replay_session_rebuilds_and_compares_the_raw_tables(tmp_path: Path) -> None:
+    from biofeedback.recording.replay import replay_session
+    from tests.recording.toy_core import ToyCore
+
+    reader = PmdFrameReader("Polar H10 X")
+    frames = [
+        pmd.encode_ecg(10**12 + round(k * 73e9 / 130), [k - i for i in range(73)]) for k in range(6)
+    ]
+    with SessionRecorder(tmp_path / "rec", client_id="c1", meta={"start_t": START_T}) as rec:
+        rec.pmd(PmdStatus("Polar H10 X", START_T, PmdStream.ECG, "ECG streaming"))
+        rec.pmd(PmdStatus("Polar H10 X", START_T, PmdStream.ACC, "INVALID_MTU", ok=False))
+        for k, raw in enumerate(frames):
+            if k != 2:
+                for r in reader.read(START_T + 1 + k * 0.56, raw):
+                    rec.pmd(r)
+    res = replay_session(rec.path, tmp_path / "out", core_factory=lambda info: ToyCore())
+    assert res.identical, res.differences
+    assert open_session(res.replay).rows("ecg") == open_session(rec.path).rows("ecg")
+    # A changed sample is found by the replay's comparison.
+    ecg = rec.path / "ecg.tsv"
+    lines = ecg.read_text().splitlines()
+    t, uv = lines[9].split("\t")
+    lines[9] = f"{t}\t{int(uv) - 1}"
+    ecg.write_text("\n".join(lines) + "\n")
+    bad = replay_session(rec.path, tmp_path / "out2", core_factory=lambda info: ToyCore())
+    assert any(d.startswith("ecg.tsv line 10: uv") for d in bad.differences), bad.differences
