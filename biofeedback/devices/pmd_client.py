@@ -51,6 +51,7 @@ __all__ = ["PmdConfig", "PmdLink", "has_pmd"]
 log = logging.getLogger(__name__)
 
 _STREAM_TYPE = {PmdStream.ECG: MeasurementType.ECG, PmdStream.ACC: MeasurementType.ACC}
+_RESPONSES_MAX = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,8 @@ class PmdLink:
         self._config = config
         self._reader = reader  # owned by the strap: it outlives a connection (gaps across drops)
         self._emit = emit
-        self._responses: asyncio.Queue[bytes] = asyncio.Queue()
+        # Bounded: a strap that indicates without being asked must not grow memory.
+        self._responses: asyncio.Queue[bytes] = asyncio.Queue(maxsize=_RESPONSES_MAX)
         self._lock = asyncio.Lock()
         self._active = False  # data notifications are accepted
         self.started: list[PmdStream] = []
@@ -255,6 +257,8 @@ class PmdLink:
     # ------------------------------------------------------------------ notifications
 
     def _on_control(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:
+        if self._responses.full():
+            self._responses.get_nowait()  # the oldest unasked-for answer goes
         self._responses.put_nowait(bytes(data))
 
     def _on_data(self, _char: BleakGATTCharacteristic, data: bytearray) -> None:

@@ -254,7 +254,8 @@ PMD = TableSpec(
     "pmd",
     "Every raw-data (Polar Measurement Data) notification of the strap as received, and what "
     "became of it: ECG or ACC samples, a gap of samples never received, a frame that did not "
-    "decode, or a status of the strap's PMD service. Empty for straps without PMD.",
+    "decode, or a status of the strap's PMD service. A strap without PMD has only a status row "
+    "per connection saying so.",
     (
         Column(
             "t", _F, _S, "receive time of the notification, or time of the status (" + _CLOCK + ")"
