@@ -125,6 +125,7 @@ class PmdSpec:
     refuse: dict[int, bytes] = field(default_factory=dict)  # measurement type -> start answer
     accepted: bytes = bytes.fromhex("f0 02 00 00 00 00")  # byte 2 is set to the type
     answer: bool = True  # False: the control point never answers (a hung strap)
+    garbage: bytes | None = None  # answer every request with these bytes (a broken firmware)
 
 
 @dataclass
@@ -537,6 +538,8 @@ class FakeStrap:
     def _pmd_answer(self, spec: PmdSpec, req: bytes) -> bytes | None:
         if not spec.answer:
             return None
+        if spec.garbage is not None:
+            return spec.garbage
         if len(req) < 2:
             return bytes([0xF0, req[0] if req else 0, 0, 4, 0])  # INVALID_LENGTH
         op, mtype = req[0], req[1]

@@ -291,3 +291,31 @@ async def test_after_a_drop_the_streams_restart_and_the_outage_is_a_gap(
         assert [w for w in fake.pmd_writes if w[0] == 0x02] == [
             bytes.fromhex("02 00 00 01 82 00 01 01 0e 00")
         ] * 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ({"garbage": bytes.fromhex("f0 01")}, "PMD control response of 2 byte(s)"),
+        ({"garbage": bytes.fromhex("0f 05 00 00")}, "starts with 0x0f, expected 0xf0"),
+        ({"features": bytes.fromhex("00")}, "PMD feature read of 1 byte(s)"),
+        (
+            {"ecg_settings": bytes.fromhex("f0 01 00 00 00 07 01 00")},
+            "unknown setting type 0x07",
+        ),
+    ],
+)
+async def test_a_strap_answering_nonsense_is_reported_and_rr_goes_on(
+    fake_bluez: FakeBlueZ, spec: dict[str, Any], why: str
+) -> None:
+    fake = _h10(fake_bluez, **spec)
+    clock = ManualClock()
+    async with _open(clock, PmdConfig(acc_rate_hz=None)) as (_s, rr, raw):
+        driver = StrapDriver(fake, clock, rr)
+        await driver.until_subscribed()
+        await raw.wait_for(lambda items: any(not getattr(i, "ok", True) for i in items))
+        failed = [i for i in _of(raw.items, PmdStatus) if not i.ok]
+        assert why in failed[0].detail
+        await driver.beats(3.0)
+        assert notifications(rr.items)
+        assert all(n.error is None for n in notifications(rr.items))
