@@ -2,7 +2,8 @@
 
 The therapist offers it, it begins only on the client's consent, it paces the client through
 blocks at the protocol's rates with rests between them, scores each block as it ends
-(`biofeedback.signal.resonance`), and the client can stop it at any moment: a stopped assessment
+(by the `Scorer` it is given, `biofeedback.signal.resonance.ResonanceScorer`), and the client can
+stop it at any moment: a stopped assessment
 keeps every block measured so far (and the block in progress, when it already spans a minute).
 docs/resonance.md describes the states, the events and what the result holds.
 
@@ -16,7 +17,7 @@ import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from biofeedback.errors import CommandError, ConfigError
 from biofeedback.exposure.messages import (
@@ -30,7 +31,7 @@ from biofeedback.exposure.messages import (
     Tick,
 )
 
-if TYPE_CHECKING:  # the scoring needs numpy: imported when a block is scored, not with the module
+if TYPE_CHECKING:  # types only: exposure imports nothing but the standard library at run time
     from biofeedback.signal.resonance import Assessment, BlockScore, Weights
 
 KIND = "resonance_assessment"
@@ -38,6 +39,36 @@ KIND = "resonance_assessment"
 #: (the same as biofeedback.signal.resonance.DEFAULT_RATES_BPM, checked by a test).
 DEFAULT_RATES_BPM: tuple[float, ...] = (6.5, 6.0, 5.5, 5.0, 4.5)
 MIN_WINDOW_S = 60.0  # the shortest spectral window (biofeedback.signal.frequency)
+
+
+class Scorer(Protocol):
+    """How a block is scored and the blocks combined. The session is given one
+    (`biofeedback.signal.resonance.ResonanceScorer`), so this module needs no numpy and no
+    signal code at run time (docs/architecture.md, "Seams")."""
+
+    def score(
+        self,
+        beats: Sequence[tuple[float, float, bool]],
+        breathing: Sequence[tuple[float, float]] | None,
+        *,
+        block_start_t: float,
+        rate_bpm: float,
+        inhale_share: float,
+        end_t: float,
+        settle_s: float,
+    ) -> BlockScore:
+        """Score the block paced from `block_start_t` up to `end_t` from its clean beats
+        (t s, RR ms, corrected), oldest first, and the chest trace when there is one."""
+        ...
+
+    def choose(
+        self,
+        blocks: Sequence[BlockScore],
+        planned_rates_bpm: Sequence[float],
+        weights: Weights | None,
+    ) -> Assessment:
+        """Combine the blocks measured so far into an assessment."""
+        ...
 
 
 class AssessmentState(enum.StrEnum):
@@ -230,11 +261,14 @@ class AssessmentSnapshot:
 class AssessmentSession:
     """The assessment's state machine. `handle` one input at a time; `snapshot` any time."""
 
-    def __init__(self, protocol: AssessmentProtocol, *, t: float, client_id: str) -> None:
+    def __init__(
+        self, protocol: AssessmentProtocol, *, t: float, client_id: str, scorer: Scorer
+    ) -> None:
         if not math.isfinite(t):
             raise ValueError(f"assessment start time must be finite, got {t!r}")
         self.protocol = protocol
         self.client_id = client_id
+        self._scorer = scorer
         self._t = float(t)
         self._state = AssessmentState.READY
         self._since = self._t
@@ -485,7 +519,7 @@ class AssessmentSession:
                 )
             )
             if i == n - 1:
-                self._result = _choose(self._blocks, p)
+                self._result = self._scorer.choose(self._blocks, p.rates_bpm, p.weights)
                 out.append(
                     self._go(
                         AssessmentState.DONE,
@@ -512,27 +546,18 @@ class AssessmentSession:
         return out
 
     def _score(self, i: int, end_t: float) -> BlockScore:
-        from biofeedback.signal.resonance import Pacer, block_window, score_block
-
         p = self.protocol
-        pacer = Pacer(self._block_start(i), p.rates_bpm[i], p.inhale_share)
-        a, b = block_window(pacer, end_t, p.settle_s)
-        if b <= a:
-            a, b = pacer.start_t, max(end_t, pacer.start_t + 1e-3)
-        sel = sorted(x for x in self._beats.values() if a - 5.0 <= x[0] <= b + 5.0)
-        breathing = None
-        if self._breath:
-            br = [x for x in self._breath if a - 5.0 <= x[0] <= b + 5.0]
-            if br:
-                breathing = ([x[0] for x in br], [x[1] for x in br])
-        return score_block(
-            [x[0] for x in sel],
-            [x[1] for x in sel],
-            pacer,
-            start_t=a,
-            end_t=b,
-            corrected=[x[2] for x in sel],
-            breathing=breathing,
+        start = self._block_start(i)
+        beats = sorted(x for x in self._beats.values() if start - 5.0 <= x[0] <= end_t + 5.0)
+        breathing = [x for x in self._breath if start - 5.0 <= x[0] <= end_t + 5.0] or None
+        return self._scorer.score(
+            beats,
+            breathing,
+            block_start_t=start,
+            rate_bpm=p.rates_bpm[i],
+            inhale_share=p.inhale_share,
+            end_t=end_t,
+            settle_s=p.settle_s,
         )
 
     def _drop_samples(self) -> None:
@@ -566,7 +591,7 @@ class AssessmentSession:
                     )
                 )
             self._announced = 2 * i + 1
-        result = _choose(self._blocks, self.protocol)
+        result = self._scorer.choose(self._blocks, self.protocol.rates_bpm, self.protocol.weights)
         # stopped early is never complete, even when the last block was scored up to the stop
         note = f"stopped by the {role.value} after {len(self._blocks)} block(s)"
         self._result = replace(result, complete=False, notes=(*result.notes, note))
@@ -582,12 +607,6 @@ class AssessmentSession:
         return out
 
 
-def _choose(blocks: Sequence[BlockScore], p: AssessmentProtocol) -> Assessment:
-    from biofeedback.signal.resonance import choose
-
-    return choose(blocks, p.rates_bpm, p.weights)
-
-
 def _block_values(b: BlockScore) -> dict[str, Any]:
     d = asdict(b)
     d["notes"] = list(b.notes)
@@ -599,10 +618,11 @@ def replay(
     t: float,
     client_id: str,
     inputs: Sequence[AssessmentInput],
+    scorer: Scorer,
 ) -> tuple[AssessmentSession, list[AssessmentEvent]]:
     """Run `inputs` through a fresh session (the recording's replay); refused ones are skipped
     as they were live."""
-    s = AssessmentSession(protocol, t=t, client_id=client_id)
+    s = AssessmentSession(protocol, t=t, client_id=client_id, scorer=scorer)
     events: list[AssessmentEvent] = []
     for inp in inputs:
         try:

@@ -41,6 +41,7 @@ from biofeedback.exposure.assessment import (
     replay,
 )
 from biofeedback.exposure.messages import Consent, Decline, Pause, Role, Tick
+from biofeedback.signal.resonance import ResonanceScorer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def simulate_assessment(
     true_rate = demo_resonance(seed)
     m = Physiology(start_t=0.0, seed=seed, profile=SimProfile(resonance_bpm=true_rate))
     pipe = SignalPipeline()
-    s = AssessmentSession(protocol, t=0.0, client_id=client_id)
+    s = AssessmentSession(protocol, t=0.0, client_id=client_id, scorer=ResonanceScorer())
     inputs: list[AssessmentInput] = []
     events: list[AssessmentEvent] = []
     hr: list[tuple[float, float]] = []
@@ -238,7 +239,7 @@ def replay_recording(folder: Path) -> tuple[list[AssessmentEvent], list[dict[str
     lines = (folder / "inputs.jsonl").read_text(encoding="utf-8").splitlines()
     for no, line in enumerate(lines, start=1):
         inputs.append(input_from_json(json.loads(line), f"{folder / 'inputs.jsonl'}, line {no}"))
-    _, events = replay(protocol, 0.0, meta["client_id"], inputs)
+    _, events = replay(protocol, 0.0, meta["client_id"], inputs, ResonanceScorer())
     recorded = [
         json.loads(x) for x in (folder / "events.jsonl").read_text(encoding="utf-8").splitlines()
     ]

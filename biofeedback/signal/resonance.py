@@ -377,6 +377,48 @@ def choose(
     )
 
 
+class ResonanceScorer:
+    """`score_block` and `choose` in the shape `biofeedback.exposure.assessment.Scorer` asks
+    for: the session hands over a block's beats, this finds its scored window (whole cycles
+    after `settle_s`, `block_window`) and scores it."""
+
+    def score(
+        self,
+        beats: Sequence[tuple[float, float, bool]],
+        breathing: Sequence[tuple[float, float]] | None,
+        *,
+        block_start_t: float,
+        rate_bpm: float,
+        inhale_share: float,
+        end_t: float,
+        settle_s: float,
+    ) -> BlockScore:
+        pacer = Pacer(block_start_t, rate_bpm, inhale_share)
+        a, b = block_window(pacer, end_t, settle_s)
+        if b <= a:
+            a, b = block_start_t, max(end_t, block_start_t + 1e-3)
+        trace = None
+        if breathing:
+            trace = ([x[0] for x in breathing], [x[1] for x in breathing])
+        return score_block(
+            [x[0] for x in beats],
+            [x[1] for x in beats],
+            pacer,
+            start_t=a,
+            end_t=b,
+            corrected=[x[2] for x in beats],
+            breathing=trace,
+        )
+
+    def choose(
+        self,
+        blocks: Sequence[BlockScore],
+        planned_rates_bpm: Sequence[float],
+        weights: Weights | None,
+    ) -> Assessment:
+        return choose(blocks, planned_rates_bpm, weights)
+
+
 # ---- JSON (the client's profile keeps assessments; docs/resonance.md "Stored result") -------
 
 

@@ -29,14 +29,16 @@ from tests.resonance.sim import client
 from tests.support import REPO_ROOT
 
 A = AssessmentState
+SCORER = resonance.ResonanceScorer()
 
 
-def test_import_pulls_in_no_numpy_or_io_stack() -> None:
+def test_import_pulls_in_no_signal_code_numpy_or_io_stack() -> None:
     code = (
         "import sys, json\n"
         "import biofeedback.exposure.assessment\n"
         "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('asyncio', 'numpy', 'paho', 'aiohttp', 'bleak', 'socket', 'neurokit2'))))\n"
+        "('asyncio', 'numpy', 'paho', 'aiohttp', 'bleak', 'socket', 'neurokit2') "
+        "or m.startswith('biofeedback.signal'))))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True
@@ -98,7 +100,7 @@ def _feed_simulated(s: AssessmentSession, m: Physiology, until: float, step: flo
 
 @pytest.mark.parametrize(("res", "seed"), [(5.0, 3), (6.0, 4)])
 def test_full_run_on_a_simulated_client_finds_its_rate(res: float, seed: int) -> None:
-    s = AssessmentSession(AssessmentProtocol(), t=100.0, client_id="c-1")
+    s = AssessmentSession(AssessmentProtocol(), t=100.0, client_id="c-1", scorer=SCORER)
     s.handle(OfferAssessment(100.0, Role.THERAPIST))
     assert s.snapshot().consent_needed is not None
     with pytest.raises(CommandError):
@@ -118,7 +120,7 @@ def test_full_run_on_a_simulated_client_finds_its_rate(res: float, seed: int) ->
 
 
 def test_client_stop_mid_block_keeps_the_measured_blocks() -> None:
-    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1")
+    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1", scorer=SCORER)
     s.handle(OfferAssessment(0.0, Role.THERAPIST))
     s.handle(Consent(0.0, Role.CLIENT))
     # two blocks and a rest, then 100 s into the third block
@@ -146,7 +148,7 @@ def test_client_stop_mid_block_keeps_the_measured_blocks() -> None:
 
 
 def test_bad_inputs_are_refused_and_change_nothing() -> None:
-    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1")
+    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1", scorer=SCORER)
     before = s.snapshot()
     for inp in (
         Consent(1.0, Role.CLIENT),  # nothing offered

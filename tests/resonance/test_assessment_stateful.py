@@ -40,8 +40,10 @@ from biofeedback.exposure.assessment import (
     replay,
 )
 from biofeedback.exposure.messages import Consent, Decline, Pause, Role, Tick
+from biofeedback.signal.resonance import ResonanceScorer
 
 A = AssessmentState
+SCORER = ResonanceScorer()
 C, T, SYS = Role.CLIENT, Role.THERAPIST, Role.SYSTEM
 PROTO = AssessmentProtocol(rates_bpm=(6.0, 5.0, 4.5), block_s=80.0, rest_s=10.0, settle_s=5.0)
 CYCLE = PROTO.block_s + PROTO.rest_s
@@ -103,7 +105,7 @@ COVERED: set[str] = set()
 class AssessmentMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.s = AssessmentSession(PROTO, t=0.0, client_id="c-1")
+        self.s = AssessmentSession(PROTO, t=0.0, client_id="c-1", scorer=SCORER)
         self.t = 0.0
         self.inputs: list[AssessmentInput] = []
         self.events: list[AssessmentEvent] = []
@@ -235,7 +237,7 @@ class AssessmentMachine(RuleBasedStateMachine):
         COVERED.add(a.edge)
         expected_blocks = self._ends_passed(self.t)
         if self.state is A.RUNNING:
-            in_block = self.t - (self.started + a.block * CYCLE) < PROTO.block_s
+            in_block = self.t < end  # the same float expression as the session's
             partial = in_block and self.t - block_start >= PROTO.settle_s + 60.0
             self._stop_and_check(StopAssessment(self.t, C), True)
             snap = self.s.snapshot()
@@ -264,7 +266,7 @@ class AssessmentMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         # replay: the same accepted inputs give the same events
-        _, again = replay(PROTO, 0.0, "c-1", self.inputs)
+        _, again = replay(PROTO, 0.0, "c-1", self.inputs, SCORER)
         assert [(e.seq, e.kind, e.to_state, e.reason) for e in again] == [
             (e.seq, e.kind, e.to_state, e.reason) for e in self.events
         ]

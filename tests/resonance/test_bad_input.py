@@ -22,7 +22,11 @@ from biofeedback.exposure.assessment import (
     parse_assessment_protocol,
 )
 from biofeedback.exposure.messages import Consent, Pause, Role
-from biofeedback.signal.resonance import assessment_from_json, assessment_to_json
+from biofeedback.signal.resonance import (
+    ResonanceScorer,
+    assessment_from_json,
+    assessment_to_json,
+)
 from tests.resonance.sim import assess, client, simulate
 
 _GOOD = assessment_to_json(assess(simulate(client(5.5, 2), 2)))
@@ -104,7 +108,7 @@ _INPUTS = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_INPUTS, max_size=8))
 def test_junk_inputs_are_refused_with_a_command_error_and_change_nothing(inputs: list[Any]) -> None:
-    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1")
+    s = AssessmentSession(AssessmentProtocol(), t=0.0, client_id="c-1", scorer=ResonanceScorer())
     for inp in inputs:
         before = s.snapshot()
         try:
