@@ -234,20 +234,31 @@ ECG_ECTOPIC = "ecg_ectopic"  # CleanBeat.artifact of an interval corrected on th
 
 
 def overrule(
-    j: Judgement, verdict: EcgVerdict | None, recent_normal_us: Sequence[int]
+    j: Judgement,
+    verdict: EcgVerdict | None,
+    recent_normal_us: Sequence[int],
+    pair_us: int | None = None,
 ) -> Judgement:
     """The RR detector's judgement `j` after the ECG's verdict on the same interval.
 
     NORMAL: never corrected, whatever the RR detector thought (a breathing swing). ECTOPIC:
-    always corrected; when the RR detector saw nothing, the value is the median of the
-    `recent_normal_us` intervals before it (unchanged when there are none). UNKNOWN or no
-    verdict: the RR detector decides.
+    always corrected, to the median of the `recent_normal_us` intervals before it (the RR
+    detector's label kept when it had one, else ECG_ECTOPIC); with none (bigeminy has no
+    normal-to-normal interval), to `pair_us`, half the coupling interval plus its pause, one
+    sinus cycle; with neither the RR detector's judgement stands. UNKNOWN or no verdict: the
+    RR detector decides.
     """
     if verdict is EcgVerdict.NORMAL and j.artifact is not None:
         return Judgement(j.k, j.value_us, None)
-    if verdict is EcgVerdict.ECTOPIC and j.artifact is None and recent_normal_us:
+    if verdict is EcgVerdict.ECTOPIC and recent_normal_us:
+        # the RR detector's own value interpolates between beats it took for normal, which in
+        # bigeminy or trigeminy are often compensatory pauses: the ECG knows better
         v = sorted(recent_normal_us)
         h = len(v) // 2
         value = v[h] if len(v) % 2 else (v[h - 1] + v[h]) // 2
-        return Judgement(j.k, value, ECG_ECTOPIC)
+        return Judgement(j.k, value, j.artifact or ECG_ECTOPIC)
+    if verdict is EcgVerdict.ECTOPIC and pair_us is not None:
+        # no normal-to-normal interval nearby (bigeminy): a PVC leaves the sinus rhythm
+        # running, so coupling interval + compensatory pause span two sinus cycles
+        return Judgement(j.k, pair_us, j.artifact or ECG_ECTOPIC)
     return j

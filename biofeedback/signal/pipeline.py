@@ -17,7 +17,7 @@ import numpy as np
 
 from biofeedback.errors import CalibrationError
 from biofeedback.signal import arousal as arousal_mod
-from biofeedback.signal.artifacts import Detector
+from biofeedback.signal.artifacts import Detector, Judgement
 from biofeedback.signal.baseline import Calibration
 from biofeedback.signal.config import validate_config
 from biofeedback.signal.ecg_reconcile import EcgVerdict, overrule
@@ -307,7 +307,29 @@ class SignalPipeline:
         if k < self._detector.next_beat:
             return False
         self._ecg_verdicts[k] = verdict
+        if verdict is EcgVerdict.ECTOPIC:
+            # corrected at once, not only when the RR detector reaches the beat six beats later:
+            # in bigeminy the raw tail would otherwise dominate the live RMSSD. The judgement
+            # then sets (and reports) the final value. A coupling interval whose pause had not
+            # arrived yet is corrected with it.
+            for m in (i - 1, i):  # a provisional value from the intake screen is replaced too
+                if m >= 0 and self._ecg_verdicts.get(st.base + m) is EcgVerdict.ECTOPIC:
+                    self._ecg_now(m)
         return True
+
+    def _ecg_now(self, i: int) -> None:
+        """Correct ectopic interval i (store index) at once (set_ecg_verdict)."""
+        st = self._store
+        k = st.base + i
+        recent = [st.x[m] for m in range(max(0, i - 8), i) if not st.corrected[m]]
+        j = overrule(
+            Judgement(k, st.x[i], None), EcgVerdict.ECTOPIC, recent[-5:], self._ecg_pair(i)
+        )
+        if j.artifact is not None:
+            old, was = st.x[i], st.corrected[i]
+            st.x[i], st.corrected[i] = j.value_us, 1
+            self._short.replace(k, old, j.value_us, was, 1)
+            self._long.replace(k, old, j.value_us, was, 1)
 
     def set_movement(self, t: float, moving: bool) -> None:
         """The chest accelerometer's word at `t` (movement.MovementSample): while the client
@@ -347,7 +369,7 @@ class SignalPipeline:
                 v = self._ecg_verdicts.pop(j.k, None)
                 if v is not None:
                     recent = [st.x[m] for m in range(max(0, i - 8), i) if not st.corrected[m]]
-                    j = overrule(j, v, recent[-5:])
+                    j = overrule(j, v, recent[-5:], self._ecg_pair(i))
             was = st.corrected[i]
             if j.artifact is None:
                 if not was:
@@ -365,6 +387,16 @@ class SignalPipeline:
                 CleanBeat(st.t[i], new / 1000.0, st.raw[i] / 1000.0, bool(now), j.artifact, contact)
             )
         return tuple(out)
+
+    def _ecg_pair(self, i: int) -> int | None:
+        """Half of interval i plus its partner (a coupling interval and its pause: the shorter
+        before the longer), for an ectopic interval with no normal one nearby."""
+        raw = self._store.raw
+        if i > 0 and raw[i] > raw[i - 1]:
+            return (raw[i - 1] + raw[i]) // 2
+        if i + 1 < len(raw) and raw[i + 1] > raw[i]:
+            return (raw[i] + raw[i + 1]) // 2
+        return None
 
     def _frequency(self, t: float) -> FrequencyDomain | None:
         c = self.config

@@ -4,6 +4,7 @@ an ectopic one always is (SignalPipeline.set_ecg_verdict, ecg_reconcile.overrule
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from biofeedback.signal import SignalPipeline
 from biofeedback.signal.artifacts import Judgement
@@ -55,7 +56,8 @@ def swing_with_odd_normal_beats() -> tuple[np.ndarray, np.ndarray, list[int]]:
 def test_the_rr_detector_alone_corrects_the_odd_normal_beats() -> None:
     t, rr, odd = swing_with_odd_normal_beats()
     labels = run(t, rr)
-    assert all(labels.get(k) is not None for k in odd)  # the case the ECG must prevent
+    # the case the ECG must prevent: around each odd beat the RR detector corrects something
+    assert all(any(labels.get(m) is not None for m in (k - 1, k, k + 1)) for k in odd)
 
 
 def test_an_ecg_saying_normal_means_nothing_is_corrected() -> None:
@@ -115,6 +117,27 @@ def test_overrule() -> None:
         5, 810_000, ECG_ECTOPIC
     )
     assert overrule(clean, EcgVerdict.ECTOPIC, []) == clean  # nothing to replace it with
-    assert overrule(flagged, EcgVerdict.ECTOPIC, [1]) == flagged
+    # the ECG's replacement wins over the RR detector's interpolation, its label is kept
+    assert overrule(flagged, EcgVerdict.ECTOPIC, [800_000]) == Judgement(5, 800_000, "ectopic")
+    # bigeminy: no normal interval near, half of coupling + pause
+    assert overrule(clean, EcgVerdict.ECTOPIC, [], 740_000) == Judgement(5, 740_000, ECG_ECTOPIC)
+    assert overrule(flagged, EcgVerdict.ECTOPIC, [], None) == flagged
     assert overrule(flagged, EcgVerdict.UNKNOWN, [1]) == flagged
     assert overrule(flagged, None, [1]) == flagged
+
+
+def test_an_ectopic_verdict_corrects_the_live_window_at_once() -> None:
+    t, rr = paced_breathing_series(6.0, 120.0, hr_bpm=65.0, seed=5)
+    p = SignalPipeline()
+    for ti, ri in zip(t[:100].tolist(), rr[:100].tolist(), strict=True):
+        p.push_rr(ti, ri)
+    # a PVC: coupling 450 ms, compensatory pause 1050 ms
+    tc = float(t[99]) + 0.45
+    p.push_rr(tc, 450.0)
+    assert p.set_ecg_verdict(tc, EcgVerdict.ECTOPIC)
+    tp = tc + 1.05
+    p.push_rr(tp, 1050.0)
+    assert p.set_ecg_verdict(tp, EcgVerdict.ECTOPIC)
+    tail = p.window_values_ms("long")[-2:]
+    # both replaced before the RR detector judged either, by the recent normal intervals
+    assert tail[0] == tail[1] == pytest.approx(float(np.median(rr[95:100])), abs=0.001)
