@@ -144,6 +144,17 @@ class ReplayResult:
         )
 
     @property
+    def exit_status(self) -> int:
+        """`biofeedback replay`'s exit status: 0 when the replay is identical, or when it differs
+        and the recording was made by another pipeline (its fingerprint or a library version
+        differs) or names none (format version 1): the difference is then the change, not a
+        failure to reproduce. 1 for a difference under the same pipeline, also when the
+        recording lost rows (what was lost cannot be shown to reproduce)."""
+        if self.identical or self.pipeline_changed is not False:
+            return 0
+        return 1
+
+    @property
     def notes(self) -> tuple[str, ...]:
         """What the reader of the verdict should also know (migration, an unchanged result
         despite a pipeline change, gaps)."""

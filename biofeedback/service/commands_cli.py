@@ -75,11 +75,10 @@ def run_replay(args: argparse.Namespace, config: AppConfig) -> int:
     for note in result.notes:
         print(f"note: {note}")
     print(result.verdict)
-    if result.identical:
-        return 0
     for line in result.differences:
         print(f"  {line}")
-    return 1
+    # a difference explained by a named pipeline or format change is not a failure to reproduce
+    return result.exit_status
 
 
 async def _replay_live(args: argparse.Namespace, config: AppConfig, session: Path) -> int:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from pathlib import Path
+
+import pytest
 
 from biofeedback.recording import SessionRecorder, open_session
 from biofeedback.recording.replay import compare_sessions, record_output, replay_session
@@ -56,7 +60,6 @@ def test_compare_reports_missing_rows(tmp_path: Path) -> None:
 
 
 def test_config_and_baseline_rebuilt_from_the_sidecar(tmp_path: Path) -> None:
-    import pytest
 
     from biofeedback.errors import RecordingError
     from biofeedback.recording.replay import meta_dataclass
@@ -73,3 +76,64 @@ def test_config_and_baseline_rebuilt_from_the_sidecar(tmp_path: Path) -> None:
     assert meta_dataclass(info, "absent", Baseline) is None
     with pytest.raises(RecordingError, match=r"meta\.broken: .*hr_mean_bpm"):
         meta_dataclass(info, "broken", Baseline)
+
+
+# ---- exit status of `biofeedback replay` -----------------------------------------------------
+
+
+def _cli_replay(
+    session: Path, out: Path, core: ToyCore, monkeypatch: pytest.MonkeyPatch
+) -> tuple[int, str]:
+    """`biofeedback replay <session>` with the toy core in place of the recorded pipeline."""
+    import argparse
+    import contextlib
+    import io
+
+    from biofeedback.config import load_config
+    from biofeedback.service import commands_cli
+
+    monkeypatch.setattr(commands_cli, "core_from_recording", lambda info: core)
+    args = argparse.Namespace(session=session, speed=None, out=out)
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        status = commands_cli.run_replay(args, load_config(None, env={}))
+    return status, buf.getvalue()
+
+
+FORMAT1 = Path(__file__).parent / "data" / "format1" / "toy" / "20251124T160000Z"
+
+
+def test_replay_exit_status_is_0_when_a_format_change_explains_the_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = tmp_path / "old" / "toy" / FORMAT1.name
+    shutil.copytree(FORMAT1, old)
+    status, text = _cli_replay(old, tmp_path / "rep", ToyCore(jitter=True), monkeypatch)
+    assert "expected: the recording is format version 1" in text
+    assert "arousal.tsv line" in text  # the differences are still listed
+    assert status == 0
+
+
+def test_replay_exit_status_is_0_when_a_pipeline_change_explains_the_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _live(tmp_path / "rec", ToyCore(), 90)
+    side = src / "session.json"
+    data = json.loads(side.read_text())
+    data["Pipeline"] = {**data["Pipeline"], "fingerprint": "sha256:0123456789abcdef"}
+    side.write_text(json.dumps(data))
+    status, text = _cli_replay(src, tmp_path / "rep", ToyCore(jitter=True), monkeypatch)
+    assert "expected: the pipeline changed since the recording" in text
+    assert status == 0
+
+
+def test_replay_exit_status_is_1_for_a_difference_under_the_same_pipeline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = _live(tmp_path / "rec", ToyCore(), 90)
+    status, text = _cli_replay(src, tmp_path / "rep", ToyCore(jitter=True), monkeypatch)
+    assert "DIFFERENT from the recording (1 difference(s)) with the same pipeline" in text
+    assert status == 1
+    status, text = _cli_replay(src, tmp_path / "rep2", ToyCore(), monkeypatch)
+    assert text.splitlines()[-1].startswith("identical")
+    assert status == 0
