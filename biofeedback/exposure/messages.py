@@ -51,11 +51,13 @@ class GroundingTechnique(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ArousalSample:
-    """A new arousal estimate (value None = unknown)."""
+    """A new arousal estimate (value None = unknown). `moving`: the chest accelerometer says the
+    client moves (the protocol's `[session] movement_pauses` decides whether it may pause)."""
 
     t: float
     value: float | None
     confidence: float = 1.0
+    moving: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,6 +215,35 @@ Command = (
     | ReadyToContinue
 )
 SessionInput = ArousalSample | Tick | SignalLost | SignalRestored | CalibrationDone | Command
+
+
+# ---- observations for the signal pipeline ------------------------------------------------------
+# A strap's raw ECG and chest acceleration (Polar H10, docs/ecg.md) change how beats are judged and
+# what arousal says. They reach the session core as inputs like any other, so the recording's
+# input log holds them and replay reproduces the session exactly (service/chest_signals.py).
+
+
+@dataclass(frozen=True, slots=True)
+class EcgVerdictReport:
+    """What the ECG says about the RR interval the strap gave at `beat_t` ("normal",
+    "ectopic" or "unknown": signal.ecg_reconcile.EcgVerdict)."""
+
+    t: float
+    beat_t: float
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True)
+class MovementReport:
+    """The chest accelerometer's movement index over the second ending at `t` (mg) and whether
+    the client counts as moving (signal.movement.MovementSample)."""
+
+    t: float
+    moving: bool
+    index_mg: float
+
+
+SignalObservation = EcgVerdictReport | MovementReport
 
 
 # ---- outputs ------------------------------------------------------------------------------

@@ -79,6 +79,10 @@ class SessionOptions:
 
     auto_offer: bool = False  # system offers the next step / resume when due (consent still needed)
     auto_complete: bool = False  # a step completes once its planned exposure time is reached
+    # Arousal while the chest accelerometer says the client moves (exercise, talking, shifting in
+    # the chair) may pause the step: pausing is the safe direction, so True unless the protocol
+    # says otherwise (docs/session.md, "Movement").
+    movement_pauses: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,10 +304,11 @@ def parse_protocol(text: str, source: str = "<protocol>") -> ExposureProtocol:
         every_s=r.number(ck, ("checkins",), "every_s", 0.0, lo=0.0, hi=86400.0),
     )
     se = r.sub(top, (), "session") or {}
-    r.table(se, ("session",), {"auto_offer", "auto_complete"})
+    r.table(se, ("session",), {"auto_offer", "auto_complete", "movement_pauses"})
     options = SessionOptions(
         auto_offer=r.boolean(se, ("session",), "auto_offer", False),
         auto_complete=r.boolean(se, ("session",), "auto_complete", False),
+        movement_pauses=r.boolean(se, ("session",), "movement_pauses", True),
     )
     return ExposureProtocol(
         name=name,

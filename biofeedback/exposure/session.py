@@ -583,6 +583,10 @@ class ExposureSession:
             self._last_value, self._last_value_t = value, t
             self._newest_unknown = False
             self._update_runs(value, t)
+            if s.moving is True and not self._p.options.movement_pauses:
+                # the protocol lets movement not pause: a high value while moving starts no dwell
+                # (heart rate then answers exertion); a calm value still counts as calm
+                self._above_since = None
             if self._state is S.EXPOSING and self._step is not None:
                 acc = self._acc[self._step]
                 acc.peak = value if acc.peak is None else max(acc.peak, value)

@@ -36,7 +36,9 @@ from biofeedback.exposure.messages import (
     CompleteStep,
     Consent,
     Decline,
+    EcgVerdictReport,
     EndSession,
+    MovementReport,
     OfferStep,
     Pause,
     SignalLost,
@@ -68,6 +70,8 @@ KNOWN_INPUTS: dict[str, type[Any]] = {
         SignalLost,
         SignalRestored,
         CalibrationDone,
+        EcgVerdictReport,
+        MovementReport,
     )
 }
 _COLUMN_FIELDS = {"t", "role", "command_id"}

@@ -156,9 +156,9 @@ async def run_client(
         save_baseline,
         stimulus_for,
     )
+    from biofeedback.service.chest_signals import with_chest_signals
     from biofeedback.service.commands import serve_commands
     from biofeedback.service.mqtt import MqttLink
-    from biofeedback.service.pmd_feed import with_pmd_feed
 
     config = plan.config
     client = config.client_id
@@ -194,9 +194,15 @@ async def run_client(
         runner = SessionRunner(
             core=core,
             device=None,
-            # a strap's raw ECG / ACC (if any) go to the recording and MQTT beside the beats
-            device_factory=lambda: with_pmd_feed(
-                make_device(config, opts, clock, index=plan.index), client, link, recorder
+            # a strap's raw ECG / ACC (if any) go to the recording and MQTT beside the beats, and
+            # through the live ECG, movement and breathing stages (service/chest_signals.py)
+            device_factory=lambda: with_chest_signals(
+                make_device(config, opts, clock, index=plan.index),
+                client,
+                link,
+                recorder,
+                submit=lambda item: runner.process(item),
+                guidance=lambda: core.session.guidance,
             ),
             clock=clock,
             publisher=link,

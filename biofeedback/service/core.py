@@ -18,13 +18,18 @@ from biofeedback.exposure.messages import (
     ArousalSample,
     CalibrationDone,
     Command,
+    EcgVerdictReport,
     GroundingTechnique,
+    MovementReport,
     SessionEvent,
     SessionInput,
     SignalLost,
+    SignalObservation,
     SignalRestored,
 )
 from biofeedback.signal import Baseline, BeatUpdate, SignalConfig, SignalPipeline
+from biofeedback.signal.arousal import MOVEMENT_REASON
+from biofeedback.signal.ecg_reconcile import EcgVerdict
 
 log = logging.getLogger(__name__)
 _I = TypeVar("_I", bound=SessionInput)
@@ -34,7 +39,7 @@ MIN_CALIBRATION_BEATS = 20
 
 # Anything the session takes: device readings, commands, ticks, and (from tests or tools) the
 # session's own observation inputs.
-SessionItem = Notification | DeviceEvent | SessionInput
+SessionItem = Notification | DeviceEvent | SessionInput | SignalObservation
 _COMMAND_TYPES: tuple[type, ...] = get_args(Command)
 
 # The strap link and skin contact are lost (and restored) independently; monitoring is OK only
@@ -147,6 +152,8 @@ class SessionCore:
             self._notification(item, t, updates, events)
         elif isinstance(item, DeviceEvent):
             self._device_event(item, t, events)
+        elif isinstance(item, EcgVerdictReport | MovementReport):
+            self._observation(item, t)
         elif isinstance(item, _COMMAND_TYPES):
             command = self._command(cast(Command, item), t, events)
         else:
@@ -183,6 +190,20 @@ class SessionCore:
             updates.append(u)
             events += self._arousal(u, t)
 
+    def _observation(self, item: EcgVerdictReport | MovementReport, t: float) -> None:
+        """The strap's ECG or chest accelerometer about the beats (service/chest_signals.py)."""
+        if isinstance(item, MovementReport):
+            if isinstance(item.moving, bool):
+                self.pipeline.set_movement(t, item.moving)
+            return
+        try:
+            verdict = EcgVerdict(item.verdict)
+        except ValueError:
+            log.warning("ECG verdict %r ignored: not one of %s", item.verdict, list(EcgVerdict))
+            return
+        if isinstance(item.beat_t, int | float):
+            self.pipeline.set_ecg_verdict(float(item.beat_t), verdict)
+
     def _follow_guidance(self) -> None:
         """Tell the signal pipeline when paced breathing is guided, and at what rate."""
         g = self.session.guidance
@@ -199,7 +220,8 @@ class SessionCore:
 
     def _arousal(self, u: BeatUpdate, t: float) -> list[SessionEvent]:
         a = u.arousal
-        return self.session.handle(ArousalSample(t, a.value, a.confidence))
+        moving = a.reason is not None and a.reason.startswith(MOVEMENT_REASON)
+        return self.session.handle(ArousalSample(t, a.value, a.confidence, moving))
 
     def _device_event(self, e: DeviceEvent, t: float, events: list[SessionEvent]) -> None:
         was_ok = not self._lost

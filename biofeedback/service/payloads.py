@@ -5,7 +5,8 @@ it describes) and "client" (the pseudonymous client id). Each kind has a JSON Sc
 `biofeedback/service/schemas/<kind>.json`; `validate(kind, payload)` checks one. Non-finite
 floats (NaN, inf) become null: they are not JSON.
 
-Kinds and topics: status -> `status`; beat, metrics, arousal, ecg -> their topics; session ->
+Kinds and topics: status -> `status`; beat, metrics, arousal, ecg, breathing, movement -> their
+topics; session ->
 `session`;
 guidance -> `guidance`; event (session, device or service events, told apart by "source") ->
 `event` and, for check-ins, `checkin`; command -> `cmd` (in); reply -> `reply` or the MQTT 5
@@ -28,6 +29,7 @@ from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notificat
 from biofeedback.errors import ParseError
 from biofeedback.exposure.messages import Guidance, SessionEvent
 from biofeedback.service.topics import SCHEMA_VERSION, Topic
+from biofeedback.signal.chest_breathing import Breath, BreathingEvent, BreathingUpdate
 from biofeedback.signal.measures import (
     Arousal,
     BeatUpdate,
@@ -36,6 +38,7 @@ from biofeedback.signal.measures import (
     SignalQuality,
     TimeDomain,
 )
+from biofeedback.signal.movement import MovementSample
 
 KINDS = (
     "status",
@@ -43,6 +46,8 @@ KINDS = (
     "metrics",
     "arousal",
     "ecg",
+    "breathing",
+    "movement",
     "session",
     "guidance",
     "event",
@@ -202,6 +207,70 @@ def ecg(
             "uv": [int(v) for v in uv],
             "gap_before_s": _num(gap_before_s),
             "dropped_samples": int(dropped_samples),
+        }
+    )
+    return p
+
+
+def movement(client_id: str, device: str, m: MovementSample) -> dict[str, Any]:
+    """`movement`: the chest movement index over the second ending at `t` (signal/movement.py)."""
+    p = _head(client_id, m.t)
+    p.update(
+        {
+            "device": device,
+            "index_mg": _num(round(float(m.index_mg), 2)),
+            "level": m.level.value,
+            "moving": bool(m.moving),
+        }
+    )
+    return p
+
+
+def breathing(
+    client_id: str,
+    device: str,
+    u: BreathingUpdate,
+    *,
+    breaths: tuple[Breath, ...] = (),
+    events: tuple[BreathingEvent, ...] = (),
+    moving: bool = False,
+    adherence: float | None = None,
+    pacer_bpm: float | None = None,
+    trace_t: list[float] | None = None,
+    trace_mg: list[float] | None = None,
+) -> dict[str, Any]:
+    """`breathing`: the chest breathing estimate at `t` (signal/chest_breathing.py): rate, the
+    breaths that became final, therapist-only events, pacer adherence during paced breathing,
+    and the newest seconds of the chest trace (`trace_t0` + i * `trace_dt_s`)."""
+    p = _head(client_id, u.t)
+    n = min(len(trace_t or []), len(trace_mg or []), 400)
+    tt = (trace_t or [])[len(trace_t or []) - n :]
+    ty = (trace_mg or [])[len(trace_mg or []) - n :]
+    dt = (tt[n - 1] - tt[0]) / (n - 1) if n > 1 else None
+    p.update(
+        {
+            "device": device,
+            "rate_bpm": _num(None if u.rate_bpm is None else round(float(u.rate_bpm), 2)),
+            "valid": bool(u.valid),
+            "reason": u.reason,
+            "moving": bool(moving),
+            "adherence": _num(None if adherence is None else round(float(adherence), 3)),
+            "pacer_bpm": _num(pacer_bpm),
+            "breaths": [
+                {
+                    "start_t": _num(b.start_t),
+                    "end_t": _num(b.end_t),
+                    "depth_mg": _num(round(float(b.depth_mg), 2)),
+                }
+                for b in breaths
+            ][-20:],
+            "events": [
+                {"kind": e.kind.value, "start_t": _num(e.start_t), "detail": e.detail}
+                for e in events
+            ][-10:],
+            "trace_t0": _num(tt[0]) if n else None,
+            "trace_dt_s": _num(dt) if dt is not None and dt > 0 else None,
+            "trace_mg": [_num(round(float(y), 2)) for y in ty],
         }
     )
     return p

@@ -24,6 +24,8 @@ class Topic(enum.StrEnum):
     METRICS = "metrics"  # live sample, QoS 0 with expiry
     AROUSAL = "arousal"  # live sample, QoS 0 with expiry
     ECG = "ecg"  # raw ECG of a strap that streams it, batched at most 1/s, QoS 0 with expiry
+    BREATHING = "breathing"  # chest breathing (strap ACC) at most 1/s, QoS 0; therapist only
+    MOVEMENT = "movement"  # chest movement index (strap ACC) at most 1/s, QoS 0
     SESSION = "session"  # retained full session state, QoS 1
     GUIDANCE = "guidance"  # retained breathing schedule, QoS 1
     EVENT = "event"  # session and device events, QoS 1
@@ -83,6 +85,8 @@ DELIVERY: Mapping[Topic, Delivery] = {
     Topic.METRICS: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.AROUSAL: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.ECG: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.BREATHING: Delivery(qos=0, retain=False, expiry_s=10),
+    Topic.MOVEMENT: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.SESSION: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.GUIDANCE: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.EVENT: Delivery(qos=1, retain=False, expiry_s=None),
