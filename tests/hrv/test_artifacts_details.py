@@ -29,6 +29,7 @@ from biofeedback.signal.artifacts import (
     Detector,
     _chain,
     _course_fails,
+    _judge_rows,
     _lower_bounds,
     _ls_class,
     _ls_classes,
@@ -435,3 +436,27 @@ def test_beat_j_plus_1_off_its_course_by_13_percent_fails_the_course() -> None:
     for v, fails in ((hi, True), (hi - 1, False), (lo, True), (lo + 1, False)):
         y[j + 1] = v
         assert _course_fails(j, y, 0, 0) is fails, v
+
+
+def test_a_lone_candidate_in_the_last_judged_row_is_handed_over() -> None:
+    """One beat past its threshold in the whole segment, judged at the last arrival: it waits
+    for a normal successor (unjudged in both forms), not "normal" in the vectorised one."""
+    rng = np.random.default_rng(0)
+    x = 800_000 + rng.integers(-2_000, 2_000, 200)
+    j = len(x) - MIN_LAG - 1
+    x[j] = 560_000
+    assert int(_judge_rows(x, MIN_LAG).main.sum()) == 1
+    assert_same(x)
+    assert judge_segment(x).labels[j] == UNJUDGED
+
+
+def test_the_beat_judged_at_the_90th_value_gets_its_own_threshold() -> None:
+    """The first row judged with a full 91-value window is at the 91st value; the one before
+    (judged at the 90th) has no full window, so no lower bound from another window (here: the
+    wildly alternating end of the segment) may prune it."""
+    y = calm(300, seed=1)
+    k = QD_BEATS - 2 - MIN_LAG  # judged when beat 89 (the 90th) arrives
+    y[k] = y[k] * 70 // 100
+    y[-130:] = np.where(np.arange(130) % 2 == 0, 500_000, 1_300_000)
+    assert judge_segment(y).labels[k] > 0
+    assert_same(y)
