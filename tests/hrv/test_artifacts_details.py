@@ -460,3 +460,23 @@ def test_the_beat_judged_at_the_90th_value_gets_its_own_threshold() -> None:
     y[-130:] = np.where(np.arange(130) % 2 == 0, 500_000, 1_300_000)
     assert judge_segment(y).labels[k] > 0
     assert_same(y)
+
+
+def test_judge_segment_types_and_its_first_judgement() -> None:
+    x = walk(200, 2, 15_000, 0.1, True)
+    sj = judge_segment(x)
+    for given in (x.astype(np.int32), x.tolist(), x.astype(np.float64)):
+        other = judge_segment(given)
+        assert other.labels.dtype == np.int8
+        assert other.values.dtype == np.int64
+        assert other.judged_at.dtype == np.int64
+        assert np.array_equal(other.labels, sj.labels)
+        assert np.array_equal(other.values, sj.values)
+    # a segment of exactly 46 beats: its first 40 are judged when the 46th arrives
+    y = calm(MIN_SEGMENT_BEATS, seed=6)
+    first = judge_segment(y)
+    assert (first.labels[: MIN_SEGMENT_BEATS - MIN_LAG] == NORMAL).all()
+    assert (first.judged_at[: MIN_SEGMENT_BEATS - MIN_LAG] == MIN_SEGMENT_BEATS - 1).all()
+    assert_same(y)
+    with pytest.raises(ValueError, match="lag must be at least 6 beats"):
+        judge_segment(y, MIN_LAG - 1)
