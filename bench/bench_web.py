@@ -379,14 +379,43 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                 page = await browser.new_page(viewport={"width": 1366, "height": 900})
                 await page.add_init_script(BROWSER_HOOK)
 
+                # the same overview read by a plain WebSocket client here: where the time goes
+                # (dashboard and network, or the page)
+                ws_lat: list[float] = []
+                ws_seen: dict[str, float] = {}
+                http = aiohttp.ClientSession()
+                base = f"http://127.0.0.1:{http_port}"
+                ws = await http.ws_connect(
+                    f"{base}/ws",
+                    headers={"Origin": base, "Authorization": f"Bearer {SECRET}"},
+                )
+
+                async def read_ws() -> None:
+                    async for msg in ws:
+                        now = time.time()
+                        m = json.loads(msg.data)
+                        t = (
+                            m.get("summary", {}).get("arousal_t")
+                            if m["type"] == "summary"
+                            else None
+                        )
+                        if t is None or ws_seen.get(m["client"]) == t:
+                            continue
+                        ws_seen[m["client"]] = t
+                        ws_lat.append(now - t)
+
+                ws_reader = asyncio.create_task(read_ws())
                 await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
                 await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
                 await page.wait_for_selector("#conn[data-state='live']")
                 await asyncio.sleep(5.0)  # warm up
                 rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
                 await page.evaluate("window.__lat = []")
+                ws_lat.clear()
                 overviews0 = await page.evaluate("window.__overviews")
                 pcpu0 = cpu_seconds(publisher.pid)
+                async with http.get(f"{base}/healthz") as resp:
+                    ingested0 = (await resp.json())["ingested"]
                 browser_pid = _browser_pid()
                 cpu0, bcpu0, wall0 = (
                     cpu_seconds(server.pid),
@@ -399,7 +428,13 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                     tree_cpu_seconds(browser_pid),
                     time.monotonic(),
                 )
+                async with http.get(f"{base}/healthz") as resp:
+                    ingested = (await resp.json())["ingested"] - ingested0
                 lat = sorted(await page.evaluate("window.__lat"))
+                wsl = sorted(ws_lat)
+                ws_reader.cancel()
+                await ws.close()
+                await http.close()
                 reconnects = await page.evaluate("window.__overviews") - overviews0
                 pcpu1 = cpu_seconds(publisher.pid)
                 rss1 = rss_bytes(server.pid)
@@ -429,7 +464,11 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
         f"CPU {cpu * 100:.1f} % of a core ({cpu * 100 / n_clients:.3f} % per client), RSS "
         f"{rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} "
         f"KiB per client after {seconds + 7:.0f} s of history); Chromium CPU {bcpu * 100:.1f} % "
-        "of a core"
+        f"of a core. The same overview read by a plain WebSocket client: {len(wsl)} values, p50 "
+        f"{wsl[len(wsl) // 2] * 1e3:.1f} ms, p99 {wsl[int(len(wsl) * 0.99)] * 1e3:.1f} ms. "
+        f"Dashboard CPU per message it took in: {(cpu1 - cpu0) / max(1, ingested) * 1e6:.0f} µs "
+        f"({ingested} messages), so {(cpu1 - cpu0) / max(1, ingested) * 2 * rate_hz * 100:.3f} % "
+        f"of a core per client at {2 * rate_hz:.1f} msg/s"
     )
 
 
