@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
-from biofeedback.web import attention, views
+from biofeedback.web import attention, chest_views, views
 from biofeedback.web.views import JsonDict
 
 log = logging.getLogger(__name__)
@@ -424,10 +424,19 @@ class Hub:
         return len(self._subs)
 
     def _fan_out(
-        self, client_id: str, message: JsonDict, state: ClientState, summary_changed: bool
+        self,
+        client_id: str,
+        message: JsonDict,
+        state: ClientState,
+        summary_changed: bool,
+        *,
+        therapist_only: bool = False,
     ) -> None:
         # serialise only for someone: with nobody watching a message costs no JSON encoding
         watchers = self._by_client.get(client_id)
+        if watchers and therapist_only:
+            # the strap's raw data and breathing events are never sent to the client's screen
+            watchers = {sub for sub in watchers if sub.role == "therapist"}
         if watchers:
             detail = _dumps(message)
             for sub in list(watchers):
@@ -565,6 +574,12 @@ class Hub:
                 state.checkins.popleft()
             message["view"] = checkin
             summary_changed = False
+        elif kind.value in chest_views.VIEWS:
+            # ecg, breathing, movement: for the therapist's detail page only (web/chest_views.py)
+            message["view"] = chest_views.VIEWS[kind.value](data)
+            message["clock"] = state.clock()
+            self._fan_out(client_id, message, state, False, therapist_only=True)
+            return True
         message["clock"] = state.clock()
         self._fan_out(client_id, message, state, summary_changed)
         return True

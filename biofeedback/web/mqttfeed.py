@@ -36,6 +36,11 @@ SUBSCRIBED = (
     Topic.EVENT,
     Topic.CHECKIN,
     Topic.REPLY,
+    # a strap's raw data, for the therapist's detail page only (web/chest_views.py): about one
+    # message a second each, and only from straps that stream them
+    Topic.ECG,
+    Topic.BREATHING,
+    Topic.MOVEMENT,
 )
 
 

@@ -389,9 +389,11 @@
       renderEvents();
       renderSuds();
       renderCharts();
+      Chest.snapshot(msg); // ECG strip and breathing trace (chest.js)
     },
     update(msg) {
       if (msg.clock) st.clock = msg.clock;
+      if (Chest.update(msg)) return; // ecg, breathing, movement, guidance (chest.js)
       if (msg.point && msg.kind !== "beat") addPoint(msg.point);
       if (msg.kind === "session") {
         const before = st.session && st.session.state;
