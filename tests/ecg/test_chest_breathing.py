@@ -169,3 +169,12 @@ def test_bad_input() -> None:
     ups = cb.push(t, acc)  # a bad sample is a gap: the window restarts after it
     assert all(b.start_t > t[500] for u in ups for b in u.breaths)
     assert all(u.rate_bpm is None for u in ups if u.t < t[500] + 10.0)
+
+
+def test_chunking_never_changes_the_result() -> None:
+    t, trace, _ = breathing_trace(10.0, 120.0, FS, seed=3)
+    acc = chest_acc(t, trace, bursts=((60.0, 3.0),))
+    whole = run(t, acc, chunk=t.size)
+    assert len(whole) >= 100
+    assert run(t, acc, chunk=25) == whole
+    assert run(t, acc, chunk=7) == whole
