@@ -201,6 +201,71 @@ class ReadyToContinue:
     command_id: str = ""
 
 
+# ---- the resonance-frequency assessment's commands (docs/resonance.md, "Running it live") ----
+# The session core (service/core.py) hands these to the assessment it hosts beside the exposure
+# session; the exposure session never sees them. Their role rules are ASSESSMENT_ROLE_RULES.
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentOffer:
+    """The therapist offers the breathing-rate assessment; only the client's consent starts it."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentConsent:
+    """The client agrees to the assessment on offer."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentDecline:
+    """The client declines the assessment on offer."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AssessmentStop:
+    """Stop the assessment now (client or therapist); never refused, what was measured is kept."""
+
+    t: float
+    role: Role
+    command_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChooseBreathingRate:
+    """The client's own breathing rate for the pacer (breaths/min), over the measured one;
+    None goes back to the measured rate."""
+
+    t: float
+    role: Role
+    rate_bpm: float | None = None
+    command_id: str = ""
+
+
+AssessmentCommand = (
+    AssessmentOffer | AssessmentConsent | AssessmentDecline | AssessmentStop | ChooseBreathingRate
+)
+
+ASSESSMENT_ROLE_RULES: Mapping[type, frozenset[Role]] = {
+    AssessmentOffer: frozenset({Role.THERAPIST}),
+    AssessmentConsent: frozenset({Role.CLIENT}),
+    AssessmentDecline: frozenset({Role.CLIENT}),
+    AssessmentStop: frozenset({Role.CLIENT, Role.THERAPIST}),
+    ChooseBreathingRate: frozenset({Role.CLIENT}),
+}
+
+
 Command = (
     Pause
     | Consent
@@ -213,6 +278,7 @@ Command = (
     | ChooseGrounding
     | Recalibrate
     | ReadyToContinue
+    | AssessmentCommand
 )
 SessionInput = ArousalSample | Tick | SignalLost | SignalRestored | CalibrationDone | Command
 

@@ -46,6 +46,7 @@ from biofeedback.devices.pmd_readings import (
     PmdStatus,
 )
 from biofeedback.errors import RecordingError
+from biofeedback.exposure.assessment import AssessmentEvent
 from biofeedback.exposure.messages import SessionEvent
 from biofeedback.recording.inputs import encode_input
 from biofeedback.recording.pipeline import pipeline_identity
@@ -467,6 +468,32 @@ class SessionRecorder:
                     ev.t - start,
                     0.0,
                     ev.kind,
+                    ev.seq,
+                    ev.t,
+                    ev.actor.value,
+                    ev.from_state.value,
+                    ev.to_state.value,
+                    ev.reason,
+                    dict(ev.values),
+                ),
+            )
+
+    def assessment_events(self, evs: Iterable[AssessmentEvent]) -> None:
+        """Log the resonance assessment's events as events.tsv rows, their kind prefixed
+        "assessment_" and their states the assessment's (docs/resonance.md)."""
+        self._check_open()
+        for ev in evs:
+            if self._full(EVENT):
+                self._drop({EVENTS.name: 1}, EVENT, ev.t)
+                continue
+            self._seen(ev.t)
+            start = ev.t if self.start_t is None else self.start_t
+            self._add(
+                EVENTS.name,
+                (
+                    ev.t - start,
+                    0.0,
+                    f"assessment_{ev.kind}",
                     ev.seq,
                     ev.t,
                     ev.actor.value,

@@ -195,6 +195,9 @@ def record_output(rec: SessionRecorder, out: CoreOutputLike) -> None:
         rec.update(u)
     if out.events:
         rec.events(out.events)
+    assessment = getattr(out, "assessment_events", ())
+    if assessment:
+        rec.assessment_events(assessment)
     baseline = getattr(out, "baseline", None)
     if baseline is not None:
         rec.set_meta(baseline_created=baseline)

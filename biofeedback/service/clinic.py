@@ -27,6 +27,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from biofeedback.clock import Clock
@@ -159,6 +160,7 @@ async def run_client(
     from biofeedback.service.chest_signals import with_chest_signals
     from biofeedback.service.commands import serve_commands
     from biofeedback.service.mqtt import MqttLink
+    from biofeedback.service.resonance_store import save_assessment
 
     config = plan.config
     client = config.client_id
@@ -202,7 +204,7 @@ async def run_client(
                 link,
                 recorder,
                 submit=lambda item: runner.process(item),
-                guidance=lambda: core.session.guidance,
+                guidance=lambda: core.snapshot.guidance,
             ),
             clock=clock,
             publisher=link,
@@ -210,6 +212,15 @@ async def run_client(
             on_snapshot=on_snapshot,
             # the demo's simulated person is never anyone's baseline
             on_baseline=None if opts.demo else (lambda b: save_baseline(config, b)),
+            # the resonance assessment's result belongs to the client's profile (the demo's
+            # profile lives in the demo's own data folder)
+            on_assessment=lambda result: save_assessment(
+                config.baseline_dir,
+                client,
+                result,
+                clock.now(),
+                Path(str(getattr(recorder, "path", ""))).name,
+            ),
             stop_after_s=opts.duration_s,
             link_limit_hint=hint,
         )

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import (
+    ASSESSMENT_ROLE_RULES,
     AdjustThresholds,
+    AssessmentConsent,
+    AssessmentDecline,
+    AssessmentOffer,
+    AssessmentStop,
+    ChooseBreathingRate,
     ChooseGrounding,
     Command,
     CompleteStep,
@@ -99,13 +105,37 @@ _REQUIRED: Mapping[str, frozenset[str]] = {
     "suds": frozenset({"value"}),
     "choose_grounding": frozenset({"technique"}),
 }
+#: The resonance assessment's commands (docs/resonance.md): handed by the session core to the
+#: assessment it hosts, never to the exposure session; role rules in ASSESSMENT_ROLE_RULES.
+ASSESSMENT_COMMANDS: Mapping[str, type] = {
+    "assessment_offer": AssessmentOffer,
+    "assessment_consent": AssessmentConsent,
+    "assessment_decline": AssessmentDecline,
+    "assessment_stop": AssessmentStop,
+    "choose_rate": ChooseBreathingRate,
+}
+_ASSESSMENT_ARGS: Mapping[str, frozenset[str]] = {
+    "assessment_offer": frozenset(),
+    "assessment_consent": frozenset(),
+    "assessment_decline": frozenset(),
+    "assessment_stop": frozenset(),
+    "choose_rate": frozenset({"rate_bpm"}),
+}
+#: The client's own breathing rate may be 3..10 breaths/min (as an assessment protocol's rates).
+CHOSEN_RATE_BPM = (3.0, 10.0)
+_ALL_COMMANDS: Mapping[str, type] = {**COMMANDS, **ASSESSMENT_COMMANDS}
+_ALL_ARGS: Mapping[str, frozenset[str]] = {**_ARGS, **_ASSESSMENT_ARGS}
 _TOP = frozenset({"v", "id", "role", "cmd", "args", "t"})
 _WIRE_ROLES = (Role.CLIENT.value, Role.THERAPIST.value)
 
 
 def allowed_commands(role: Role | str) -> tuple[str, ...]:
-    """Wire names of the commands `role` may send."""
+    """Wire names of the exposure commands `role` may send."""
     return tuple(name for name, cls in COMMANDS.items() if may_send(role, cls))
+
+
+def _may(role: Role, cls: type) -> bool:
+    return may_send(role, cls) or role in ASSESSMENT_ROLE_RULES.get(cls, frozenset())
 
 
 def _load(raw: bytes | bytearray | memoryview | str) -> dict[str, Any]:
@@ -270,6 +300,26 @@ def _build(cmd: str, args: Mapping[str, Any], t: float, role: Role, cid: str) ->
         return Recalibrate(t=t, role=role, reason=reason, command_id=cid)
     if cmd == "ready":
         return ReadyToContinue(t=t, role=role, command_id=cid)
+    if cmd == "assessment_offer":
+        return AssessmentOffer(t=t, role=role, command_id=cid)
+    if cmd == "assessment_consent":
+        return AssessmentConsent(t=t, role=role, command_id=cid)
+    if cmd == "assessment_decline":
+        return AssessmentDecline(t=t, role=role, command_id=cid)
+    if cmd == "assessment_stop":
+        return AssessmentStop(t=t, role=role, command_id=cid)
+    if cmd == "choose_rate":
+        rate = args.get("rate_bpm")
+        if rate is not None:
+            rate = _number(args, "rate_bpm", cmd)
+            lo, hi = CHOSEN_RATE_BPM
+            assert rate is not None
+            if not lo <= rate <= hi:
+                raise CommandError(
+                    f"choose_rate: args.rate_bpm must be {lo:g}..{hi:g} breaths/min or null "
+                    f"(the measured rate), got {rate:g}"
+                )
+        return ChooseBreathingRate(t=t, role=role, rate_bpm=rate, command_id=cid)
     raise CommandError(f"unknown command {cmd!r}")  # unreachable: checked against COMMANDS
 
 
@@ -313,23 +363,24 @@ def parse_command(
             f"must have role {Role(required_role).value!r}"
         )
     name = value.get("cmd")
-    if not isinstance(name, str) or name not in COMMANDS:
+    if not isinstance(name, str) or name not in _ALL_COMMANDS:
         raise CommandError(
-            f"unknown command {json.dumps(name)[:40]}; commands are {', '.join(COMMANDS)}"
+            f"unknown command {json.dumps(name)[:40]}; commands are {', '.join(_ALL_COMMANDS)}"
         )
-    if not may_send(role, COMMANDS[name]):
+    if not _may(role, _ALL_COMMANDS[name]):
+        mine = [n for n, c in _ALL_COMMANDS.items() if _may(role, c)]
         raise CommandError(
             f"role {role.value!r} may not send {name!r} (a {role.value} may send: "
-            f"{', '.join(allowed_commands(role))})"
+            f"{', '.join(mine)})"
         )
     args = value.get("args", {})
     if args is None:
         args = {}
     if not isinstance(args, dict):
         raise CommandError(f"{name}: field 'args' must be a JSON object")
-    extra = sorted(set(args) - _ARGS[name])
+    extra = sorted(set(args) - _ALL_ARGS[name])
     if extra:
-        allowed = ", ".join(sorted(_ARGS[name])) or "none"
+        allowed = ", ".join(sorted(_ALL_ARGS[name])) or "none"
         raise CommandError(f"{name}: unknown argument(s) {', '.join(extra)} (allowed: {allowed})")
     missing = sorted(_REQUIRED.get(name, frozenset()) - set(args))
     if missing:
@@ -617,6 +668,7 @@ def handle_command_message(
 
 
 __all__ = [
+    "ASSESSMENT_COMMANDS",
     "COMMANDS",
     "ROLE_RULES",
     "CommandDeduper",

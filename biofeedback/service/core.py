@@ -14,19 +14,25 @@ from typing import TypeVar, cast, get_args
 from biofeedback.devices.readings import DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import CalibrationError, CommandError, ConfigError
 from biofeedback.exposure import ExposureProtocol, ExposureSession, SessionSnapshot
+from biofeedback.exposure.assessment import AssessmentEvent
 from biofeedback.exposure.messages import (
     ArousalSample,
+    AssessmentCommand,
     CalibrationDone,
     Command,
     EcgVerdictReport,
     GroundingTechnique,
     MovementReport,
+    OfferStep,
+    Pause,
     SessionEvent,
     SessionInput,
     SignalLost,
     SignalObservation,
     SignalRestored,
+    Tick,
 )
+from biofeedback.service.assessment_host import AssessmentHost
 from biofeedback.signal import Baseline, BeatUpdate, SignalConfig, SignalPipeline
 from biofeedback.signal.arousal import MOVEMENT_REASON
 from biofeedback.signal.ecg_reconcile import EcgVerdict
@@ -41,6 +47,7 @@ MIN_CALIBRATION_BEATS = 20
 # session's own observation inputs.
 SessionItem = Notification | DeviceEvent | SessionInput | SignalObservation
 _COMMAND_TYPES: tuple[type, ...] = get_args(Command)
+_ASSESSMENT_TYPES: tuple[type, ...] = get_args(AssessmentCommand)
 
 # The strap link and skin contact are lost (and restored) independently; monitoring is OK only
 # when neither is lost. Each loss kind: (source, what the therapist is told).
@@ -71,6 +78,8 @@ class CoreOutput:
     events: tuple[SessionEvent, ...] = ()
     command: CommandResult | None = None
     baseline: Baseline | None = None  # set when a calibration just produced a new baseline
+    # the resonance assessment hosted beside the session (service/assessment_host.py)
+    assessment_events: tuple[AssessmentEvent, ...] = ()
 
 
 class SessionCore:
@@ -126,6 +135,7 @@ class SessionCore:
         self._recal_request: float | None = None
         self._lost: set[str] = set()  # loss sources active now ("link", "contact")
         self._guided_hz: float | None = None
+        self.assessment = AssessmentHost(client_id, start_t)
         self.seq = 0
         self.last_t = start_t
 
@@ -135,7 +145,12 @@ class SessionCore:
         strap's first beat (or a recalibration's request) and lasts `calibration_s`."""
         snap = self.session.snapshot()
         return replace(
-            snap, calibration_s=self.calibration_s, calibration_started_t=self._calibrating_since
+            snap,
+            calibration_s=self.calibration_s,
+            calibration_started_t=self._calibrating_since,
+            # the pacer the client sees: the assessment's block, else the session's at the
+            # client's chosen rate (docs/resonance.md, "Running it live")
+            guidance=self.assessment.guidance() or self.assessment.with_chosen_rate(snap.guidance),
         )
 
     def feed(self, item: SessionItem) -> CoreOutput:
@@ -148,19 +163,27 @@ class SessionCore:
         updates: list[BeatUpdate] = []
         events: list[SessionEvent] = []
         command: CommandResult | None = None
+        assessment: list[AssessmentEvent] = []
         if isinstance(item, Notification):
             self._notification(item, t, updates, events)
+            assessment += self.assessment.beats(updates, t)
         elif isinstance(item, DeviceEvent):
             self._device_event(item, t, events)
         elif isinstance(item, EcgVerdictReport | MovementReport):
             self._observation(item, t)
+        elif isinstance(item, _ASSESSMENT_TYPES):
+            command = self._assessment_command(cast(AssessmentCommand, item), t, assessment)
         elif isinstance(item, _COMMAND_TYPES):
             command = self._command(cast(Command, item), t, events)
+            if isinstance(item, Pause):  # a pause also stops the assessment (never refused)
+                assessment += self.assessment.pause(item, t)
         else:
             events += self.session.handle(_retime(item, t))
+            if isinstance(item, Tick):
+                assessment += self.assessment.tick(t)
         self._follow_recalibration(t)
         baseline = self._maybe_finish_calibration(t, events)
-        if events:
+        if events or assessment or command is not None:
             self._follow_guidance()
         return CoreOutput(
             seq=self.seq,
@@ -169,7 +192,18 @@ class SessionCore:
             events=tuple(events),
             command=command,
             baseline=baseline,
+            assessment_events=tuple(assessment),
         )
+
+    def _assessment_command(
+        self, cmd: AssessmentCommand, t: float, out: list[AssessmentEvent]
+    ) -> CommandResult:
+        try:
+            out += self.assessment.command(_retime(cmd, t), t, self.session.state)
+        except CommandError as exc:
+            log.info("command %s from %s refused: %s", type(cmd).__name__, cmd.role, exc)
+            return CommandResult(cmd.command_id, False, str(exc))
+        return CommandResult(cmd.command_id, True)
 
     def _notification(
         self, n: Notification, t: float, updates: list[BeatUpdate], events: list[SessionEvent]
@@ -206,7 +240,7 @@ class SessionCore:
 
     def _follow_guidance(self) -> None:
         """Tell the signal pipeline when paced breathing is guided, and at what rate."""
-        g = self.session.guidance
+        g = self.assessment.guidance() or self.assessment.with_chosen_rate(self.session.guidance)
         hz = (
             g.breathing.rate_bpm / 60.0
             if g is not None
@@ -237,6 +271,13 @@ class SessionCore:
                 events += self.session.handle(SignalRestored(t, e.gap_s))
 
     def _command(self, cmd: Command, t: float, events: list[SessionEvent]) -> CommandResult:
+        if isinstance(cmd, OfferStep) and self.assessment.active:
+            return CommandResult(
+                cmd.command_id,
+                False,
+                "no exposure step while the breathing-rate assessment is "
+                f"{self.assessment.session.state.value}: stop it first (what it measured is kept)",
+            )
         try:
             events += self.session.handle(_retime(cmd, t))
         except CommandError as exc:

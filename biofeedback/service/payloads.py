@@ -50,6 +50,7 @@ KINDS = (
     "movement",
     "session",
     "guidance",
+    "assessment",
     "event",
     "checkin",
     "command",
@@ -372,6 +373,48 @@ def guidance(client_id: str, t: float, g: Guidance | None) -> dict[str, Any]:
         }
     )
     return p
+
+
+def assessment(
+    client_id: str, snap: Any, events: Any = (), chosen_rate_bpm: float | None = None
+) -> dict[str, Any]:
+    """Retained `assessment`: the resonance assessment's state (docs/resonance.md): the block
+    running, its rate and when it ends, every block scored so far, the result, the consent text
+    while offered; `events` are the assessment events that produced this state (block scores as
+    each block ends), `chosen_rate_bpm` the client's own breathing rate if they chose one."""
+    from biofeedback.signal.resonance import assessment_to_json
+
+    g = snap.guidance
+    return {
+        **_head(client_id, snap.t),
+        "state": snap.state.value,
+        "state_since_t": _num(snap.state_since_t),
+        "started_t": _num(snap.started_t),
+        "block_index": snap.block_index,
+        "phase": snap.phase,
+        "phase_ends_t": _num(snap.phase_ends_t),
+        "remaining_s": None if snap.phase_ends_t is None else max(0.0, snap.phase_ends_t - snap.t),
+        "rate_bpm": _num(snap.rate_bpm),
+        "rates_bpm": list(snap.rates_bpm),
+        "consent_needed": snap.consent_needed,
+        "pacer": None if g is None else guidance(client_id, snap.t, g),
+        "blocks": [jsonable(b) for b in snap.blocks],
+        "result": None if snap.result is None else jsonable(assessment_to_json(snap.result)),
+        "chosen_rate_bpm": _num(chosen_rate_bpm),
+        "events": [
+            {
+                "seq": ev.seq,
+                "t": _num(ev.t),
+                "kind": ev.kind,
+                "actor": ev.actor.value,
+                "from_state": ev.from_state.value,
+                "to_state": ev.to_state.value,
+                "reason": ev.reason,
+                "values": jsonable(dict(ev.values)),
+            }
+            for ev in events
+        ],
+    }
 
 
 # ---- events -------------------------------------------------------------------------------

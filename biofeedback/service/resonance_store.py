@@ -15,17 +15,26 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 
 from biofeedback.errors import ParseError
 from biofeedback.signal.resonance import (
+    Assessment,
     ResonanceRecord,
     history_from_json,
     history_to_json,
     personal_rate,
 )
 
-__all__ = ["ResonanceRecord", "append_record", "history_path", "load_history", "personal_rate"]
+__all__ = [
+    "ResonanceRecord",
+    "append_record",
+    "history_path",
+    "load_history",
+    "personal_rate",
+    "save_assessment",
+]
 
 log = logging.getLogger(__name__)
 
@@ -66,4 +75,21 @@ def append_record(baseline_dir: Path, client_id: str, record: ResonanceRecord) -
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(history_to_json(client_id, records), indent=2), encoding="utf-8")
     tmp.replace(path)
+    return path
+
+
+def save_assessment(
+    baseline_dir: Path, client_id: str, assessment: Assessment, t: float, session: str = ""
+) -> Path:
+    """Add a live assessment's result to the client's history, dated at session time `t`
+    (Unix seconds) and naming the recorded session it ran in (its folder name, or "")."""
+    date = datetime.fromtimestamp(t, UTC).isoformat(timespec="seconds")
+    path = append_record(baseline_dir, client_id, ResonanceRecord(date, session, assessment))
+    log.info(
+        "assessment of %s saved to %s (rate %s/min, %s)",
+        client_id,
+        path,
+        assessment.rate_bpm,
+        "complete" if assessment.complete else "partial",
+    )
     return path

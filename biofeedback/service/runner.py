@@ -25,6 +25,7 @@ from biofeedback.clock import Clock
 from biofeedback.devices.readings import Device, DeviceEvent, DeviceEventKind, Notification
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import SessionSnapshot
+from biofeedback.exposure.assessment import AssessmentEvent, AssessmentState
 from biofeedback.exposure.messages import Command, SessionEvent, Tick
 from biofeedback.service import payloads
 from biofeedback.service.core import CoreOutput, SessionCore, SessionItem
@@ -70,6 +71,8 @@ class Recorder(Protocol):
 
     def events(self, evs: list[SessionEvent]) -> None: ...
 
+    def assessment_events(self, evs: list[AssessmentEvent]) -> None: ...
+
     def snapshot(self, snap: SessionSnapshot) -> None: ...
 
     def flush_if_due(self, now_monotonic: float) -> None: ...
@@ -98,6 +101,7 @@ class SessionRunner:
         recorder: Recorder | None = None,
         on_snapshot: Callable[[SessionSnapshot], None] | None = None,
         on_baseline: Callable[[Any], None] | None = None,
+        on_assessment: Callable[[Any], object] | None = None,
         stop_after_s: float | None = None,
         device_factory: Callable[[], Device] | None = None,
         link_limit_hint: str = "",
@@ -115,6 +119,9 @@ class SessionRunner:
         self.recorder = recorder
         self.on_snapshot = on_snapshot
         self.on_baseline = on_baseline
+        # called with a resonance assessment's result when it ends (saved to the client's profile)
+        self.on_assessment = on_assessment
+        self._last_assessment_t = float("-inf")
         self.commands: asyncio.Queue[IncomingCommand] = asyncio.Queue()
         self.stop_after_s = stop_after_s
         self._client = core.client_id
@@ -127,6 +134,16 @@ class SessionRunner:
     async def run(self) -> None:
         """Run until cancelled, the device ends, or `stop_after_s` of session time has passed."""
         self._publish_snapshot(force=True)
+        self.publisher.publish_kind(
+            self._client,
+            Topic.ASSESSMENT,
+            payloads.assessment(
+                self._client,
+                self.core.assessment.snapshot(),
+                (),
+                self.core.assessment.chosen_rate_bpm,
+            ),
+        )
         async with asyncio.TaskGroup() as tg:
             device_task = tg.create_task(self._device_loop(), name="device")
             tick_task = tg.create_task(self._tick_loop(), name="tick")
@@ -270,7 +287,8 @@ class SessionRunner:
                 self.publisher.publish_kind(self._client, Topic.CHECKIN, payload)
         if out.baseline is not None and self.on_baseline is not None:
             self.on_baseline(out.baseline)
-        self._publish_snapshot(force=bool(out.events))
+        self._publish_assessment(out)
+        self._publish_snapshot(force=bool(out.events or out.assessment_events))
         return out
 
     def _record(self, item: SessionItem, out: CoreOutput) -> None:
@@ -282,6 +300,8 @@ class SessionRunner:
                 self.recorder.update(u)
             if out.events:
                 self.recorder.events(list(out.events))
+            if out.assessment_events:
+                self.recorder.assessment_events(list(out.assessment_events))
             if out.baseline is not None:
                 self.recorder.set_meta(baseline_created=out.baseline)
             self.recorder.flush_if_due(time.monotonic())
@@ -338,6 +358,40 @@ class SessionRunner:
             self._client, Topic.EVENT, payloads.device_event(self._client, e)
         )
         self.publisher.publish_kind(self._client, Topic.STATUS, self._status.update(e))
+
+    def _publish_assessment(self, out: CoreOutput) -> None:
+        """The `assessment` topic: at once on its events, every few seconds while it runs."""
+        host = self.core.assessment
+        evs = out.assessment_events
+        for ev in evs:
+            if ev.kind == "transition":
+                log.info(
+                    "assessment %s -> %s (%s): %s", ev.from_state, ev.to_state, ev.actor, ev.reason
+                )
+        running = host.session.state is AssessmentState.RUNNING
+        due = running and out.t - self._last_assessment_t >= SNAPSHOT_REFRESH_S
+        if not (evs or due or (out.command is not None and out.command.ok)):
+            return
+        self._last_assessment_t = out.t
+        snap = host.snapshot()
+        self.publisher.publish_kind(
+            self._client,
+            Topic.ASSESSMENT,
+            payloads.assessment(self._client, snap, evs, host.chosen_rate_bpm),
+        )
+        result = host.finished()
+        if result is not None and self.on_assessment is not None:
+            try:
+                self.on_assessment(result)
+            except Exception as exc:  # the profile's disk: logged and told, the session goes on
+                log.error("saving the assessment of %s failed: %s", self._client, exc)
+                self.publisher.publish_kind(
+                    self._client,
+                    Topic.EVENT,
+                    payloads.service_error(
+                        self._client, out.t, "assessment_not_saved", f"not saved: {exc}"
+                    ),
+                )
 
     def _publish_snapshot(self, *, force: bool) -> None:
         snap = self.core.snapshot

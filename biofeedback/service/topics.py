@@ -28,6 +28,7 @@ class Topic(enum.StrEnum):
     MOVEMENT = "movement"  # chest movement index (strap ACC) at most 1/s, QoS 0
     SESSION = "session"  # retained full session state, QoS 1
     GUIDANCE = "guidance"  # retained breathing schedule, QoS 1
+    ASSESSMENT = "assessment"  # retained resonance-assessment state (docs/resonance.md), QoS 1
     EVENT = "event"  # session and device events, QoS 1
     CHECKIN = "checkin"  # SUDS prompts and answers, QoS 1
     CMD = "cmd"  # commands in, QoS 1
@@ -89,6 +90,7 @@ DELIVERY: Mapping[Topic, Delivery] = {
     Topic.MOVEMENT: Delivery(qos=0, retain=False, expiry_s=10),
     Topic.SESSION: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.GUIDANCE: Delivery(qos=1, retain=True, expiry_s=None),
+    Topic.ASSESSMENT: Delivery(qos=1, retain=True, expiry_s=None),
     Topic.EVENT: Delivery(qos=1, retain=False, expiry_s=None),
     Topic.CHECKIN: Delivery(qos=1, retain=False, expiry_s=None),
     # Commands expire so that a consent typed minutes ago is never applied late.
