@@ -206,9 +206,9 @@ def strap_target(config: AppConfig, opts: ServiceOptions) -> str | None:
     return target
 
 
-# Above this demo speed the simulated strap streams no raw ECG / ACC: at 40x (a test's speed) on
-# the loaded two-core machine, one demo run with raw data found gaps in its calibration and the
-# same run without raw data found none.
+# Above this demo speed the simulated strap streams no raw ECG / ACC (130 ECG samples and 200 ACC
+# samples per session second). On the loaded two-core machine one demo run at 40x found gaps in
+# its calibration with raw data (the same run without found none). A demo for people runs at 1x.
 DEMO_RAW_DATA_MAX_SPEED = 4.0
 
 
