@@ -376,7 +376,11 @@ def guidance(client_id: str, t: float, g: Guidance | None) -> dict[str, Any]:
 
 
 def assessment(
-    client_id: str, snap: Any, events: Any = (), chosen_rate_bpm: float | None = None
+    client_id: str,
+    snap: Any,
+    events: Any = (),
+    chosen_rate_bpm: float | None = None,
+    protocol: Any = None,
 ) -> dict[str, Any]:
     """Retained `assessment`: the resonance assessment's state (docs/resonance.md): the block
     running, its rate and when it ends, every block scored so far, the result, the consent text
@@ -401,6 +405,10 @@ def assessment(
         "blocks": [jsonable(b) for b in snap.blocks],
         "result": None if snap.result is None else jsonable(assessment_to_json(snap.result)),
         "chosen_rate_bpm": _num(chosen_rate_bpm),
+        # the plan, so a chart can draw the pacer of every block from started_t
+        "block_s": None if protocol is None else _num(protocol.block_s),
+        "rest_s": None if protocol is None else _num(protocol.rest_s),
+        "inhale_share": None if protocol is None else _num(protocol.inhale_share),
         "events": [
             {
                 "seq": ev.seq,

@@ -142,6 +142,7 @@ class SessionRunner:
                 self.core.assessment.snapshot(),
                 (),
                 self.core.assessment.chosen_rate_bpm,
+                self.core.assessment.session.protocol,
             ),
         )
         async with asyncio.TaskGroup() as tg:
@@ -377,7 +378,9 @@ class SessionRunner:
         self.publisher.publish_kind(
             self._client,
             Topic.ASSESSMENT,
-            payloads.assessment(self._client, snap, evs, host.chosen_rate_bpm),
+            payloads.assessment(
+                self._client, snap, evs, host.chosen_rate_bpm, host.session.protocol
+            ),
         )
         result = host.finished()
         if result is not None and self.on_assessment is not None:

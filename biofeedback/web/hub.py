@@ -30,14 +30,20 @@ from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
 from biofeedback.web import attention, chest_views, views
+from biofeedback.web.assessment_view import assessment_view
 from biofeedback.web.views import JsonDict
 
 log = logging.getLogger(__name__)
 
-CLIENT_COMMANDS = frozenset({"pause", "consent", "decline", "suds", "choose_grounding", "ready"})
+CLIENT_COMMANDS = frozenset(
+    {"pause", "consent", "decline", "suds", "choose_grounding", "ready"}
+    # the resonance assessment (docs/resonance.md): agree, decline, stop, and one's own rate
+    | {"assessment_consent", "assessment_decline", "assessment_stop", "choose_rate"}
+)
 # consent is the client's alone: a therapist can offer, pause and end, never agree for the client
 THERAPIST_COMMANDS = frozenset(
     {"pause", "offer_step", "complete_step", "end", "adjust_thresholds", "recalibrate"}
+    | {"assessment_offer", "assessment_stop"}
 )
 ROLE_COMMANDS: Mapping[str, frozenset[str]] = {
     "client": CLIENT_COMMANDS,
@@ -84,6 +90,7 @@ class ClientState:
     status: JsonDict | None = None
     session: JsonDict | None = None
     guidance: JsonDict | None = None
+    assessment: JsonDict | None = None  # the resonance assessment (web/assessment_view.py)
     arousal: JsonDict | None = None
     metrics: JsonDict | None = None
     checkin: JsonDict | None = None
@@ -186,6 +193,7 @@ class ClientState:
             "status": self.status,
             "session": self.session,
             "guidance": self.guidance,
+            "assessment": self.assessment,
             "checkin": self.checkin,
             "points": list(self.points),
             "events": list(self.events),
@@ -545,6 +553,10 @@ class Hub:
         elif kind is Topic.GUIDANCE:
             state.guidance = views.guidance_view(data)
             message["view"] = state.guidance
+            summary_changed = False
+        elif kind is Topic.ASSESSMENT:
+            state.assessment = assessment_view(data)
+            message["view"] = state.assessment
             summary_changed = False
         elif kind is Topic.EVENT:
             event = views.event_view(data)

@@ -55,6 +55,8 @@ CLIENT = "client-001"  # the demo's client (config/biofeedback.toml)
 # What a therapist's dashboard may send (docs/dashboard.md), written out here, not imported.
 THERAPIST_COMMANDS = [
     "adjust_thresholds",
+    "assessment_offer",
+    "assessment_stop",
     "complete_step",
     "end",
     "offer_step",

@@ -243,6 +243,10 @@ async def test_client_page_gets_snapshot_then_updates(dash: Dash) -> None:
             "suds",
             "choose_grounding",
             "ready",
+            "assessment_consent",
+            "assessment_decline",
+            "assessment_stop",
+            "choose_rate",
         }
         snap = await recv(ws, "snapshot")
         assert snap["session"]["consent_needed"] is True
