@@ -213,18 +213,19 @@ def cadence_effect(
     name = f"guided sessions (simulated strap, seeds {', '.join(map(str, seeds))})"
     return [
         (
-            f"{name}: newest coherence, spectrum every {cadence:g} s vs every 1 s, |difference|"
-            " p95 / max",
+            f"{name}: newest coherence, spectrum every {cadence:g} s vs every 1 s, absolute"
+            " difference p95 / max",
             f"{np.percentile(d_coh, 95):.3f} / {max(d_coh):.3f}",
             "-",
         ),
         (
-            f"{name}: coherence of consecutive spectra a second apart, |difference| p95 / max",
+            f"{name}: coherence of consecutive spectra a second apart, absolute difference"
+            " p95 / max",
             f"{np.percentile(d_next, 95):.3f} / {max(d_next):.3f}",
             "-",
         ),
         (
-            f"{name}: newest breathing rate, same, |difference| p95",
+            f"{name}: newest breathing rate, same, absolute difference p95",
             f"{np.percentile(d_rate, 95):.2f} /min",
             "-",
         ),
