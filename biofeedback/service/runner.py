@@ -26,7 +26,7 @@ from biofeedback.devices.readings import Device, DeviceEvent, DeviceEventKind, N
 from biofeedback.errors import RecordingError
 from biofeedback.exposure import SessionSnapshot
 from biofeedback.exposure.assessment import AssessmentEvent, AssessmentState
-from biofeedback.exposure.messages import Command, SessionEvent, Tick
+from biofeedback.exposure.messages import ChooseBreathingRate, Command, SessionEvent, Tick
 from biofeedback.service import payloads
 from biofeedback.service.core import CoreOutput, SessionCore, SessionItem
 from biofeedback.service.topics import Topic
@@ -289,7 +289,9 @@ class SessionRunner:
         if out.baseline is not None and self.on_baseline is not None:
             self.on_baseline(out.baseline)
         self._publish_assessment(out)
-        self._publish_snapshot(force=bool(out.events or out.assessment_events))
+        # the client's own pace changes the pacer at once (no event says so)
+        chose = isinstance(item, ChooseBreathingRate)
+        self._publish_snapshot(force=bool(out.events or out.assessment_events or chose))
         return out
 
     def _record(self, item: SessionItem, out: CoreOutput) -> None:

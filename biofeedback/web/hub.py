@@ -334,6 +334,9 @@ def validate_command(role: str, cmd: Any, args: Any) -> JsonDict:
                 f"adjust_thresholds: lower ({out['lower']:g}) must be below "
                 f"upper ({out['upper']:g})"
             )
+    elif cmd == "choose_rate":
+        known = {"rate_bpm"}  # none or null: back to the measured pace
+        number("rate_bpm", 3, 10)
     elif cmd == "suds":
         known = {"value"}
         if "value" not in args:

@@ -33,6 +33,7 @@ SUBSCRIBED = (
     Topic.AROUSAL,
     Topic.SESSION,
     Topic.GUIDANCE,
+    Topic.ASSESSMENT,  # the resonance assessment (docs/resonance.md), retained
     Topic.EVENT,
     Topic.CHECKIN,
     Topic.REPLY,

@@ -7,6 +7,9 @@
 // - the check-in slider has no value until the client places it;
 // - "let's breathe together" is said only while the circle really paces (the service's schedule);
 // - a message about an earlier moment ("Paused. You're in control.") goes when the session moves on.
+// - the breathing-rate check (docs/resonance.md) starts only on "Yes, let's start", asked like a
+//   step ("Not now" drawn the same); while it runs, "Stop the breathing check" and Pause stop it;
+// - the client may choose their own breathing pace; it wins over the measured one.
 "use strict";
 
 (() => {
@@ -15,6 +18,7 @@
   const st = {
     session: null,
     guidance: null,
+    assessment: null, // the breathing-rate check (the service's assessment topic)
     clock: null,
     checkin: null,
     answered: false,
@@ -86,8 +90,19 @@
     return Boolean(c && c.due) && !st.answered;
   }
 
+  // the breathing-rate check, in words the client reads at a glance
+  function assessmentLine(a) {
+    const n = (a.rates_bpm || []).length;
+    const i = a.block_index == null ? 0 : a.block_index;
+    const left = a.remaining_s == null ? "" : " About " + Math.max(1, Math.round(a.remaining_s / 60)) + " min left in this part.";
+    if (a.phase === "rest") return "Breathing-rate check: a rest. Breathe as you like." + left;
+    const rate = a.rate_bpm == null ? "" : " at " + BF.fmt(a.rate_bpm, 1) + " breaths a minute";
+    return "Breathing-rate check, part " + (i + 1) + " of " + n + ": breathe with the circle" + rate + "." + left;
+  }
+
   function render() {
     const s = st.session || {};
+    const a = st.assessment || {};
     if (s.state !== st.state) {
       // a message about the previous moment does not outlive it (unless an answer is on its way)
       if (st.state !== null && st.inflight === 0) feedback("");
@@ -106,9 +121,18 @@
     if (lost) signal.textContent = "The heart-rate strap is not sending right now, so we are staying paused. Nothing is lost.";
 
     const consent = $("consent");
-    const asked = Boolean(s.consent_needed);
-    consent.hidden = !asked;
-    if (asked) {
+    const stepAsked = Boolean(s.consent_needed);
+    // one question at a time: the step's question first; the check's only with none open
+    const aAsked = a.state === "offered" && !stepAsked;
+    const asked = stepAsked || aAsked;
+    $("a-consent").hidden = !aAsked;
+    if (aAsked) $("a-consent-text").textContent = a.consent_needed || "Breathing-rate check: shall we start? You can stop at any moment.";
+    const aRunning = a.state === "running";
+    $("a-running").hidden = !aRunning;
+    if (aRunning) $("a-running-text").textContent = assessmentLine(a);
+    document.body.dataset.assessment = a.state || "";
+    consent.hidden = !stepAsked;
+    if (stepAsked) {
       $("consent-text").textContent =
         s.consent_text ||
         (s.consent_for === "resume"
@@ -131,6 +155,11 @@
 
     const paced = pacing();
     $("pacer-wrap").hidden = !paced;
+    // the client's own pace: offered whenever the session paces them, never during the check
+    $("rate").hidden = !(paced && !aRunning);
+    const chosen = a.chosen_rate_bpm == null ? "" : String(a.chosen_rate_bpm);
+    const sel = $("rate-choice");
+    if (document.activeElement !== sel && [...sel.options].some((o) => o.value === chosen)) sel.value = chosen;
     $("main").classList.toggle("asking", asked || showCheckin);
     const g = st.guidance;
     const prompt = g && g.active && g.prompt ? g.prompt : "";
@@ -272,6 +301,16 @@
     act("consent", {}, "Letting your therapist know…", "Thank you. You can pause at any time.", [$("b-consent"), $("b-decline")]);
   $("b-decline").onclick = () =>
     act("decline", {}, "Letting your therapist know…", "That's fine. Nothing happens until you're ready.", [$("b-consent"), $("b-decline")]);
+  $("b-a-consent").onclick = () =>
+    act("assessment_consent", {}, "Letting your therapist know…", "Thank you. You can stop at any moment.", [$("b-a-consent"), $("b-a-decline")]);
+  $("b-a-decline").onclick = () =>
+    act("assessment_decline", {}, "Letting your therapist know…", "That's fine. Nothing happens unless you want it.", [$("b-a-consent"), $("b-a-decline")]);
+  // never disabled: stopping is always possible, even while an earlier stop is on its way
+  $("b-a-stop").onclick = () => act("assessment_stop", {}, "Stopping…", "Stopped. What was measured is kept.", []);
+  $("rate-choice").onchange = (ev) => {
+    const v = ev.target.value;
+    act("choose_rate", { rate_bpm: v === "" ? null : Number(v) }, "…", v === "" ? "Your measured pace." : "Your pace: " + v + " breaths a minute.", []);
+  };
   $("b-ready").onclick = () =>
     act("ready", {}, "Letting your therapist know…", "Your therapist has been told.", [$("b-ready")]);
   $("b-suds").onclick = async () => {
@@ -292,6 +331,7 @@
     snapshot(msg) {
       st.session = msg.session || null;
       st.guidance = msg.guidance || null;
+      st.assessment = msg.assessment || null;
       st.checkin = msg.checkin || null;
       st.clock = msg.clock || null;
       const pts = msg.points || [];
@@ -305,6 +345,7 @@
         if (st.answered && !msg.view.checkin_due) st.answered = false;
         st.session = msg.view;
       } else if (msg.kind === "guidance") st.guidance = msg.view;
+      else if (msg.kind === "assessment") st.assessment = msg.view;
       else if (msg.kind === "checkin") {
         if (msg.view.due) st.answered = false;
         st.checkin = msg.view;
