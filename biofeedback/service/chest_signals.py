@@ -48,7 +48,13 @@ from biofeedback.exposure.messages import (
 )
 from biofeedback.service import payloads
 from biofeedback.service.topics import Topic
-from biofeedback.signal.chest_breathing import RATE_HZ, BreathingUpdate, ChestBreathing
+from biofeedback.signal.chest_breathing import (
+    RATE_HZ,
+    Breath,
+    BreathingEvent,
+    BreathingUpdate,
+    ChestBreathing,
+)
 from biofeedback.signal.ecg import EcgPeakDetector
 from biofeedback.signal.ecg_beats import BeatClassifier
 from biofeedback.signal.ecg_reconcile import EcgVerdict, RrReconciler
@@ -58,6 +64,7 @@ __all__ = ["ChestSignals", "ChestSignalsDevice", "acc_rate_hz", "with_chest_sign
 
 log = logging.getLogger(__name__)
 
+MIN_INTERVAL_S = 1.0  # at most one `breathing` and one `movement` message a second of session time
 TRACE_S = 30.0  # seconds of the chest breathing trace in each `breathing` message
 TRACE_HZ = 5.0  # its sample rate (the breathing signal is at 10 Hz; 5 Hz draws it as well)
 _H10_ACC_RATES = (25.0, 50.0, 100.0, 200.0)
@@ -129,6 +136,11 @@ class ChestSignals:
         kinds = ("checks", "verdicts", "movement", "breathing", "breath_events")
         self.counts = dict.fromkeys(kinds, 0)
         self._last_movement: MovementSample | None = None
+        # the stages report once per second of data, but restart their count after a gap:
+        # the topics' rate bound is kept here, by the samples' own times
+        self._sent_t: dict[Topic, float] = {}
+        self._held_breaths: list[Breath] = []
+        self._held_events: list[BreathingEvent] = []
 
     # ---- strap beats (exactly as the RR pipeline gets them) --------------------------------
 
@@ -210,7 +222,8 @@ class ChestSignals:
             self._last_movement = m
             self.counts["movement"] += 1
             self.submit(MovementReport(m.t, m.moving, round(m.index_mg, 2)))
-            self._publish(Topic.MOVEMENT, payloads.movement(self.client_id, self.device, m))
+            if self._due(Topic.MOVEMENT, m.t):
+                self._publish(Topic.MOVEMENT, payloads.movement(self.client_id, self.device, m))
         updates = self.breathing.push(r.t, samples)
         if updates:
             self._breathing(updates)
@@ -218,8 +231,12 @@ class ChestSignals:
     def _breathing(self, updates: list[BreathingUpdate]) -> None:
         assert self.breathing is not None
         newest = updates[-1]
-        breaths = tuple(b for u in updates for b in u.breaths)
-        events = tuple(e for u in updates for e in u.events)
+        self._held_breaths += [b for u in updates for b in u.breaths]
+        self._held_events += [e for u in updates for e in u.events]
+        if not self._due(Topic.BREATHING, newest.t):
+            return  # what became final goes with the next message
+        breaths, events = tuple(self._held_breaths), tuple(self._held_events)
+        self._held_breaths, self._held_events = [], []
         t, y = self.breathing.signal()
         adherence = None
         pacer_bpm = None
@@ -252,6 +269,14 @@ class ChestSignals:
                 trace_mg=yy.tolist(),
             ),
         )
+
+    def _due(self, kind: Topic, t: float) -> bool:
+        """True (and noted) when a `kind` message stamped `t` keeps the rate bound."""
+        last = self._sent_t.get(kind)
+        if last is not None and last <= t < last + MIN_INTERVAL_S:
+            return False
+        self._sent_t[kind] = t
+        return True
 
     def _publish(self, kind: Topic, payload: dict[str, Any]) -> None:
         if self.publisher is None:
