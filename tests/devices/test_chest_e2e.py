@@ -170,7 +170,7 @@ async def test_run_streams_verdicts_movement_and_breathing_end_to_end(
         h10 = tg.create_task(_h10(strap, shared_data, sent_ecg))
         w = Watcher(mqtt_port, tmp_path / "observer.json")
         try:
-            await w.until("ecg", lambda: len(w.of("ecg")) >= 2, within_s=40)
+            await w.until("ecg", lambda: len(w.of("ecg")) >= 2, within_s=60)
             therapist = await _therapist_ws_kinds(http_port, 4.0)
             client = await _client_ws_kinds(http_port, 4.0)
             await w.until(
