@@ -330,6 +330,7 @@
   function send(label, cmd, args) {
     replyLine(label, BF.command(cmd, args));
   }
+  Assessment.wire(send); // its offer and stop buttons (assessment.js)
 
   document.getElementById("b-offer").onclick = () => {
     const a = (st.session && st.session.offer_action) || {};
@@ -390,9 +391,11 @@
       renderSuds();
       renderCharts();
       Chest.snapshot(msg); // ECG strip and breathing trace (chest.js)
+      Assessment.snapshot(msg); // the breathing-rate check (assessment.js)
     },
     update(msg) {
       if (msg.clock) st.clock = msg.clock;
+      if (Assessment.update(msg)) return; // the breathing-rate check (assessment.js)
       if (Chest.update(msg)) return; // ecg, breathing, movement, guidance (chest.js)
       if (msg.point && msg.kind !== "beat") addPoint(msg.point);
       if (msg.kind === "session") {
