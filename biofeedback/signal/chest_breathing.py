@@ -187,7 +187,8 @@ class ChestBreathing:
         self._rapid_from: float | None = None
 
     def push(self, times_s: npt.ArrayLike, acc_mg: npt.ArrayLike) -> list[BreathingUpdate]:
-        """Add samples (times in s; x, y, z in mg); an update per `UPDATE_S` of data."""
+        """Add samples (times in s; x, y, z in mg); an update per `UPDATE_S` of data (never
+        closer together than that)."""
         t = np.asarray(times_s, dtype=np.float64).ravel()
         a = np.asarray(acc_mg, dtype=np.float64)
         if a.ndim != 2 or a.shape[1] != 3 or a.shape[0] != t.size:
@@ -238,7 +239,10 @@ class ChestBreathing:
             if self._next_update is None:
                 self._next_update = self._bt[0] + UPDATE_S
             if self._bt[-1] >= self._next_update:
-                self._next_update += UPDATE_S
+                # counted from this update, not the schedule: updates are never closer than
+                # UPDATE_S, whatever the block times' phase (a rate that is not 10 x a whole
+                # number of samples per block drifts against a fixed schedule)
+                self._next_update = self._bt[-1] + UPDATE_S
                 out.append(self._update(self._bt[-1]))
         return out
 
