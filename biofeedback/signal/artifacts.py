@@ -37,6 +37,10 @@ Deliberate differences from the paper and from neurokit2 (numbers in docs/arousa
   which no breathing swing does) keeps the veto only if its course is sound: not when beat j+1,
   which the course runs through, is off its own course (a premature couplet), nor when the beat
   lies below the course by that much and the next beat is longer (a late premature beat).
+* The premature beat of an ectopic pause: the paper's ectopic pattern centred on a lengthening
+  marks the compensatory pause; the shortening before it, the interval that ends at the
+  ectopic beat, is labelled ectopic too, even where its own step stays below Th1, when the
+  pause is at least as long as the interval before it (`_before_pause`).
 
 Correction. An artifact gets the linear interpolation between the nearest beats judged normal
 before and after it, once the later one is judged (an artifact is emitted then, usually one
@@ -193,6 +197,24 @@ def _course_fails(j: int, y: Sequence[int], first: int, r6: int) -> bool:
     if not (q6 > 0 and 100 * abs(6 * y[k] - q6) < SMOOTH_PCT * q6):
         return True
     return r6 < 0 and y[j + 1] > y[j] and -r6 > 6 * ABRUPT_RATIO * step
+
+
+def _before_pause(j: int, x: Sequence[int], d: Sequence[int], t1: float) -> bool:
+    """Whether beat j is the premature beat of an ectopic pause at beat j + 1.
+
+    The paper's ectopic pattern centred on a lengthening (dRR negative, positive, negative) is
+    the compensatory pause: beat j + 1 is longer than both its neighbours. The premature beat
+    is the shortening before it, beat j: the interval that ends at the ectopic beat. Both are
+    abnormal intervals (coupling interval and pause; the Task Force's NN series excludes both),
+    so beat j is one even where its own step stays below Th1, as in a steady rhythm with late
+    premature beats. A pause is at least as long as the interval before the premature beat (the
+    ectopic beat resets or skips the sinus cycle); a beat after a shortening that falls short of
+    it is a recovery (heart rate turbulence after a PVC), not a pause.
+    """
+    if not (d[j] < 0 < d[j + 1]) or x[j + 1] < x[j - 1]:
+        return False
+    a = d[j + 1] / t1
+    return a > 1 and _ectopic(a, d[j] / t1, d[j + 2] / t1)
 
 
 def _ectopic(a: float, p: float, q: float) -> bool:
@@ -359,6 +381,8 @@ class Detector:
                             nxt = NORMAL
                 if label and _smooth(j, x, -b):
                     label = NORMAL
+            if not label and nxt is None and _before_pause(j, x, d, t1) and not _smooth(j, x, -b):
+                label = ECTOPIC  # the premature beat of the pause that follows
         verdicts = [(i, label)]
         if nxt is not None:
             self._consumed[i + 1] = nxt
@@ -657,10 +681,14 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     i = np.arange(nj)
     e = np.maximum(i + lag, MIN_SEGMENT_BEATS - 1).astype(np.int64)
     cand = dabs[:nj] > 0
+    # a premature beat before its pause (`_before_pause`) needs the threshold too
+    pause = (d[:nj] < 0) & (d[1 : nj + 1] > 0)
     late = e >= QD_BEATS - 1
     if late.any():
-        cand[late] &= dabs[:nj][late] > _lower_bounds(dabs, e[late])
-    t1 = _thresholds(dabs, e, cand)
+        lb = _lower_bounds(dabs, e[late])
+        cand[late] &= dabs[:nj][late] > lb
+        pause[late] &= dabs[1 : nj + 1][late] > lb
+    t1 = _thresholds(dabs, e, cand | pause)
     with np.errstate(invalid="ignore", divide="ignore"):
         a = np.where(cand, d[:nj] / t1, 0.0)
     main = cand & (t1 > 0) & (np.abs(a) > 1)
@@ -669,6 +697,7 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     nxt = np.zeros(nj, dtype=np.int8)
     rows = np.flatnonzero(main)
     if len(rows) == 0:
+        _pauses(code, main, ext, pause, d, t1, x)
         return _Rows(main, code, ext, nxt)
     t2 = _thresholds(mabs[: n - _HALF], e - _HALF, main)
     # the arithmetic of Detector._judge, elementwise (IEEE operations in the same order)
@@ -682,7 +711,30 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     r1 = rows[ex] + 1
     nc = _ls_classes(r1, x, d, med, mabs, th1[ex], th2[ex])
     nxt[r1 - 1] = np.where((nc != NORMAL) & _smooth_rows(r1, x), NORMAL, nc)
+    _pauses(code, main, ext, pause, d, t1, x)
     return _Rows(main, code, ext, nxt)
+
+
+def _pauses(
+    code: I8,
+    main: npt.NDArray[np.bool_],
+    ext: npt.NDArray[np.bool_],
+    pause: npt.NDArray[np.bool_],
+    d: I64,
+    t1: F64,
+    x: I64,
+) -> None:
+    """`_before_pause` for the rows whose own verdict is normal and that test no next beat
+    (`pause`: the rows with a shortening, then a lengthening beyond the lower bound)."""
+    r = np.flatnonzero(pause & (code == NORMAL) & ~(main & ext))
+    r = r[x[r + 1] >= x[r - 1]]
+    if len(r) == 0:
+        return
+    th = t1[r]
+    a, p, q = d[r + 1] / th, d[r] / th, d[r + 2] / th
+    hit = (a > 1) & (np.maximum(p, q) < -C1 * a - C2)
+    r = r[hit]
+    code[r] = np.where(_smooth_rows(r, x), NORMAL, ECTOPIC)
 
 
 @dataclass(frozen=True, slots=True)
