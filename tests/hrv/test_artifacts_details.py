@@ -480,3 +480,12 @@ def test_judge_segment_types_and_its_first_judgement() -> None:
     assert_same(y)
     with pytest.raises(ValueError, match="lag must be at least 6 beats"):
         judge_segment(y, MIN_LAG - 1)
+    # a lag of 45: one beat judged (beat 0, when the 46th arrives)
+    one = judge_segment(y, MIN_SEGMENT_BEATS - 1)
+    assert one.labels.tolist() == [NORMAL] + [UNJUDGED] * (MIN_SEGMENT_BEATS - 1)
+    assert one.judged_at[0] == MIN_SEGMENT_BEATS - 1
+    # too short to judge anything: raw values, never judged
+    for short in (judge_segment(y[:-1]), judge_segment(y, MIN_SEGMENT_BEATS)):
+        assert (short.labels == UNJUDGED).all()
+        assert np.array_equal(short.values, y[: len(short.values)])
+        assert (short.judged_at == NEVER).all()
