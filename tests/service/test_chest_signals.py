@@ -252,3 +252,39 @@ def test_the_rate_bound_holds_across_a_stage_restart() -> None:
     assert chest._due(Topic.MOVEMENT, 10.6)  # each topic on its own
     assert chest._due(Topic.BREATHING, 11.0)
     assert chest._due(Topic.BREATHING, 5.0)  # time went back: a new strap's clock
+
+
+def test_movement_reports_reach_the_arousal_through_the_core() -> None:
+    """Movement reports fed to a baselined core as the runner feeds them: arousal carries the
+    reason "movement" while they say moving, and not once they stop (5 s later)."""
+    from biofeedback.exposure import ExposureProtocol, Step
+    from biofeedback.signal import Baseline
+    from biofeedback.signal.synthetic import rr_series
+    from tests.hrv.test_one_estimator import notifications
+
+    base = Baseline("c-1", 0.0, 120.0, 140, 0.0, 69.0, 5.0, 3.7, 0.2, None)
+    core = SessionCore(
+        client_id="c-1",
+        protocol=ExposureProtocol(name="p", steps=(Step("one", "first", 60.0),)),
+        signal_config=SignalConfig(),
+        start_t=999.0,
+        baseline=base,
+    )
+    t, rr = rr_series(120.0, hr_bpm=80.0, seed=2)
+    next_report = 1000.0
+    reasons: list[tuple[float, str | None]] = []
+    for n in notifications(t, rr):
+        while next_report <= n.t:
+            moving = 1040.0 <= next_report < 1070.0
+            core.feed(MovementReport(next_report, moving, 80.0 if moving else 3.0))
+            next_report += 1.0
+        for u in core.feed(n).updates:
+            if u.arousal.value is not None:
+                reasons.append((u.t, u.arousal.reason))
+    during = [r for tt, r in reasons if 1045.0 <= tt < 1070.0]
+    after = [r for tt, r in reasons if tt >= 1076.0]
+    before = [r for tt, r in reasons if tt < 1040.0]
+    assert during
+    assert all(r is not None and r.startswith("movement") for r in during)
+    assert after
+    assert not any(r is not None and r.startswith("movement") for r in after + before)
