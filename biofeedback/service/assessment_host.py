@@ -123,6 +123,12 @@ class AssessmentHost:
             return []
         return self.session.handle(replace(cmd, t=t))
 
+    def end(self, role: Role, t: float) -> list[AssessmentEvent]:
+        """The session ends: an assessment on offer or running stops (what it measured kept)."""
+        if not self.active:
+            return []
+        return self.session.handle(StopAssessment(t, role))
+
     def beats(self, updates: Sequence[BeatUpdate], t: float) -> list[AssessmentEvent]:
         """The pipeline's clean beats (and their revisions) from one input."""
         if self.session.state is not AssessmentState.RUNNING:

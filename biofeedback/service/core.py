@@ -21,10 +21,12 @@ from biofeedback.exposure.messages import (
     CalibrationDone,
     Command,
     EcgVerdictReport,
+    EndSession,
     GroundingTechnique,
     MovementReport,
     OfferStep,
     Pause,
+    Recalibrate,
     SessionEvent,
     SessionInput,
     SignalLost,
@@ -177,6 +179,8 @@ class SessionCore:
             command = self._command(cast(Command, item), t, events)
             if isinstance(item, Pause):  # a pause also stops the assessment (never refused)
                 assessment += self.assessment.pause(item, t)
+            elif isinstance(item, EndSession) and command is not None and command.ok:
+                assessment += self.assessment.end(item.role, t)  # ending the session stops it
         else:
             events += self.session.handle(_retime(item, t))
             if isinstance(item, Tick):
@@ -271,11 +275,12 @@ class SessionCore:
                 events += self.session.handle(SignalRestored(t, e.gap_s))
 
     def _command(self, cmd: Command, t: float, events: list[SessionEvent]) -> CommandResult:
-        if isinstance(cmd, OfferStep) and self.assessment.active:
+        if isinstance(cmd, OfferStep | Recalibrate) and self.assessment.active:
+            what = "no exposure step" if isinstance(cmd, OfferStep) else "no recalibration"
             return CommandResult(
                 cmd.command_id,
                 False,
-                "no exposure step while the breathing-rate assessment is "
+                f"{what} while the breathing-rate assessment is "
                 f"{self.assessment.session.state.value}: stop it first (what it measured is kept)",
             )
         try:
