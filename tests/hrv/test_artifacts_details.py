@@ -494,10 +494,11 @@ def test_judge_segment_types_and_its_first_judgement() -> None:
 @pytest.mark.xfail(
     raises=IndexError,
     strict=True,
-    reason="bug (found on the mutation run's Detector._trim mutant): a run of about 300 artifacts with no "
-    "normal beat (a loose strap alternating 400/1600 ms for 5 minutes) leaves artifacts waiting "
-    "in the queue older than the trimmed buffer, and the first normal beat after it raises "
-    "IndexError in Detector._correct (also through SignalPipeline.push_rr)",
+    reason="bug (found on the mutation run's Detector._trim mutant): a run of about 300 "
+    "artifacts with no normal beat (a loose strap alternating 400/1600 ms for 5 minutes) "
+    "leaves artifacts waiting in the queue older than the trimmed buffer, and the first "
+    "normal beat after it raises IndexError in Detector._correct (also through "
+    "SignalPipeline.push_rr)",
 )
 def test_a_long_run_of_artifacts_is_corrected_when_the_rhythm_returns() -> None:
     x = calm(600, seed=3)
