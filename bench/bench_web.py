@@ -268,10 +268,12 @@ BROWSER_HOOK = """
       const now = Date.now() / 1000;
       const m = JSON.parse(ev.data);
       if (m.type === "overview") window.__overviews += 1;
-      if (m.type !== "summary" || m.summary.arousal_t == null) return;
-      if (seen.get(m.client) === m.summary.arousal_t) return; // a metrics row: no new arousal
-      seen.set(m.client, m.summary.arousal_t);
-      window.__lat.push(now - m.summary.arousal_t);
+      if (m.type !== "summaries") return;
+      for (const s of m.summaries) {
+        if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
+        seen.set(s.client, s.arousal_t);
+        window.__lat.push(now - s.arousal_t);
+      }
     });
     return ws;
   };
@@ -394,15 +396,12 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                     async for msg in ws:
                         now = time.time()
                         m = json.loads(msg.data)
-                        t = (
-                            m.get("summary", {}).get("arousal_t")
-                            if m["type"] == "summary"
-                            else None
-                        )
-                        if t is None or ws_seen.get(m["client"]) == t:
-                            continue
-                        ws_seen[m["client"]] = t
-                        ws_lat.append(now - t)
+                        for s in m.get("summaries", ()) if m["type"] == "summaries" else ():
+                            t = s.get("arousal_t")
+                            if t is None or ws_seen.get(s["client"]) == t:
+                                continue
+                            ws_seen[s["client"]] = t
+                            ws_lat.append(now - t)
 
                 ws_reader = asyncio.create_task(read_ws())
                 await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once

@@ -3,8 +3,11 @@
 `Hub.ingest(topic, payload)` is the only way data gets in (the MQTT feeder in `mqttfeed.py` calls
 it; tests call it directly). Every message updates the state of one client (latest views, the last
 5 minutes of chart points, the event timeline, check-ins) and is pushed, serialised once, to every
-subscriber watching that client or the overview. A subscriber that cannot keep up is cut off (its
-browser reconnects and gets a fresh snapshot) instead of growing a queue without bound.
+subscriber watching that client. The overview gets its rows batched: at most one `summaries` frame
+per event-loop turn (`OverviewBatch`), holding each changed client's newest row, so with hundreds of
+clients a message costs the overview a dictionary look-up rather than a summary, a JSON encoding and
+a WebSocket send per watcher. A subscriber that cannot keep up is cut off (its browser reconnects
+and gets a fresh snapshot) instead of growing a queue without bound.
 
 Commands go the other way through `Hub.send_command`, which validates them for the sender's role,
 stamps them with a fresh id and hands them to a `CommandSink` (the MQTT publisher); the reply that
@@ -233,6 +236,81 @@ class Subscriber:
             self.queue.put_nowait(None)
 
 
+# Row fields whose every change the overview must see: a pause (the alert), a state, the service
+# or strap going away. Two rows of one client that differ in any of them are both sent, in order;
+# rows that differ only in numbers (HR, arousal, trend) are merged into the newest one.
+MOMENT_FIELDS = (
+    "online",
+    "state",
+    "paused",
+    "pause_reason",
+    "client_ready",
+    "device_connected",
+    "monitoring_ok",
+    "contact",
+    "step_index",
+    "attention",
+)
+
+
+def _moment(row: JsonDict) -> tuple[Any, ...]:
+    return tuple(row.get(k) for k in MOMENT_FIELDS)
+
+
+class OverviewBatch:
+    """Overview rows waiting for the end of this event-loop turn.
+
+    A live sample (metrics, arousal) only marks its client: the row is built at the flush, so a
+    client with ten samples in one turn costs one summary. Any other message (session, status,
+    event) builds its row at once; it replaces that client's waiting row when the moment fields
+    are the same, and is queued after it when they differ, so every pause and state change reaches
+    the page exactly once and in order, and the last row of a client is always its newest.
+    """
+
+    __slots__ = ("entries", "last")
+
+    def __init__(self) -> None:
+        # [client id, row or None (build at the flush)], in arrival order of their moments
+        self.entries: list[list[Any]] = []
+        self.last: dict[str, int] = {}  # client id -> index of its newest entry
+
+    def mark(self, client_id: str) -> None:
+        i = self.last.get(client_id)
+        if i is not None and self.entries[i][1] is None:
+            return
+        self.last[client_id] = len(self.entries)
+        self.entries.append([client_id, None])
+
+    def add(self, client_id: str, row: JsonDict) -> None:
+        i = self.last.get(client_id)
+        if i is not None:
+            entry = self.entries[i]
+            if entry[1] is None or _moment(entry[1]) == _moment(row):
+                entry[1] = row
+                return
+        self.last[client_id] = len(self.entries)
+        self.entries.append([client_id, row])
+
+    def take(self, build: Callable[[str], JsonDict | None]) -> list[JsonDict]:
+        """The rows to send, oldest moment first; a row built now that shows the same moment as
+        its client's previous one takes that one's place (no client is sent twice unchanged)."""
+        rows: list[JsonDict] = []
+        newest: dict[str, int] = {}
+        for client_id, entry_row in self.entries:
+            row = build(client_id) if entry_row is None else entry_row
+            if row is None:
+                continue
+            i = newest.get(client_id)
+            if i is not None and _moment(rows[i]) == _moment(row):
+                rows[i] = row
+            else:
+                newest[client_id] = len(rows)
+                rows.append(row)
+        self.entries = []
+        self.last = {}
+        return rows
+
+
 def _event_key(e: JsonDict) -> tuple[Any, ...]:
     return (e.get("source"), e.get("seq"), e.get("t"), e.get("kind"), e.get("to_state"))
 
@@ -382,6 +460,8 @@ class Hub:
         self._pending: dict[str, tuple[Subscriber, str]] = {}
         self.stats = {"ingested": 0, "rejected": 0, "pushed": 0}
         self.broker_connected: bool | None = None  # None: no broker configured / not known yet
+        self._batch = OverviewBatch()
+        self._flush_scheduled = False
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -442,6 +522,7 @@ class Hub:
         summary_changed: bool,
         *,
         therapist_only: bool = False,
+        sample: bool = False,
     ) -> None:
         # serialise only for someone: with nobody watching a message costs no JSON encoding
         watchers = self._by_client.get(client_id)
@@ -453,18 +534,44 @@ class Hub:
             for sub in list(watchers):
                 sub.push(detail)
             self.stats["pushed"] += len(watchers)
+        if summary_changed and self._by_client.get(None):
+            if sample:
+                self._batch.mark(client_id)
+            else:
+                self._batch.add(client_id, state.summary())
+            self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush_overview()  # called outside a loop (a script, a sync test): at once
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush_overview)
+
+    def flush_overview(self) -> None:
+        """Send the waiting overview rows as one `summaries` frame to every overview watcher.
+
+        Runs once per event-loop turn in which rows changed (the MQTT pump hands every message
+        that arrived to `ingest` before it yields, so under load one frame carries many clients).
+        """
+        self._flush_scheduled = False
+
+        def build(client_id: str) -> JsonDict | None:
+            state = self._clients.get(client_id)
+            return None if state is None else state.summary()
+
+        rows = self._batch.take(build)
         overview = self._by_client.get(None)
-        if summary_changed and overview:
-            summary = {
-                "type": "summary",
-                "client": client_id,
-                "summary": state.summary(),
-                "srv": message["srv"],
-            }
-            line = _dumps(summary)
-            for sub in list(overview):
-                sub.push(line)
-            self.stats["pushed"] += len(overview)
+        if not rows or not overview:
+            return
+        line = _dumps({"type": "summaries", "summaries": rows, "srv": self.now()})
+        for sub in list(overview):
+            sub.push(line)
+        self.stats["pushed"] += len(overview)
 
     # ---- data in ----------------------------------------------------------------------------
 
@@ -596,7 +703,13 @@ class Hub:
             self._fan_out(client_id, message, state, False, therapist_only=True)
             return True
         message["clock"] = state.clock()
-        self._fan_out(client_id, message, state, summary_changed)
+        self._fan_out(
+            client_id,
+            message,
+            state,
+            summary_changed,
+            sample=kind is Topic.METRICS or kind is Topic.AROUSAL,
+        )
         return True
 
     def _reject(self, topic_name: str, why: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from pathlib import Path
@@ -19,7 +20,7 @@ from biofeedback.exposure.session import ExposureSession
 from biofeedback.service import payloads
 from biofeedback.signal.measures import Arousal, ArousalBasis
 from biofeedback.web import views
-from biofeedback.web.hub import Hub, HubLimits, validate_command
+from biofeedback.web.hub import MOMENT_FIELDS, Hub, HubLimits, validate_command
 from tests.support import REPO_ROOT
 
 T0 = 1_700_000_000.0
@@ -303,10 +304,158 @@ async def test_slow_subscriber_is_cut_off_not_buffered_forever() -> None:
     with hub.subscribe("therapist", "c01") as slow, hub.subscribe("therapist", None) as overview:
         for k in range(30):
             ingest(hub, "arousal", arousal(T0 + k, 50.0))
+            await asyncio.sleep(0)  # a turn of the loop: the overview's frame goes out
         assert slow.overflowed
         assert slow.queue.get_nowait() is None  # the writer sees the end marker and closes
-        assert overview.overflowed  # summaries count too
+        assert overview.overflowed  # the overview's frames (one per turn) count too
     assert hub.subscriber_count == 0
+
+
+def frames(sub: Any) -> list[dict[str, Any]]:
+    out = []
+    while not sub.queue.empty():
+        out.append(json.loads(sub.queue.get_nowait()))
+    return out
+
+
+def session_body(t: float, state: str, reason: str | None = None) -> dict[str, Any]:
+    paused = state in views.PAUSED_STATES
+    return {"v": 1, "t": t, "client": "c01", "state": state, "paused": paused,
+            "pause_reason": reason if paused else None}  # fmt: skip
+
+
+async def test_overview_gets_one_frame_per_loop_turn_with_each_clients_newest_row() -> None:
+    hub = Hub()
+    with hub.subscribe("therapist", None) as overview:
+        for k, value in enumerate((10.0, 20.0, 30.0)):
+            ingest(hub, "arousal", arousal(T0 + k, value))
+            ingest(hub, "arousal", arousal(T0 + k, value + 1), client="c02")
+        assert overview.queue.empty()  # nothing is sent before the turn ends
+        await asyncio.sleep(0)
+        (frame,) = frames(overview)
+        assert frame["type"] == "summaries"
+        assert [(r["client"], r["arousal"]) for r in frame["summaries"]] == [
+            ("c01", 30.0),
+            ("c02", 31.0),
+        ]
+        assert frame["summaries"][0] == hub.client("c01").summary()  # type: ignore[union-attr]
+        await asyncio.sleep(0)
+        assert frames(overview) == []  # nothing changed: nothing sent
+
+
+async def test_every_pause_and_resume_in_one_turn_reaches_the_overview_in_order() -> None:
+    hub = Hub()
+    with hub.subscribe("therapist", None) as overview:
+        ingest(hub, "session", session_body(T0, "exposing"))
+        ingest(hub, "arousal", arousal(T0 + 1, 70.0))
+        ingest(hub, "session", session_body(T0 + 2, "paused", "arousal"))
+        ingest(hub, "arousal", arousal(T0 + 3, 71.0))
+        ingest(hub, "session", session_body(T0 + 4, "exposing"))
+        ingest(hub, "arousal", arousal(T0 + 5, 50.0))
+        await asyncio.sleep(0)
+        (frame,) = frames(overview)
+        rows = frame["summaries"]
+        assert [(r["state"], r["paused"]) for r in rows] == [
+            ("exposing", False),
+            ("paused", True),
+            ("exposing", False),
+        ]
+        # each row as it stood when its state began; the last one the newest
+        assert [r["arousal"] for r in rows] == [None, 70.0, 50.0]
+        assert rows[-1] == hub.client("c01").summary()  # type: ignore[union-attr]
+
+
+KINDS = st.sampled_from(["arousal", "metrics", "session", "status"])
+STATES = st.sampled_from(["exposing", "paused", "grounding", "ready"])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["c01", "c02"]), KINDS, STATES, st.booleans(), st.booleans()),
+        min_size=1,
+        max_size=40,
+    )
+)
+async def test_batched_overview_keeps_every_state_change_once_in_order_and_the_newest_row(
+    steps: list[tuple[str, str, str, bool, bool]],
+) -> None:
+    """Against a hub used outside an event loop (one row per message, the unbatched oracle):
+    per client and turn, the (state, paused, online) changes are the same, in the same order,
+    none twice in a row, and the last row sent equals the oracle's last row."""
+    hub, oracle = Hub(wall=lambda: 1.0), Hub(wall=lambda: 1.0)
+    sent: dict[str, list[dict[str, Any]]] = {"c01": [], "c02": []}
+    want: dict[str, list[dict[str, Any]]] = {"c01": [], "c02": []}
+    projection = ("state", "paused", "online")
+
+    def changes(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        out: list[tuple[Any, ...]] = []
+        for r in rows:
+            key = tuple(r[k] for k in projection)
+            if not out or out[-1] != key:
+                out.append(key)
+        return out
+
+    bodies: list[tuple[str, str, dict[str, Any]]] = []
+    turns: list[tuple[int, dict[str, list[dict[str, Any]]]]] = []  # (steps so far, rows sent)
+    with hub.subscribe("therapist", None) as overview:
+        for k, (client, kind, state, online, end_turn) in enumerate(steps):
+            t = T0 + k
+            body: dict[str, Any]
+            if kind == "arousal":
+                body = payloads.arousal(
+                    client, Arousal(t, 30.0 + k, 0.9, 1, 1, ArousalBasis.HR_HRV)
+                )
+            elif kind == "metrics":
+                body = {"v": 1, "t": t, "client": client, "hr_bpm": 60.0 + k}
+            elif kind == "session":
+                body = {**session_body(t, state, "client"), "client": client}
+            else:
+                body = {"v": 1, "t": t, "client": client, "online": online}
+            bodies.append((client, kind, body))
+            ingest(hub, kind, body, client)  # no await: all in this turn of the loop
+            if end_turn or k == len(steps) - 1:
+                await asyncio.sleep(0)
+                for frame in frames(overview):
+                    turn: dict[str, list[dict[str, Any]]] = {"c01": [], "c02": []}
+                    for row in frame["summaries"]:
+                        turn[row["client"]].append(row)
+                    for c, rows in turn.items():
+                        for a, b in itertools.pairwise(rows):
+                            assert hub_moment(a) != hub_moment(b)  # merged when nothing moved
+                        sent[c] += rows
+                turns.append((k + 1, {c: list(rows) for c, rows in sent.items()}))
+
+    def run_oracle() -> list[dict[str, Any]]:
+        # a worker thread has no event loop, so this hub sends one row per message
+        with oracle.subscribe("therapist", None) as o:
+            out = []
+            for client, kind, body in bodies:
+                ingest(oracle, kind, body, client)
+                (frame,) = frames(o)
+                (row,) = frame["summaries"]
+                out.append(row)
+            return out
+
+    oracle_rows = await asyncio.to_thread(run_oracle)
+    # a sample (arousal, metrics) changes no state: the page must see the row of every other
+    # message (a state as it began) and each client's last row of every turn (its newest values)
+    ends = {n for n, _ in turns}
+    shown = [
+        kind not in ("arousal", "metrics")
+        or not any(bodies[j][0] == client for j in range(k + 1, min(e for e in ends if e > k)))
+        for k, (client, kind, _) in enumerate(bodies)
+    ]
+    for n, sent_then in turns:
+        for c in want:
+            want[c] = [r for k, r in enumerate(oracle_rows[:n]) if r["client"] == c and shown[k]]
+            assert changes(sent_then[c]) == changes(want[c])
+            if want[c]:
+                assert sent_then[c][-1] == want[c][-1]
+
+
+def hub_moment(row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(row.get(k) for k in MOMENT_FIELDS)
 
 
 async def test_clients_only_hear_about_themselves() -> None:

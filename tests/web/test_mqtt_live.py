@@ -131,8 +131,8 @@ async def test_retained_state_and_live_samples_reach_the_therapist(live: Live) -
         t=T0 + 1, value=64.0, confidence=0.9, fast=60.0, slow=70.0, basis=ArousalBasis.HR_HRV
     )
     live.service.publish_kind("c01", Topic.AROUSAL, payloads.arousal("c01", a))
-    summary = await recv(ws, "summary", within=2.0)
-    assert summary["summary"]["arousal"] == 64.0
+    batch = await recv(ws, "summaries", within=2.0)
+    assert [(r["client"], r["arousal"]) for r in batch["summaries"]] == [("c01", 64.0)]
     await ws.close()
 
 

@@ -306,16 +306,21 @@
       loaded = true;
       render();
     },
-    summary(msg) {
-      const before = rows.get(msg.client);
-      rows.set(msg.client, msg.summary);
-      remember(msg.summary);
-      if (loaded && msg.summary.paused === true && !(before && before.paused === true)) {
-        announcePause(msg.summary);
-        render(); // a pause moves its row to the top now, not in a quarter second
-        return;
+    // the hub sends the rows that changed in one frame per turn of its loop: each client's newest
+    // row, and every pause or state change in the order it happened
+    summaries(msg) {
+      let paused = false;
+      for (const s of msg.summaries) {
+        const before = rows.get(s.client);
+        rows.set(s.client, s);
+        remember(s);
+        if (loaded && s.paused === true && !(before && before.paused === true)) {
+          announcePause(s);
+          paused = true;
+        }
       }
-      soon();
+      if (paused) render(); // a pause moves its row to the top now, not in a quarter second
+      else soon();
     },
   });
   // ages and staleness move on even when nothing arrives
