@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -94,26 +95,26 @@ def _piecewise_low_bins(
     matrix product over its sub-intervals. The grid mean is removed in the frequency domain
     (the sum of r^j over a segment is ((-1)^k - 1)/(r - 1)), and the periodic Hann window as
     well: on the 2x padded length it is 1/2 - (e^(2 pi i 2j/nfft) + e^(-2 pi i 2j/nfft))/4, so
-    X_s[k] = R_s[k]/2 - (R_s[k-2] + R_s[k+2])/4.
+    X_s[k] = R_s[k]/2 - (R_s[k-2] + R_s[k+2])/4 on the DFT from the segment's first sample a_s.
+    On R_s (from sample 0) that is r_k^(-a_s) (R_s[k]/2 - (e_s R_s[k-2] + conj(e_s) R_s[k+2])/4)
+    with e_s = r_2^(a_s): the power needs no per-bin shift. Everything that depends on the
+    window length alone (`_Plan`) is computed once per length in samples.
     """
+    pl = _plan(n_grid, nbins, fs)
     h = 1.0 / fs
-    n = n_grid // 2
-    nfft = 2 * n
-    step = n - n // 2
-    nseg = (n_grid - n) // step + 1
-    nk = nbins + 2  # R_s at k = 0..nbins+1: the Hann combination reaches k + 2
-
-    bx, a0, a1, a2 = quadratic_pieces(t, x)
+    coef = quadratic_pieces(t, x)
+    bx = coef[0]
     last = float(x[-1])  # taken out first so the sums stay small; it comes back with the mean
     starts = np.ceil(bx * fs).astype(np.int64)
     m_tail = min(n_grid, math.floor(float(t[-1]) * fs) + 1)  # first sample past the last beat
-    seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
     # a cut met twice leaves an empty sub-interval, which adds nothing
-    cuts = np.sort(np.concatenate((starts, seg_lo + n, seg_lo[1:], (m_tail, n_grid))))
+    cuts = np.concatenate((starts, pl.cuts))
+    cuts[-1] = m_tail
+    cuts.sort()
     ci = cuts[:-1]
     m = np.diff(cuts).astype(np.float64)
     piece = starts.searchsorted(ci, side="right") - 1
-    b, c0, c1, c2 = np.stack((bx, a0, a1, a2))[:, piece]
+    b, c0, c1, c2 = coef[:, piece]
     d = ci * h - b  # from the piece's breakpoint to the sub-interval's first sample
     q = np.empty((6, len(ci)))  # q0, q1, q2, q1 M, q2 M, q2 M^2
     c2d = c2 * d
@@ -126,51 +127,109 @@ def _piecewise_low_bins(
     q[5] = q[4] * m
     # k = 0: the plain sums of each sub-interval (sum of u and of u^2 for u < M)
     dc = q[0] * m + q[3] * ((m - 1.0) / 2.0) + q[4] * ((m - 1.0) * (2.0 * m - 1.0) / 6.0)
-    mean = float(dc.sum()) / n_grid
 
-    z = _phases(cuts, nfft, nk)  # z[i, k] = r_k^C_i
-    lo, hi = cuts.searchsorted(np.stack((seg_lo, seg_lo + n)))
+    z = _phases(cuts, pl.nfft, pl.nk)  # z[i, k] = r_k^C_i
+    seg = cuts.searchsorted(pl.seg_bounds)  # first cut of each segment, and past its last
     # one weight row per segment and term: q at r^C_(i+1), minus q0..q2 at r^C_i, for the
     # sub-intervals of that segment (zero elsewhere); one real product on (re, im) pairs
     sub = np.arange(len(ci))
-    inside = (sub >= lo[:, None]) & (sub < hi[:, None])
+    inside = (sub >= seg[0][:, None]) & (sub < seg[1][:, None])
     qs = q * inside[:, None, :]  # nseg x 6 x sub-intervals
-    w = np.zeros((nseg, 6, len(cuts)))
+    w = np.zeros((pl.nseg, 6, len(cuts)))
     w[:, :, 1:] = qs
     w[:, :3, :-1] -= qs[:, :3]
-    sums = _product(w.reshape(nseg * 6, -1), z.view(np.float64)).view(np.complex128)
-    sums = sums.reshape(nseg, 6, nk)
-    factors, ones = _bin_factors(nfft, nk)
-    spec = (sums * factors).sum(axis=1)  # Q(M) r^C_(i+1) - Q(0) r^C_i summed, per segment
-    spec[:, 0] = (inside * dc).sum(axis=1)
-    spec *= np.conj(z[lo])  # r^-a_s: each segment's DFT from its own first sample
-    # minus the grid mean: sum_(j<n) r^j = ((-1)^k - 1)/(r - 1) as r^n = (-1)^k; n at k = 0
-    spec -= mean * ones
-    full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)  # k = -2 .. nk-1
-    win = 0.5 * full[:, 2 : nbins + 2] - 0.25 * (full[:, :nbins] + full[:, 4 : nbins + 4])
+    sums = _product(w.reshape(pl.nseg * 6, -1), z.view(np.float64)).view(np.complex128)
+    spec = np.einsum("stk,tk->sk", sums.reshape(pl.nseg, 6, pl.nk), pl.factors)
+    spec[:, 0] = inside @ dc
+    # minus the grid mean, r^a_s sum_(j<n) r^j per segment (the plan's `ones`)
+    spec -= (float(dc.sum()) / n_grid) * pl.ones
+    # k = -2 .. nk-1 (R[-k] = conj(R[k])), then the Hann window with the per-segment shift
+    full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)
+    win = full[:, 2 : nbins + 2] - pl.e * full[:, :nbins] - pl.ec * full[:, 4 : nbins + 4]
     pairs = win.view(np.float64)  # (re, im) per bin
-    p = (pairs * pairs).reshape(nseg, nbins, 2).sum(axis=(0, 2))
-    p *= 2.0 / (nseg * fs * 3.0 * n / 8.0)  # mean over segments; the sum of hann^2 is 3n/8
-    p[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist, never reached here) counted twice
-    if nbins == nfft // 2 + 1:
-        p[-1] *= 0.5
+    p = (pairs * pairs).reshape(-1) @ pl.scale  # mean over segments, one-sided
     return np.asarray(p, dtype=np.float64)
 
 
-def quadratic_pieces(
-    t: npt.NDArray[np.float64], x: npt.NDArray[np.float64]
-) -> tuple[F64, F64, F64, F64]:
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What `_piecewise_low_bins` needs that depends on the window length in samples alone."""
+
+    nfft: int
+    nk: int
+    nseg: int
+    cuts: npt.NDArray[np.int64]  # segment bounds and the grid's end (the last one: m_tail)
+    seg_bounds: npt.NDArray[np.int64]  # 2 x nseg: first sample and one past the last
+    factors: npt.NDArray[np.complex128]  # 6 x nk, see `_bin_factors`
+    ones: npt.NDArray[np.complex128]  # nseg x nk: r^a_s sum_(j<n) r^j
+    e: npt.NDArray[np.complex128]  # nseg x 1: r_2^a_s / 2 (the Hann neighbours, halved)
+    ec: npt.NDArray[np.complex128]  # its conjugate
+    scale: npt.NDArray[np.float64]  # (nseg x nbins x 2) x nbins: |.|^2 summed and scaled
+
+
+def _plan(n_grid: int, nbins: int, fs: float) -> _Plan:
+    key = (n_grid, nbins, fs)
+    pl = _PLANS.get(key)
+    if pl is None:
+        if len(_PLANS) > 64:  # window lengths vary by a few samples: a handful recur
+            _PLANS.clear()
+        pl = _PLANS[key] = _make_plan(n_grid, nbins, fs)
+    return pl
+
+
+_PLANS: dict[tuple[int, int, float], _Plan] = {}
+
+
+def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
+    n = n_grid // 2
+    nfft = 2 * n
+    step = n - n // 2
+    nseg = (n_grid - n) // step + 1
+    nk = nbins + 2  # R_s at k = 0..nbins+1: the Hann combination reaches k + 2
+    seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
+    cuts = np.concatenate((seg_lo + n, seg_lo[1:], (n_grid, n_grid)))
+    factors, ones = _bin_factors(nfft, nk)
+    k = np.arange(nk)
+    shift = np.exp((-2j * np.pi / nfft) * np.outer(seg_lo % nfft, k))  # r_k^a_s
+    e = 0.5 * np.exp((-2j * np.pi / nfft) * 2.0 * (seg_lo % nfft))[:, None]
+    # 1/2 of the Hann combination is folded into the scale: X = (R - 2 e R[k-2] - ...)/2
+    scale = np.zeros((nseg, nbins, 2, nbins))
+    norm = 0.25 * 2.0 / (nseg * fs * 3.0 * n / 8.0)  # (1/2)^2, one-sided, mean; hann^2: 3n/8
+    diag = np.full(nbins, norm)
+    diag[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist) counted twice
+    if nbins == nfft // 2 + 1:
+        diag[-1] *= 0.5
+    idx = np.arange(nbins)
+    scale[:, idx, :, idx] = diag[:, None, None]
+    return _Plan(
+        nfft,
+        nk,
+        nseg,
+        cuts,
+        np.stack((seg_lo, seg_lo + n)),
+        np.ascontiguousarray(factors),
+        ones * shift,
+        e,
+        np.conj(e),
+        scale.reshape(-1, nbins),
+    )
+
+
+def quadratic_pieces(t: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> F64:
     """The interpolating quadratic spline of `scipy.interpolate.make_interp_spline(t, x, k=2)`
-    (the one `interp1d(kind="quadratic")` builds) as pieces: (breakpoints, a0, a1, a2) with
-    S(b_p + d) = a0_p + a1_p d + a2_p d^2 on [b_p, b_p+1).
+    (the one `interp1d(kind="quadratic")` builds) as pieces: rows (breakpoints, a0, a1, a2) of
+    one 4 x pieces array with S(b_p + d) = a0_p + a1_p d + a2_p d^2 on [b_p, b_p+1).
 
     scipy's knots for k = 2: t0 and t_(N-1) three times, between them the midpoints of t_1..t_(N-2)
     (the first and the last midpoint left out). Interpolation at the beats is then a tridiagonal
     system in the B-spline coefficients (each beat lies in one knot interval, where three
     B-splines are non-zero), solved by LAPACK's gtsv; scipy's general banded path costs ~5x more.
     """
-    from scipy.linalg.lapack import dgtsv  # lazy: scipy is slow to import
+    global _dgtsv
+    if _dgtsv is None:
+        from scipy.linalg.lapack import dgtsv  # lazy: scipy is slow to import
 
+        _dgtsv = dgtsv
     n = len(t)
     mid = 0.5 * (t[1:-1] + t[2:])  # the midpoints after t_1 .. before t_(N-1)
     knots = np.concatenate(((t[0],) * 3, mid[: n - 3], (t[-1],) * 3))
@@ -179,23 +238,28 @@ def quadratic_pieces(
     d1 = hi - knots[1 : n - 1]  # T_l+1 - T_l-1
     d2 = knots[4 : n + 2] - lo  # T_l+2 - T_l
     tj = t[1:-1]
-    left = (hi - tj) ** 2 / (d1 * (hi - lo))
-    right = (tj - lo) ** 2 / (d2 * (hi - lo))
+    w = hi - lo
+    left = (hi - tj) ** 2 / (d1 * w)
+    right = (tj - lo) ** 2 / (d2 * w)
     sub = np.concatenate((left, [0.0]))
     sup = np.concatenate(([0.0], right))
     diag = np.concatenate(([1.0], 1.0 - left - right, [1.0]))
-    *_, c, info = dgtsv(sub, diag, sup, x.reshape(-1, 1))
+    *_, c, info = _dgtsv(sub, diag, sup, x.reshape(-1, 1))
     if info != 0:  # a singular system: beat times not strictly increasing
         raise ValueError(f"quadratic spline: beat times must increase (LAPACK gtsv info {info})")
     c = c[:, 0]
     # the same intervals hold the pieces: S = c_l-1 + (c_l-2 - c_l-1) B_l-2 + (c_l - c_l-1) B_l
-    w = hi - lo
     dl = c[: n - 2] - c[1 : n - 1]  # c_l-2 - c_l-1
     dr = c[2:n] - c[1 : n - 1]  # c_l - c_l-1
-    a0 = c[1 : n - 1] + dl * (w / d1)
-    a1 = -2.0 * dl / d1
-    a2 = dl / (d1 * w) + dr / (d2 * w)
-    return lo, a0, a1, a2
+    out = np.empty((4, n - 2))
+    out[0] = lo
+    np.add(c[1 : n - 1], dl * (w / d1), out=out[1])
+    np.divide(-2.0 * dl, d1, out=out[2])
+    np.add(dl / (d1 * w), dr / (d2 * w), out=out[3])
+    return out
+
+
+_dgtsv: Any = None  # scipy.linalg.lapack.dgtsv once imported
 
 
 SINGLE_THREAD_PRODUCT = 1 << 18  # OpenBLAS runs a product of m*n*k above this on its threads
@@ -214,17 +278,25 @@ def _product(a: F64, b: F64) -> F64:
     return out
 
 
+PHASE_BLOCK = 128  # r^C = r^(128 hi) r^lo from two tables per window length: one product
+
+
 def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts): powers of k = 1 by doubling."""
-    zt = np.empty((nk, len(cuts)), dtype=np.complex128)  # k by rows: contiguous blocks
-    zt[0] = 1.0
-    zt[1] = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
-    filled = 2
-    while filled < nk:
-        w = min(filled, nk - filled)
-        np.multiply(zt[:w], zt[filled // 2] * zt[filled - filled // 2], out=zt[filled : filled + w])
-        filled += w
-    return np.ascontiguousarray(zt.T)
+    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts), as the product of two cached
+    tables of exact phases (the high and the low part of cuts_i mod nfft)."""
+
+    def make() -> npt.NDArray[np.complex128]:
+        k = np.arange(nk)
+        j = np.arange(max(PHASE_BLOCK, nfft // PHASE_BLOCK + 1), dtype=np.int64)
+        lo = np.exp((-2j * np.pi / nfft) * np.outer(j[:PHASE_BLOCK], k))
+        hi = np.exp((-2j * np.pi / nfft) * np.outer((j * PHASE_BLOCK) % nfft, k))
+        return np.concatenate((lo, hi))
+
+    tab = _cached(("phases", nfft, nk, 0), make)
+    hi, lo = np.divmod(cuts % nfft, PHASE_BLOCK)
+    out: npt.NDArray[np.complex128] = tab[lo]
+    out *= tab[hi + PHASE_BLOCK]
+    return out
 
 
 def _bin_factors(

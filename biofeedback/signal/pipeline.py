@@ -432,13 +432,15 @@ class SignalPipeline:
         if not rr:
             return None
         n = self.config.fast_beats
+        m = len(rr)
         if self._guided_hz is not None:
             recent = list(rr)[-n:]
             breath_us = 1_000_000.0 / self._guided_hz
-            n = min(len(rr), max(n, math.ceil(breath_us * len(recent) / sum(recent))))
-        if len(rr) <= n:
+            n = min(m, max(n, math.ceil(breath_us * len(recent) / sum(recent))))
+        if m <= n:
             return 60_000_000.0 / _median(rr)
-        return 60_000_000.0 / _median(list(rr)[-n:])
+        # the newest n by index from the right (O(1) each on a deque), not a copy of all of it
+        return 60_000_000.0 / _median([rr[i] for i in range(m - n, m)])
 
     def _update(
         self,
@@ -457,13 +459,15 @@ class SignalPipeline:
             hrv_reason: str | None = HR_ONLY_REASON
             corrected_share = 0.0
         else:
+            lw = self._long
             short = self._short.metrics()
-            long = self._long.metrics()
-            corrected_share = self._long.ncorr / self._long.n if self._long.n else 0.0
+            long = lw.metrics()
+            corrected_share = lw.ncorr / lw.n if lw.n else 0.0
+            seg0, last_t = self._seg_start_t, self._last_t
             warm = (
-                self._seg_start_t is not None
-                and self._last_t is not None
-                and self._last_t - self._seg_start_t >= WARM_SHARE * c.long_window_s
+                seg0 is not None
+                and last_t is not None
+                and last_t - seg0 >= WARM_SHARE * c.long_window_s
             )
             hrv_ok = warm and long is not None and (long.rmssd_ms or 0.0) > 0
             if hrv_ok:
@@ -479,7 +483,10 @@ class SignalPipeline:
             # most beats leave the quality unchanged: the frozen object is shared then
             quality = signal_quality(*key, c.min_quality)
             self._quality_cache, self._quality_key = quality, key
-        ln_rmssd = arousal_mod.ln_or_none(long.rmssd_ms) if hrv_ok and long is not None else None
+        # hrv_ok means RMSSD > 0: its log, as arousal.ln_or_none, without the call
+        ln_rmssd = (
+            math.log(long.rmssd_ms) if hrv_ok and long is not None and long.rmssd_ms else None
+        )
         fast = self._fast()
         cal = self._calibration
         if (
