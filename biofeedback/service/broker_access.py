@@ -106,7 +106,9 @@ EMBEDDED_ACL: Mapping[BrokerRole, Grants] = {
     # Commands only on plain `cmd`: the dashboard sets each command's role from the browser user
     # it authenticated. Nobody on the embedded broker may write the role-bound `cmd/<role>`.
     BrokerRole.DASHBOARD: Grants(read=(*_each(*STATE_KINDS), *_REPLIES), write=_each(Topic.CMD)),
-    BrokerRole.DEMO_ACTOR: Grants(read=(*_each(Topic.SESSION), *_REPLIES), write=_each(Topic.CMD)),
+    BrokerRole.DEMO_ACTOR: Grants(
+        read=(*_each(Topic.SESSION, Topic.ASSESSMENT), *_REPLIES), write=_each(Topic.CMD)
+    ),
     BrokerRole.OBSERVER: Grants(read=(f"{ROOT}/{VERSION}/#", "$SYS/#")),
 }
 

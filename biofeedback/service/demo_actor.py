@@ -1,5 +1,8 @@
 """The demo's simulated people: a therapist who offers steps and a client who consents.
 
+The client also agrees to a breathing-rate check (docs/resonance.md) offered from the dashboard,
+and the therapist offers no step while one is on offer or running.
+
 They act only through MQTT commands, exactly as the dashboard's buttons would, so the demo runs
 the real command path (validation, roles, replies). The client takes a few seconds before each
 consent, as a person would; nothing here bypasses the session's rules.
@@ -65,6 +68,18 @@ def decide(snap: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
     return None
 
 
+def decide_assessment(a: dict[str, Any]) -> tuple[str, str, dict[str, Any]] | None:
+    """The simulated client agrees to a breathing-rate check the therapist offers (from the
+    dashboard); while one is on offer or running the simulated therapist offers no step."""
+    if a.get("state") == "offered":
+        return ("client", "assessment_consent", {})
+    return None
+
+
+def assessment_active(a: dict[str, Any]) -> bool:
+    return a.get("state") in ("offered", "running")
+
+
 def _planned_s(snap: dict[str, Any]) -> float | None:
     steps = snap.get("steps") or []
     index = snap.get("step_index")
@@ -81,6 +96,8 @@ async def run_actor(settings: Any, client_id: str, clock: Clock) -> None:
     from biofeedback.service.mqtt import MqttLink
 
     session_topic = topic(client_id, Topic.SESSION)
+    assessment_topic = topic(client_id, Topic.ASSESSMENT)
+    assessment: dict[str, Any] = {}
     cmd_topic = topic(client_id, Topic.CMD)
     latest: dict[str, Any] = {}
     # A clean session: the actor acts on what it sees now, so nothing queued from before may
@@ -88,10 +105,17 @@ async def run_actor(settings: Any, client_id: str, clock: Clock) -> None:
     clean = dataclasses.replace(settings, session_expiry_s=0)
     async with MqttLink(clean, client_name=f"bf-demo-actor-{client_id}") as link:
         await link.subscribe(session_topic, qos=1)
+        await link.subscribe(assessment_topic, qos=1)
 
         async def watch() -> None:
             async for msg in link.messages():
-                if msg.topic == session_topic:
+                if msg.topic == assessment_topic:
+                    try:
+                        assessment.clear()
+                        assessment.update(json.loads(msg.payload))
+                    except ValueError:
+                        log.warning("demo actor: unreadable assessment state ignored")
+                elif msg.topic == session_topic:
                     try:
                         latest.update(json.loads(msg.payload))
                         latest["_seen"] = clock.now()
@@ -105,8 +129,12 @@ async def run_actor(settings: Any, client_id: str, clock: Clock) -> None:
                 key_since = clock.now()
                 while True:
                     await clock.sleep(0.5)
-                    action = decide(latest) if latest else None
+                    if assessment_active(assessment):
+                        action = decide_assessment(assessment)
+                    else:
+                        action = decide(latest) if latest else None
                     key = (
+                        assessment.get("state"),
                         latest.get("state"),
                         latest.get("consent_needed"),
                         latest.get("checkin_due"),

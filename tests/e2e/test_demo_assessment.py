@@ -1,0 +1,179 @@
+"""The breathing-rate check run live from the dashboard in `biofeedback demo` (issue 15): the
+therapist's dashboard offers it over its WebSocket, the demo's simulated client agrees through the
+real command path, the service paces blocks and publishes each block's scores on the assessment
+topic, the dashboard stops it, the partial result lands in the client's history, the session
+recording holds its events, and `biofeedback replay` reproduces the recording identically."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_demo import CLIENT, SECRET, Demo, _subscribe, _wait_port
+from tests.support import REPO_ROOT, free_port, require_binary
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[Demo]:
+    require_binary("mosquitto", "mosquitto")
+    http, mqtt_port = free_port(), free_port()
+    observer = tmp_path / "observer.json"
+    env = dict(
+        os.environ,
+        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
+        BIOFEEDBACK_EMBEDDED_BROKER="auto",
+        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
+        PYTHONUNBUFFERED="1",
+    )
+    cmd = [
+        sys.executable, "-m", "biofeedback.cli", "demo",
+        "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
+        "--data-dir", str(tmp_path), "--duration", "3600",
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_port(mqtt_port, 30)
+        _wait_port(http, 30)
+        yield Demo(proc, http, mqtt_port, tmp_path, "auto", observer)
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate(timeout=10)
+
+
+def test_assessment_from_the_dashboard(demo: Demo) -> None:
+    login = demo.observer_login()
+    client, q = _subscribe(demo.mqtt_port, login)
+    latest: dict[str, Any] = {}
+    states: list[str] = []
+
+    def drain(until: float, cond: Any) -> bool:
+        while time.monotonic() < until:
+            try:
+                topic, payload = q.get(timeout=0.2)
+            except queue.Empty:
+                assert demo.proc.poll() is None, demo.proc.stderr.read() if demo.proc.stderr else ""
+                continue
+            if topic.endswith("/assessment"):
+                latest.clear()
+                latest.update(payload)
+                if not states or states[-1] != payload["state"]:
+                    states.append(payload["state"])
+            if cond():
+                return True
+        return cond()
+
+    async def dashboard() -> list[dict[str, Any]]:
+        import aiohttp
+
+        base = f"http://127.0.0.1:{demo.http}"
+        auth = {"Authorization": f"Bearer {SECRET}"}
+        replies: list[dict[str, Any]] = []
+        async with (
+            aiohttp.ClientSession() as s,
+            s.ws_connect(f"{base}/ws?client={CLIENT}", headers={**auth, "Origin": base}) as ws,
+        ):
+            hello = await ws.receive_json(timeout=10)
+            assert "assessment_offer" in hello["commands"], hello
+
+            async def send(cmd: str) -> None:
+                await ws.send_json({"type": "cmd", "ref": cmd, "cmd": cmd, "args": {}})
+
+            # offer until the session is between steps (refused, with the reason, otherwise)
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                await send("assessment_offer")
+                await asyncio.sleep(0.5)
+                await asyncio.to_thread(drain, time.monotonic() + 0.3, lambda: False)
+                if latest.get("state") in ("offered", "running"):
+                    break
+            # the simulated client agrees (through the command path); block 1 is scored
+            ok = await asyncio.to_thread(
+                drain,
+                time.monotonic() + 60,
+                lambda: latest.get("state") == "running" and len(latest.get("blocks", [])) >= 1,
+            )
+            assert ok, (states, latest)
+            await send("assessment_stop")
+            ok = await asyncio.to_thread(
+                drain, time.monotonic() + 20, lambda: latest.get("state") == "stopped"
+            )
+            assert ok, (states, latest)
+            while True:
+                try:
+                    msg = await ws.receive_json(timeout=0.5)
+                except TimeoutError:
+                    break
+                if msg.get("type") in ("reply", "result", "refused"):
+                    replies.append(msg)
+        return replies
+
+    try:
+        asyncio.run(dashboard())
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    assert "running" in states, states
+    assert states[-1] == "stopped", states
+    result = latest["result"]
+    assert result is not None
+    assert result["complete"] is False
+    assert len(result["blocks"]) >= 1
+    assert latest["blocks"][0]["rate_bpm"] == 6.5
+
+    os.killpg(demo.proc.pid, signal.SIGINT)
+    _out, err = demo.proc.communicate(timeout=30)
+    assert demo.proc.returncode == 0, err
+    # the result belongs to the (demo) client's profile
+    history = json.loads((demo.data / "baselines" / f"{CLIENT}.resonance.json").read_text())
+    saved = history["assessments"][-1]
+    assert saved["assessment"]["complete"] is False
+    assert saved["session"], saved
+    # the session recording holds its events, and replay reproduces them
+    sessions = sorted(demo.data.glob("recordings/*/*"))
+    assert sessions, "no recording"
+    session = sessions[-1]
+    assert saved["session"] == session.name
+    events = (session / "events.tsv").read_text()
+    assert "assessment_block_scored" in events
+    assert "assessment_transition" in events
+    replay = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "biofeedback.cli",
+            "replay",
+            str(session),
+            "--out",
+            str(demo.data / "replays"),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert replay.returncode == 0, replay.stdout + replay.stderr
+    assert "identical" in replay.stdout, replay.stdout
