@@ -491,6 +491,30 @@ def test_judge_segment_types_and_its_first_judgement() -> None:
         assert (short.judged_at == NEVER).all()
 
 
+@pytest.mark.parametrize("n", range(198, 207))
+def test_the_per_beat_detector_hands_back_at_the_end_of_the_segment(n: int) -> None:
+    """A premature beat and its pause at 100-101: the per-beat detector hands the segment back
+    100 beats after its last change, which for n = 202 is exactly the last beat."""
+    x = calm(n, seed=0)
+    x[100] = x[100] * 65 // 100
+    x[101] += x[100] * 35 // 65
+    sj = judge_segment(x)
+    assert sj.labels[100] > 0
+    assert sj.labels[101] > 0
+    assert_same(x)
+
+
+def test_a_run_of_150_artifacts_is_corrected_when_the_rhythm_returns() -> None:
+    """Artifacts waiting 150 beats for a normal one: the per-beat detector must not hand back
+    while they wait (a shorter run than the one the xfail below crashes on)."""
+    x = calm(500, seed=3)
+    x[100:250] = np.resize(np.array([400_000, 1_600_000]), 150)
+    sj = judge_segment(x)
+    assert (sj.labels[100:250] > 0).mean() > 0.9
+    assert (sj.labels[300:494] == NORMAL).all()
+    assert_same(x)
+
+
 @pytest.mark.xfail(
     raises=IndexError,
     strict=True,
