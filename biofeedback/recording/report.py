@@ -209,6 +209,8 @@ def _write(path: Path, text: str) -> Path:
 
 def write_report(session_dir: Path, out_dir: Path) -> Path:
     """Write `out_dir/report.html` and its PNGs for one recorded session; returns the HTML path."""
+    from biofeedback.recording.resonance_report import session_section as resonance_session_section
+
     info = open_session(session_dir)
     s = summarize(info)
     out_dir = Path(out_dir)
@@ -323,6 +325,7 @@ def write_report(session_dir: Path, out_dir: Path) -> Path:
         if bouts
         else "<p>No guidance.</p>"
     }
+{resonance_session_section(session_dir)}
 </body></html>
 """
     out = _write(out_dir / "report.html", page)

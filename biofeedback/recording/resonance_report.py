@@ -121,3 +121,66 @@ block (docs/resonance.md). The newest rate is the pacer's default.</p>
 <h3>Newest assessment, per block</h3>
 <table><tr>{bhead}</tr>{"".join(brows)}</table>
 """
+
+
+def session_section(session_dir: Path) -> str:
+    """The breathing-rate check run in one recorded session (its `assessment_*` rows of
+    events.tsv): every scored block's criteria and how it ended; "" when none ran."""
+    from biofeedback.recording.reader import iter_rows, table_path
+    from biofeedback.recording.schema import EVENTS
+
+    rows = [
+        r
+        for r in iter_rows(table_path(session_dir, EVENTS), EVENTS)
+        if str(r["kind"] or "").startswith("assessment_")
+    ]
+    if not rows:
+        return ""
+    start = next((r for r in rows if r["to_state"] == "running"), None)
+    blocks: list[tuple[str, ...]] = []
+    ends: list[str] = []
+    for r in rows:
+        values = r["values"] if isinstance(r["values"], dict) else {}
+        if r["kind"] == "assessment_block_scored":
+            b = values.get("score") or {}
+            hz = b.get("lf_peak_hz")
+            blocks.append(
+                (
+                    _f(b.get("rate_bpm")),
+                    _f(b.get("peak_to_trough_bpm")),
+                    _f(None if hz is None else 60.0 * hz, 2),
+                    _f(b.get("phase_deg"), 0),
+                    _f(b.get("coherence"), 2),
+                    _f(b.get("smoothness"), 2),
+                    _f(b.get("quality"), 2),
+                    ("yes" if b.get("usable") else "no")
+                    + (" (up to the stop)" if values.get("partial") else ""),
+                )
+            )
+        elif r["kind"] == "assessment_transition" and r["to_state"] in ("done", "stopped"):
+            rate = values.get("rate_bpm")
+            how = "all blocks done" if r["to_state"] == "done" else f"stopped by the {r['actor']}"
+            ends.append(
+                f"{how}: "
+                + ("no usable block, no rate chosen" if rate is None else f"rate {_f(rate)} /min")
+            )
+    head = ("rate /min", "HR peak-trough", "LF peak /min", "phase deg", "coherence",
+            "smoothness", "quality", "usable")  # fmt: skip
+    table = (
+        "<table><tr>"
+        + "".join(f"<th>{html.escape(h)}</th>" for h in head)
+        + "</tr>"
+        + "".join(
+            "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in blocks
+        )
+        + "</table>"
+        if blocks
+        else "<p>No block was scored.</p>"
+    )
+    began = (
+        "<p>Offered, never started (the client did not agree).</p>"
+        if start is None
+        else "<p>Started on the client's consent.</p>"
+    )
+    outcome = "".join(f"<p>{html.escape(e)}.</p>" for e in ends) or "<p>Still running.</p>"
+    return f"<h2>Breathing-rate check</h2>{began}{table}{outcome}"

@@ -35,6 +35,7 @@ from biofeedback.recording import (
     open_session,
     record_output,
     replay_session,
+    write_report,
 )
 from biofeedback.recording.reader import iter_rows, table_path
 from biofeedback.recording.schema import EVENTS
@@ -230,6 +231,14 @@ def test_consent_first_stop_keeps_blocks_and_replay_is_identical(tmp_path: Path)
     assert res.differences == ()
     again_info = open_session(res.replay)
     assert again_info.files["events"].read_bytes() == info.files["events"].read_bytes()
+
+    # and in the session's report: each scored block's criteria and how it ended
+    page = write_report(loop.rec.path, tmp_path / "report").read_text()
+    section = page[page.index("<h2>Breathing-rate check</h2>") :]
+    assert "Started on the client's consent." in section
+    assert section.count("<tr><td>") == 2
+    assert "(up to the stop)" in section
+    assert "stopped by the client: rate" in section
 
 
 @pytest.mark.slow
