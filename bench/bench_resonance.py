@@ -40,10 +40,70 @@ def timed(fn: object, n: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
+def live_overhead() -> None:
+    """The assessment hosted by the live SessionCore (service/assessment_host.py): CPU per core
+    input over 15 min of a simulated strap's notifications and ticks, with the assessment running
+    its default five blocks and without it (the same inputs otherwise)."""
+    from biofeedback.devices.physiology import SimProfile
+    from biofeedback.devices.simulated import StrapEmulator
+    from biofeedback.exposure.messages import (
+        AssessmentConsent,
+        AssessmentOffer,
+        CalibrationDone,
+        Decline,
+        Role,
+        Tick,
+    )
+    from tests.recording.closed_loop import T0, make_core
+
+    strap = StrapEmulator("SimStrap", start_t=T0, seed=1, profile=SimProfile(resonance_bpm=5.5))
+    items: list[object] = list(strap.start())
+    next_tick, end = T0 + 1.0, T0 + 15 * 60
+    while True:
+        due = strap.next_due()
+        t = min(due, next_tick)
+        if t > end:
+            break
+        if t == next_tick:
+            items.append(Tick(t))
+            next_tick += 1.0
+        else:
+            items.extend(strap.step(due))
+
+    def run(with_assessment: bool) -> tuple[float, int, int]:
+        core = make_core("bench", T0)
+        core.feed(CalibrationDone(T0 + 0.5, True, "baseline ready"))
+        core.feed(Decline(T0 + 0.6, Role.CLIENT, "d"))
+        if with_assessment:
+            core.feed(AssessmentOffer(T0 + 0.7, Role.THERAPIST, "o"))
+            core.feed(AssessmentConsent(T0 + 0.8, Role.CLIENT, "c"))
+        c0 = time.process_time()
+        n_events = 0
+        for item in items:
+            n_events += len(core.feed(item).assessment_events)  # type: ignore[arg-type]
+        return time.process_time() - c0, len(items), n_events
+
+    on = [run(True) for _ in range(3)]
+    off = [run(False) for _ in range(3)]
+    cpu_on = statistics.median(x[0] for x in on)
+    cpu_off = statistics.median(x[0] for x in off)
+    n = on[0][1]
+    print(
+        f"| live core, 15 min of inputs ({n}), assessment running ({on[0][2]} events) / not | "
+        f"{cpu_on / n * 1e6:.1f} / {cpu_off / n * 1e6:.1f} µs per input | "
+        f"{cpu_on:.2f} / {cpu_off:.2f} s in all | overhead "
+        f"{(cpu_on - cpu_off) / (15 * 60) * 100:.3f} % of a core |"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=50)
+    ap.add_argument("--live", action="store_true", help="only the live core's overhead")
     args = ap.parse_args()
+    if args.live:
+        live_overhead()
+        return
     run = simulate(client(5.5, 1), 1)
     blocks = [
         score_block(run.t, run.rr_ms, p, start_t=a, end_t=b, corrected=run.corrected)
