@@ -481,6 +481,8 @@ def main() -> None:
     mem_kib, peak_kib = memory_per_client(t, rr)
     old_off = old["offline"]
     assert isinstance(old_off, list)
+    old_full, old_bare = old["full"], old["no_spectrum"]
+    assert isinstance(old_full, float) and isinstance(old_bare, float)
 
     rows = [
         (
@@ -518,6 +520,17 @@ def main() -> None:
             "-",
         ),
         ("previous stage without the spectrum, CPU", f"{old['no_spectrum']:.0f} µs", "-"),
+        (
+            "ratio, full live path at the default cadence / previous stage (same run, CPU; less"
+            " load-sensitive than either)",
+            f"{cadences[default_cadence][1] / old_full:.4f}",
+            "-",
+        ),
+        (
+            "ratio, live path without the spectrum / previous stage without the spectrum",
+            f"{live_cpu / old_bare:.4f}",
+            "-",
+        ),
         (
             "one spectrum (120 s window, Welch on the 100 Hz grid's bins, in closed form from the"
             " spline pieces; mean over window lengths), CPU",

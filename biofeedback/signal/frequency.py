@@ -147,7 +147,8 @@ def _piecewise_low_bins(
     full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)
     win = full[:, 2 : nbins + 2] - pl.e * full[:, :nbins] - pl.ec * full[:, 4 : nbins + 4]
     pairs = win.view(np.float64)  # (re, im) per bin
-    p = (pairs * pairs).reshape(-1) @ pl.scale  # mean over segments, one-sided
+    p = (pairs * pairs).reshape(pl.nseg, nbins, 2).sum(axis=(0, 2))
+    p *= pl.scale  # mean over segments, one-sided, the Hann combination's 1/2 squared
     return np.asarray(p, dtype=np.float64)
 
 
@@ -164,19 +165,25 @@ class _Plan:
     ones: npt.NDArray[np.complex128]  # nseg x nk: r^a_s sum_(j<n) r^j
     e: npt.NDArray[np.complex128]  # nseg x 1: r_2^a_s / 2 (the Hann neighbours, halved)
     ec: npt.NDArray[np.complex128]  # its conjugate
-    scale: npt.NDArray[np.float64]  # (nseg x nbins x 2) x nbins: |.|^2 summed and scaled
+    scale: npt.NDArray[np.float64]  # per bin: the factor of the summed |.|^2
 
 
 def _plan(n_grid: int, nbins: int, fs: float) -> _Plan:
+    """The plan of a window of `n_grid` samples, least recently used ones dropped past
+    PLAN_CACHE. A live window's length in samples varies with the beat that starts it (span in
+    (W - RR, W]), ~100 values at rest for 120 s, so they recur; building one costs ~1/4 of a
+    spectrum, a hit ~0.3 µs."""
     key = (n_grid, nbins, fs)
-    pl = _PLANS.get(key)
+    pl = _PLANS.pop(key, None)
     if pl is None:
-        if len(_PLANS) > 64:  # window lengths vary by a few samples: a handful recur
-            _PLANS.clear()
-        pl = _PLANS[key] = _make_plan(n_grid, nbins, fs)
+        if len(_PLANS) >= PLAN_CACHE:
+            del _PLANS[next(iter(_PLANS))]
+        pl = _make_plan(n_grid, nbins, fs)
+    _PLANS[key] = pl  # newest last
     return pl
 
 
+PLAN_CACHE = 256  # ~10 KB each: every length of a 120 s window down to 30 bpm
 _PLANS: dict[tuple[int, int, float], _Plan] = {}
 
 
@@ -193,14 +200,11 @@ def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
     shift = np.exp((-2j * np.pi / nfft) * np.outer(seg_lo % nfft, k))  # r_k^a_s
     e = 0.5 * np.exp((-2j * np.pi / nfft) * 2.0 * (seg_lo % nfft))[:, None]
     # 1/2 of the Hann combination is folded into the scale: X = (R - 2 e R[k-2] - ...)/2
-    scale = np.zeros((nseg, nbins, 2, nbins))
     norm = 0.25 * 2.0 / (nseg * fs * 3.0 * n / 8.0)  # (1/2)^2, one-sided, mean; hann^2: 3n/8
-    diag = np.full(nbins, norm)
-    diag[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist) counted twice
+    scale = np.full(nbins, norm)
+    scale[0] *= 0.5  # one-sided: every bin but 0 (and Nyquist) counted twice
     if nbins == nfft // 2 + 1:
-        diag[-1] *= 0.5
-    idx = np.arange(nbins)
-    scale[:, idx, :, idx] = diag[:, None, None]
+        scale[-1] *= 0.5
     return _Plan(
         nfft,
         nk,
@@ -211,7 +215,7 @@ def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
         ones * shift,
         e,
         np.conj(e),
-        scale.reshape(-1, nbins),
+        scale,
     )
 
 
@@ -278,25 +282,17 @@ def _product(a: F64, b: F64) -> F64:
     return out
 
 
-PHASE_BLOCK = 128  # r^C = r^(128 hi) r^lo from two tables per window length: one product
-
-
 def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts), as the product of two cached
-    tables of exact phases (the high and the low part of cuts_i mod nfft)."""
-
-    def make() -> npt.NDArray[np.complex128]:
-        k = np.arange(nk)
-        j = np.arange(max(PHASE_BLOCK, nfft // PHASE_BLOCK + 1), dtype=np.int64)
-        lo = np.exp((-2j * np.pi / nfft) * np.outer(j[:PHASE_BLOCK], k))
-        hi = np.exp((-2j * np.pi / nfft) * np.outer((j * PHASE_BLOCK) % nfft, k))
-        return np.concatenate((lo, hi))
-
-    tab = _cached(("phases", nfft, nk, 0), make)
-    hi, lo = np.divmod(cuts % nfft, PHASE_BLOCK)
-    out: npt.NDArray[np.complex128] = tab[lo]
-    out *= tab[hi + PHASE_BLOCK]
-    return out
+    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts): powers of k = 1 by doubling."""
+    zt = np.empty((nk, len(cuts)), dtype=np.complex128)  # k by rows: contiguous blocks
+    zt[0] = 1.0
+    zt[1] = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
+    filled = 2
+    while filled < nk:
+        w = min(filled, nk - filled)
+        np.multiply(zt[:w], zt[filled // 2] * zt[filled - filled // 2], out=zt[filled : filled + w])
+        filled += w
+    return np.ascontiguousarray(zt.T)
 
 
 def _bin_factors(
@@ -317,7 +313,7 @@ def _bin_factors(
         ones[0] = nfft // 2
         return np.stack((v, -rv2, 2.0 * r * rv2 * v - rv2, v, -2.0 * rv2, v, ones))
 
-    f = _cached(("bins", nfft, nk, 0), make)
+    f = make()
     return f[:6], f[6]
 
 
