@@ -192,7 +192,8 @@ def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
     nfft = 2 * n
     step = n - n // 2
     nseg = (n_grid - n) // step + 1
-    nk = nbins + 2  # R_s at k = 0..nbins+1: the Hann combination reaches k + 2
+    # R_s at k = 0..nbins+1 (the Hann combination reaches k + 2), padded for _phases
+    nk = -(-(nbins + 2) // PHASE_BLOCK) * PHASE_BLOCK
     seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
     cuts = np.concatenate((seg_lo + n, seg_lo[1:], (n_grid, n_grid)))
     factors, ones = _bin_factors(nfft, nk)
@@ -282,17 +283,33 @@ def _product(a: F64, b: F64) -> F64:
     return out
 
 
+PHASE_BLOCK = 8  # k = 8 a + b: r^(kC) = (r^(8C))^a (r^C)^b, two small tables and one product
+
+
 def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts): powers of k = 1 by doubling."""
-    zt = np.empty((nk, len(cuts)), dtype=np.complex128)  # k by rows: contiguous blocks
-    zt[0] = 1.0
-    zt[1] = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
+    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts; nk a multiple of PHASE_BLOCK):
+    powers of k = 1 and of k = 8 by doubling on narrow tables, then their outer product per
+    row, written in the (cuts, k) layout the segments' product reads."""
+    z1 = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
+    low = _powers(z1, PHASE_BLOCK)
+    high = _powers(low[:, -1] * z1, nk // PHASE_BLOCK)  # z1^8
+    return (high[:, :, None] * low[:, None, :]).reshape(len(cuts), nk)
+
+
+def _powers(z: npt.NDArray[np.complex128], n: int) -> npt.NDArray[np.complex128]:
+    """z^j for j < n, one row per value, by doubling (log2 n products)."""
+    out = np.empty((len(z), n), dtype=np.complex128)
+    out[:, 0] = 1.0
+    if n > 1:
+        out[:, 1] = z
     filled = 2
-    while filled < nk:
-        w = min(filled, nk - filled)
-        np.multiply(zt[:w], zt[filled // 2] * zt[filled - filled // 2], out=zt[filled : filled + w])
+    while filled < n:
+        w = min(filled, n - filled)
+        np.multiply(
+            out[:, :w], out[:, filled - 1 : filled] * z[:, None], out=out[:, filled : filled + w]
+        )
         filled += w
-    return np.ascontiguousarray(zt.T)
+    return out
 
 
 def _bin_factors(
