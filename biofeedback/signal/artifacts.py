@@ -382,7 +382,9 @@ class Detector:
                 if label and _smooth(j, x, -b):
                     label = NORMAL
             if not label and nxt is None and _before_pause(j, x, d, t1) and not _smooth(j, x, -b):
-                label = ECTOPIC  # the premature beat of the pause that follows
+                # the premature beat of the pause that follows: judged together, as a pair
+                label = ECTOPIC
+                nxt = NORMAL if _smooth(j + 1, x, -b) else ECTOPIC
         verdicts = [(i, label)]
         if nxt is not None:
             self._consumed[i + 1] = nxt
@@ -697,7 +699,7 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     nxt = np.zeros(nj, dtype=np.int8)
     rows = np.flatnonzero(main)
     if len(rows) == 0:
-        _pauses(code, main, ext, pause, d, t1, x)
+        _pauses(code, main, ext, nxt, pause, d, t1, x)
         return _Rows(main, code, ext, nxt)
     t2 = _thresholds(mabs[: n - _HALF], e - _HALF, main)
     # the arithmetic of Detector._judge, elementwise (IEEE operations in the same order)
@@ -711,7 +713,7 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     r1 = rows[ex] + 1
     nc = _ls_classes(r1, x, d, med, mabs, th1[ex], th2[ex])
     nxt[r1 - 1] = np.where((nc != NORMAL) & _smooth_rows(r1, x), NORMAL, nc)
-    _pauses(code, main, ext, pause, d, t1, x)
+    _pauses(code, main, ext, nxt, pause, d, t1, x)
     return _Rows(main, code, ext, nxt)
 
 
@@ -719,6 +721,7 @@ def _pauses(
     code: I8,
     main: npt.NDArray[np.bool_],
     ext: npt.NDArray[np.bool_],
+    nxt: I8,
     pause: npt.NDArray[np.bool_],
     d: I64,
     t1: F64,
@@ -734,7 +737,10 @@ def _pauses(
     a, p, q = d[r + 1] / th, d[r] / th, d[r + 2] / th
     hit = (a > 1) & (np.maximum(p, q) < -C1 * a - C2)
     r = r[hit]
-    code[r] = np.where(_smooth_rows(r, x), NORMAL, ECTOPIC)
+    r = r[~_smooth_rows(r, x)]
+    code[r] = ECTOPIC
+    ext[r] = True  # the pause is judged with it
+    nxt[r] = np.where(_smooth_rows(r + 1, x), NORMAL, ECTOPIC)
 
 
 @dataclass(frozen=True, slots=True)
