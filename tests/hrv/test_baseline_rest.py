@@ -245,5 +245,8 @@ def test_rest_after_calibration_reads_rest_and_never_pauses(shared_data: Path) -
     assert not failures, "\n".join(failures)
     assert accepted["defaults"] >= MUST_CALIBRATE
     assert accepted["demo"] >= MUST_CALIBRATE
-    assert "Polar H10" in accepted["demo"]
+    # the Polar H10 record opens with trigeminy (a PVC and its pause in two of every three
+    # intervals): the detector corrects each PVC with its pause, and the gate refuses a
+    # calibration on it at both settings (14 % and 42 % corrected; docs/arousal.md)
+    assert "Polar H10" not in accepted["demo"] | accepted["defaults"]
     assert len(accepted["defaults"] - MUST_CALIBRATE) >= 2  # some wrist PPG rests too
