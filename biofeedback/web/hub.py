@@ -3,11 +3,13 @@
 `Hub.ingest(topic, payload)` is the only way data gets in (the MQTT feeder in `mqttfeed.py` calls
 it; tests call it directly). Every message updates the state of one client (latest views, the last
 5 minutes of chart points, the event timeline, check-ins) and is pushed, serialised once, to every
-subscriber watching that client. The overview gets its rows batched: at most one `summaries` frame
-per event-loop turn (`OverviewBatch`), holding each changed client's newest row, so with hundreds of
-clients a message costs the overview a dictionary look-up rather than a summary, a JSON encoding and
-a WebSocket send per watcher. A subscriber that cannot keep up is cut off (its browser reconnects
-and gets a fresh snapshot) instead of growing a queue without bound.
+subscriber watching that client. The overview gets its rows batched (`OverviewBatch`): one
+`summaries` frame at the end of a loop turn with a pause or other state change, and for live
+samples at most one every `HubLimits.overview_every_s` (10 ms), holding each changed client's
+newest row, so with hundreds of clients a message costs the overview a dictionary look-up rather
+than a summary, a JSON encoding and a WebSocket send per watcher. A subscriber that cannot keep up
+is cut off (its browser reconnects and gets a fresh snapshot) instead of growing a queue without
+bound.
 
 Commands go the other way through `Hub.send_command`, which validates them for the sender's role,
 stamps them with a fresh id and hands them to a `CommandSink` (the MQTT publisher); the reply that
@@ -17,6 +19,7 @@ comes back on the client's `reply` topic is routed to the subscriber that sent t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -66,6 +69,9 @@ class HubLimits:
     reply_timeout_s: float = 5.0
     max_clients: int = 500  # distinct client ids tracked (junk topics cannot grow memory)
     commands_per_10s: int = 20  # per page: a stuck key or a script cannot flood the session
+    # live samples reach the overview at most this often (one frame for every client that
+    # changed); pauses and other state changes go out at the end of the loop turn they arrive in
+    overview_every_s: float = 0.01
 
 
 class CommandSink(Protocol):
@@ -461,7 +467,9 @@ class Hub:
         self.stats = {"ingested": 0, "rejected": 0, "pushed": 0}
         self.broker_connected: bool | None = None  # None: no broker configured / not known yet
         self._batch = OverviewBatch()
-        self._flush_scheduled = False
+        self._flush_handle: asyncio.Handle | None = None
+        self._flush_urgent = False  # the scheduled flush runs at the end of this loop turn
+        self._last_flush = -math.inf  # loop time of the last overview frame
 
     # ---- state ------------------------------------------------------------------------------
 
@@ -539,26 +547,40 @@ class Hub:
                 self._batch.mark(client_id)
             else:
                 self._batch.add(client_id, state.summary())
-            self._schedule_flush()
+            self._schedule_flush(urgent=not sample)
 
-    def _schedule_flush(self) -> None:
-        if self._flush_scheduled:
-            return
+    def _schedule_flush(self, *, urgent: bool) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             self.flush_overview()  # called outside a loop (a script, a sync test): at once
             return
-        self._flush_scheduled = True
-        loop.call_soon(self.flush_overview)
+        handle = self._flush_handle
+        if handle is not None:
+            if self._flush_urgent or not urgent:
+                return
+            handle.cancel()  # a pause does not wait for the samples' timer
+        delay = 0.0 if urgent else self._last_flush + self.limits.overview_every_s - loop.time()
+        self._flush_urgent = delay <= 0.0
+        self._flush_handle = (
+            loop.call_soon(self.flush_overview)
+            if delay <= 0.0
+            else loop.call_later(delay, self.flush_overview)
+        )
 
     def flush_overview(self) -> None:
         """Send the waiting overview rows as one `summaries` frame to every overview watcher.
 
-        Runs once per event-loop turn in which rows changed (the MQTT pump hands every message
-        that arrived to `ingest` before it yields, so under load one frame carries many clients).
+        Runs at the end of the loop turn in which a state changed, and for live samples at most
+        every `HubLimits.overview_every_s`, so with hundreds of clients one frame (one encoding,
+        one send per watcher) carries many rows.
         """
-        self._flush_scheduled = False
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()  # when called directly
+        self._flush_handle = None
+        self._flush_urgent = False
+        with contextlib.suppress(RuntimeError):
+            self._last_flush = asyncio.get_running_loop().time()
 
         def build(client_id: str) -> JsonDict | None:
             state = self._clients.get(client_id)

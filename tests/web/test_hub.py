@@ -300,7 +300,7 @@ def test_valid_commands_match_the_service_schema(role: str, cmd: str, args: Any)
 
 
 async def test_slow_subscriber_is_cut_off_not_buffered_forever() -> None:
-    hub = Hub(HubLimits(queue_size=10))
+    hub = Hub(HubLimits(queue_size=10, overview_every_s=0.0))
     with hub.subscribe("therapist", "c01") as slow, hub.subscribe("therapist", None) as overview:
         for k in range(30):
             ingest(hub, "arousal", arousal(T0 + k, 50.0))
@@ -343,6 +343,28 @@ async def test_overview_gets_one_frame_per_loop_turn_with_each_clients_newest_ro
         assert frames(overview) == []  # nothing changed: nothing sent
 
 
+async def test_samples_reach_the_overview_at_most_every_interval_and_a_pause_at_once() -> None:
+    hub = Hub(HubLimits(overview_every_s=0.2))
+    with hub.subscribe("therapist", None) as overview:
+        ingest(hub, "arousal", arousal(T0, 10.0))
+        await asyncio.sleep(0)
+        assert [r["arousal"] for f in frames(overview) for r in f["summaries"]] == [10.0]
+        ingest(hub, "arousal", arousal(T0 + 1, 20.0))
+        ingest(hub, "arousal", arousal(T0 + 2, 30.0))
+        await asyncio.sleep(0.05)
+        assert frames(overview) == []  # inside the interval: the samples wait
+        ingest(hub, "session", session_body(T0 + 3, "paused", "arousal"))
+        await asyncio.sleep(0)  # a pause does not wait for the interval, and takes them along
+        (frame,) = frames(overview)
+        assert [(r["state"], r["arousal"]) for r in frame["summaries"]] == [("paused", 30.0)]
+        ingest(hub, "arousal", arousal(T0 + 4, 40.0))
+        await asyncio.sleep(0.05)
+        assert frames(overview) == []
+        await asyncio.sleep(0.3)
+        (frame,) = frames(overview)
+        assert [(r["state"], r["arousal"]) for r in frame["summaries"]] == [("paused", 40.0)]
+
+
 async def test_every_pause_and_resume_in_one_turn_reaches_the_overview_in_order() -> None:
     hub = Hub()
     with hub.subscribe("therapist", None) as overview:
@@ -383,7 +405,8 @@ async def test_batched_overview_keeps_every_state_change_once_in_order_and_the_n
     """Against a hub used outside an event loop (one row per message, the unbatched oracle):
     per client and turn, the (state, paused, online) changes are the same, in the same order,
     none twice in a row, and the last row sent equals the oracle's last row."""
-    hub, oracle = Hub(wall=lambda: 1.0), Hub(wall=lambda: 1.0)
+    per_turn = HubLimits(overview_every_s=0.0)
+    hub, oracle = Hub(per_turn, wall=lambda: 1.0), Hub(per_turn, wall=lambda: 1.0)
     sent: dict[str, list[dict[str, Any]]] = {"c01": [], "c02": []}
     want: dict[str, list[dict[str, Any]]] = {"c01": [], "c02": []}
     projection = ("state", "paused", "online")
