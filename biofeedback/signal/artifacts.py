@@ -357,7 +357,15 @@ class Detector:
         return med, (-2.0 * m if m < 0 else float(m))
 
     def _trim(self, e: int) -> None:
-        drop = e - self._base - 2 * QD_BEATS
+        keep = e - 2 * QD_BEATS
+        if self._queue:
+            # artifacts still waiting for a normal successor (a long run, e.g. a loose strap)
+            # are corrected later: keep what their correction reads (their values, the steps
+            # into and out of them, the medians around them)
+            keep = min(keep, self._queue[0][0] - 2 * _HALF - 1)
+        drop = keep - self._base
+        if drop <= 0:
+            return
         del self._x[:drop], self._d[:drop], self._med[:drop], self._m[:drop]
         self._base += drop
 
