@@ -92,6 +92,12 @@ async def test_offer_chart_table_and_stop(stack: Stack) -> None:
     assert await page.locator("#b-assess-offer").is_disabled()
     await assert_pressable_at_sizes(page, CONTROLS, what="detail page, assessment running")
     await assert_no_axe_violations(page, what="detail page, assessment running")
+    for w, h in ((390, 844), (820, 1180), (1366, 900)):
+        await page.set_viewport_size({"width": w, "height": h})
+        over = await page.evaluate(
+            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert over <= 0, f"the card is wider than the page at {w}x{h}"
 
     # stop: the command goes; the stopped result shows the chosen rate, partial
     await page.click("#b-assess-stop")
