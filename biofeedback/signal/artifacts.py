@@ -40,7 +40,8 @@ Deliberate differences from the paper and from neurokit2 (numbers in docs/arousa
 * The premature beat of an ectopic pause: the paper's ectopic pattern centred on a lengthening
   marks the compensatory pause; the shortening before it, the interval that ends at the
   ectopic beat, is labelled ectopic too, even where its own step stays below Th1, when the
-  pause is at least as long as the interval before it (`_before_pause`).
+  pause is at least as long as the interval before it (`_before_pause`); the pause is then
+  judged with it (ectopic unless on its course), so both get the rhythm's value.
 
 Correction. An artifact gets the linear interpolation between the nearest beats judged normal
 before and after it, once the later one is judged (an artifact is emitted then, usually one
