@@ -6,6 +6,8 @@
         (+ .json)
     <out>/sub-<c>/ses-<s>/beh/sub-<c>_ses-<s>_task-exposure_recording-ecg_physio.tsv.gz
         (+ .json; only when the strap streamed raw ECG)
+    <out>/sub-<c>/ses-<s>/beh/sub-<c>_ses-<s>_task-exposure_recording-acc_physio.tsv.gz
+        (+ .json; only when the strap streamed chest acceleration)
     <out>/sourcedata/sub-<c>/ses-<s>/   the original recording, raw bytes and all
 
 No imaging, so the data type folder is `beh`. BIDS physio files must be uniformly sampled: beat
@@ -94,6 +96,7 @@ def export_bids(session_dir: Path, out_dir: Path) -> Path:
         _events(info, s, beh / f"{stem}_events.tsv")
         _physio(info, s.start_t, beh / f"{stem}_recording-cardiac_physio.tsv.gz")
         _ecg_physio(info, s.start_t, beh / f"{stem}_recording-ecg_physio.tsv.gz")
+        _acc_physio(info, s.start_t, beh / f"{stem}_recording-acc_physio.tsv.gz")
         src = out_dir / "sourcedata" / f"sub-{sub}" / f"ses-{ses}"
         if src.exists():
             shutil.rmtree(src)
@@ -256,29 +259,47 @@ def _physio(info: RecordingInfo, start_t: float, path: Path) -> None:
     )
 
 
+def _uniform_grid(
+    info: RecordingInfo, table: str, t: npt.NDArray[np.float64], values: npt.NDArray[np.float64]
+) -> tuple[npt.NDArray[np.float64], float]:
+    """Samples (rows of `values`) on a uniform grid at their median period; missing ones NaN.
+
+    BIDS physio files must be uniformly sampled: samples the strap took that never arrived
+    (pmd.tsv gaps) become NaN rows, so the grid stays uniform across gaps.
+    """
+    period = float(np.median(np.diff(t)))
+    if not period > 0:
+        raise RecordingError(f"{info.path}: {table} sample times do not increase")
+    k = np.rint((t - t[0]) / period).astype(int)
+    series = np.full((int(k[-1]) + 1, values.shape[1]), np.nan)
+    series[k] = values
+    return series, period
+
+
+def _write_physio(
+    path: Path, series: npt.NDArray[np.float64], fmt: str, sidecar: dict[str, Any]
+) -> None:
+    with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as f:
+        for row in series:
+            f.write("\t".join("n/a" if np.isnan(v) else format(v, fmt) for v in row) + "\n")
+    _write_json(Path(str(path).removesuffix(".tsv.gz") + ".json"), sidecar)
+
+
 def _ecg_physio(info: RecordingInfo, start_t: float, path: Path) -> None:
     """The strap's raw ECG (ecg.tsv) as a BIDS physio file at its own measured rate.
 
-    Samples sit on a uniform grid at the median sample period; samples the strap took but that
-    never arrived (pmd.tsv gaps) are `n/a`, so the grid stays uniform across gaps. Nothing is
-    written for a recording without raw ECG.
+    Lost samples are `n/a` (`_uniform_grid`). Nothing is written for a recording without raw ECG.
     """
     rows = info.rows("ecg")
     if len(rows) < 2:
         return
     t = np.array([r["t"] for r in rows], dtype=float)
-    mv = np.array([r["uv"] for r in rows], dtype=float) / 1000.0
-    period = float(np.median(np.diff(t)))
-    if not period > 0:
-        raise RecordingError(f"{info.path}: ecg.tsv times do not increase")
-    k = np.rint((t - t[0]) / period).astype(int)
-    series = np.full(int(k[-1]) + 1, np.nan)
-    series[k] = mv
-    with gzip.open(path, "wt", encoding="utf-8", compresslevel=6) as f:
-        for v in series:
-            f.write(("n/a" if np.isnan(v) else f"{v:.3f}") + "\n")
-    _write_json(
-        Path(str(path).removesuffix(".tsv.gz") + ".json"),
+    mv = np.array([[r["uv"]] for r in rows], dtype=float) / 1000.0
+    series, period = _uniform_grid(info, "ecg.tsv", t, mv)
+    _write_physio(
+        path,
+        series,
+        ".3f",
         {
             "SamplingFrequency": round(1.0 / period, 4),
             "StartTime": float(t[0]) - start_t,
@@ -291,6 +312,50 @@ def _ecg_physio(info: RecordingInfo, start_t: float, path: Path) -> None:
                 "The strap's raw ECG (Polar PMD), on a uniform grid at its measured rate; n/a "
                 "for samples the strap took that never arrived. The notifications' bytes and "
                 "per-sample times are in sourcedata/ (pmd.tsv, ecg.tsv)."
+            ),
+        },
+    )
+
+
+def _acc_physio(info: RecordingInfo, start_t: float, path: Path) -> None:
+    """The strap's chest acceleration as a BIDS physio file (x, y, z in g) at its measured rate.
+
+    The recording keeps acceleration only as the notifications' bytes (pmd.tsv), so they are
+    decoded again here by the live decoder and timing (`pmd_readings_of`), exactly as replay
+    does. Lost samples are `n/a`. Nothing is written for a recording without acceleration.
+    """
+    # Imported here: the decoder lives in devices, needed only for recordings with raw data.
+    from biofeedback.devices.pmd_readings import AccSamples
+    from biofeedback.recording.pmd_replay import pmd_readings_of
+
+    times: list[float] = []
+    mg: list[tuple[int, int, int]] = []
+    for r in pmd_readings_of(info):
+        if isinstance(r, AccSamples):
+            times += r.t
+            mg += r.mg
+    if len(times) < 2:
+        return
+    t = np.array(times, dtype=float)
+    g = np.array(mg, dtype=float) / 1000.0
+    series, period = _uniform_grid(info, "pmd.tsv acceleration", t, g)
+    axis = {"Units": "g", "Description": ""}
+    _write_physio(
+        path,
+        series,
+        ".4f",
+        {
+            "SamplingFrequency": round(1.0 / period, 4),
+            "StartTime": float(t[0]) - start_t,
+            "Columns": ["accel_x", "accel_y", "accel_z"],
+            **{
+                f"accel_{a}": {**axis, "Description": f"chest strap acceleration, sensor {a} axis"}
+                for a in "xyz"
+            },
+            "Description": (
+                "The strap's raw chest acceleration (Polar PMD ACC), decoded from the recorded "
+                "notification bytes, on a uniform grid at its measured rate; n/a for samples "
+                "the strap took that never arrived. The bytes are in sourcedata/ (pmd.tsv)."
             ),
         },
     )

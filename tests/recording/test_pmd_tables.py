@@ -146,3 +146,39 @@ def test_replay_session_rebuilds_and_compares_the_raw_tables(tmp_path: Path) -> 
     ecg.write_text("\n".join(lines) + "\n")
     bad = replay_session(rec.path, tmp_path / "out2", core_factory=lambda info: ToyCore())
     assert any(d.startswith("ecg.tsv line 10: uv") for d in bad.differences), bad.differences
+
+
+def test_bids_export_has_the_chest_acceleration_as_physio_with_gaps_as_na(tmp_path: Path) -> None:
+    import gzip
+    import json
+
+    from biofeedback.recording.export import export_bids
+
+    reader = PmdFrameReader("Polar H10 X")
+    per_frame = 36  # raw ACC frame of the H10 at 200 Hz: 36 samples, 0.18 s
+    frames = [
+        pmd.encode_acc_raw(
+            10**12 + round(k * per_frame * 1e9 / 200),
+            [(k, -k, 1000 + i) for i in range(per_frame)],
+        )
+        for k in range(6)
+    ]
+    with SessionRecorder(tmp_path / "rec", client_id="c1", meta={"start_t": START_T}) as rec:
+        for k, raw in enumerate(frames):
+            if k == 2:
+                continue  # lost
+            for r in reader.read(START_T + 1 + k * per_frame / 200 + 0.02, raw):
+                rec.pmd(r)
+    beh = export_bids(rec.path, tmp_path / "bids")
+    assert not list(beh.glob("*_recording-ecg_physio.tsv.gz"))  # no ECG streamed
+    (physio,) = beh.glob("*_recording-acc_physio.tsv.gz")
+    with gzip.open(physio, "rt") as fh:
+        rows = [line.split("\t") for line in fh.read().splitlines()]
+    assert len(rows) == 6 * per_frame  # uniform grid: the lost frame's samples are n/a
+    assert rows[2 * per_frame : 3 * per_frame] == [["n/a"] * 3] * per_frame
+    assert rows[0] == ["0.0000", "0.0000", "1.0000"]
+    assert rows[5 * per_frame + 1] == ["0.0050", "-0.0050", "1.0010"]  # g from mg
+    side = json.loads(physio.with_name(physio.name.replace(".tsv.gz", ".json")).read_text())
+    assert side["Columns"] == ["accel_x", "accel_y", "accel_z"]
+    assert side["accel_z"]["Units"] == "g"
+    assert abs(side["SamplingFrequency"] - 200) < 2
