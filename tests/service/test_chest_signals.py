@@ -114,7 +114,10 @@ async def test_movement_is_reported_and_carried_by_arousal() -> None:
     assert any(r.moving for r in reports)
     assert not all(r.moving for r in reports)
     moves = pub.of(Topic.MOVEMENT)
-    assert len(moves) == len(reports)
+    # every report reaches the session; the topic keeps at most one a second (a stage restarted
+    # after a gap on a loaded machine reports again sooner)
+    assert 0.8 * len(reports) <= len(moves) <= len(reports)
+    assert all(b["t"] - a["t"] >= 1.0 for a, b in itertools.pairwise(moves))
     for p in moves:
         payloads.validate("movement", p)
     assert any(p["level"] == "moving" for p in moves)
