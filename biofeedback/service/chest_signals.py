@@ -273,7 +273,8 @@ class ChestSignals:
     def _due(self, kind: Topic, t: float) -> bool:
         """True (and noted) when a `kind` message stamped `t` keeps the rate bound."""
         last = self._sent_t.get(kind)
-        if last is not None and last <= t < last + MIN_INTERVAL_S:
+        # 1 ms of slack: sample times a second apart can round to a hair under it
+        if last is not None and last <= t < last + MIN_INTERVAL_S - 1e-3:
             return False
         self._sent_t[kind] = t
         return True
