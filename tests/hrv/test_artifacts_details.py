@@ -526,3 +526,31 @@ def test_a_long_run_of_artifacts_is_corrected_when_the_rhythm_returns() -> None:
     assert (sj.labels[100:400] > 0).mean() > 0.9
     assert (sj.labels[450:594] == NORMAL).all()
     assert_same(x)
+
+
+def test_smooth_rows_equals_smooth_at_the_segment_start_and_on_abrupt_shortenings() -> None:
+    """The vectorised veto against the per-beat one where the random twin test rarely goes:
+    beats 1 and 2 (the short course, the first steps), beats 15 and 16 (the median of steps
+    from the segment start or of a full 15), and the abrupt shortenings pinned above, alone
+    and among other beats."""
+    rng = np.random.default_rng(7)
+    cases: list[tuple[list[int], list[int]]] = []
+    for _ in range(200):
+        y = (800_000 + rng.normal(0, 30_000, 24)).round().astype(np.int64).tolist()
+        y[int(rng.integers(1, 18))] -= int(rng.integers(0, 250_000))  # now and then abrupt
+        cases.append((y, [1, 2, 3, 14, 15, 16, 17]))
+    for drop in (32_000, 32_001, 40_000, 120_000):
+        for tail in (COUPLET, [0, 900_000, 870_000], [700_000, 800_000, 810_000]):
+            y, j = abrupt(HISTORY, drop, tail)
+            if tail[0] == 0:
+                y[j + 1] = (-y[j - 1] + 4 * y[j] + 4 * y[j + 2] - y[j + 3]) // 6
+            cases.append((y, [j]))
+            cases.append((y, [2, j - 1, j]))
+    vetoed = 0
+    for y, js in cases:
+        want = [_smooth(j, y, 0) for j in js]
+        got = _smooth_rows(np.asarray(js, dtype=np.intp), np.asarray(y, dtype=np.int64))
+        assert got.dtype == np.bool_
+        assert got.tolist() == want, (y, js)
+        vetoed += sum(want)
+    assert vetoed > 100
