@@ -457,52 +457,36 @@ class SessionRecorder:
         """Log session events (transitions, check-ins, ...) as events.tsv rows."""
         self._check_open()
         for ev in evs:
-            if self._full(EVENT):
-                self._drop({EVENTS.name: 1}, EVENT, ev.t)
-                continue
-            self._seen(ev.t)
-            start = ev.t if self.start_t is None else self.start_t
-            self._add(
-                EVENTS.name,
-                (
-                    ev.t - start,
-                    0.0,
-                    ev.kind,
-                    ev.seq,
-                    ev.t,
-                    ev.actor.value,
-                    ev.from_state.value,
-                    ev.to_state.value,
-                    ev.reason,
-                    dict(ev.values),
-                ),
-            )
+            self._event_row(ev, ev.kind)
 
     def assessment_events(self, evs: Iterable[AssessmentEvent]) -> None:
         """Log the resonance assessment's events as events.tsv rows, their kind prefixed
         "assessment_" and their states the assessment's (docs/resonance.md)."""
         self._check_open()
         for ev in evs:
-            if self._full(EVENT):
-                self._drop({EVENTS.name: 1}, EVENT, ev.t)
-                continue
-            self._seen(ev.t)
-            start = ev.t if self.start_t is None else self.start_t
-            self._add(
-                EVENTS.name,
-                (
-                    ev.t - start,
-                    0.0,
-                    f"assessment_{ev.kind}",
-                    ev.seq,
-                    ev.t,
-                    ev.actor.value,
-                    ev.from_state.value,
-                    ev.to_state.value,
-                    ev.reason,
-                    dict(ev.values),
-                ),
-            )
+            self._event_row(ev, f"assessment_{ev.kind}")
+
+    def _event_row(self, ev: SessionEvent | AssessmentEvent, kind: str) -> None:
+        if self._full(EVENT):
+            self._drop({EVENTS.name: 1}, EVENT, ev.t)
+            return
+        self._seen(ev.t)
+        start = ev.t if self.start_t is None else self.start_t
+        self._add(
+            EVENTS.name,
+            (
+                ev.t - start,
+                0.0,
+                kind,
+                ev.seq,
+                ev.t,
+                ev.actor.value,
+                ev.from_state.value,
+                ev.to_state.value,
+                ev.reason,
+                dict(ev.values),
+            ),
+        )
 
     def pmd(self, r: PmdReading) -> None:
         """Log one raw-data reading: a pmd.tsv row (bytes kept), and ECG samples in ecg.tsv.
