@@ -482,7 +482,8 @@ def main() -> None:
     old_off = old["offline"]
     assert isinstance(old_off, list)
     old_full, old_bare = old["full"], old["no_spectrum"]
-    assert isinstance(old_full, float) and isinstance(old_bare, float)
+    assert isinstance(old_full, float)
+    assert isinstance(old_bare, float)
 
     rows = [
         (
