@@ -183,6 +183,7 @@ def test_live_rmssd_with_the_ecg_is_near_the_normal_to_normal_truth(
     with_ecg = errors(through_pipeline(rec, use_ecg=True))
     rr_only = errors(through_pipeline(rec, use_ecg=False))
     assert with_ecg.size >= 400
-    # measured: median |error| 20 ms with the ECG, 205 ms with RR alone (truth median 18 ms)
+    # measured: median |error| 20 ms with the ECG, 119 ms with RR alone (205 ms before the RR
+    # detector judged a premature beat together with its pause; truth median 18 ms)
     assert np.median(with_ecg) <= 30.0
-    assert np.median(rr_only) >= 150.0
+    assert np.median(rr_only) >= 3 * np.median(with_ecg)
