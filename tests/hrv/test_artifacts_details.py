@@ -554,3 +554,41 @@ def test_smooth_rows_equals_smooth_at_the_segment_start_and_on_abrupt_shortening
         assert got.tolist() == want, (y, js)
         vetoed += sum(want)
     assert vetoed > 100
+
+
+def quantised_walk(
+    n: int, seed: int, step: int, share: float, bigeminy: bool, q: int
+) -> np.ndarray:
+    """`walk` with every value rounded to a multiple of q µs, as a strap's clock quantises RR
+    (Polar: 1/1024 s, about 977 µs): equal |dRR| and values exactly at a boundary are common."""
+    rng = np.random.default_rng(seed)
+    x = 800_000 + np.cumsum(rng.normal(0, step, n))
+    odd = rng.random(n) < share
+    x[odd] *= rng.uniform(0.4, 2.1, int(odd.sum()))
+    if bigeminy:
+        a = int(rng.integers(0, n))
+        x[a : a + 60 : 2] *= 0.6
+    return np.clip(np.rint(x / q) * q, 250_000, 2_500_000).astype(np.int64)
+
+
+# Found by a search against the mutated copy (docs/testing.md, artifacts.py: "killed since"):
+# each makes the vectorised form differ from the per-beat detector under at least one mutant.
+QUANTISED = [
+    (252, 49, 2_000, 0.02, False, 20_000, 11),
+    (123, 76, 15_000, 0.02, False, 10_000, 6),
+    (226, 98, 40_000, 0.02, False, 7_812, 7),
+    (116, 234, 15_000, 0.02, False, 10_000, 8),
+    (110, 242, 2_000, 0.05, False, 20_000, 11),
+    (115, 1008, 40_000, 0.3, False, 10_000, 8),
+]
+
+
+@pytest.mark.parametrize(("n", "seed", "step", "share", "bigeminy", "q", "lag"), QUANTISED)
+def test_quantised_series_with_ties_agree_in_both_forms(
+    n: int, seed: int, step: int, share: float, bigeminy: bool, q: int, lag: int
+) -> None:
+    x = quantised_walk(n, seed, step, share, bigeminy, q)
+    assert len(np.unique(x)) < n // 2  # quantised: ties everywhere
+    labels = judge_segment(x, lag).labels
+    assert (labels > 0).any()  # something for the two forms to agree on
+    assert_same(x, lag)
