@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 import shutil
 import socket
 from pathlib import Path
@@ -82,8 +83,31 @@ def require_shared_data() -> Path:
     return SHARED_DATA
 
 
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_random = random.Random()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, outside the ephemeral range.
+
+    A port handed out by binding port 0 comes from the kernel's ephemeral range, the same range
+    the local ends of outgoing connections use: between picking it and a server binding it, a
+    test's own MQTT or HTTP client could take it as its local port ("address already in use",
+    seen in CI). Ports just below that range are never given to outgoing connections.
+    """
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 0
+    if low > 12_000:
+        for _ in range(100):
+            port = _random.randrange(low - 10_000, low)
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
