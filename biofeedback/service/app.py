@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import importlib
 import json
 import logging
@@ -444,6 +443,7 @@ async def dashboard(
     from biofeedback.service.clinic_urls import GroupUrls
     from biofeedback.web import WebConfig, create_app
     from biofeedback.web.announce import announce_dashboard, dashboard_urls, private_urls_path
+    from biofeedback.web.app import start_site
     from biofeedback.web.auth import link_signature
 
     secret = config.web.therapist_secret or secrets.token_urlsafe(16)
@@ -460,7 +460,7 @@ async def dashboard(
     runner = web.AppRunner(app, handle_signals=False)
     await runner.setup()
     try:
-        await _start_site(runner, config.web.host, config.web.port, fixed_port)
+        await start_site(runner, config.web.host, config.web.port, fixed_port)
         port = runner.addresses[0][1] if runner.addresses else config.web.port
         clients = client_ids or [config.client_id]
         client = clients[0]
@@ -485,19 +485,3 @@ async def dashboard(
             yield urls.bases[0]
     finally:
         await runner.cleanup()
-
-
-async def _start_site(runner: Any, host: str, port: int, fixed_port: bool) -> None:
-    from aiohttp import web
-
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or port == 0:
-            raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc}") from exc
-        if fixed_port:
-            raise ConfigError(
-                f"port {port} on {host} is in use: choose another with --http-port"
-            ) from exc
-        log.warning("dashboard port %d is in use; using a free port", port)
-        await web.TCPSite(runner, host, 0).start()

@@ -13,6 +13,7 @@ cleaned up.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import secrets
@@ -143,3 +144,18 @@ def therapist_login_url(app: web.Application, base: str | None = None) -> str:
 def client_url(app: web.Application, client_id: str, base: str | None = None) -> str:
     """The client's own page (works only for this client id and this link secret)."""
     return (base or base_url(app)).rstrip("/") + app[AUTH_KEY].client_path(client_id)
+
+
+async def start_site(runner: web.AppRunner, host: str, port: int, fixed_port: bool) -> None:
+    """Listen on host:port; a port in use falls back to a free one unless the user fixed it."""
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE or port == 0:
+            raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc}") from exc
+        if fixed_port:
+            raise ConfigError(
+                f"port {port} on {host} is in use: choose another with --http-port"
+            ) from exc
+        log.warning("dashboard port %d is in use; using a free port", port)
+        await web.TCPSite(runner, host, 0).start()

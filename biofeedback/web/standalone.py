@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import errno
 import logging
 import os
 import secrets
@@ -33,7 +32,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from biofeedback.errors import ConfigError
@@ -176,7 +175,7 @@ async def serve_dashboard(
     from aiohttp import web
 
     from biofeedback.web.announce import private_urls_path, write_private
-    from biofeedback.web.app import WebConfig, create_app
+    from biofeedback.web.app import WebConfig, create_app, start_site
     from biofeedback.web.lan import lan_addresses, url_host
 
     secret = opts.therapist_secret or secrets.token_urlsafe(16)
@@ -194,7 +193,7 @@ async def serve_dashboard(
     await runner.setup()  # connects to the broker (the app's cleanup context)
     written: Path | None = None
     try:
-        await _start_site(runner, opts.host, opts.port, opts.port_fixed)
+        await start_site(runner, opts.host, opts.port, opts.port_fixed)
         port = runner.addresses[0][1] if runner.addresses else opts.port
         lan = [f"http://{url_host(str(a))}:{port}" for a in lan_addresses(opts.host)]
         bases = [*lan, f"http://{url_host(opts.host)}:{port}"]
@@ -222,19 +221,3 @@ async def serve_dashboard(
                 written.unlink()
         await runner.cleanup()
     return 0  # pragma: no cover - the wait above ends only by cancellation
-
-
-async def _start_site(runner: Any, host: str, port: int, fixed: bool) -> None:
-    from aiohttp import web
-
-    try:
-        await web.TCPSite(runner, host, port).start()
-    except OSError as exc:
-        if exc.errno != errno.EADDRINUSE or port == 0:
-            raise ConfigError(f"the dashboard cannot listen on {host}:{port}: {exc}") from exc
-        if fixed:
-            raise ConfigError(
-                f"port {port} on {host} is in use: choose another with --http-port"
-            ) from exc
-        log.warning("dashboard port %d is in use; using a free port", port)
-        await web.TCPSite(runner, host, 0).start()
