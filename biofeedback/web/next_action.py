@@ -10,7 +10,11 @@ page only draws them:
   resume the paused step, or nothing (with the reason). Its label names it ("Offer step 2",
   "Offer to resume step 1"), so the button never says one thing and does another.
 - `next_line`: one line for every state: who acts next (therapist, client, or the system), and
-  with which button.
+  with which button. Outside calibration, a session with no heart signal says to check the strap
+  first: nothing can start until it is back.
+- `event_words`: a timeline row in words; for what the strap or the service reports that the
+  therapist must act on (`PROBLEMS`: a strap whose software failed, an adapter that holds
+  no more links, a recording that fails, ...) also the fix and the next line while it lasts.
 
 Step indices in payloads are 0-based; every text here numbers steps from 1.
 """
@@ -151,8 +155,36 @@ def next_line(s: JsonDict) -> JsonDict:
     """{who, text, short}: who acts next (therapist, client, system, nobody), with which button;
     `short` is the overview's few words ("You: Offer to resume step 1")."""
     line = _next_line(s)
-    line["short"] = _short(s, line)
+    line.setdefault("short", _short(s, line))
     return line
+
+
+# States whose next move is the therapist's offer: without a heart signal the client's yes would be
+# refused ("monitoring is lost ... Nothing has started"), so the strap comes first.
+_OFFER_STATES = frozenset({"ready", "step_complete", "recovered", "paused"})
+CHECK_STRAP = (
+    "check it is worn snugly with moistened electrodes, switched on, charged and in range, or "
+    "reconnect it"
+)
+
+
+def _no_signal(s: JsonDict, button: str, offer: JsonDict) -> JsonDict | None:
+    """The line while the strap sends nothing (None when it does, or it does not matter now)."""
+    if s.get("state") not in _OFFER_STATES or s.get("client_ready"):
+        return None
+    disconnected = s.get("device_connected") is False
+    if not disconnected and s.get("monitoring_ok") is not False:
+        return None
+    if s.get("state") == "paused" and (s.get("pause_reasons") or [None])[-1] == "signal_lost":
+        return None  # its own line says so
+    what = "The strap is disconnected" if disconnected else "No heart signal from the strap"
+    then = f": {button}" if offer["enabled"] else "."
+    return {
+        "who": "therapist",
+        "text": f"{what}: {CHECK_STRAP}. Nothing can start until the signal is back; "
+        f"then offer{then}",
+        "short": "You: check the strap",
+    }
 
 
 def _short(s: JsonDict, line: JsonDict) -> str:
@@ -187,6 +219,9 @@ def _next_line(s: JsonDict) -> JsonDict:
 
     if state is None:
         return who("nobody", "Waiting for the session to report its state.")
+    no_signal = _no_signal(s, button, offer)
+    if no_signal is not None:
+        return no_signal
     if s.get("recalibrating") and state not in ("calibrating", "exposing"):
         return who(
             "system", "A fresh calibration is running: the client sits quietly. Offers wait."
@@ -236,7 +271,7 @@ def _next_line(s: JsonDict) -> JsonDict:
             "client": "Client paused.",
             "therapist": "You paused.",
             "arousal": "Paused on high arousal.",
-            "signal_lost": "Paused: the strap signal was lost. Check the strap.",
+            "signal_lost": f"Paused: the strap signal was lost. Check the strap: {CHECK_STRAP}.",
             "step_too_long": "Paused: the step ran its longest continuous time.",
         }.get(last or "", "Paused.")
         return who("therapist", f"{lead} When they're calm, offer to resume: {button}")
@@ -287,6 +322,7 @@ _KIND_WORDS: dict[str, str] = {
     "client_ready": "Client is ready to continue",
     # the strap
     "connected": "Strap connected",
+    "signal_lost": "Strap signal lost",
     "signal_restored": "Strap signal back",
     "contact_lost": "Strap lost skin contact",
     "contact_restored": "Skin contact back",
@@ -298,7 +334,50 @@ _KIND_WORDS: dict[str, str] = {
     # the service
     "recording_failed": "Recording failed",
     "recording_resumed": "Recording works again",
+    "device_failed": "Strap software failed",
+    "adapter_link_limit": "Bluetooth adapter full",
+    "assessment_not_saved": "Breathing check not saved",
 }
+
+#: Strap and service reports the therapist must act on: event kind -> (what happened, the fix,
+#: the overview's few words). The fix is the timeline row's "Fix:" when the event brings none;
+#: for the strap's own problems (`STRAP_PROBLEMS`) what happened and the fix are also the next
+#: line until the strap connects again (docs/clinic.md: a strap that fails affects only its own
+#: client; the adapter's link limit).
+PROBLEMS: dict[str, tuple[str, str, str]] = {
+    "device_failed": (
+        "The strap's software failed: the service opens it again by itself, and the session stays "
+        "paused until beats arrive.",
+        f"Check the strap: {CHECK_STRAP}. If it keeps failing, change its battery or give the "
+        "client another strap.",
+        "You: check the strap",
+    ),
+    "adapter_link_limit": (
+        "This client's strap was refused: the Bluetooth adapter holds no more strap links.",
+        "Move the client to another adapter or another service (docs/clinic.md), or switch off a "
+        "strap no longer in use; this strap keeps trying and connects once a link is free.",
+        "You: move to another adapter",
+    ),
+    "error": (
+        "The strap cannot be reached.",
+        f"Check the strap: {CHECK_STRAP}.",
+        "You: check the strap",
+    ),
+    "recording_failed": (
+        "This session is not being recorded.",
+        "Free disk space or fix the recording folder; the service keeps the rows it can and says "
+        "when recording works again.",
+        "You: recording failed",
+    ),
+    "assessment_not_saved": (
+        "The breathing check's result did not reach the client's profile.",
+        "Check the profile folder's disk; the session goes on.",
+        "You: check the profile disk",
+    ),
+}
+#: Problems of the strap (from the strap or the service): they change what comes next.
+STRAP_PROBLEMS = frozenset({"device_failed", "adapter_link_limit", "error"})
+
 # values that say nothing to a reader (sequence numbers, stamps, what the text already says)
 _QUIET_VALUES = frozenset(
     {
@@ -354,8 +433,25 @@ def _said(value_text: str, said: str) -> bool:
     return value_text.casefold() in said or bool(sep and value.casefold() in said)
 
 
+def problem_line(e: JsonDict) -> JsonDict | None:
+    """{who, text, short}: the next line while a strap problem lasts (None: not one).
+
+    The event's own fix comes first when it brings one (a strap's error says what it lacks)."""
+    kind = e.get("kind") or ""
+    source = "device" if kind == "error" else "service"
+    if kind not in STRAP_PROBLEMS or e.get("source") != source:
+        return None
+    lead, fix, short = PROBLEMS[kind]
+    hint = e.get("hint")
+    if isinstance(hint, str) and hint:
+        fix = f"Fix: {hint}"
+    return {"who": "therapist", "text": f"{lead} {fix}", "short": short}
+
+
 def event_words(e: JsonDict) -> JsonDict:
-    """{what, change, why}: a timeline row in words (steps from 1, no raw ids)."""
+    """{what, change, why, hint, next}: a timeline row in words (steps from 1, no raw ids);
+    `hint` is the fix (the event's own, else what to do about a known problem) and `next` the
+    next line while a strap or service problem lasts (None for every other event)."""
     kind = e.get("kind") or ""
     values = e.get("values") or {}
     reason = e.get("reason") or ""
@@ -396,4 +492,8 @@ def event_words(e: JsonDict) -> JsonDict:
             why = f"{why[:-1]}; {', '.join(shown)})"
         else:
             why = f"{why} ({', '.join(shown)})" if why else ", ".join(shown)
-    return {"what": what, "change": change, "why": why}
+    hint = e.get("hint") or None
+    if hint is None and kind in PROBLEMS and e.get("source") in ("service", "device"):
+        hint = PROBLEMS[kind][1]
+    nxt = problem_line(e)
+    return {"what": what, "change": change, "why": why, "hint": hint, "next": nxt}

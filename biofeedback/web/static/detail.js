@@ -95,6 +95,8 @@
   function nextLine(s) {
     const base = s.next || { who: "nobody", text: "Waiting for the session to report its state." };
     const action = s.offer_action || {};
+    const problem = deviceProblem();
+    if (problem && problem.next && s.state !== "ended") return problem.next;
     if (s.client_ready) return base;
     const entered = enteredBy(s);
     const declined = entered && (entered.reason || "").startsWith("decline:");
@@ -190,7 +192,7 @@
       if (e.hint) why.append(BF.el("strong", { class: "hint", text: " Fix: " + e.hint }));
       return BF.el(
         "tr",
-        { class: e.kind === "client_ready" ? "ready" : e.kind === "error" ? "problem" : "", "data-kind": e.kind || "" },
+        { class: e.kind === "client_ready" ? "ready" : e.kind === "error" || e.next ? "problem" : "", "data-kind": e.kind || "" },
         BF.el("td", { class: "num", text: when(e.t).text, title: when(e.t).title }),
         BF.el("td", { text: e.what || e.kind || "" }),
         BF.el("td", { text: BY[e.actor || e.source] || e.actor || e.source || "" }),
@@ -225,19 +227,24 @@
   }
 
   // the strap's current problem: the retained status says it (and clears it once the strap
-  // connects); an error event newer than the status says it before the status does
+  // connects); an error event newer than the status says it before the status does. The
+  // service's own word on the strap (device_failed, adapter_link_limit) is the most specific,
+  // and its `next` (next_action.py) is what comes next until the strap is back.
   function deviceProblem() {
     const status = st.status || {};
-    if (status.device_error) return { detail: status.device_error, hint: status.device_hint };
+    let error = null;
     for (let i = st.events.length - 1; i >= 0; i--) {
       const e = st.events[i];
-      if (e.source !== "device") continue;
-      if (e.kind === "connected" || e.kind === "signal_restored") return null;
-      if (e.kind !== "error") continue;
-      if (status.t != null && e.t != null && status.t >= e.t) return null; // the status is newer
-      return { detail: e.why || e.reason, hint: e.hint };
+      if (e.source === "device" && (e.kind === "connected" || e.kind === "signal_restored")) break;
+      if (e.next && e.source === "service") {
+        if (status.signal === true && status.t != null && e.t != null && status.t > e.t) break; // beats are back
+        return { detail: e.why || e.reason, hint: e.hint, next: e.next };
+      }
+      if (!error && e.next && e.kind === "error") error = e;
     }
-    return null;
+    if (status.device_error) return { detail: status.device_error, hint: status.device_hint, next: error && error.next };
+    if (!error || (status.t != null && error.t != null && status.t >= error.t)) return null; // the status is newer
+    return { detail: error.why || error.reason, hint: error.hint, next: error.next };
   }
 
   function renderNotice() {
