@@ -42,6 +42,13 @@ Deliberate differences from the paper and from neurokit2 (numbers in docs/arousa
   ectopic beat, is labelled ectopic too, even where its own step stays below Th1, when the
   pause is at least as long as the interval before it (`_before_pause`); the pause is then
   judged with it (ectopic unless on its course), so both get the rhythm's value.
+* Premature for the rhythm: Th1 rests on the |dRR| of the beats judged normal, so ectopy the
+  detector missed inflates it (a quadrigeminy: two steps in five are ectopic). The same pattern
+  is also tested against the rhythm's own step (`_premature_for_rhythm`: `ABRUPT_RATIO` x the
+  median |dRR| before the beat, at least `FLOOR_US`), when the interval before it is a judged
+  normal one and the rhythm is steady on either side of the pair. After a premature beat found
+  by the long/short test, a next beat still shorter than the rhythm by that much, followed by
+  the pause, is the second beat of a couplet (`_second_premature`).
 
 Correction. An artifact gets the linear interpolation between the nearest beats judged normal
 before and after it, once the later one is judged (an artifact is emitted then, usually one
@@ -218,6 +225,66 @@ def _before_pause(j: int, x: Sequence[int], d: Sequence[int], t1: float) -> bool
     return a > 1 and _ectopic(a, d[j] / t1, d[j + 2] / t1)
 
 
+def _rhythm_step(j: int, y: Sequence[int], first: int) -> int:
+    """The median |dRR| of the `ABRUPT_BEATS` judged beats before beat j (`first`: the
+    segment's first beat; 0 when there are none): the rhythm's own beat-to-beat step."""
+    lo = max(first + 1, j - ABRUPT_BEATS)
+    if lo >= j:
+        return 0
+    steps = sorted(abs(y[i] - y[i - 1]) for i in range(lo, j))
+    return steps[len(steps) // 2]
+
+
+def _premature_for_rhythm(j: int, x: Sequence[int], d: Sequence[int], first: int) -> bool:
+    """Whether beat j is a premature beat with its pause, judged against the rhythm's own step.
+
+    `_before_pause` judges the pattern against Th1, which ectopy the detector missed inflates
+    (in a quadrigeminy two steps in five are ectopic, the upper quartile of |dRR| is ectopy and
+    the cap rests on a quantisation step): 10 % early beats with full compensatory pauses
+    (742, 672, 828, 742 ms) pass under it. A premature beat is premature for its rhythm: here
+    the paper's ectopic pattern centred on the pause is tested with Th = `ABRUPT_RATIO` x the
+    median |dRR| of the judged beats before it (at least `FLOOR_US`), and the shortening into
+    the premature beat must itself exceed that Th (in a breathing swing the steepest step is
+    about 1.4 x the median, and the smooth course vetoes it anyway). Same shape conditions as
+    `_before_pause`: a shortening, then a lengthening that reaches the interval before it. And
+    the beat interrupts a steady rhythm: the interval before it continues the one before that,
+    and the rhythm resumes after the pause where it left off, each within half the shortening
+    (in a very irregular rhythm, e.g. atrial fibrillation, a short-long pair is the rhythm
+    itself). The caller also requires the interval before to be judged normal: after a pause
+    the first sinus interval is often shorter (heart rate turbulence), with nothing to be early
+    against.
+    """
+    dj = d[j]
+    if not (dj < -FLOOR_US and d[j + 1] > FLOOR_US) or x[j + 1] < x[j - 1]:
+        return False  # (cheap exits: the local threshold is never below the floor)
+    t = ABRUPT_RATIO * _rhythm_step(j, x, first)
+    t = t if t > FLOOR_US else FLOOR_US
+    a = d[j + 1] / t
+    return (
+        -dj > t
+        and abs(x[j + 2] - x[j - 1]) <= -dj / 2
+        and abs(d[j - 1]) <= -dj / 2
+        and a > 1
+        and _ectopic(a, dj / t, d[j + 2] / t)
+    )
+
+
+def _second_premature(j: int, x: Sequence[int], first: int) -> bool:
+    """Whether beat j + 1, after premature beat j and before a pause, is premature too.
+
+    After a premature beat the next interval is its pause, unless the next beat is premature
+    as well (a couplet: 930, 562, 859, 1312 ms): then it is still shorter than the rhythm
+    before the first one, by more than the rhythm's threshold of `_premature_for_rhythm`,
+    and the pause follows it, at least as long as the interval before the first one. Beat j's
+    long/short test takes j + 1 with it and finds it normal (and the smooth course through the
+    premature beat and the pause would vouch for it): both ends of that course are abnormal.
+    """
+    if not (x[j] < x[j - 1] and x[j + 2] >= x[j - 1]):
+        return False
+    t = ABRUPT_RATIO * _rhythm_step(j, x, first)
+    return x[j - 1] - x[j + 1] > (t if t > FLOOR_US else FLOOR_US)
+
+
 def _ectopic(a: float, p: float, q: float) -> bool:
     """The paper's ectopic boundaries on S11 = a, S12 from the neighbours' p, q (|a| > 1)."""
     if a > 0:
@@ -374,6 +441,7 @@ class Detector:
         b = self._base
         x, d, med, m = self._x, self._d, self._med, self._m
         t1, t2 = self._t1, self._t2
+        art = self._art
         j = i - b
         label = NORMAL
         nxt: int | None = None
@@ -390,7 +458,17 @@ class Detector:
                             nxt = NORMAL
                 if label and _smooth(j, x, -b):
                     label = NORMAL
-            if not label and nxt is None and _before_pause(j, x, d, t1) and not _smooth(j, x, -b):
+                elif nxt == NORMAL and label and _second_premature(j, x, -b):
+                    nxt = ECTOPIC
+            if (
+                not label
+                and nxt is None
+                and (
+                    _before_pause(j, x, d, t1)
+                    or (i - 1 not in art and _premature_for_rhythm(j, x, d, -b))
+                )
+                and not _smooth(j, x, -b)
+            ):
                 # the premature beat of the pause that follows: judged together, as a pair
                 label = ECTOPIC
                 nxt = NORMAL if _smooth(j + 1, x, -b) else ECTOPIC
@@ -427,6 +505,7 @@ class Detector:
         if e - _HALF - QD_BEATS < k <= e - _HALF:
             del self._msorted[bisect.bisect_left(self._msorted, self._m[k - b])]
         art.add(k)
+        self._changed = max(self._changed, k)
         if len(art) > 4 * QD_BEATS:
             self._art = {a for a in art if a > e - 2 * QD_BEATS}
         self._dirty = True
@@ -450,7 +529,9 @@ class Detector:
 
     @property
     def last_change(self) -> int:
-        """The newest beat whose value the detector changed (-1: none)."""
+        """The newest beat whose value or standing the detector changed (-1: none): a judged
+        artifact counts even where its corrected value equals its raw one, since it left the
+        threshold statistics and its successor's rhythm tests read it as an artifact."""
         return self._changed
 
     @property
@@ -658,17 +739,7 @@ def _smooth_rows(j: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
         return np.asarray(ok, dtype=np.bool_)
     # `_course_fails` for the beats close to their course
     jj = j[rows]
-    step = np.empty(len(rows), dtype=np.int64)
-    full = jj > ABRUPT_BEATS
-    if full.any():
-        from numpy.lib.stride_tricks import sliding_window_view
-
-        dabs = np.abs(np.diff(x))  # dabs[i - 1] = |x[i] - x[i - 1]|
-        w = sliding_window_view(dabs, ABRUPT_BEATS)[jj[full] - ABRUPT_BEATS - 1]
-        step[full] = np.sort(w, axis=1)[:, ABRUPT_BEATS // 2]
-    for r in np.flatnonzero(~full).tolist():
-        steps = sorted(np.abs(np.diff(x[: int(jj[r])])).tolist())
-        step[r] = steps[len(steps) // 2]
+    step = _rhythm_steps(jj, x)
     k = jj + 1
     q6 = -x[k - 2] + 4 * x[k - 1] + 4 * x[k + 1] - x[k + 2]
     off = ~((q6 > 0) & (100 * np.abs(6 * x[k] - q6) < SMOOTH_PCT * q6))
@@ -677,6 +748,22 @@ def _smooth_rows(j: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
     fails = (x[jj - 1] - x[jj] > ABRUPT_RATIO * step) & (off | below)
     ok[rows[fails]] = False
     return np.asarray(ok, dtype=np.bool_)
+
+
+def _rhythm_steps(jj: npt.NDArray[np.intp], x: I64) -> I64:
+    """`_rhythm_step` for many beats of one segment (first beat 0) at once."""
+    step = np.zeros(len(jj), dtype=np.int64)
+    full = jj > ABRUPT_BEATS
+    if full.any():
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        dabs = np.abs(np.diff(x))  # dabs[i - 1] = |x[i] - x[i - 1]|
+        w = sliding_window_view(dabs, ABRUPT_BEATS)[jj[full] - ABRUPT_BEATS - 1]
+        step[full] = np.sort(w, axis=1)[:, ABRUPT_BEATS // 2]
+    for r in np.flatnonzero(~full & (jj > 1)).tolist():
+        steps = sorted(np.abs(np.diff(x[: int(jj[r])])).tolist())
+        step[r] = steps[len(steps) // 2]
+    return step
 
 
 def _judge_rows(x: I64, lag: int) -> _Rows:
@@ -694,6 +781,8 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     cand = dabs[:nj] > 0
     # a premature beat before its pause (`_before_pause`) needs the threshold too
     pause = (d[:nj] < 0) & (d[1 : nj + 1] > 0)
+    # ... and one judged against the rhythm's own step (`_premature_for_rhythm`) does not
+    local = (d[:nj] < -FLOOR_US) & (d[1 : nj + 1] > FLOOR_US)
     late = e >= QD_BEATS - 1
     if late.any():
         lb = _lower_bounds(dabs, e[late])
@@ -708,7 +797,7 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     nxt = np.zeros(nj, dtype=np.int8)
     rows = np.flatnonzero(main)
     if len(rows) == 0:
-        _pauses(code, main, ext, nxt, pause, d, t1, x)
+        _pauses(code, main, ext, nxt, pause, local, d, t1, x)
         return _Rows(main, code, ext, nxt)
     t2 = _thresholds(mabs[: n - _HALF], e - _HALF, main)
     # the arithmetic of Detector._judge, elementwise (IEEE operations in the same order)
@@ -722,7 +811,14 @@ def _judge_rows(x: I64, lag: int) -> _Rows:
     r1 = rows[ex] + 1
     nc = _ls_classes(r1, x, d, med, mabs, th1[ex], th2[ex])
     nxt[r1 - 1] = np.where((nc != NORMAL) & _smooth_rows(r1, x), NORMAL, nc)
-    _pauses(code, main, ext, nxt, pause, d, t1, x)
+    # `_second_premature` for the rows whose own verdict stands and whose next beat is normal
+    r2 = r1 - 1
+    r2 = r2[(code[r2] != NORMAL) & (nxt[r2] == NORMAL) & (x[r2] < x[r2 - 1])]
+    r2 = r2[x[r2 + 2] >= x[r2 - 1]]
+    if len(r2):
+        th = np.maximum(ABRUPT_RATIO * _rhythm_steps(r2, x), FLOOR_US)
+        nxt[r2[x[r2 - 1] - x[r2 + 1] > th]] = ECTOPIC
+    _pauses(code, main, ext, nxt, pause, local, d, t1, x)
     return _Rows(main, code, ext, nxt)
 
 
@@ -732,19 +828,32 @@ def _pauses(
     ext: npt.NDArray[np.bool_],
     nxt: I8,
     pause: npt.NDArray[np.bool_],
+    local: npt.NDArray[np.bool_],
     d: I64,
     t1: F64,
     x: I64,
 ) -> None:
-    """`_before_pause` for the rows whose own verdict is normal and that test no next beat
-    (`pause`: the rows with a shortening, then a lengthening beyond the lower bound)."""
-    r = np.flatnonzero(pause & (code == NORMAL) & ~(main & ext))
+    """`_before_pause` or `_premature_for_rhythm` for the rows whose own verdict is normal and
+    that test no next beat (`pause`: the rows with a shortening, then a lengthening beyond the
+    lower bound of Th1; `local`: both steps beyond the floor)."""
+    r = np.flatnonzero((pause | local) & (code == NORMAL) & ~(main & ext))
     r = r[x[r + 1] >= x[r - 1]]
     if len(r) == 0:
         return
-    th = t1[r]
-    a, p, q = d[r + 1] / th, d[r] / th, d[r + 2] / th
-    hit = (a > 1) & (np.maximum(p, q) < -C1 * a - C2)
+    hit = np.zeros(len(r), dtype=np.bool_)
+    on_t1 = pause[r]
+    if on_t1.any():
+        rp = r[on_t1]
+        th = t1[rp]
+        a, p, q = d[rp + 1] / th, d[rp] / th, d[rp + 2] / th
+        hit[on_t1] = (a > 1) & (np.maximum(p, q) < -C1 * a - C2)
+    own = ~hit & local[r]
+    if own.any():
+        rl = r[own]
+        th = np.maximum(ABRUPT_RATIO * _rhythm_steps(rl, x), FLOOR_US).astype(np.float64)
+        a, p, q = d[rl + 1] / th, d[rl] / th, d[rl + 2] / th
+        back = (np.abs(x[rl + 2] - x[rl - 1]) <= -d[rl] / 2) & (np.abs(d[rl - 1]) <= -d[rl] / 2)
+        hit[own] = (-d[rl] > th) & back & (a > 1) & (np.maximum(p, q) < -C1 * a - C2)
     r = r[hit]
     r = r[~_smooth_rows(r, x)]
     code[r] = ECTOPIC

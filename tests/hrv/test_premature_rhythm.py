@@ -1,0 +1,137 @@
+"""Premature beats judged against the rhythm's own step (docs/arousal.md, difference 7).
+
+A premature beat is premature for its rhythm: where frequent ectopy the detector missed inflates
+Th1 (a quadrigeminy: two steps in five are ectopic), 10 % early beats with full compensatory
+pauses in a steady rhythm pass under the paper's threshold. `_premature_for_rhythm` tests the
+same pattern against 4 x the median |dRR| of the beats before; `_second_premature` names the
+second beat of a couplet, between the first premature beat and the pause. Both forms (per beat
+and vectorised) must give the same labels, values and judgement times.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from biofeedback.signal.artifacts import (
+    Detector,
+    _before_pause,
+    _premature_for_rhythm,
+    _second_premature,
+    judge_segment,
+)
+from tests.hrv.test_native_artifacts import assert_same, calm, stream
+
+SAMPLE_US = 1_000_000 / 128  # MIT-LTDB annotations: 128 Hz
+
+
+def _diffs(x_ms: list[int]) -> tuple[list[int], list[int]]:
+    x = [v * 1000 for v in x_ms]
+    return x, [0] + [b - a for a, b in itertools.pairwise(x)]
+
+
+def _rhythm_case(x_ms: list[int], j: int) -> bool:
+    x, d = _diffs(x_ms)
+    return _premature_for_rhythm(j, x, d, 0)
+
+
+STEADY = [742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 742]
+
+
+def test_a_late_premature_beat_is_premature_for_a_steady_rhythm() -> None:
+    j = len(STEADY)
+    # 70 ms early with its full compensatory pause (742, 672, 828, 742 ms: MIT-LTDB 15814's
+    # opening quadrigeminy); the steps before are 8 ms, so the threshold is 4 x 8 = 32 ms
+    case = [*STEADY, 672, 828, 742, 742]
+    assert _rhythm_case(case, j)
+    x, d = _diffs(case)
+    assert not _before_pause(j, x, d, 183_000)  # Th1 where the cap rests on one 7.8 ms step
+    # the shortening must exceed the threshold
+    assert not _rhythm_case([*STEADY, 710, 828, 742, 742], j)
+    assert _rhythm_case([*STEADY, 709, 828, 742, 742], j)
+    calm_steps = [742 + (0 if k % 2 else 1) for k in range(16)]  # steps of 1 ms: the 30 ms floor
+    assert not _rhythm_case([*calm_steps, 712, 828, 742, 742], j)
+    assert _rhythm_case([*calm_steps, 711, 828, 742, 742], j)
+    # the rhythm resumes after the pause where it left off, within half the shortening (35 ms)
+    assert _rhythm_case([*STEADY, 672, 828, 777, 742], j)
+    assert not _rhythm_case([*STEADY, 672, 828, 778, 790], j)
+    # ... and the interval before continues the one before it, within half the shortening
+    before = [*STEADY[:-1], 742 - 36]
+    assert not _rhythm_case([*before, 672 - 36, 828, 706, 706], j)
+    # the pause reaches the interval before the premature beat
+    assert not _rhythm_case([*STEADY, 672, 741, 742, 742], j)
+
+
+def test_a_lively_rhythm_needs_a_larger_step() -> None:
+    # steps of ~40 ms around 800 ms (a lively resting rhythm): 4 x 40 = 160 ms is the threshold
+    lively = [800, 840, 800, 760, 800, 840, 800, 760, 800, 840, 800, 760, 800, 840, 800, 800]
+    j = len(lively)
+    assert not _rhythm_case([*lively, 700, 900, 800, 800], j)  # 100 ms early: its own swing
+    assert _rhythm_case([*lively, 620, 980, 800, 800], j)  # 180 ms early: premature
+
+
+def test_the_second_beat_of_a_couplet_is_premature_too() -> None:
+    rhythm = [930, 922, 930, 938, 930, 922, 930, 938, 930, 922, 930, 938, 930, 922, 930, 930]
+    j = len(rhythm)
+    x, _ = _diffs([*rhythm, 562, 859, 1312, 922, 930])  # MIT-LTDB 14157
+    assert _second_premature(j, x, 0)
+    x, _ = _diffs([*rhythm, 562, 901, 1312, 922, 930])  # 29 ms short of 930: not premature
+    assert not _second_premature(j, x, 0)
+    x, _ = _diffs([*rhythm, 562, 859, 929, 922, 930])  # no pause: not a couplet
+    assert not _second_premature(j, x, 0)
+    x, _ = _diffs([*rhythm, 940, 859, 1312, 922, 930])  # beat j is not premature
+    assert not _second_premature(j, x, 0)
+
+
+def _quantised(samples: list[int]) -> np.ndarray:
+    """RR in whole µs from intervals in samples of 1/128 s (annotation times on that grid)."""
+    t = np.cumsum([0, *samples]) * SAMPLE_US
+    return np.diff(np.rint(t).astype(np.int64))
+
+
+def quadrigeminy(n_cycles: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A steady rhythm of 95 +- 1 samples (742 ms) with a PVC every fifth beat, 8-12 samples
+    early, and a full compensatory pause: (RR µs, premature-beat mask)."""
+    rng = np.random.default_rng(seed)
+    samples: list[int] = []
+    pvc: list[bool] = []
+    for _ in range(n_cycles):
+        sinus = [95 + int(v) for v in rng.integers(-1, 2, size=4)]
+        early = int(rng.integers(8, 13))
+        samples += [*sinus[:3], sinus[3] - early, 95 + early]
+        pvc += [False, False, False, True, False]
+    return _quantised(samples), np.asarray(pvc)
+
+
+def test_a_quadrigeminy_in_a_steady_quantised_rhythm_is_found_in_both_forms() -> None:
+    x, pvc = quadrigeminy(120)
+    assert_same(x)
+    labels = judge_segment(x).labels
+    judged = labels >= 0
+    found = (labels > 0) & pvc & judged
+    assert found.sum() >= 0.9 * (pvc & judged).sum()  # measured 113 of 118 (before: 22 of 119)
+    pause = np.r_[False, pvc[:-1]]
+    assert ((labels > 0) & ~pvc & ~pause & judged).sum() == 0  # no sinus beat corrected
+
+
+def test_a_couplet_is_corrected_whole_in_both_forms() -> None:
+    x = calm(400)
+    at = np.arange(100, 300, 20)
+    x[at] = x[at - 1] * 60 // 100  # first premature beat
+    x[at + 1] = x[at - 1] * 90 // 100  # second, still early for the rhythm
+    x[at + 2] = x[at - 1] * 160 // 100  # the pause
+    assert_same(x)
+    labels = judge_segment(x).labels
+    assert (labels[at] > 0).all()
+    assert (labels[at + 2] > 0).all()
+    assert (labels[at + 1] > 0).sum() >= 0.8 * len(at)
+
+
+def test_the_rule_costs_nothing_on_a_clean_stream() -> None:
+    # a clean resting series: no beat corrected, per beat as vectorised
+    x = calm(600, seed=3)
+    got = stream(x)
+    assert all(lab is None for lab, _, _ in got.values())
+    assert Detector().lag == 6
+    assert_same(x)
