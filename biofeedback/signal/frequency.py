@@ -32,12 +32,12 @@ RESAMPLE_HZ = 100.0
 MIN_SPAN_S = 60.0
 
 
-def _trapezoid(p: npt.NDArray[np.float64], df: float, i: int, j: int) -> float:
+def _trapezoid(p: list[float], df: float, i: int, j: int) -> float:
     """Trapezoid integral of `p` over bins i..j-1 of the even grid k * df (0 with fewer than
-    two): np.trapezoid(p[i:j], f[i:j]) to rounding, in two numpy calls."""
+    two): np.trapezoid(p[i:j], f[i:j]) to rounding."""
     if j - i < 2:
         return 0.0
-    return df * (float(p[i:j].sum()) - 0.5 * (float(p[i]) + float(p[j - 1])))
+    return df * (sum(p[i:j]) - 0.5 * (p[i] + p[j - 1]))
 
 
 def psd(
@@ -90,11 +90,13 @@ def _piecewise_low_bins(
     in the local index u: y = q0 + q1 u + q2 u^2. With r = exp(-2 pi i k / nfft) and
     Q(u) = a0 + a1 u + a2 u^2 solving r Q(u+1) - Q(u) = y(u), i.e. a2 = q2/(r-1),
     a1 = (q1 - 2 r a2)/(r-1), a0 = (q0 - r (a1 + a2))/(r-1), a sub-interval contributes
-    sum_u y(u) r^(C_i + u) = Q(M_i) r^C_(i+1) - Q(0) r^C_i: linear in q0, q1, q2, q1 M, q2 M and
-    q2 M^2 with factors that depend on k only, so each segment's plain DFT R_s[k] is one small
-    matrix product over its sub-intervals. The grid mean is removed in the frequency domain
-    (the sum of r^j over a segment is ((-1)^k - 1)/(r - 1)), and the periodic Hann window as
-    well: on the 2x padded length it is 1/2 - (e^(2 pi i 2j/nfft) + e^(-2 pi i 2j/nfft))/4, so
+    sum_u y(u) r^(C_i + u) = Q(M_i) r^C_(i+1) - Q(0) r^C_i, where Q(u) = v y(u) - r v^2 y'(u) +
+    (2 r^2 v^3 - r v^2) y''/2 with v = 1/(r-1): linear in y, y' and y''/2 at the sub-interval's
+    ends with factors that depend on k only, so each segment's plain DFT R_s[k] is one small
+    matrix product (three weight rows per segment) over the cuts. The grid mean is removed in
+    the frequency domain (the sum of r^j over a segment is ((-1)^k - 1)/(r - 1)), and the
+    periodic Hann window as well: on the 2x padded length it is
+    1/2 - (e^(2 pi i 2j/nfft) + e^(-2 pi i 2j/nfft))/4, so
     X_s[k] = R_s[k]/2 - (R_s[k-2] + R_s[k+2])/4 on the DFT from the segment's first sample a_s.
     On R_s (from sample 0) that is r_k^(-a_s) (R_s[k]/2 - (e_s R_s[k-2] + conj(e_s) R_s[k+2])/4)
     with e_s = r_2^(a_s): the power needs no per-bin shift. Everything that depends on the
@@ -103,45 +105,48 @@ def _piecewise_low_bins(
     pl = _plan(n_grid, nbins, fs)
     h = 1.0 / fs
     coef = quadratic_pieces(t, x)
-    bx = coef[0]
     last = float(x[-1])  # taken out first so the sums stay small; it comes back with the mean
-    starts = np.ceil(bx * fs).astype(np.int64)
+    starts = np.ceil(coef[0] * fs).astype(np.int64)
     m_tail = min(n_grid, math.floor(float(t[-1]) * fs) + 1)  # first sample past the last beat
     # a cut met twice leaves an empty sub-interval, which adds nothing
     cuts = np.concatenate((starts, pl.cuts))
     cuts[-1] = m_tail
     cuts.sort()
     ci = cuts[:-1]
-    m = np.diff(cuts).astype(np.float64)
-    piece = starts.searchsorted(ci, side="right") - 1
-    b, c0, c1, c2 = coef[:, piece]
+    m = np.subtract(cuts[1:], ci, dtype=np.float64)
+    b, c0, c1, c2 = coef[:, starts.searchsorted(ci, side="right") - 1]
     d = ci * h - b  # from the piece's breakpoint to the sub-interval's first sample
-    q = np.empty((6, len(ci)))  # q0, q1, q2, q1 M, q2 M, q2 M^2
+    # rows 0-2: y(0), y'(0) and y''/2 of y(u) = q0 + q1 u + q2 u^2 (the start of each
+    # sub-interval); rows 3-5: y(M), y'(M), y''/2 (its end, one sample past its last)
+    qe = np.empty((6, len(ci)))
     c2d = c2 * d
-    q[0] = c0 + d * (c1 + c2d) - last
-    q[1] = (c1 + 2.0 * c2d) * h
-    q[2] = c2 * (h * h)
+    np.subtract(c0 + d * (c1 + c2d), last, out=qe[0])
+    np.multiply(c1 + 2.0 * c2d, h, out=qe[1])
+    np.multiply(c2, h * h, out=qe[2])
     if m_tail < n_grid:  # the sample past the last beat holds its value (0 once shifted)
-        q[:3, ci >= m_tail] = 0.0
-    q[3:5] = q[1:3] * m
-    q[5] = q[4] * m
-    # k = 0: the plain sums of each sub-interval (sum of u and of u^2 for u < M)
-    dc = q[0] * m + q[3] * ((m - 1.0) / 2.0) + q[4] * ((m - 1.0) * (2.0 * m - 1.0) / 6.0)
+        qe[:3, ci >= m_tail] = 0.0
+    q2m = qe[2] * m
+    np.add(qe[1], q2m + q2m, out=qe[4])
+    np.add(qe[0], m * (qe[1] + q2m), out=qe[3])
+    qe[5] = qe[2]
+    # k = 0: the plain sums of each sub-interval, q0 M + q1 M(M-1)/2 + q2 M(M-1)(2M-1)/6
+    dc = (qe[:3] * (_DC_SUMS @ np.power(m, _DC_POWERS))).sum(axis=0)
 
     z = _phases(cuts, pl.nfft, pl.nk)  # z[i, k] = r_k^C_i
     seg = cuts.searchsorted(pl.seg_bounds)  # first cut of each segment, and past its last
-    # one weight row per segment and term: q at r^C_(i+1), minus q0..q2 at r^C_i, for the
-    # sub-intervals of that segment (zero elsewhere); one real product on (re, im) pairs
+    # Q(M) r^C_(i+1) - Q(0) r^C_i has the factor v on y, -r v^2 on y' and 2 r^2 v^3 - r v^2
+    # on y''/2 (`_bin_factors`), at both ends: three weight rows per segment, each cut
+    # weighted with the end of the sub-interval before it minus the start of the one after
     sub = np.arange(len(ci))
     inside = (sub >= seg[0][:, None]) & (sub < seg[1][:, None])
-    qs = q * inside[:, None, :]  # nseg x 6 x sub-intervals
-    w = np.zeros((pl.nseg, 6, len(cuts)))
-    w[:, :, 1:] = qs
-    w[:, :3, :-1] -= qs[:, :3]
-    sums = _product(w.reshape(pl.nseg * 6, -1), z.view(np.float64)).view(np.complex128)
-    spec = np.einsum("stk,tk->sk", sums.reshape(pl.nseg, 6, pl.nk), pl.factors)
+    qs = qe * inside[:, None, :]  # nseg x 6 x sub-intervals
+    w = np.zeros((pl.nseg, 3, len(cuts)))
+    w[:, :, 1:] = qs[:, 3:]
+    w[:, :, :-1] -= qs[:, :3]
+    sums = _product(w.reshape(pl.nseg * 3, -1), z.view(np.float64)).view(np.complex128)
+    spec = (sums.reshape(pl.nseg, 3, pl.nk) * pl.factors).sum(axis=1)
+    # k = 0 summed directly, minus the grid mean r^a_s sum_(j<n) r^j per segment (`ones`)
     spec[:, 0] = inside @ dc
-    # minus the grid mean, r^a_s sum_(j<n) r^j per segment (the plan's `ones`)
     spec -= (float(dc.sum()) / n_grid) * pl.ones
     # k = -2 .. nk-1 (R[-k] = conj(R[k])), then the Hann window with the per-segment shift
     full = np.concatenate((np.conj(spec[:, 2:0:-1]), spec), axis=1)
@@ -150,6 +155,11 @@ def _piecewise_low_bins(
     p = (pairs * pairs).reshape(pl.nseg, nbins, 2).sum(axis=(0, 2))
     p *= pl.scale  # mean over segments, one-sided, the Hann combination's 1/2 squared
     return np.asarray(p, dtype=np.float64)
+
+
+# sum_(u<M) of u^0, u^1, u^2 from M, M^2, M^3: M, (M^2 - M)/2, (2 M^3 - 3 M^2 + M)/6
+_DC_SUMS = np.array([[1.0, 0.0, 0.0], [-0.5, 0.5, 0.0], [1.0 / 6.0, -0.5, 1.0 / 3.0]])
+_DC_POWERS = np.array([[1.0], [2.0], [3.0]])
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +171,7 @@ class _Plan:
     nseg: int
     cuts: npt.NDArray[np.int64]  # segment bounds and the grid's end (the last one: m_tail)
     seg_bounds: npt.NDArray[np.int64]  # 2 x nseg: first sample and one past the last
-    factors: npt.NDArray[np.complex128]  # 6 x nk, see `_bin_factors`
+    factors: npt.NDArray[np.complex128]  # 3 x nk, see `_bin_factors`
     ones: npt.NDArray[np.complex128]  # nseg x nk: r^a_s sum_(j<n) r^j
     e: npt.NDArray[np.complex128]  # nseg x 1: r_2^a_s / 2 (the Hann neighbours, halved)
     ec: npt.NDArray[np.complex128]  # its conjugate
@@ -192,8 +202,7 @@ def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
     nfft = 2 * n
     step = n - n // 2
     nseg = (n_grid - n) // step + 1
-    # R_s at k = 0..nbins+1 (the Hann combination reaches k + 2), padded for _phases
-    nk = -(-(nbins + 2) // PHASE_BLOCK) * PHASE_BLOCK
+    nk = nbins + 2  # R_s at k = 0..nbins+1: the Hann combination reaches k + 2
     seg_lo = np.arange(0, nseg * step, step, dtype=np.int64)
     cuts = np.concatenate((seg_lo + n, seg_lo[1:], (n_grid, n_grid)))
     factors, ones = _bin_factors(nfft, nk)
@@ -212,7 +221,7 @@ def _make_plan(n_grid: int, nbins: int, fs: float) -> _Plan:
         nseg,
         cuts,
         np.stack((seg_lo, seg_lo + n)),
-        np.ascontiguousarray(factors),
+        factors,
         ones * shift,
         e,
         np.conj(e),
@@ -283,31 +292,20 @@ def _product(a: F64, b: F64) -> F64:
     return out
 
 
-PHASE_BLOCK = 8  # k = 8 a + b: r^(kC) = (r^(8C))^a (r^C)^b, two small tables and one product
-
-
 def _phases(cuts: npt.NDArray[np.int64], nfft: int, nk: int) -> npt.NDArray[np.complex128]:
-    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts; nk a multiple of PHASE_BLOCK):
-    powers of k = 1 and of k = 8 by doubling on narrow tables, then their outer product per
-    row, written in the (cuts, k) layout the segments' product reads."""
-    z1 = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
-    low = _powers(z1, PHASE_BLOCK)
-    high = _powers(low[:, -1] * z1, nk // PHASE_BLOCK)  # z1^8
-    return (high[:, :, None] * low[:, None, :]).reshape(len(cuts), nk)
-
-
-def _powers(z: npt.NDArray[np.complex128], n: int) -> npt.NDArray[np.complex128]:
-    """z^j for j < n, one row per value, by doubling (log2 n products)."""
-    out = np.empty((len(z), n), dtype=np.complex128)
+    """exp(-2 pi i k cuts_i / nfft) for k < nk (rows: cuts): r^C from its exact phase (mod
+    nfft), its powers by doubling (log2 nk products on the growing table, error ~1e-14; a
+    complex exp per entry costs ~10x more), in the (cuts, k) layout the segments' product
+    reads."""
+    out = np.empty((len(cuts), nk), dtype=np.complex128)
     out[:, 0] = 1.0
-    if n > 1:
-        out[:, 1] = z
+    z = np.exp((-2j * np.pi / nfft) * (cuts % nfft))
+    out[:, 1] = z
+    zc = z[:, None]
     filled = 2
-    while filled < n:
-        w = min(filled, n - filled)
-        np.multiply(
-            out[:, :w], out[:, filled - 1 : filled] * z[:, None], out=out[:, filled : filled + w]
-        )
+    while filled < nk:
+        w = min(filled, nk - filled)
+        np.multiply(out[:, :w], out[:, filled - 1 : filled] * zc, out=out[:, filled : filled + w])
         filled += w
     return out
 
@@ -315,23 +313,18 @@ def _powers(z: npt.NDArray[np.complex128], n: int) -> npt.NDArray[np.complex128]
 def _bin_factors(
     nfft: int, nk: int
 ) -> tuple[npt.NDArray[np.complex128], npt.NDArray[np.complex128]]:
-    """Per bin k < nk, with r = exp(-2 pi i k / nfft) and v = 1/(r - 1): the factors of the six
-    sums (q0, q1, q2, q1 M, q2 M, q2 M^2 terms) in Q(M) r^C_(i+1) - Q(0) r^C_i, namely
-    v, -r v^2, 2 r^2 v^3 - r v^2, v, -2 r v^2, v (k = 0 is summed directly); and the sum of
-    r^j over a segment's nfft/2 samples, ((-1)^k - 1) v (nfft/2 at k = 0)."""
-
-    def make() -> npt.NDArray[np.complex128]:
-        k = np.arange(nk)
-        r = np.exp(-2j * np.pi * k / nfft)
-        v = np.zeros(nk, dtype=np.complex128)
-        v[1:] = 1.0 / (r[1:] - 1.0)
-        rv2 = r * v * v
-        ones = np.where(k % 2 == 1, -2.0 * v, 0.0)
-        ones[0] = nfft // 2
-        return np.stack((v, -rv2, 2.0 * r * rv2 * v - rv2, v, -2.0 * rv2, v, ones))
-
-    f = make()
-    return f[:6], f[6]
+    """Per bin k < nk, with r = exp(-2 pi i k / nfft) and v = 1/(r - 1): the factors of y, y'
+    and y''/2 at a sub-interval's ends in Q(M) r^C_(i+1) - Q(0) r^C_i, namely v, -r v^2 and
+    2 r^2 v^3 - r v^2 (k = 0 is summed directly); and the sum of r^j over a segment's nfft/2
+    samples, ((-1)^k - 1) v (nfft/2 at k = 0)."""
+    k = np.arange(nk)
+    r = np.exp(-2j * np.pi * k / nfft)
+    v = np.zeros(nk, dtype=np.complex128)
+    v[1:] = 1.0 / (r[1:] - 1.0)
+    rv2 = r * v * v
+    ones = np.where(k % 2 == 1, -2.0 * v, 0.0)
+    ones[0] = nfft // 2
+    return np.stack((v, -rv2, 2.0 * r * rv2 * v - rv2)), ones
 
 
 def psd_grid(
@@ -471,10 +464,11 @@ def frequency_domain(
         ),
     ).tolist()
     df = float(f[1] - f[0])
-    lf = _trapezoid(p, df, edges[0], edges[1])
-    hf = _trapezoid(p, df, edges[2], edges[3])
-    total = _trapezoid(p, df, edges[4], edges[5])
-    paced = _trapezoid(p, df, edges[6], edges[7])
+    pl = p.tolist()  # a few dozen bins: plain floats are cheaper than numpy calls here
+    lf = _trapezoid(pl, df, edges[0], edges[1])
+    hf = _trapezoid(pl, df, edges[2], edges[3])
+    total = _trapezoid(pl, df, edges[4], edges[5])
+    paced = _trapezoid(pl, df, edges[6], edges[7])
     coherence = min(1.0, paced / total) if total > 0 else None
     # Spontaneous breathing is searched above the Mayer-wave region (~0.1 Hz); slow breathing
     # below it is reported only when the rhythm is locked to a slow pacer (coherence >= 0.5).
@@ -482,9 +476,9 @@ def frequency_domain(
     i, j = edges[8] if locked else edges[9], edges[10]
     breathing = None
     if j > i:
-        k = i + int(np.argmax(p[i:j]))
-        if p[k] > 0:
-            breathing = float(f[k] * 60.0)
+        peak = max(pl[i:j])
+        if peak > 0:  # the first bin holding the peak, as np.argmax
+            breathing = float(f[pl.index(peak, i, j)] * 60.0)
     return FrequencyDomain(
         t,
         window_s,
