@@ -138,7 +138,7 @@ def bench_hub_memory(n_clients: int = 100, seconds: int = 300, rate_hz: float = 
 
 
 SERVER = """
-import asyncio, sys
+import asyncio, os, sys
 from aiohttp import web
 from biofeedback.service.mqtt import MqttSettings
 from biofeedback.web import WebConfig, create_app
@@ -149,6 +149,10 @@ async def main():
     runner = web.AppRunner(create_app(cfg))
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", cfg.port).start()
+    if os.environ.get("BENCH_WEB_TRACE"):
+        sys.path.insert(0, os.getcwd())
+        from bench.bench_web import trace_server
+        trace_server()
     print("ready", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     await runner.cleanup()
@@ -157,8 +161,76 @@ asyncio.run(main())
 """
 
 
+def trace_server() -> None:
+    """In the dashboard process (`--trace`): time every garbage collection by generation and the
+    event loop's lateness (a 5 ms ticker), printed to stderr when the process ends: where a
+    latency tail comes from."""
+    import atexit
+    import gc
+
+    gcs: dict[int, list[float]] = {0: [], 1: [], 2: []}
+    collected = [0, 0, 0]
+    started: list[float] = [0.0]
+    threads: dict[str, float] = {}  # "name tid" -> CPU seconds, sampled while running
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            gcs[info["generation"]].append(time.perf_counter() - started[0])
+            collected[info["generation"]] += info["collected"]
+
+    def sample_threads() -> None:
+        for task_dir in Path("/proc/self/task").iterdir():
+            with contextlib.suppress(OSError):
+                name = (task_dir / "comm").read_text().strip()
+                threads[f"{name} {task_dir.name}"] = cpu_seconds_of(task_dir / "stat")
+
+    gc.callbacks.append(on_gc)
+    lags: list[float] = []
+
+    async def ticker() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            t = loop.time()
+            await asyncio.sleep(0.005)
+            lags.append(loop.time() - t - 0.005)
+            if len(lags) % 200 == 0:
+                sample_threads()
+
+    task = asyncio.get_running_loop().create_task(ticker())
+
+    def report() -> None:
+        task.cancel()
+        out = [f"trace: objects tracked by gc at exit {len(gc.get_objects()):,}"]
+        out += [f"trace: thread {k}: {v:.2f} s CPU (last sample)" for k, v in threads.items()]
+        for gen, ds in gcs.items():
+            if ds:
+                ds.sort()
+                out.append(
+                    f"trace: gc gen {gen}: {len(ds)} runs, median {ds[len(ds) // 2] * 1e3:.2f} "
+                    f"ms, max {ds[-1] * 1e3:.1f} ms, total {sum(ds):.2f} s, "
+                    f"{collected[gen]} objects collected"
+                )
+        if lags:
+            lags.sort()
+            out.append(
+                f"trace: loop lateness (5 ms ticker, {len(lags)} ticks): p50 "
+                f"{lags[len(lags) // 2] * 1e3:.1f} ms, p99 {lags[int(len(lags) * 0.99)] * 1e3:.1f}"
+                f" ms, max {lags[-1] * 1e3:.1f} ms"
+            )
+        print("\n".join(out), file=sys.stderr, flush=True)
+
+    atexit.register(report)
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return cpu_seconds_of(Path(f"/proc/{pid}/stat"))
+
+
+def cpu_seconds_of(stat: Path) -> float:
+    """User + system CPU seconds from a /proc/.../stat file (a process or one thread)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -258,8 +330,21 @@ async def measure(
 
 BROWSER_HOOK = """
 (() => {
+  // Timed where the page's own handler gets the message: this listener is added when the page
+  // makes its WebSocket, before the page sets its onmessage, and both run in the same task for
+  // the same message event, so `now` is when that event is dispatched to the page (a page busy
+  // with other work delays it: that delay is what is measured).
   window.__lat = [];
+  window.__arrive = []; // performance.now() of each timed message: to place the tail in time
   window.__overviews = 0;
+  window.__long = []; // [start ms, duration ms] of every long task (> 50 ms) on the main thread
+  try {
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]);
+    }).observe({ type: "longtask", buffered: true });
+  } catch (e) {
+    // no longtask entries in this browser: the summary says 0
+  }
   const seen = new Map();
   const Orig = window.WebSocket;
   window.WebSocket = function (...args) {
@@ -269,10 +354,12 @@ BROWSER_HOOK = """
       const m = JSON.parse(ev.data);
       if (m.type === "overview") window.__overviews += 1;
       if (m.type !== "summaries") return;
+      const at = performance.now();
       for (const s of m.summaries) {
         if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
         seen.set(s.client, s.arousal_t);
         window.__lat.push(now - s.arousal_t);
+        window.__arrive.push(at);
       }
     });
     return ws;
@@ -344,7 +431,50 @@ def tree_cpu_seconds(root: int) -> float:
     return total
 
 
-async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
+PAGE_METRICS = (
+    "TaskDuration",
+    "ScriptDuration",
+    "LayoutDuration",
+    "RecalcStyleDuration",
+    "LayoutCount",
+    "RecalcStyleCount",
+    "JSHeapUsedSize",
+)
+
+
+async def page_metrics(cdp: Any) -> dict[str, float]:
+    """Chromium's own counters for the page's main thread (DevTools Protocol, `Performance`)."""
+    got = await cdp.send("Performance.getMetrics")
+    return {m["name"]: m["value"] for m in got["metrics"] if m["name"] in PAGE_METRICS}
+
+
+def main_thread_summary(
+    m0: dict[str, float], m1: dict[str, float], wall: float, long: list[list[float]]
+) -> str:
+    """Where the page's main thread spent its time, per second of the run, and its long tasks."""
+
+    def per_s(name: str) -> float:
+        return (m1.get(name, 0.0) - m0.get(name, 0.0)) / wall
+
+    durations = sorted(d for _, d in long)
+    return (
+        f"page main thread per second: busy {per_s('TaskDuration') * 1e3:.0f} ms (script "
+        f"{per_s('ScriptDuration') * 1e3:.0f}, layout {per_s('LayoutDuration') * 1e3:.0f} in "
+        f"{per_s('LayoutCount'):.1f} layouts, style {per_s('RecalcStyleDuration') * 1e3:.0f} in "
+        f"{per_s('RecalcStyleCount'):.1f} recalcs); long tasks (> 50 ms) {len(durations)}"
+        + (
+            f", total {sum(durations):.0f} ms, median {durations[len(durations) // 2]:.0f} ms, "
+            f"max {durations[-1]:.0f} ms"
+            if durations
+            else ""
+        )
+        + f"; JS heap {m1.get('JSHeapUsedSize', 0.0) / 2**20:.1f} MiB"
+    )
+
+
+async def bench_browser(
+    n_clients: int, seconds: float, rate_hz: float, trace_to: Path | None = None
+) -> None:
     import shutil
 
     from playwright.async_api import async_playwright
@@ -409,7 +539,12 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                 await page.wait_for_selector("#conn[data-state='live']")
                 await asyncio.sleep(5.0)  # warm up
                 rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
-                await page.evaluate("window.__lat = []")
+                cdp = await page.context.new_cdp_session(page)
+                await cdp.send("Performance.enable")
+                if trace_to is not None:
+                    await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
+                await page.evaluate("window.__lat = []; window.__arrive = []; window.__long = []")
+                m0 = await page_metrics(cdp)
                 ws_lat.clear()
                 overviews0 = await page.evaluate("window.__overviews")
                 pcpu0 = cpu_seconds(publisher.pid)
@@ -427,9 +562,13 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
                     tree_cpu_seconds(browser_pid),
                     time.monotonic(),
                 )
+                m1 = await page_metrics(cdp)
+                if trace_to is not None:
+                    await browser.stop_tracing()
                 async with http.get(f"{base}/healthz") as resp:
                     ingested = (await resp.json())["ingested"] - ingested0
                 lat = sorted(await page.evaluate("window.__lat"))
+                long_tasks = await page.evaluate("window.__long")
                 wsl = sorted(ws_lat)
                 ws_reader.cancel()
                 await ws.close()
@@ -468,6 +607,95 @@ async def bench_browser(n_clients: int, seconds: float, rate_hz: float) -> None:
         f"Dashboard CPU per message it took in: {(cpu1 - cpu0) / max(1, ingested) * 1e6:.0f} µs "
         f"({ingested} messages), so {(cpu1 - cpu0) / max(1, ingested) * 2 * rate_hz * 100:.3f} % "
         f"of a core per client at {2 * rate_hz:.1f} msg/s"
+    )
+    print(main_thread_summary(m0, m1, wall, long_tasks))
+
+
+async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: bool) -> None:
+    """Part 3 without the browser (`--plain`): the same dashboard process, publisher process and
+    overview, read by a plain aiohttp WebSocket client only: the dashboard's own latency, CPU per
+    message and memory per client, free of Chromium's share of the two cores."""
+    async with MosquittoProcess() as broker:
+        mqtt_port = int(broker.url.rsplit(":", 1)[1])
+        http_port = free_port()
+        env = {**os.environ, **({"BENCH_WEB_TRACE": "1"} if trace else {})}
+        server = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", SERVER, str(http_port), str(mqtt_port), SECRET, LINK_SECRET,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO, env=env,
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            line = await asyncio.wait_for(server.stdout.readline(), 30)
+            assert line.strip() == b"ready", line
+            rss0 = rss_bytes(server.pid)
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", PUBLISHER, str(mqtt_port), str(n_clients), str(rate_hz),
+                str(REPO), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
+            )  # fmt: skip
+            assert publisher.stdout is not None
+            assert publisher.stdin is not None
+            assert (await asyncio.wait_for(publisher.stdout.readline(), 30)).strip() == b"ready"
+            ws_lat: list[float] = []
+            ws_seen: dict[str, float] = {}
+            frames = [0]
+            base = f"http://127.0.0.1:{http_port}"
+            async with aiohttp.ClientSession() as http:
+                ws = await http.ws_connect(
+                    f"{base}/ws", headers={"Origin": base, "Authorization": f"Bearer {SECRET}"}
+                )
+
+                async def read_ws() -> None:
+                    async for msg in ws:
+                        now = time.time()
+                        m = json.loads(msg.data)
+                        if m["type"] != "summaries":
+                            continue
+                        frames[0] += 1
+                        for s in m["summaries"]:
+                            t = s.get("arousal_t")
+                            if t is None or ws_seen.get(s["client"]) == t:
+                                continue
+                            ws_seen[s["client"]] = t
+                            ws_lat.append(now - t)
+
+                ws_reader = asyncio.create_task(read_ws())
+                await asyncio.sleep(1.0 / rate_hz + 6.0)  # every client seen; warm up as --browser
+                ws_lat.clear()
+                frames[0] = 0
+                async with http.get(f"{base}/healthz") as resp:
+                    ingested0 = (await resp.json())["ingested"]
+                cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+                await asyncio.sleep(seconds)
+                cpu1, wall1 = cpu_seconds(server.pid), time.monotonic()
+                async with http.get(f"{base}/healthz") as resp:
+                    ingested = (await resp.json())["ingested"] - ingested0
+                wsl = sorted(ws_lat)
+                rss1 = rss_bytes(server.pid)
+                ws_reader.cancel()
+                await ws.close()
+            publisher.stdin.close()
+            out, _ = await asyncio.wait_for(publisher.communicate(), 30)
+        finally:
+            if server.stdin is not None:
+                server.stdin.close()
+            try:
+                await asyncio.wait_for(server.wait(), 10)
+            except TimeoutError:
+                server.kill()
+                await server.wait()
+    wall = wall1 - wall0
+    cpu = (cpu1 - cpu0) / wall
+    per_msg = (cpu1 - cpu0) / max(1, ingested)
+    print(
+        f"plain overview, {n_clients} clients x {2 * rate_hz:.1f} msg/s for {seconds:.0f} s: "
+        f"{len(wsl)} new arousal values (planned {n_clients * rate_hz * seconds:.0f}; publisher "
+        f"{out.decode().split()[-1]} pairs in all) in {frames[0]} frames; publish -> WebSocket "
+        f"p50 {wsl[len(wsl) // 2] * 1e3:.1f} ms, p99 {wsl[int(len(wsl) * 0.99)] * 1e3:.1f} ms, "
+        f"max {wsl[-1] * 1e3:.1f} ms; dashboard CPU {cpu * 100:.1f} % of a core, "
+        f"{per_msg * 1e6:.0f} µs per message ({ingested} messages), "
+        f"{per_msg * 2 * rate_hz * 100:.3f} % of a core per client; RSS {rss0 / 2**20:.0f} -> "
+        f"{rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} KiB per client after "
+        f"{seconds + 7:.0f} s of history)"
     )
 
 
@@ -509,9 +737,27 @@ def main() -> None:
         help="only part 3: a real Chromium on the overview (use --clients 300)",
     )
     ap.add_argument("--memory-clients", type=int, default=100, help="clients for hub memory")
+    ap.add_argument(
+        "--browser-trace",
+        type=Path,
+        help="with --browser: write Chromium's performance trace of the measured seconds here",
+    )
+    ap.add_argument(
+        "--plain",
+        action="store_true",
+        help="only part 3 without the browser: the overview read by a plain WebSocket client",
+    )
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="with --plain: the dashboard prints its GC pauses and event-loop lateness at exit",
+    )
     args = ap.parse_args()
+    if args.plain:
+        asyncio.run(bench_plain(args.clients, args.seconds, args.rate, args.trace))
+        return
     if args.browser:
-        asyncio.run(bench_browser(args.clients, args.seconds, args.rate))
+        asyncio.run(bench_browser(args.clients, args.seconds, args.rate, args.browser_trace))
         return
     if not args.skip_hub:
         bench_hub()

@@ -24,7 +24,8 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+import weakref
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -237,13 +238,60 @@ def _properties(packet_type: int) -> Properties:
     return Properties(packet_type)  # type: ignore[no-untyped-call]
 
 
+# bytes read from the socket at once; paho asks for 1 byte (packet type), 1 byte per byte of the
+# remaining length and then the rest, one system call each
+_RECV_CHUNK = 65536
+
+
 class _PahoClient(paho.Client):
-    """paho's Client with two changes: TCP_NODELAY on its socket, and a failed TLS handshake
-    closes the socket (paho 2.2 leaks it).
+    """paho's Client with three changes: TCP_NODELAY on its socket, a failed TLS handshake
+    closes the socket (paho 2.2 leaks it), and reads are buffered.
 
     Without TCP_NODELAY, Nagle's algorithm holds the 2nd and 3rd of a beat's three small
     messages until the broker's delayed ACK (~40 ms): measured p90 latency 44 ms instead of 2 ms.
+
+    paho reads one packet per wake-up of its network thread (a `select` each) in four `recv`
+    calls; a dashboard taking 720 messages a second spent a fifth of its paho thread there. Here
+    one `recv` takes up to 64 KiB and every whole packet in it is handled before paho waits again
+    (bytes already read are invisible to `select`, so they must not wait for it).
     """
+
+    _rx_sock: weakref.ref[Any] | None = None
+    _rx_buf: bytes = b""
+    _rx_pos: int = 0
+
+    def _sock_recv(self, bufsize: int) -> bytes:
+        sock = self._sock
+        if self._rx_sock is None or self._rx_sock() is not sock:
+            # a new connection: nothing read from an old socket may be taken for its data
+            self._rx_sock = None if sock is None else weakref.ref(sock)
+            self._rx_buf, self._rx_pos = b"", 0
+        pos = self._rx_pos
+        buf = self._rx_buf
+        if pos < len(buf):
+            self._rx_pos = pos + bufsize
+            return buf[pos : pos + bufsize]
+        data = super()._sock_recv(max(bufsize, _RECV_CHUNK))  # BlockingIOError: nothing yet
+        if len(data) <= bufsize:
+            self._rx_buf, self._rx_pos = b"", 0
+            return data  # b"": the broker closed the connection
+        self._rx_buf, self._rx_pos = data, bufsize
+        return data[:bufsize]
+
+    def _rx_buffered(self) -> bool:
+        ref, sock = self._rx_sock, self._sock
+        return (
+            sock is not None
+            and ref is not None
+            and ref() is sock
+            and self._rx_pos < len(self._rx_buf)
+        )
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
+        rc = super().loop_read(max_packets)
+        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rx_buffered():
+            rc = super().loop_read(max_packets)
+        return rc
 
     def _create_socket_connection(self) -> socket.socket:
         sock = super()._create_socket_connection()
@@ -351,6 +399,7 @@ class MqttLink:
         # received messages waiting for the loop: one wake-up of the loop per batch, not per message
         self._arrivals: collections.deque[IncomingMessage] = collections.deque()
         self._drain_posted = False
+        self._handler: Callable[[IncomingMessage], None] | None = None  # set_handler
         self._sub_waiters: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._retained: dict[str, _Out] = {}
         self._samples: collections.deque[_Out] = collections.deque()
@@ -592,6 +641,26 @@ class MqttLink:
         """Async iterator over received messages; ends when the link closes."""
         return _MessageIterator(self._inbox)
 
+    def set_handler(self, handler: Callable[[IncomingMessage], None] | None) -> None:
+        """Hand every received message to `handler` on the event loop, in arrival order, instead
+        of queueing it for `messages()`; None goes back to the queue.
+
+        For a consumer that handles a message synchronously (the dashboard's hub): the messages
+        paho read in one go are handled in one callback, with no queue and no task switch per
+        message. A handler that raises is logged and the next message still gets through.
+        Messages already queued are handed over first, so none is lost or reordered.
+        """
+        self._handler = handler
+        if handler is None:
+            return
+        while not self._inbox.empty():
+            msg = self._inbox.get_nowait()
+            if msg is None:  # closed meanwhile: leave the end marker for any iterator
+                self._inbox.put_nowait(None)
+                return
+            self.stats.received -= 1  # counted when it was queued
+            self._handle(handler, msg)
+
     # ---- paho plumbing -------------------------------------------------------------------
 
     def _make_client(self) -> paho.Client:
@@ -825,8 +894,24 @@ class MqttLink:
         # the flag is cleared before draining: a message appended meanwhile is either drained
         # here or posts a drain of its own
         self._drain_posted = False
-        while self._arrivals:
-            self._on_message(self._arrivals.popleft())
+        arrivals = self._arrivals
+        handler = self._handler
+        if handler is None:
+            while arrivals:
+                self._on_message(arrivals.popleft())
+            return
+        while arrivals:
+            self._handle(handler, arrivals.popleft())
+
+    def _handle(self, handler: Callable[[IncomingMessage], None], msg: IncomingMessage) -> None:
+        self.stats.received += 1
+        try:
+            handler(msg)
+        except Exception:
+            # one bad message must not cost the rest of its batch nor stop later ones
+            log.exception(
+                "MQTT link %s: handling a message on %s failed", self.client_name, msg.topic[:200]
+            )
 
     def _cb_publish(
         self,
