@@ -253,7 +253,8 @@ class _PahoClient(paho.Client):
     paho reads one packet per wake-up of its network thread (a `select` each) in four `recv`
     calls; a dashboard taking 720 messages a second spent a fifth of its paho thread there. Here
     one `recv` takes up to 64 KiB and every whole packet in it is handled before paho waits again
-    (bytes already read are invisible to `select`, so they must not wait for it).
+    (bytes already read are invisible to `select`, so they must not wait for it), and the event
+    loop is woken once for all of them (`on_read_done`).
     """
 
     _rx_sock: weakref.ref[Any] | None = None
@@ -287,10 +288,20 @@ class _PahoClient(paho.Client):
             and self._rx_pos < len(self._rx_buf)
         )
 
+    # told around each read, so received messages are handed to the event loop once per read
+    on_read_start: Callable[[], None] | None = None
+    on_read_done: Callable[[], None] | None = None
+
     def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:
-        rc = super().loop_read(max_packets)
-        while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rx_buffered():
+        if self.on_read_start is not None:
+            self.on_read_start()
+        try:
             rc = super().loop_read(max_packets)
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and self._rx_buffered():
+                rc = super().loop_read(max_packets)
+        finally:
+            if self.on_read_done is not None:
+                self.on_read_done()
         return rc
 
     def _create_socket_connection(self) -> socket.socket:
@@ -399,6 +410,7 @@ class MqttLink:
         # received messages waiting for the loop: one wake-up of the loop per batch, not per message
         self._arrivals: collections.deque[IncomingMessage] = collections.deque()
         self._drain_posted = False
+        self._in_read = False  # paho's thread is handling what it read (see _PahoClient)
         self._handler: Callable[[IncomingMessage], None] | None = None  # set_handler
         self._sub_waiters: dict[int, asyncio.Future[list[ReasonCode]]] = {}
         self._retained: dict[str, _Out] = {}
@@ -688,6 +700,8 @@ class MqttLink:
         client.on_connect = self._cb_connect
         client.on_disconnect = self._cb_disconnect
         client.on_message = self._cb_message
+        client.on_read_start = self._cb_read_start
+        client.on_read_done = self._cb_read_done
         client.on_publish = self._cb_publish
         client.on_subscribe = self._cb_subscribe
         return client
@@ -886,9 +900,22 @@ class MqttLink:
         if loop is None or loop.is_closed():
             return  # as `_post` would: nobody is left to read it
         self._arrivals.append(msg)
-        if not self._drain_posted:
+        # the loop is woken once paho has handled everything it read (`_cb_read_done`): woken
+        # per message, the loop would take each one alone while paho parses the next
+        if not self._in_read:
+            self._wake_for_arrivals()
+
+    def _wake_for_arrivals(self) -> None:
+        if self._arrivals and not self._drain_posted:
             self._drain_posted = True
             self._post(self._drain_arrivals)
+
+    def _cb_read_start(self) -> None:
+        self._in_read = True
+
+    def _cb_read_done(self) -> None:
+        self._in_read = False
+        self._wake_for_arrivals()
 
     def _drain_arrivals(self) -> None:
         # the flag is cleared before draining: a message appended meanwhile is either drained
