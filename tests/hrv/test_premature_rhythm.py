@@ -135,3 +135,35 @@ def test_the_rule_costs_nothing_on_a_clean_stream() -> None:
     assert all(lab is None for lab, _, _ in got.values())
     assert Detector().lag == 6
     assert_same(x)
+
+
+def _short_case(x_ms: list[int], med_ms: float) -> int:
+    from biofeedback.signal.artifacts import _ls_class
+
+    x, d = _diffs(x_ms)
+    med = [med_ms * 1000] * len(x)
+    return _ls_class(2, x, d, med, abs(x[2] - med[2]) * 2.0, 100_000, 100_000)
+
+
+def test_the_sinus_interval_before_a_premature_beat_is_not_short() -> None:
+    from biofeedback.signal.artifacts import EXTRA, LONGSHORT, NORMAL
+
+    # after a pause, the sinus interval (780) is followed by a premature beat (500) and its
+    # pause: the lengthening belongs to the premature beat, not to the sinus interval
+    assert _short_case([800, 1000, 780, 500, 1000, 800], 800) == NORMAL
+    # a short beat followed by its own lengthening stays short
+    assert _short_case([800, 1000, 780, 900, 1000, 800], 800) == LONGSHORT
+    # an extra beat split unevenly (500 + 300 = the median) is still named
+    assert _short_case([800, 800, 500, 300, 800, 800], 800) == EXTRA
+
+
+def test_a_trigeminy_corrects_its_premature_beats_and_not_the_sinus_beats() -> None:
+    x = calm(600)
+    at = np.arange(100, 500, 3)
+    ref = x[at - 1].copy()
+    x[at] = ref * 62 // 100  # PVC
+    x[at + 1] = ref * 140 // 100  # its pause; beat at + 2 is the sinus interval
+    assert_same(x)
+    labels = judge_segment(x).labels
+    assert (labels[at] > 0).mean() >= 0.95
+    assert (labels[at + 2] > 0).sum() <= 2  # measured 0 (without this rule 9, a stage ago 83)
