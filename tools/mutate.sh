@@ -5,6 +5,9 @@
 #   tools/mutate.sh                                  every mutant of the four configured modules
 #   tools/mutate.sh 'biofeedback.exposure.*'         only mutants whose name matches the glob(s)
 #   tools/mutate.sh 'biofeedback.signal.timedomain.*'
+#   MUTATE_RETEST=1 tools/mutate.sh GLOB             every matching mutant again (default: only
+#                                                    the ones without a verdict, plus mutants of
+#                                                    functions changed since: tools/mutate_run.py)
 #
 #   MUTATE_CHILDREN=2 tools/mutate.sh ...            parallel workers (default 1: a shared machine)
 #   MUTATE_TESTS=artifacts tools/mutate.sh 'biofeedback.signal.artifacts.*'
@@ -66,7 +69,13 @@ fi
 
 mkdir -p mutants
 echo "$selection" >mutants/mutate-tests.txt
-.venv/bin/mutmut run --max-children "${MUTATE_CHILDREN:-1}" "$@"
+if [ $# -gt 0 ] && [ "${MUTATE_RETEST:-}" != 1 ]; then
+    # resume: only the matching mutants with no verdict yet (mutmut itself re-tests every
+    # mutant that matches a glob); tools/mutate_run.py
+    .venv/bin/python tools/mutate_run.py "${MUTATE_CHILDREN:-1}" "$@"
+else
+    .venv/bin/mutmut run --max-children "${MUTATE_CHILDREN:-1}" "$@"
+fi
 echo
 echo "survivors (no line: none):"
 if [ $# -eq 0 ]; then
