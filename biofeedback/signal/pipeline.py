@@ -102,6 +102,8 @@ class SignalPipeline:
         self._fast_rr: deque[int] = deque(
             maxlen=max(self.config.fast_beats, self.config.paced_fast_max_beats)
         )
+        # the newest fast_beats of them: the unguided median sorts this, not a copy of those
+        self._fast_rr_n: deque[int] = deque(maxlen=self.config.fast_beats)
         self._guided_hz: float | None = None
         self._fast_hr: deque[float] = deque(maxlen=self.config.fast_beats)
         self._recent: deque[bool] = deque(maxlen=self.config.quality_inputs)
@@ -254,6 +256,7 @@ class SignalPipeline:
         # the fast heart rate stays on raw values: its 5-beat median already ignores an isolated
         # artifact, and screening it would delay a genuine surge by half the reference window
         self._fast_rr.append(x)
+        self._fast_rr_n.append(x)
         revised = self._judge(x) if self._artifacts else ()
         seg0 = self._seg_start_t
         freq = (
@@ -348,6 +351,7 @@ class SignalPipeline:
         self._short.reset()
         self._long.reset()
         self._fast_rr.clear()
+        self._fast_rr_n.clear()
         self._screen.reset()
         self._detector.reset()
         self._fast_hr.clear()
@@ -431,12 +435,15 @@ class SignalPipeline:
         rr = self._fast_rr
         if not rr:
             return None
+        if self._guided_hz is None:
+            v = sorted(self._fast_rr_n)  # _median, inlined: this runs for every beat
+            h = len(v) // 2
+            return 60_000_000.0 / (v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2)
         n = self.config.fast_beats
         m = len(rr)
-        if self._guided_hz is not None:
-            recent = list(rr)[-n:]
-            breath_us = 1_000_000.0 / self._guided_hz
-            n = min(m, max(n, math.ceil(breath_us * len(recent) / sum(recent))))
+        recent = list(rr)[-n:]
+        breath_us = 1_000_000.0 / self._guided_hz
+        n = min(m, max(n, math.ceil(breath_us * len(recent) / sum(recent))))
         if m <= n:
             return 60_000_000.0 / _median(rr)
         # the newest n by index from the right (O(1) each on a deque), not a copy of all of it
