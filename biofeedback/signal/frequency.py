@@ -114,7 +114,7 @@ def _piecewise_low_bins(
     cuts.sort()
     ci = cuts[:-1]
     m = np.subtract(cuts[1:], ci, dtype=np.float64)
-    b, c0, c1, c2 = coef[:, starts.searchsorted(ci, side="right") - 1]
+    b, c0, c1, c2 = coef.take(starts.searchsorted(ci, side="right") - 1, axis=1)
     d = ci * h - b  # from the piece's breakpoint to the sub-interval's first sample
     # rows 0-2: y(0), y'(0) and y''/2 of y(u) = q0 + q1 u + q2 u^2 (the start of each
     # sub-interval); rows 3-5: y(M), y'(M), y''/2 (its end, one sample past its last)
