@@ -728,6 +728,8 @@ def reference_stream(raw: list[int], lag: int = MIN_LAG) -> list[tuple[int, int,
         n1, n2 = drr(j + 1) / t1, drr(j + 2) / t1
         s22 = min(n1, n2) if s21 >= 0 else max(n1, n2)
         long_, short = s21 > 1 and s22 < -1, s21 < -1 and s22 > 1
+        if short and n1 < 0 and abs(x[j] + x[j + 1] - med(j)) >= t2:
+            short = False  # the next beat is shorter still and no split: not this beat's pause
         if not (long_ or short or mabs(j) / t2 > 3):
             return None
         if short and abs(x[j] + x[j + 1] - med(j)) < t2:
