@@ -11,9 +11,6 @@ import json
 import os
 import queue
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,35 +20,12 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.support import REPO_ROOT, free_port, require_binary
+from tests.e2e.demo_proc import CLIENT, SECRET, Demo, port_free, run_demo
+from tests.support import require_binary
 
 pytestmark = pytest.mark.slow
 
-SECRET = "e2e-therapist-secret"
 
-
-def _wait_port(port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port} after {timeout} s")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        # As any server restarting on the port would: TIME_WAIT leftovers do not count.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-CLIENT = "client-001"  # the demo's client (config/biofeedback.toml)
 # What a therapist's dashboard may send (docs/dashboard.md), written out here, not imported.
 THERAPIST_COMMANDS = [
     "adjust_thresholds",
@@ -63,32 +37,6 @@ THERAPIST_COMMANDS = [
     "pause",
     "recalibrate",
 ]
-
-
-class Demo:
-    def __init__(
-        self,
-        proc: subprocess.Popen[str],
-        http: int,
-        mqtt_port: int,
-        data: Path,
-        broker: str,
-        observer: Path,
-    ) -> None:
-        self.proc, self.http, self.mqtt_port, self.data = proc, http, mqtt_port, data
-        self.broker = broker  # the BIOFEEDBACK_EMBEDDED_BROKER the demo was started with
-        self.observer = observer  # where the demo puts the broker's read-only login
-
-    def observer_login(self, timeout: float = 10.0) -> tuple[str, str]:
-        """The read-only login a local MQTT tool uses (the embedded broker has no anonymous
-        access); the demo writes it once its broker runs."""
-        deadline = time.monotonic() + timeout
-        while not self.observer.is_file():
-            assert time.monotonic() < deadline, f"no observer login at {self.observer}"
-            time.sleep(0.1)
-        login = json.loads(self.observer.read_text())
-        assert login["url"] == f"mqtt://127.0.0.1:{self.mqtt_port}", login
-        return login["username"], login["password"]
 
 
 @pytest.fixture(
@@ -104,42 +52,9 @@ def demo(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Demo]:
     fallback a machine without Mosquitto gets."""
     if request.param == "auto":
         require_binary("mosquitto", "mosquitto")
-    http, mqtt_port = free_port(), free_port()
-    observer = tmp_path / "observer.json"
-    env = dict(
-        os.environ,
-        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
-        BIOFEEDBACK_EMBEDDED_BROKER=request.param,
-        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
-        PYTHONUNBUFFERED="1",
-    )
-    cmd = [
-        sys.executable, "-m", "biofeedback.cli", "demo",
-        "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
-        # 144 s at 25x: long enough for the WebSocket checks; Ctrl-C ends it before that
-        "--data-dir", str(tmp_path), "--duration", "3600",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a terminal's foreground job
-    )
-    try:
-        _wait_port(mqtt_port, 30)
-        _wait_port(http, 30)
-        yield Demo(proc, http, mqtt_port, tmp_path, request.param, observer)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)  # lets the demo stop its broker
-        try:
-            proc.communicate(timeout=20)  # also closes the pipes
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=10)
+    # 144 s at 25x: long enough for the WebSocket checks; Ctrl-C ends it before that
+    with run_demo(tmp_path, speed=25, broker=request.param) as demo:
+        yield demo
 
 
 def _subscribe(
@@ -294,7 +209,7 @@ def test_demo_end_to_end(demo: Demo) -> None:
     assert demo.proc.returncode == 0, err
     assert "Traceback" not in err, err
     assert "lost MQTT broker" not in err, "the broker died before the service said goodbye"
-    assert _port_free(demo.http)
-    assert _port_free(demo.mqtt_port)
+    assert port_free(demo.http)
+    assert port_free(demo.mqtt_port)
     assert list(demo.data.glob("recordings/*/*")), "the demo session was not recorded"
     assert not demo.observer.exists(), "the broker's observer login outlived the demo"

@@ -24,48 +24,16 @@ from biofeedback.cli import build_parser
 from biofeedback.config import ServiceConfig, load_config
 from biofeedback.service.app import ServiceOptions, apply_service_overrides
 from biofeedback.service.clinic import plan_clients
-from tests.e2e.test_demo import CLIENT, SECRET, Demo, _subscribe, _wait_port
-from tests.support import REPO_ROOT, free_port, require_binary
+from tests.e2e.demo_proc import CLIENT, SECRET, Demo, run_demo
+from tests.e2e.test_demo import _subscribe
+from tests.support import REPO_ROOT, require_binary
 
 
 @pytest.fixture
 def demo(tmp_path: Path) -> Iterator[Demo]:
     require_binary("mosquitto", "mosquitto")
-    http, mqtt_port = free_port(), free_port()
-    observer = tmp_path / "observer.json"
-    env = dict(
-        os.environ,
-        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
-        BIOFEEDBACK_EMBEDDED_BROKER="auto",
-        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
-        PYTHONUNBUFFERED="1",
-    )
-    cmd = [
-        sys.executable, "-m", "biofeedback.cli", "demo",
-        "--speed", "25", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
-        "--data-dir", str(tmp_path), "--duration", "3600",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _wait_port(mqtt_port, 30)
-        _wait_port(http, 30)
-        yield Demo(proc, http, mqtt_port, tmp_path, "auto", observer)
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate(timeout=10)
+    with run_demo(tmp_path, speed=25) as demo:
+        yield demo
 
 
 def test_assessment_from_the_dashboard(demo: Demo) -> None:

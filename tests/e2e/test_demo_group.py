@@ -9,8 +9,6 @@ import os
 import queue
 import signal
 import statistics
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -18,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.e2e.test_demo import _port_free, _wait_port
-from tests.support import REPO_ROOT, free_port, require_binary
+from tests.e2e.demo_proc import port_free, run_demo
+from tests.support import require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]
 
@@ -29,33 +27,11 @@ CLIENTS = {"client-001", "client-002", "client-003"}
 
 def test_demo_of_a_group_of_three(tmp_path: Any) -> None:
     require_binary("mosquitto", "mosquitto")
-    http, mqtt_port = free_port(), free_port()
-    observer = tmp_path / "observer.json"
-    env = dict(
-        os.environ,
-        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
-        BIOFEEDBACK_EMBEDDED_BROKER="mosquitto",
-        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(observer),
-        PYTHONUNBUFFERED="1",
-    )
-    cmd = [
-        sys.executable, "-m", "biofeedback.cli", "demo", "--clients", "3",
-        "--speed", "20", "--http-port", str(http), "--mqtt-port", str(mqtt_port),
-        "--data-dir", str(tmp_path), "--duration", "3600",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _wait_port(mqtt_port, 40)
-        _wait_port(http, 40)
-        login = json.loads(observer.read_text())
+    with run_demo(
+        tmp_path, "--clients", "3", speed=20, broker="mosquitto", secret=SECRET, within_s=40
+    ) as demo:
+        proc, http, mqtt_port = demo.proc, demo.http, demo.mqtt_port
+        login = json.loads(demo.observer.read_text())
         q: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="e2e-group")
         c.username_pw_set(login["username"], login["password"])
@@ -116,19 +92,11 @@ def test_demo_of_a_group_of_three(tmp_path: Any) -> None:
         _out, err = proc.communicate(timeout=40)
         assert proc.returncode == 0, err
         assert "Traceback" not in err, err
-        assert _port_free(http)
-        assert _port_free(mqtt_port)
+        assert port_free(http)
+        assert port_free(mqtt_port)
         for cid in CLIENTS:
             assert list((tmp_path / "recordings" / cid).iterdir()), f"{cid} was not recorded"
         assert not list((tmp_path / "baselines").glob("*.json")), "the demo saved a baseline"
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate(timeout=10)
 
 
 @pytest.mark.browser
@@ -137,29 +105,16 @@ def test_demo_of_six_shows_six_clients_on_one_overview(tmp_path: Any) -> None:
     the link and the overview shows six client rows, each with a live heart rate."""
     require_binary("mosquitto", "mosquitto")
     chromium = require_binary("chromium", "chromium")
-    http = free_port()
-    env = dict(
-        os.environ,
-        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
-        BIOFEEDBACK_EMBEDDED_BROKER="mosquitto",
-        PYTHONUNBUFFERED="1",
-    )
-    cmd = [
-        sys.executable, "-m", "biofeedback.cli", "demo", "--clients", "6", "--no-actor",
-        "--speed", "5", "--http-port", str(http), "--mqtt-port", "0",
-        "--data-dir", str(tmp_path), "--duration", "3600",
-    ]  # fmt: skip
-    proc = subprocess.Popen(
-        cmd,
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        _wait_port(http, 40)
+    with run_demo(
+        tmp_path,
+        *("--clients", "6", "--no-actor"),
+        speed=5,
+        broker="mosquitto",
+        mqtt_port=0,
+        secret=SECRET,
+        within_s=40,
+    ) as demo:
+        proc, http = demo.proc, demo.http
         import asyncio
 
         from playwright.async_api import async_playwright
@@ -195,11 +150,3 @@ def test_demo_of_six_shows_six_clients_on_one_overview(tmp_path: Any) -> None:
         _out, err = proc.communicate(timeout=40)
         assert proc.returncode == 0, err
         assert "Traceback" not in err, err
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.communicate(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.communicate(timeout=10)
