@@ -1,6 +1,18 @@
 // Therapist overview of a group: one row per client, the clients who need attention first
 // (paused, then arousal rising, then signal trouble, then the rest; id order within a group so
 // rows move only when a client changes group), a quiet alert when anyone pauses.
+//
+// Cheap with hundreds of live clients, so that the WebSocket's messages are handled as they come:
+// - the message handler only stores the rows (and announces a pause);
+// - the DOM is written in one animation frame, at most four times a second (in the next frame
+//   for a pause or a row scrolled into view), only for rows whose data changed or whose age
+//   ticked: rows on screen (IntersectionObserver) at once, rows off screen a few per frame
+//   (every row's text stays true within a few seconds, for screen readers and find-in-page),
+//   and a row whose group changed at once wherever it is;
+// - rows are grid boxes with fixed columns (dashboard.css): a changed row is laid out alone,
+//   where a table of 300 rows was laid out whole whenever one cell changed (20-110 ms a frame);
+// - sparklines are drawn only for rows on screen, at most once a second each, a few
+//   milliseconds' worth per frame; a row scrolled into view is drawn in the next frame.
 "use strict";
 
 (() => {
@@ -16,6 +28,10 @@
   const SPARK_H = 56;
   const ALERT_MARK_MS = 30000;
   const MAX_ALERTS = 4;
+  const SPARK_EVERY_MS = 1000; // a row's sparkline is redrawn at most this often
+  const SPARK_BUDGET_MS = 6; // sparkline drawing per frame; the rest waits for the next frame
+  const RENDER_EVERY_MS = 250; // live values are written at most 4 times a second
+  const OFFSCREEN_PER_FRAME = 25; // rows off screen written per frame (300 rows in ~3 s)
   let loaded = false; // the first overview came: later pauses are news
   const baseTitle = document.title;
 
@@ -39,8 +55,6 @@
       c.height = SPARK_H * dpr;
     }
     const trail = trails.get(s.client) || [];
-    const trend = s.trend == null ? "" : ", trend " + (s.trend > 0 ? "+" : "") + s.trend + " per minute";
-    c.setAttribute("aria-label", "arousal of " + s.client + ", last 2 minutes" + trend);
     c.dataset.points = String(trail.length);
     const ctx = c.getContext("2d");
     ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
@@ -118,10 +132,11 @@
     r.attnBadge = BF.el("span", {});
     r.stateBadge = BF.el("span", { "data-field": "state" });
     r.next = BF.el("td", { "data-field": "next", "data-label": "Next" });
-    r.fill = BF.el("span", { class: "fill" });
-    r.mark = BF.el("span", { class: "mark" });
-    const meterEl = BF.el("span", { class: "meter", title: "arousal 0–100" }, r.fill, r.mark);
-    meterEl.setAttribute("aria-hidden", "true"); // the number beside it says the same
+    // the bar and the pause threshold's mark are backgrounds of one box, moved by two custom
+    // properties (dashboard.css): no positioned boxes, which made every frame's paint walk
+    // three layers per row
+    r.meter = BF.el("span", { class: "meter", title: "arousal 0–100" });
+    r.meter.setAttribute("aria-hidden", "true"); // the number beside it says the same
     r.arousal = BF.el("span", { "data-field": "arousal" });
     r.trend = BF.el("span", { class: "trend", "data-field": "trend" });
     r.canvas = BF.el("canvas", { class: "spark", width: SPARK_W, height: SPARK_H });
@@ -138,7 +153,7 @@
       BF.el("td", { class: "who", "data-label": "Client" }, BF.el("a", { href, text: id })),
       BF.el("td", { "data-label": "Session" }, r.stateBadge),
       r.next,
-      BF.el("td", { class: "num", "data-label": "Arousal" }, meterEl, " ", r.arousal, r.trend),
+      BF.el("td", { class: "num", "data-label": "Arousal" }, r.meter, " ", r.arousal, r.trend),
       BF.el("td", { class: "spark-cell", "data-label": "Last 2 min" }, r.canvas),
       r.hr,
       r.quality,
@@ -151,6 +166,10 @@
       if (ev.target.tagName !== "A") location.href = href;
     });
     return r;
+  }
+
+  function setVar(el, name, value) {
+    if (el.style.getPropertyValue(name) !== value) el.style.setProperty(name, value);
   }
 
   function updateRow(r, s, rank, why, now) {
@@ -172,21 +191,14 @@
     if (r.next.textContent !== nextText || !!r.next.querySelector("strong") !== !!s.client_ready) {
       r.next.replaceChildren(s.client_ready ? BF.el("strong", { text: nextText }) : nextText);
     }
-    r.fill.hidden = s.arousal == null;
-    r.fill.style.width = Math.max(0, Math.min(100, s.arousal || 0)) + "%";
-    r.mark.hidden = s.upper == null;
-    r.mark.style.left = (s.upper || 0) + "%";
+    setVar(r.meter, "--a", (s.arousal == null ? 0 : Math.max(0, Math.min(100, s.arousal))) + "%");
+    setVar(r.meter, "--u", s.upper == null ? "-10%" : s.upper + "%"); // -10 %: off the bar, no mark
     setText(r.arousal, BF.fmt(s.arousal));
     const per = s.trend == null ? null : Math.round(s.trend);
     const trend = per == null ? "" : " " + (per > 0 ? "↑ " : per < 0 ? "↓ " : "→ ") + Math.abs(per) + "/min";
     setText(r.trend, trend);
-    const trail = trails.get(s.client) || [];
-    const sig = trail.length + ":" + (trail.length ? trail[trail.length - 1][0] : "") + ":" + s.upper + ":" + s.lower;
-    if (sig !== r.sig && (now - r.drawn >= 1000 || !r.drawn)) {
-      drawSpark(r.canvas, s);
-      r.sig = sig;
-      r.drawn = now;
-    }
+    const sparkTrend = s.trend == null ? "" : ", trend " + (s.trend > 0 ? "+" : "") + s.trend + " per minute";
+    setAttr(r.canvas, "aria-label", "arousal of " + s.client + ", last 2 minutes" + sparkTrend);
     setText(r.hr, s.hr == null ? "–" : BF.fmt(s.hr) + " bpm");
     setText(r.quality, s.quality == null ? "–" : Math.round(s.quality * 100) + " %");
     const [cls, label] = connection(s);
@@ -198,6 +210,55 @@
     setText(r.age, s.last_rx == null ? "–" : Math.max(0, Math.round(BF.serverNow() - s.last_rx)) + " s ago");
   }
 
+  // Rows on screen (or about to be): only their sparklines are drawn. A row coming into view is
+  // brought up to date at once.
+  const onScreen = new Set(); // client ids
+  const seen = new IntersectionObserver(
+    (entries) => {
+      for (const e of entries) {
+        const id = e.target.dataset.client;
+        if (e.isIntersecting) {
+          onScreen.add(id);
+          dirty.add(id);
+        } else onScreen.delete(id);
+      }
+      frame(true);
+    },
+    { rootMargin: "200px 0px" }
+  );
+
+  // which sparklines are out of date, oldest first; drawn within a time budget per frame
+  function sparkSig(s) {
+    const trail = trails.get(s.client) || [];
+    return trail.length + ":" + (trail.length ? trail[trail.length - 1][0] : "") + ":" + s.upper + ":" + s.lower;
+  }
+  function drawSparks(now) {
+    const due = [];
+    for (const id of onScreen) {
+      const r = els.get(id);
+      const s = rows.get(id);
+      if (!r || !s || sparkSig(s) === r.sig) continue;
+      if (r.drawn && now - r.drawn < SPARK_EVERY_MS) continue;
+      due.push(r);
+    }
+    due.sort((a, b) => a.drawn - b.drawn);
+    const start = performance.now();
+    let left = 0;
+    for (let i = 0; i < due.length; i++) {
+      if (i > 0 && performance.now() - start > SPARK_BUDGET_MS) {
+        left = due.length - i;
+        break;
+      }
+      const r = due[i];
+      const s = rows.get(r.tr.dataset.client);
+      drawSpark(r.canvas, s);
+      r.sig = sparkSig(s);
+      r.drawn = now;
+    }
+    return left;
+  }
+
+  let lastOrder = []; // the rows in the order drawn
   function render() {
     const now = Date.now();
     const keyed = order();
@@ -207,22 +268,94 @@
     if (document.title !== title) document.title = title;
     for (const id of [...els.keys()]) {
       if (!rows.has(id)) {
-        els.get(id).tr.remove();
+        const gone = els.get(id);
+        seen.unobserve(gone.tr);
+        gone.tr.remove();
         els.delete(id);
+        onScreen.delete(id);
       }
     }
     const wanted = [];
     for (const [[rank, why], s] of keyed) {
-      let r = els.get(s.client);
-      if (!r) els.set(s.client, (r = makeRow(s.client)));
-      updateRow(r, s, rank, why, now);
-      wanted.push(r.tr);
+      const id = s.client;
+      let r = els.get(id);
+      const made = !r;
+      if (made) els.set(id, (r = makeRow(id)));
+      // a row's group can change with nothing new from the hub (its data went silent), so the
+      // group is compared on every frame and written wherever the row is
+      if (made || r.rank !== rank || r.why !== why || (dirty.has(id) && onScreen.has(id))) {
+        updateRow(r, s, rank, why, now);
+        r.rank = rank;
+        r.why = why;
+        dirty.delete(id);
+      }
+      wanted.push(r);
     }
-    // move rows only when the order changed (a client changed group, or a new one came)
-    const current = tbody.children;
-    let same = current.length === wanted.length;
-    for (let i = 0; same && i < wanted.length; i++) same = current[i] === wanted[i];
-    if (!same) tbody.append(...wanted);
+    // rows off screen: the ones waiting longest first (a Set keeps the order ids were added in)
+    let budget = OFFSCREEN_PER_FRAME;
+    for (const id of dirty) {
+      if (budget <= 0) break;
+      const r = els.get(id);
+      const s = rows.get(id);
+      dirty.delete(id);
+      if (!r || !s) continue;
+      updateRow(r, s, r.rank, r.why, now);
+      budget--;
+    }
+    // move rows only when the order changed (a client changed group, or a new one came); each
+    // row out of place is moved once, keeping its focus where the browser can (moveBefore)
+    let same = lastOrder.length === wanted.length;
+    for (let i = 0; same && i < wanted.length; i++) same = lastOrder[i] === wanted[i];
+    if (!same) {
+      for (let i = 0; i < wanted.length; i++) {
+        const tr = wanted[i].tr;
+        const at = tbody.children[i];
+        if (at === tr) continue;
+        if (!tr.isConnected) {
+          tbody.insertBefore(tr, at || null);
+          seen.observe(tr);
+        } else if (tbody.moveBefore) tbody.moveBefore(tr, at || null);
+        else tbody.insertBefore(tr, at || null);
+      }
+      lastOrder = wanted;
+    }
+    return drawSparks(now) + (dirty.size ? 1 : 0);
+  }
+
+  // All DOM writes happen in one animation frame: right after the data, before style and layout,
+  // so nothing is laid out twice. `urgent` (a pause, a row scrolled into view) draws in the next
+  // frame; live values at most every RENDER_EVERY_MS.
+  const dirty = new Set(); // client ids whose rows must be written
+  let framePending = false;
+  let timerPending = false;
+  let lastRender = 0;
+  function frame(urgent) {
+    if (framePending) return;
+    const wait = RENDER_EVERY_MS - (performance.now() - lastRender);
+    if (!urgent && wait > 0) {
+      if (timerPending) return;
+      timerPending = true;
+      setTimeout(() => {
+        timerPending = false;
+        frame(true);
+      }, wait);
+      return;
+    }
+    framePending = true;
+    let done = false;
+    const run = () => {
+      if (done) return;
+      done = true;
+      framePending = false;
+      lastRender = performance.now();
+      // sparklines left over for lack of time are drawn in the next frame, rows off screen in
+      // the next render
+      const left = render();
+      if (left > 0) frame(dirty.size === 0);
+    };
+    requestAnimationFrame(run);
+    // a hidden tab gets no animation frames, and its title must still say who paused
+    setTimeout(run, 100);
   }
 
   // a pause is news once: a line in the polite live region (read out by a screen reader when
@@ -266,7 +399,8 @@
     document.getElementById("alert-list").replaceChildren();
     dismiss.hidden = true;
     alertedUntil.clear();
-    render();
+    for (const id of rows.keys()) dirty.add(id);
+    frame(true);
   });
   if (chime) {
     chime.checked = localStorage.getItem("bf-chime") === "1";
@@ -284,17 +418,6 @@
   narrow.addEventListener("change", fitScroller);
   fitScroller();
 
-  // many clients publish several times a second: redraw at most 4 times a second
-  let scheduled = false;
-  function soon() {
-    if (scheduled) return;
-    scheduled = true;
-    setTimeout(() => {
-      scheduled = false;
-      render();
-    }, 250);
-  }
-
   BF.connect("/ws", {
     overview(msg) {
       rows.clear();
@@ -304,25 +427,29 @@
         else remember(s);
       }
       loaded = true;
-      render();
+      for (const id of rows.keys()) dirty.add(id);
+      frame(true);
     },
     // the hub sends the rows that changed in one frame per turn of its loop: each client's newest
-    // row, and every pause or state change in the order it happened
+    // row, and every pause or state change in the order it happened. Kept here; drawn in a frame.
     summaries(msg) {
       let paused = false;
       for (const s of msg.summaries) {
         const before = rows.get(s.client);
         rows.set(s.client, s);
         remember(s);
+        dirty.add(s.client);
         if (loaded && s.paused === true && !(before && before.paused === true)) {
           announcePause(s);
           paused = true;
         }
       }
-      if (paused) render(); // a pause moves its row to the top now, not in a quarter second
-      else soon();
+      frame(paused); // a pause moves its row to the top in the next frame, not in a quarter second
     },
   });
   // ages and staleness move on even when nothing arrives
-  setInterval(render, 1000);
+  setInterval(() => {
+    for (const id of rows.keys()) dirty.add(id);
+    frame(false);
+  }, 1000);
 })();
