@@ -28,8 +28,7 @@ from tests.web.invariants import CONTROLS, assert_no_axe_violations, assert_pres
 from tests.web.test_client_screen import (
     CALM,
     Room,
-    at_sizes,
-    box,
+    answers_equal_and_on_screen,
     poll,
     press,
     room,
@@ -45,28 +44,8 @@ T = Role.THERAPIST
 
 
 async def answers_alike_and_on_screen(page: Any) -> None:
-    async def check(width: int, height: int) -> None:
-        yes, no = await box(page, "#b-a-consent"), await box(page, "#b-a-decline")
-        for name, b in (("Yes", yes), ("Not now", no)):
-            assert b["y"] >= 0, f"{name} above the screen"
-            assert b["y"] + b["height"] <= height, f"{name} below the screen: {b}"
-            assert b["x"] >= 0, f"{name} left of the screen"
-            assert b["x"] + b["width"] <= width, f"{name} right of the screen"
-        assert abs(yes["width"] - no["width"]) <= 1, f"widths differ: {yes} vs {no}"
-        assert abs(yes["height"] - no["height"]) <= 1, f"heights differ: {yes} vs {no}"
-        styles = await page.evaluate(
-            """() => ["b-a-consent", "b-a-decline"].map((id) => {
-                 const c = getComputedStyle(document.getElementById(id));
-                 return [c.backgroundColor, c.color, c.borderTopWidth, c.borderTopColor,
-                         c.fontSize, c.fontWeight];
-               })"""
-        )
-        assert styles[0] == styles[1], f"Yes and Not now look different: {styles}"
-        scrolled = await page.evaluate("document.getElementById('main').scrollTop")
-        assert scrolled == 0, "the screen had to scroll to show them"
-
-    failures = await at_sizes(page, check)
-    assert not failures, "\n".join(failures)
+    """Asked like a step: "Yes" and "Not now" drawn alike, both on screen at every size."""
+    await answers_equal_and_on_screen(page, "b-a-consent", "b-a-decline", "Not now")
 
 
 async def test_consent_pacing_stop_and_own_pace(room: Room) -> None:

@@ -381,12 +381,15 @@ class Checks:
         )
 
 
-async def answers_equal_and_on_screen(page: Any) -> None:
-    """Both answers drawn the same, side by side, fully on screen without scrolling."""
+async def answers_equal_and_on_screen(
+    page: Any, yes_id: str = "b-consent", no_id: str = "b-decline", no_name: str = "Not yet"
+) -> None:
+    """Both answers drawn the same, side by side, fully on screen without scrolling (a step's
+    "Yes" / "Not yet"; the breathing check's "Yes" / "Not now" by their ids)."""
 
     async def check(width: int, height: int) -> None:
-        yes, no = await box(page, "#b-consent"), await box(page, "#b-decline")
-        for name, b in (("Yes", yes), ("Not yet", no)):
+        yes, no = await box(page, f"#{yes_id}"), await box(page, f"#{no_id}")
+        for name, b in (("Yes", yes), (no_name, no)):
             assert b["y"] >= 0, f"{name} above the screen"
             assert b["y"] + b["height"] <= height, f"{name} below the screen: {b}"
             assert b["x"] >= 0, f"{name} left of the screen"
@@ -394,14 +397,15 @@ async def answers_equal_and_on_screen(page: Any) -> None:
         assert abs(yes["width"] - no["width"]) <= 1, f"widths differ: {yes} vs {no}"
         assert abs(yes["height"] - no["height"]) <= 1, f"heights differ: {yes} vs {no}"
         styles = await page.evaluate(
-            """() => ["b-consent", "b-decline"].map((id) => {
+            """(ids) => ids.map((id) => {
                  const c = getComputedStyle(document.getElementById(id));
                  return [c.backgroundColor, c.color, c.borderTopWidth, c.borderTopColor,
                          c.fontSize, c.fontWeight];
-               })"""
+               })""",
+            [yes_id, no_id],
         )
-        assert styles[0] == styles[1], f"Yes and Not yet look different: {styles}"
-        scrolled = await page.evaluate("document.getElementById('main')?.scrollTop ?? scrollY")
+        assert styles[0] == styles[1], f"Yes and {no_name} look different: {styles}"
+        scrolled = await page.evaluate("document.getElementById('main').scrollTop")
         assert scrolled == 0, "the screen had to scroll to show them"
 
     failures = await at_sizes(page, check)
@@ -669,24 +673,22 @@ async def walk(room: Room, checks: Checks) -> None:
 # ---- the tests ---------------------------------------------------------------------------------
 
 
-async def test_every_control_can_be_pressed_in_every_state_at_every_size(room: Room) -> None:
-    checks = Checks(pressable=True)
+async def walk_every_state(room: Room, checks: Checks) -> None:
+    """The walk with these checks in each state; a walk that stops early is a failure too."""
     try:
         await walk(room, checks)
     except (AssertionError, TimeoutError, PlaywrightError) as exc:
         checks.failures.append(f"the walk stopped after {checks.states[-1:]}: {exc}")
     checks.verdict()
     assert len(checks.states) >= 16, checks.states
+
+
+async def test_every_control_can_be_pressed_in_every_state_at_every_size(room: Room) -> None:
+    await walk_every_state(room, Checks(pressable=True))
 
 
 async def test_no_axe_violations_in_any_state(room: Room) -> None:
-    checks = Checks(pressable=False, axe=True)
-    try:
-        await walk(room, checks)
-    except (AssertionError, TimeoutError, PlaywrightError) as exc:
-        checks.failures.append(f"the walk stopped after {checks.states[-1:]}: {exc}")
-    checks.verdict()
-    assert len(checks.states) >= 16, checks.states
+    await walk_every_state(room, Checks(pressable=False, axe=True))
 
 
 async def test_pause_yes_and_not_yet_work_from_the_keyboard(room: Room) -> None:
