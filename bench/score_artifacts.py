@@ -10,6 +10,10 @@ Prints the Markdown tables of docs/arousal.md ("Artifacts: measured"). Needs ../
   normal nor ectopic in the scoring.
 * `--old REV` also runs the pipeline of an earlier commit (neurokit2's detector on a rolling
   64-beat buffer) from `git archive`, in a subprocess, for the side-by-side columns.
+* `--classes` also prints, for 14157 and 15814, the ectopic beats corrected by how premature they
+  are against their centred 11-beat median, and the opening quadrigeminy of 15814 (its first 200
+  beats); `--agreement` the label-by-label agreement with neurokit2 (`judge_segment` on whole µs,
+  as `tests/hrv/test_native_artifacts.py` compares them).
 """
 
 from __future__ import annotations
@@ -179,10 +183,82 @@ def both(flags: np.ndarray, ect: np.ndarray, normal: np.ndarray) -> str:
     return f"{sens:.1f} % / {100.0 * (flags & normal).sum() / normal.sum():.2f} %"
 
 
+def classes(ann: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Ectopic beats corrected by earliness class (14157, 15814), and 15814's opening."""
+    edges = ("not premature", "0-3 % early", "3-5 %", "5-10 %", "> 10 %")
+    print("\n| record: ectopic beats corrected, native | " + " | ".join(edges) + " |")
+    print("|---" * (len(edges) + 1) + "|")
+    for name, rr, lab in ann:
+        if not name.endswith(("14157", "15814")):
+            continue
+        det, _ = new_flags(rr)
+        x = np.rint(rr * 1000).astype(np.int64)
+        med = np.array([np.median(x[max(0, k - 5) : k + 6]) for k in range(len(x))])
+        early = (med - x) / med
+        ect = lab != "N"
+        bins = [early <= 0, (early > 0) & (early <= 0.03), (early > 0.03) & (early <= 0.05)]
+        bins += [(early > 0.05) & (early <= 0.10), early > 0.10]
+        cells = [f"{int((b & ect & det).sum()):,} of {int((b & ect).sum()):,}" for b in bins]
+        print(f"| {name} ({int(ect.sum()):,} ectopic) | " + " | ".join(cells) + " |")
+        missed = ect & ~det
+        print(f"  missed {int(missed.sum())}, of them F: {int((missed & (lab == 'F')).sum())}")
+        if name.endswith("15814"):
+            n = int(ect[:200].sum())
+            print(
+                f"  opening quadrigeminy (first 200 beats): {int((det & ect)[:200].sum())} of {n}"
+            )
+
+
+def agreement(
+    ann: list[tuple[str, np.ndarray, np.ndarray]], plain: list[tuple[str, np.ndarray]]
+) -> None:
+    """Label-by-label agreement with neurokit2 over the beats both judge."""
+    from biofeedback.signal.artifacts import LABELS, UNJUDGED, judge_segment
+
+    print(
+        "\n| series | beats judged | same label as neurokit2 | flagged: native / neurokit2 / both |"
+    )
+    print("|---|---|---|---|")
+    series = [(n, rr) for n, rr, _ in ann] + [
+        p for p in plain if not p[0].startswith(("syn", "Neu", "spi", "dri"))
+    ]
+    for name, rr in series:
+        x = np.rint(rr * 1000).astype(np.int64)
+        ours = judge_segment(x).labels
+        ref = nk_labels(x)
+        judged = np.flatnonzero(ours != UNJUDGED).tolist()
+        same = sum(LABELS[int(ours[k])] == ref[k] for k in judged)
+        mine = sum(int(ours[k]) > 0 for k in judged)
+        theirs = sum(ref[k] is not None for k in judged)
+        both_ = sum(int(ours[k]) > 0 and ref[k] is not None for k in judged)
+        share = 100.0 * same / len(judged)
+        print(f"| {name} | {len(judged)} | {share:.2f} % | {mine} / {theirs} / {both_} |")
+
+
+def nk_labels(x: np.ndarray) -> list[str | None]:
+    """neurokit2's label per interval of whole-µs RR `x` (whole series, non-iterative)."""
+    import neurokit2 as nk
+
+    peaks = np.concatenate(([0], np.cumsum(x)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        info, _ = nk.signal_fixpeaks(
+            peaks, sampling_rate=1_000_000, iterative=False, method="kubios"
+        )
+    out: list[str | None] = [None] * len(x)
+    for kind in ("longshort", "ectopic", "missed", "extra"):  # as the tests: later kinds win
+        for p in info[kind]:
+            if 0 <= p - 1 < len(x):
+                out[p - 1] = kind
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--old", help="git revision of the previous stage (side by side)")
     ap.add_argument("--beats", type=int, default=12_000, help="first N beats of each LTDB record")
+    ap.add_argument("--classes", action="store_true", help="missed beats by earliness class")
+    ap.add_argument("--agreement", action="store_true", help="label agreement with neurokit2")
     args = ap.parse_args()
 
     ann = annotated(args.beats)
@@ -237,6 +313,10 @@ def main() -> None:
             od, os_ = old[name]
             cells.append(f"{pct(int(od.sum()), n)} / {pct(int(os_.sum()), n)}")
         print("| " + " | ".join(cells) + " |")
+    if args.classes:
+        classes(ann)
+    if args.agreement:
+        agreement(ann, plain)
 
 
 if __name__ == "__main__":
