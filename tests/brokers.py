@@ -11,7 +11,8 @@ the right URL, CA file and credentials. The pytest fixtures `mosquitto` (plain M
 TLS Mosquitto, the embedded broker as the service starts it, and the amqtt in-process fallback)
 are defined here too; import them into a test module to use them. Every broker is stopped and its
 files removed when the context ends. `sever(link)` cuts a link's connection without DISCONNECT;
-`wait_disconnected(link)` waits until a link noticed its broker is gone.
+`wait_disconnected(link)` waits until a link noticed its broker is gone. `link_name(prefix)`
+gives a client id no other link of the run has; `next_message` / `collect_messages` read a link.
 
 TLS material (a CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an
 unrelated second CA for "bad CA" tests) is generated per test with the `openssl` CLI.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import secrets
 import socket
 import subprocess
@@ -37,7 +39,7 @@ from biofeedback.service.broker import (
     MosquittoTls,
     mosquitto_password_line,
 )
-from biofeedback.service.mqtt import MqttLink, MqttSettings
+from biofeedback.service.mqtt import IncomingMessage, MqttLink, MqttSettings
 from tests.support import require_binary
 
 # The ACL of config/mosquitto/acl.example, with the roles used by tests. Keep them in step.
@@ -104,6 +106,31 @@ async def wait_disconnected(link: MqttLink, limit_s: float = 5.0) -> None:
     """Wait until the link noticed that its broker went away."""
     async with asyncio.timeout(limit_s):
         await link.wait_disconnected()
+
+
+_names = itertools.count()
+
+
+def link_name(prefix: str) -> str:
+    """A client id no other link of this test run has ("sub-12": a broker drops the older of
+    two links with one id)."""
+    return f"{prefix}-{next(_names)}"
+
+
+async def next_message(it: object, wait_s: float = 5.0) -> IncomingMessage:
+    """The next message from a link's `messages()` iterator, or TimeoutError after `wait_s`."""
+    return await asyncio.wait_for(it.__anext__(), wait_s)  # type: ignore[attr-defined]
+
+
+async def collect_messages(link: MqttLink, quiet_s: float) -> list[IncomingMessage]:
+    """Everything that arrives until nothing came for `quiet_s` seconds."""
+    got: list[IncomingMessage] = []
+    it = link.messages()
+    while True:
+        try:
+            got.append(await next_message(it, quiet_s))
+        except TimeoutError:
+            return got
 
 
 def _openssl(*args: str, cwd: Path) -> None:

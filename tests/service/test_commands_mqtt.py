@@ -5,7 +5,6 @@ role-bound topics refuse other roles, and a redelivered id is applied once."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 from collections.abc import Callable
 from typing import Any
@@ -17,10 +16,9 @@ from biofeedback.service import payloads
 from biofeedback.service.commands import CommandDeduper, serve_commands
 from biofeedback.service.mqtt import IncomingMessage, MqttLink
 from biofeedback.service.topics import Topic, command_topic, topic
-from tests.brokers import BrokerHandle, embedded, mosquitto_plain
+from tests.brokers import BrokerHandle, embedded, link_name, mosquitto_plain, next_message
 
 C1 = "c-7f3a"
-_names = itertools.count()
 
 
 class FakeSession:
@@ -35,10 +33,6 @@ class FakeSession:
             reply(payloads.command_error(C1, cmd.t, cmd.command_id, "not now"))
         else:
             reply(payloads.reply(C1, cmd.t, cmd.command_id, True, None))
-
-
-async def _next(it: object, wait_s: float = 5.0) -> IncomingMessage:
-    return await asyncio.wait_for(it.__anext__(), wait_s)  # type: ignore[attr-defined]
 
 
 def _cmd(cid: str, cmd: str = "pause", role: str = "client", **args: Any) -> dict[str, Any]:
@@ -63,8 +57,8 @@ async def test_commands_over_mqtt(broker_proto: tuple[BrokerHandle, int]) -> Non
     session = FakeSession()
     dedupe = CommandDeduper()
     async with (
-        MqttLink(s, f"bf-service-{next(_names)}") as svc,
-        MqttLink(s, f"bf-web-{next(_names)}") as dash,
+        MqttLink(s, link_name("bf-service")) as svc,
+        MqttLink(s, link_name("bf-web")) as dash,
     ):
         await dash.subscribe(topic(C1, Topic.REPLY) + "/#")
         pump = asyncio.create_task(
@@ -77,7 +71,7 @@ async def test_commands_over_mqtt(broker_proto: tuple[BrokerHandle, int]) -> Non
 
             async def ask(data: bytes, **kw: Any) -> IncomingMessage:
                 dash.publish_bytes(cmd_t if "to" not in kw else kw.pop("to"), data, qos=1, **kw)
-                return await _next(replies)
+                return await next_message(replies)
 
             # junk: error reply on the plain reply topic, nothing applied
             for junk, needle in [
@@ -168,8 +162,8 @@ async def test_a_flood_of_pauses_over_mqtt_adds_no_flood_of_events() -> None:
     n = 3000
     async with (
         mosquitto_plain() as broker,
-        MqttLink(broker.settings(5), f"bf-service-{next(_names)}") as svc,
-        MqttLink(broker.settings(5), f"bf-web-{next(_names)}") as client,
+        MqttLink(broker.settings(5), link_name("bf-service")) as svc,
+        MqttLink(broker.settings(5), link_name("bf-web")) as client,
     ):
         await client.subscribe(topic(C1, Topic.REPLY) + "/#", qos=1)
         pump = asyncio.create_task(serve_commands(svc, C1, now=lambda: 10.0, submit=submit))
@@ -178,7 +172,7 @@ async def test_a_flood_of_pauses_over_mqtt_adds_no_flood_of_events() -> None:
             replies = client.messages()
             for i in range(n):
                 client.publish_json(command_topic(C1, "client"), _cmd(f"p-{i}"), qos=1)
-            got = [(await _next(replies, 20.0)).json() for _ in range(n)]
+            got = [(await next_message(replies, 20.0)).json() for _ in range(n)]
         finally:
             pump.cancel()
             with pytest.raises(asyncio.CancelledError):

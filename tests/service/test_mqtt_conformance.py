@@ -4,36 +4,21 @@ with TLS and passwords, and the amqtt in-process fallback; over MQTT 5 and 3.1.1
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 
 import pytest
 
-from biofeedback.service.mqtt import IncomingMessage, MqttLink
-from tests.brokers import BrokerHandle, any_broker, sever
+from biofeedback.service.mqtt import MqttLink
+from tests.brokers import (
+    BrokerHandle,
+    any_broker,
+    collect_messages,
+    link_name,
+    next_message,
+    sever,
+)
 
 __all__ = ["any_broker"]  # the fixture is used by name
-
-_names = itertools.count()
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{next(_names)}"
-
-
-async def _next(it: object, wait_s: float = 5.0) -> IncomingMessage:
-    return await asyncio.wait_for(it.__anext__(), wait_s)  # type: ignore[attr-defined]
-
-
-async def _collect(link: MqttLink, quiet_s: float) -> list[IncomingMessage]:
-    """Everything that arrives until nothing came for `quiet_s` seconds."""
-    got: list[IncomingMessage] = []
-    it = link.messages()
-    while True:
-        try:
-            got.append(await _next(it, quiet_s))
-        except TimeoutError:
-            return got
 
 
 def _protocols(broker: BrokerHandle) -> list[int]:
@@ -44,14 +29,14 @@ def _protocols(broker: BrokerHandle) -> list[int]:
 async def test_publish_subscribe_json_both_protocols(any_broker: BrokerHandle) -> None:
     for proto in _protocols(any_broker):
         s = any_broker.settings(proto)
-        async with MqttLink(s, _name("sub")) as sub, MqttLink(s, _name("pub")) as pub:
+        async with MqttLink(s, link_name("sub")) as sub, MqttLink(s, link_name("pub")) as pub:
             await sub.subscribe("bf-test/+/x", qos=1)
             pub.publish_json("bf-test/a/x", {"n": 1, "p": proto}, qos=1)
             pub.publish_json("bf-test/a/y", {"n": 2}, qos=1)  # not subscribed
             pub.publish_json("bf-test/b/x", {"n": 3}, qos=0)
             it = sub.messages()
-            first = await _next(it)
-            second = await _next(it)
+            first = await next_message(it)
+            second = await next_message(it)
             assert (first.topic, json.loads(first.payload)) == ("bf-test/a/x", {"n": 1, "p": proto})
             assert second.json() == {"n": 3}
             assert first.qos == 1
@@ -63,18 +48,18 @@ async def test_publish_subscribe_json_both_protocols(any_broker: BrokerHandle) -
 @pytest.mark.mosquitto
 async def test_retained_reaches_only_matching_subscriptions(any_broker: BrokerHandle) -> None:
     s = any_broker.settings()
-    async with MqttLink(s, _name("pub")) as pub:
+    async with MqttLink(s, link_name("pub")) as pub:
         pub.publish_json("bf-test/c1/session", {"state": "ready"}, qos=1, retain=True)
         pub.publish_json("bf-test/c2/session", {"state": "paused"}, qos=1, retain=True)
         pub.publish_json("other/c3/session", {"state": "x"}, qos=1, retain=True)
         await asyncio.wait_for(pub.drain(), 5)
         # Another client subscribed to everything, as a dashboard would: amqtt 0.12 then leaks
         # those retained topics to later clients. The link must filter them out.
-        async with MqttLink(s, _name("watcher")) as watcher:
+        async with MqttLink(s, link_name("watcher")) as watcher:
             await watcher.subscribe("#", qos=1)
-            async with MqttLink(s, _name("sub")) as sub:
+            async with MqttLink(s, link_name("sub")) as sub:
                 await sub.subscribe("bf-test/c1/#", qos=1)
-                got = await _collect(sub, 1.0)
+                got = await collect_messages(sub, 1.0)
     seen = [(m.topic, m.json(), m.retain) for m in got]
     want = [("bf-test/c1/session", {"state": "ready"}, True)]
     if any_broker.name.endswith("amqtt"):
@@ -89,13 +74,13 @@ async def test_retained_reaches_only_matching_subscriptions(any_broker: BrokerHa
 @pytest.mark.mosquitto
 async def test_clearing_retained_state(any_broker: BrokerHandle) -> None:
     s = any_broker.settings()
-    async with MqttLink(s, _name("pub")) as pub:
+    async with MqttLink(s, link_name("pub")) as pub:
         pub.publish_json("bf-test/r/session", {"state": "ready"}, qos=1, retain=True)
         pub.publish_bytes("bf-test/r/session", b"", qos=1, retain=True)
         await asyncio.wait_for(pub.drain(), 5)
-        async with MqttLink(s, _name("sub")) as sub:
+        async with MqttLink(s, link_name("sub")) as sub:
             await sub.subscribe("bf-test/r/#")
-            got = await _collect(sub, 0.7)
+            got = await collect_messages(sub, 0.7)
     assert got == []
 
 
@@ -103,13 +88,13 @@ async def test_clearing_retained_state(any_broker: BrokerHandle) -> None:
 async def test_clean_close_publishes_will_payload(any_broker: BrokerHandle) -> None:
     s = any_broker.settings()
     will = ("bf-test/w/status", b'{"online":false}', True)
-    async with MqttLink(s, _name("sub")) as sub:
+    async with MqttLink(s, link_name("sub")) as sub:
         await sub.subscribe("bf-test/w/status", qos=1)
-        async with MqttLink(s, _name("svc"), will=will) as svc:
+        async with MqttLink(s, link_name("svc"), will=will) as svc:
             svc.publish_json("bf-test/w/status", {"online": True}, qos=1, retain=True)
             it = sub.messages()
-            assert (await _next(it)).json() == {"online": True}
-        assert (await _next(it)).json() == {"online": False}
+            assert (await next_message(it)).json() == {"online": True}
+        assert (await next_message(it)).json() == {"online": False}
 
 
 @pytest.mark.mosquitto
@@ -117,16 +102,16 @@ async def test_last_will_fires_on_abrupt_disconnect(any_broker: BrokerHandle) ->
     """The service's socket dies without DISCONNECT (crash, cable): the broker sends the will."""
     s = any_broker.settings(keepalive_s=5)
     will = ("bf-test/w2/status", b'{"online":false}', True)
-    async with MqttLink(s, _name("sub")) as sub:
+    async with MqttLink(s, link_name("sub")) as sub:
         await sub.subscribe("bf-test/w2/status", qos=1)
-        svc = MqttLink(s, _name("svc"), will=will)
+        svc = MqttLink(s, link_name("svc"), will=will)
         await svc.__aenter__()
         try:
             svc.publish_json("bf-test/w2/status", {"online": True}, qos=1, retain=True)
             it = sub.messages()
-            assert (await _next(it)).json() == {"online": True}
+            assert (await next_message(it)).json() == {"online": True}
             sever(svc)
-            msg = await _next(it, 10)
+            msg = await next_message(it, 10)
             assert msg.json() == {"online": False}
         finally:
             await svc.aclose()
@@ -137,7 +122,7 @@ async def test_qos1_redelivered_after_reconnect(any_broker: BrokerHandle) -> Non
     """A subscriber that loses its connection gets the QoS 1 messages sent meanwhile."""
     for proto in _protocols(any_broker):
         s = any_broker.settings(proto)
-        async with MqttLink(s, _name("sub")) as sub, MqttLink(s, _name("pub")) as pub:
+        async with MqttLink(s, link_name("sub")) as sub, MqttLink(s, link_name("pub")) as pub:
             await sub.subscribe("bf-test/q/event", qos=1)
             sever(sub)
             await asyncio.sleep(0.2)
@@ -147,7 +132,7 @@ async def test_qos1_redelivered_after_reconnect(any_broker: BrokerHandle) -> Non
             await asyncio.wait_for(pub.drain(), 5)
             await asyncio.wait_for(sub.wait_connected(), 10)
             it = sub.messages()
-            got = [(await _next(it)).json()["i"] for _ in range(20)]
+            got = [(await next_message(it)).json()["i"] for _ in range(20)]
             assert got == list(range(20))
             assert sub.stats.reconnects == 1
 
@@ -170,8 +155,8 @@ async def test_shared_subscription_splits_the_load() -> None:
             for i in range(40):
                 svc.publish_kind(f"c-{i % 4}", Topic.EVENT, {"i": i})
             await asyncio.wait_for(svc.drain(), 5)
-            got_a = [m.json()["i"] for m in await _collect(a, 0.7)]
-            got_c = [m.json()["i"] for m in await _collect(c, 0.3)]
+            got_a = [m.json()["i"] for m in await collect_messages(a, 0.7)]
+            got_c = [m.json()["i"] for m in await collect_messages(c, 0.3)]
     assert sorted(got_a + got_c) == list(range(40))
     assert got_a
     assert got_c

@@ -4,7 +4,6 @@ killed with SIGKILL and restarted, the offline queue's overflow policy, a crashe
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import os
@@ -16,12 +15,15 @@ from pathlib import Path
 import pytest
 
 from biofeedback.errors import BrokerError
-from biofeedback.service.mqtt import IncomingMessage, MqttLink
+from biofeedback.service.mqtt import MqttLink
 from biofeedback.service.topics import Topic, command_topic, topic
 from tests.brokers import (
     BrokerHandle,
+    collect_messages,
+    link_name,
     mosquitto_plain,
     mosquitto_secure,
+    next_message,
     sever,
     wait_disconnected,
 )
@@ -29,26 +31,7 @@ from tests.support import REPO_ROOT, free_port
 
 pytestmark = pytest.mark.mosquitto
 
-_names = itertools.count()
 C1 = "c-7f3a"
-
-
-def _name(prefix: str) -> str:
-    return f"{prefix}-{next(_names)}"
-
-
-async def _next(link_iter: object, wait_s: float = 5.0) -> IncomingMessage:
-    return await asyncio.wait_for(link_iter.__anext__(), wait_s)  # type: ignore[attr-defined]
-
-
-async def _collect(link: MqttLink, quiet_s: float) -> list[IncomingMessage]:
-    got: list[IncomingMessage] = []
-    it = link.messages()
-    while True:
-        try:
-            got.append(await _next(it, quiet_s))
-        except TimeoutError:
-            return got
 
 
 # ---- TLS, passwords and clear errors --------------------------------------------------------
@@ -62,7 +45,7 @@ async def secure(tmp_path: Path) -> BrokerHandle:  # type: ignore[misc]
 
 async def test_tls_password_login_works_over_both_protocols(secure: BrokerHandle) -> None:
     for proto in (5, 311):
-        async with MqttLink(secure.settings(proto), _name("svc")) as link:
+        async with MqttLink(secure.settings(proto), link_name("svc")) as link:
             assert link.connected
             assert link.settings.tls
             await link.subscribe(command_topic(C1) + "/#")
@@ -72,14 +55,14 @@ async def test_tls_password_login_works_over_both_protocols(secure: BrokerHandle
 async def test_wrong_password_is_a_clear_broker_error(secure: BrokerHandle, proto: int) -> None:
     s = secure.settings(proto, password="not-the-password")
     with pytest.raises(BrokerError, match=r"refused the login .*user 'service'.*password"):
-        async with MqttLink(s, _name("svc")):
+        async with MqttLink(s, link_name("svc")):
             pass
 
 
 async def test_no_credentials_is_refused(secure: BrokerHandle) -> None:
     s = secure.settings(username=None, password=None)
     with pytest.raises(BrokerError, match="refused"):
-        async with MqttLink(s, _name("svc")):
+        async with MqttLink(s, link_name("svc")):
             pass
 
 
@@ -87,14 +70,14 @@ async def test_untrusted_server_certificate_is_a_clear_error(secure: BrokerHandl
     assert secure.tls is not None
     s = secure.settings(ca_file=str(secure.tls.other_ca_cert))
     with pytest.raises(BrokerError, match=r"TLS certificate of MQTT broker .* not accepted"):
-        async with MqttLink(s, _name("svc")):
+        async with MqttLink(s, link_name("svc")):
             pass
 
 
 async def test_missing_ca_file_is_named(secure: BrokerHandle, tmp_path: Path) -> None:
     s = secure.settings(ca_file=str(tmp_path / "nope.crt"))
     with pytest.raises(BrokerError, match=r"CA file not found: .*nope\.crt"):
-        async with MqttLink(s, _name("svc")):
+        async with MqttLink(s, link_name("svc")):
             pass
 
 
@@ -108,7 +91,7 @@ async def test_plain_mqtt_against_a_tls_port_is_explained(secure: BrokerHandle) 
         connect_timeout_s=2.0,
     )
     with pytest.raises(BrokerError, match=r"closed the connection before accepting it.*mqtts://"):
-        async with MqttLink(plain, _name("svc")):
+        async with MqttLink(plain, link_name("svc")):
             pass
 
 
@@ -117,11 +100,11 @@ async def test_unreachable_and_unknown_hosts() -> None:
 
     closed = MqttSettings.from_url(f"mqtt://127.0.0.1:{free_port()}", env={})
     with pytest.raises(BrokerError, match="refused the TCP connection"):
-        async with MqttLink(closed, _name("svc")):
+        async with MqttLink(closed, link_name("svc")):
             pass
     unknown = MqttSettings.from_url("mqtt://no-such-host.invalid:1883", env={})
     with pytest.raises(BrokerError, match=r"'no-such-host\.invalid' is unknown"):
-        async with MqttLink(unknown, _name("svc")):
+        async with MqttLink(unknown, link_name("svc")):
             pass
 
 
@@ -129,14 +112,14 @@ async def test_client_certificate_when_the_broker_requires_one(tmp_path: Path) -
     async with mosquitto_secure(tmp_path, require_certificate=True) as b:
         assert b.tls is not None
         with pytest.raises(BrokerError, match="may require a client certificate"):
-            async with MqttLink(b.settings(), _name("svc")):
+            async with MqttLink(b.settings(), link_name("svc")):
                 pass
         bad = b.settings(cert_file=str(b.tls.stranger_cert), key_file=str(b.tls.stranger_key))
         with pytest.raises(BrokerError, match="may not accept the client certificate"):
-            async with MqttLink(bad, _name("svc")):
+            async with MqttLink(bad, link_name("svc")):
                 pass
         s = b.settings(cert_file=str(b.tls.client_cert), key_file=str(b.tls.client_key))
-        async with MqttLink(s, _name("svc")) as link:
+        async with MqttLink(s, link_name("svc")) as link:
             assert link.connected
 
 
@@ -175,9 +158,9 @@ async def test_acl_gives_each_role_only_its_topics(secure: BrokerHandle) -> None
         app.publish_json(command_topic(C1, "therapist"), {"from": "app-th"}, qos=1)  # denied
         app.publish_json(command_topic(other, "client"), {"from": "app-other"}, qos=1)  # denied
         svc.publish_json(topic(C1, Topic.CMD), {"from": "service"}, qos=1)  # denied
-        seen_by_rec = await _collect(rec, 1.0)
-        seen_by_svc = await _collect(svc, 0.3)
-        seen_by_app = await _collect(app, 0.3)
+        seen_by_rec = await collect_messages(rec, 1.0)
+        seen_by_svc = await collect_messages(svc, 0.3)
+        seen_by_app = await collect_messages(app, 0.3)
     rec_payloads = [(m.topic.rsplit("/", 2)[-2:], m.json()) for m in seen_by_rec]
     assert (["c-7f3a", "session"], {"state": "ready"}) in rec_payloads
     assert (["c-7f3a", "beat"], {"rr": 800}) in rec_payloads
@@ -210,7 +193,7 @@ async def test_kill9_and_restart_delivers_held_events_and_republishes_state() ->
             svc.publish_kind(C1, Topic.SESSION, {"state": "exposing", "n": 1})
             svc.publish_kind(C1, Topic.EVENT, {"i": -1})
             it = dash.messages()
-            assert (await _next(it)).json() == {"i": -1}
+            assert (await next_message(it)).json() == {"i": -1}
             await asyncio.wait_for(svc.drain(), 5)
             await proc.save()  # the dashboard's session (its subscription) survives the kill
 
@@ -229,14 +212,16 @@ async def test_kill9_and_restart_delivers_held_events_and_republishes_state() ->
                 await svc.wait_connected()
                 await dash.wait_connected()
                 await svc.drain()
-            got = [(await _next(it, 10)).json()["i"] for _ in range(10)]
+            got = [(await next_message(it, 10)).json()["i"] for _ in range(10)]
             assert got == list(range(10))
             assert svc.stats.reconnects == 1
             assert svc.stats.dropped_events == 0
 
-            async with MqttLink(s, _name("late")) as late:
+            async with MqttLink(s, link_name("late")) as late:
                 await late.subscribe(f"biofeedback/v1/{C1}/+")
-                state = {m.topic.rsplit("/", 1)[-1]: m.json() for m in await _collect(late, 1.0)}
+                state = {
+                    m.topic.rsplit("/", 1)[-1]: m.json() for m in await collect_messages(late, 1.0)
+                }
             assert state["session"] == {"state": "paused", "n": 2}
             assert state["status"] == {"online": True, "n": 0}
 
@@ -260,9 +245,11 @@ async def test_restart_without_persistence_still_has_the_newest_retained_state()
             async with asyncio.timeout(15):
                 await svc.wait_connected()
                 await svc.drain()
-            async with MqttLink(s, _name("late")) as late:
+            async with MqttLink(s, link_name("late")) as late:
                 await late.subscribe(f"biofeedback/v1/{C1}/+")
-                state = {m.topic.rsplit("/", 1)[-1]: m.json() for m in await _collect(late, 1.0)}
+                state = {
+                    m.topic.rsplit("/", 1)[-1]: m.json() for m in await collect_messages(late, 1.0)
+                }
     assert state == {
         "status": {"online": True},
         "session": {"state": "paused"},
@@ -313,7 +300,7 @@ async def test_offline_queue_drops_samples_first_and_events_loudly(
                 await sub.wait_connected()
                 await svc.wait_connected()
                 await svc.drain()
-            got = [m.json() for m in await _collect(sub, 1.0)]
+            got = [m.json() for m in await collect_messages(sub, 1.0)]
     assert [g["e"] for g in got if "e" in g] == list(range(5, 25))
 
 
@@ -376,10 +363,10 @@ async def test_last_will_says_offline_when_the_service_process_is_killed() -> No
             async with MqttLink(b.settings(), "watcher") as watcher:
                 await watcher.subscribe(status)
                 it = watcher.messages()
-                assert (await _next(it)).json() == {"online": True}
+                assert (await next_message(it)).json() == {"online": True}
                 proc.send_signal(signal.SIGKILL)
                 await proc.wait()
-                assert json.loads((await _next(it, 10)).payload) == {"online": False}
+                assert json.loads((await next_message(it, 10)).payload) == {"online": False}
         finally:
             if proc.returncode is None:
                 proc.kill()
@@ -396,7 +383,7 @@ async def test_a_severed_link_reconnects_and_resubscribes() -> None:
                 await asyncio.sleep(0.1)
                 await sub.wait_connected()
             pub.publish_json("bf-test/x", {"after": True}, qos=1)
-            assert (await _next(sub.messages())).json() == {"after": True}
+            assert (await next_message(sub.messages())).json() == {"after": True}
 
 
 async def test_no_paho_threads_or_sockets_leak(tmp_path: Path) -> None:
@@ -458,5 +445,5 @@ async def test_expired_messages_are_not_delivered_late() -> None:
             await asyncio.wait_for(dash.drain(), 5)
             async with asyncio.timeout(10):
                 await svc.wait_connected()
-            got = [m.json()["id"] for m in await _collect(svc, 1.0)]
+            got = [m.json()["id"] for m in await collect_messages(svc, 1.0)]
     assert got == ["fresh"]
