@@ -29,9 +29,9 @@
   const ALERT_MARK_MS = 30000;
   const MAX_ALERTS = 4;
   const SPARK_EVERY_MS = 1000; // a row's sparkline is redrawn at most this often
-  const SPARK_BUDGET_MS = 6; // sparkline drawing per frame; the rest waits for the next frame
+  const SPARK_BUDGET_MS = 4; // sparkline drawing per frame; the rest waits for the next frame
   const RENDER_EVERY_MS = 250; // live values are written at most 4 times a second
-  const OFFSCREEN_PER_FRAME = 25; // rows off screen written per frame (300 rows in ~3 s)
+  const OFFSCREEN_PER_FRAME = 10; // rows off screen written per frame (300 rows in ~8 s)
   let loaded = false; // the first overview came: later pauses are news
   const baseTitle = document.title;
 
