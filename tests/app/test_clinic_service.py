@@ -69,21 +69,20 @@ class ScriptedStrap:
         yield DeviceEvent(self.clock.now(), self.name, DeviceEventKind.ENDED)
 
 
-def _core(start: float) -> SessionCore:
+def _core(start: float, client_id: str = "c1") -> SessionCore:
     return SessionCore(
-        client_id="c1",
+        client_id=client_id,
         protocol=load_protocol(REPO_ROOT / "config" / "protocols" / "demo.toml"),
         signal_config=SignalConfig(),
         start_t=start,
     )
 
 
-async def test_a_crashing_strap_pauses_monitoring_and_is_opened_again() -> None:
-    clock = ScaledClock(200.0)
-    straps = [
-        ScriptedStrap(clock, 3, RuntimeError("parser crashed on byte 3")),
-        ScriptedStrap(clock, 4, None),
-    ]
+async def run_straps_in_turn(
+    clock: ScaledClock, straps: list[ScriptedStrap], **runner_kw: Any
+) -> Collect:
+    """One session whose strap is opened again after each failure: the straps in turn (the
+    runner's `device_factory`), until one ends; what it published."""
     made = iter(straps)
     pub = Collect()
     runner = SessionRunner(
@@ -92,9 +91,20 @@ async def test_a_crashing_strap_pauses_monitoring_and_is_opened_again() -> None:
         device_factory=lambda: next(made),
         clock=clock,
         publisher=pub,
+        **runner_kw,
     )
     async with asyncio.timeout(30):
         await runner.run()
+    return pub
+
+
+async def test_a_crashing_strap_pauses_monitoring_and_is_opened_again() -> None:
+    clock = ScaledClock(200.0)
+    straps = [
+        ScriptedStrap(clock, 3, RuntimeError("parser crashed on byte 3")),
+        ScriptedStrap(clock, 4, None),
+    ]
+    pub = await run_straps_in_turn(clock, straps)
     assert [s.opened for s in straps] == [1, 1]
     events = pub.kinds(Topic.EVENT)
     failed = [e for e in events if e.get("kind") == "device_failed"]
@@ -112,24 +122,14 @@ async def test_contact_lost_before_a_crash_is_restored_by_the_fresh_strap() -> N
     """A fresh strap starts with contact and never says it came back: the runner does, so the
     session's monitoring is whole again."""
     clock = ScaledClock(200.0)
-    made = iter(
-        [
-            ScriptedStrap(clock, 2, RuntimeError("crash"), then=DeviceEventKind.CONTACT_LOST),
-            ScriptedStrap(clock, 3, None),
-        ]
-    )
-    pub = Collect()
+    straps = [
+        ScriptedStrap(clock, 2, RuntimeError("crash"), then=DeviceEventKind.CONTACT_LOST),
+        ScriptedStrap(clock, 3, None),
+    ]
     monitoring: list[bool] = []
-    runner = SessionRunner(
-        core=_core(clock.now()),
-        device=None,
-        device_factory=lambda: next(made),
-        clock=clock,
-        publisher=pub,
-        on_snapshot=lambda snap: monitoring.append(snap.monitoring_ok),
+    pub = await run_straps_in_turn(
+        clock, straps, on_snapshot=lambda snap: monitoring.append(snap.monitoring_ok)
     )
-    async with asyncio.timeout(30):
-        await runner.run()
     kinds = [e["kind"] for e in pub.kinds(Topic.EVENT) if e.get("source") == "device"]
     assert kinds.index("contact_lost") < kinds.index("signal_lost")
     assert kinds.index("signal_restored") < kinds.index("contact_restored")
@@ -166,24 +166,31 @@ def test_link_limit_refusals_are_recognised(text: str, limit: bool) -> None:
     assert is_link_limit_error(text) is limit
 
 
-def test_an_adapter_at_its_link_limit_gets_an_actionable_error() -> None:
+def refused_at_the_link_limit(hint: str, client_id: str = "c1", t: float = 1000.0) -> Collect:
+    """What the runner publishes when the adapter refuses strap 'Polar H10 6' a link
+    (bluetoothd's text for it), its service given `hint` for that case."""
     pub = Collect()
     runner = SessionRunner(
-        core=_core(1000.0),
+        core=_core(t, client_id),
         device=None,
-        clock=ScaledClock(1.0, start=1000.0),
+        clock=ScaledClock(1.0, start=t),
         publisher=pub,
-        link_limit_hint="set max_links_per_adapter to the number it held",
+        link_limit_hint=hint,
     )
     runner.process(
         DeviceEvent(
-            1001.0,
+            t + 1.0,
             "Polar H10 6",
             DeviceEventKind.ERROR,
             detail="org.bluez.Error.Failed le-connection-concurrent-connection-limit",
             hint="check the strap",
         )
     )
+    return pub
+
+
+def test_an_adapter_at_its_link_limit_gets_an_actionable_error() -> None:
+    pub = refused_at_the_link_limit("set max_links_per_adapter to the number it held")
     (told,) = [e for e in pub.kinds(Topic.EVENT) if e.get("kind") == "adapter_link_limit"]
     assert "'Polar H10 6'" in told["detail"]
     assert "refused a link" in told["detail"]

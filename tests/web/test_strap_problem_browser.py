@@ -14,15 +14,12 @@ import pytest
 
 from biofeedback.clock import ScaledClock
 from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
-from biofeedback.exposure import load_protocol
 from biofeedback.service import payloads
-from biofeedback.service.core import SessionCore
 from biofeedback.service.runner import SessionRunner
 from biofeedback.service.topics import Topic
-from biofeedback.signal import SignalConfig
 from biofeedback.web import next_action
+from tests.app.test_clinic_service import _core, refused_at_the_link_limit
 from tests.app.test_runner import Collect
-from tests.support import REPO_ROOT
 from tests.web.test_browser import CLIENT, Stack, session, stack, therapist_page
 
 __all__ = ["stack"]  # the fixture, used by name
@@ -36,28 +33,15 @@ class _Strap:
     name = "Polar H10 A"
 
 
-def runner_output(inputs: list[DeviceEvent], *, fail: Exception | None = None) -> Collect:
-    """What the real runner publishes for these strap events (and, with `fail`, a strap crash)."""
+def strap_failed(exc: Exception) -> Collect:
+    """What the real runner publishes when a strap's code raises (`SessionRunner._device_loop`
+    hands the exception to `_device_failed`)."""
     now = time.time()
-    core = SessionCore(
-        client_id=CLIENT,
-        protocol=load_protocol(REPO_ROOT / "config" / "protocols" / "demo.toml"),
-        signal_config=SignalConfig(),
-        start_t=now - 5,
-    )
     pub = Collect()
     runner = SessionRunner(
-        core=core,
-        device=None,
-        clock=ScaledClock(1.0, start=now),
-        publisher=pub,
-        link_limit_hint="move the other clients to a second service",
+        core=_core(now - 5, CLIENT), device=None, clock=ScaledClock(1.0, start=now), publisher=pub
     )
-    if fail is not None:
-        # what the runner does when a strap's code raises (SessionRunner._device_loop)
-        runner._device_failed(_Strap(), fail)
-    for e in inputs:
-        runner.process(e)
+    runner._device_failed(_Strap(), exc)
     return pub
 
 
@@ -99,8 +83,7 @@ async def test_a_failed_strap_says_check_the_strap_until_beats_return(stack: Sta
     page = await therapist_page(stack, f"/t/{CLIENT}")
     await next_text(page, "When the client is ready, offer: Offer step 1")
 
-    pub = runner_output([], fail=RuntimeError("parser crashed on byte 3"))
-    publish(stack, pub)
+    publish(stack, strap_failed(RuntimeError("parser crashed on byte 3")))
     stack.publish(Topic.SESSION, session(time.time(), "ready", None, monitoring_ok=False))
     lead = next_action.PROBLEMS["device_failed"][0]
     text = await next_text(page, lead)
@@ -134,14 +117,8 @@ async def test_an_adapter_at_its_limit_says_move_the_client(stack: Stack) -> Non
     page = await therapist_page(stack, f"/t/{CLIENT}")
     await page.wait_for_selector("#state[data-state='calibrating']", timeout=3000)
 
-    refused = DeviceEvent(
-        time.time(),
-        "Polar H10 6",
-        DeviceEventKind.ERROR,
-        detail="org.bluez.Error.Failed le-connection-concurrent-connection-limit",
-        hint="check the strap is on",
-    )
-    publish(stack, runner_output([refused]))
+    hint = "move the other clients to a second service"
+    publish(stack, refused_at_the_link_limit(hint, CLIENT, time.time()))
     text = await next_text(page, next_action.PROBLEMS["adapter_link_limit"][0])
     assert "Move the client to another adapter or another service" in text
     notice = page.locator(".notice.bad").filter(has_text="Strap problem")

@@ -11,7 +11,6 @@ are produced by the real `SessionRunner` and read through the dashboard's own `v
 from __future__ import annotations
 
 import ast
-import asyncio
 import re
 from typing import Any
 
@@ -20,11 +19,13 @@ from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
 from biofeedback.exposure import GroundingTechnique, PauseReason, SessionState
 from biofeedback.exposure.rules import Trigger
 from biofeedback.service import payloads
-from biofeedback.service.runner import SessionRunner
 from biofeedback.service.topics import Topic
 from biofeedback.web import next_action, views
-from tests.app.test_clinic_service import ScriptedStrap, _core
-from tests.app.test_runner import Collect
+from tests.app.test_clinic_service import (
+    ScriptedStrap,
+    refused_at_the_link_limit,
+    run_straps_in_turn,
+)
 from tests.support import REPO_ROOT
 
 RAW_ID = re.compile(r"\b[a-z]+_[a-z_]+\b")
@@ -88,17 +89,9 @@ def row(payload: dict[str, Any]) -> dict[str, Any]:
 async def test_a_failed_strap_from_the_real_runner_reads_as_words_with_its_fix() -> None:
     clock = ScaledClock(200.0)
     crash = RuntimeError("parser crashed")
-    made = iter([ScriptedStrap(clock, 3, crash), ScriptedStrap(clock, 2, None)])
-    pub = Collect()
-    runner = SessionRunner(
-        core=_core(clock.now()),
-        device=None,
-        device_factory=lambda: next(made),
-        clock=clock,
-        publisher=pub,
+    pub = await run_straps_in_turn(
+        clock, [ScriptedStrap(clock, 3, crash), ScriptedStrap(clock, 2, None)]
     )
-    async with asyncio.timeout(30):
-        await runner.run()
     (failed,) = [row(e) for e in pub.kinds(Topic.EVENT) if e.get("kind") == "device_failed"]
     assert failed["what"] == "Strap software failed"
     assert "parser crashed" in failed["why"]
@@ -116,23 +109,7 @@ async def test_a_failed_strap_from_the_real_runner_reads_as_words_with_its_fix()
 
 
 def test_an_adapter_at_its_link_limit_says_move_the_client() -> None:
-    pub = Collect()
-    runner = SessionRunner(
-        core=_core(1000.0),
-        device=None,
-        clock=ScaledClock(1.0, start=1000.0),
-        publisher=pub,
-        link_limit_hint="move the other clients to a second service",
-    )
-    runner.process(
-        DeviceEvent(
-            1001.0,
-            "Polar H10 6",
-            DeviceEventKind.ERROR,
-            detail="org.bluez.Error.Failed le-connection-concurrent-connection-limit",
-            hint="check the strap",
-        )
-    )
+    pub = refused_at_the_link_limit("move the other clients to a second service")
     rows = [row(e) for e in pub.kinds(Topic.EVENT)]
     (limit,) = [r for r in rows if r["kind"] == "adapter_link_limit"]
     assert limit["what"] == "Bluetooth adapter full"
