@@ -829,6 +829,9 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     x[2] = x[2] * 16 // 10
     x[3] = x[3] * 2
     cases.append(("artifacts first", x, MIN_LAG))
+    # lags the config allows (up to 10,000): an artifact leaves the threshold windows only
+    # while it is inside them (beat e - 91, e - 96 are their edges)
+    cases += [(f"lag {lag}", walk(400, 2, 15_000, 0.1, True), lag) for lag in (91, 92, 96, 150)]
     return cases
 
 
@@ -856,3 +859,23 @@ def test_the_per_beat_detector_follows_its_rules_recomputed_at_every_judgement(c
     assert sj.labels.tolist() == labels.tolist(), name
     assert sj.values.tolist() == values.tolist(), name
     assert sj.judged_at.tolist() == at.tolist(), name
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=IndexError,
+    reason="bug: with artifact_lag_beats of about 175 or more (the config allows up to 10,000) "
+    "Detector._trim drops beats not judged yet (it keeps 182 beats); IndexError in "
+    "Detector.push (lag 180) and in judge_segment (lag 175)",
+)
+@pytest.mark.parametrize("lag", [175, 180, 300])
+def test_a_lag_longer_than_the_kept_buffer_is_judged_like_any_other(lag: int) -> None:
+    x = walk(700, 2, 15_000, 0.1, True)
+    want = reference_stream(x.tolist(), lag)
+    assert any(lab for *_, lab in want)
+    assert detector_stream(x.tolist(), lag) == want
+    assert (
+        judge_segment(x, lag).labels.tolist()
+        == [LABELS.index(lab) for _, _, _, lab in sorted(want, key=lambda w: w[1])]
+        + [UNJUDGED] * lag
+    )
