@@ -208,13 +208,33 @@ def _course_fails(j: int, y: Sequence[int], first: int, r6: int) -> bool:
         return False  # no shortening at all: not abrupt whatever the median (cheap exit)
     steps = sorted(abs(y[i] - y[i - 1]) for i in range(lo, j))
     step = steps[len(steps) // 2]
-    if y[j - 1] - y[j] <= ABRUPT_RATIO * step:
+    if y[j - 1] - y[j] <= ABRUPT_RATIO * step and not _dipole(j, y, lo):
         return False
     k = j + 1
     q6 = -y[k - 2] + 4 * y[k - 1] + 4 * y[k + 1] - y[k + 2]
     if not (q6 > 0 and 100 * abs(6 * y[k] - q6) < SMOOTH_PCT * q6):
         return True
     return r6 < 0 and y[j + 1] > y[j] and -r6 > 6 * ABRUPT_RATIO * step
+
+
+def _dipole(j: int, y: Sequence[int], lo: int) -> bool:
+    """Whether beat j dips and beat j + 1 peaks, each by more than `ABRUPT_RATIO` x the median
+    |second difference| of the judged beats from `lo` to j - 1: a premature beat and its pause
+    in a steady rhythm whose shortening alone is not abrupt (734, 695, 797, 742 ms), when the
+    rhythm resumes after the pair within half the shortening (as `_premature_for_rhythm` asks;
+    in dense ectopy the next premature beat would otherwise make the peak). A breathing
+    swing spans 7 or more beats per breath, so its curvature stays below its slope (about 1.3 x
+    the median |dRR| at most) and adjacent beats never bend in opposite directions by that much;
+    the intake screen judges a beat's course by the same 4 x the median |second difference|.
+    """
+    short = y[j - 1] - y[j]
+    if short <= FLOOR_US or 2 * abs(y[j + 2] - y[j - 1]) > short:
+        return False  # not premature enough, or the rhythm does not resume after the pair
+    bends = sorted(abs(y[i - 1] - 2 * y[i] + y[i + 1]) for i in range(lo, j - 1))
+    if not bends:
+        return False
+    t = ABRUPT_RATIO * bends[len(bends) // 2]
+    return y[j - 1] - 2 * y[j] + y[j + 1] > t and y[j] - 2 * y[j + 1] + y[j + 2] < -t
 
 
 def _before_pause(j: int, x: Sequence[int], d: Sequence[int], t1: float) -> bool:
@@ -755,9 +775,37 @@ def _smooth_rows(j: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
     off = ~((q6 > 0) & (100 * np.abs(6 * x[k] - q6) < SMOOTH_PCT * q6))
     rr = r6[rows]
     below = (rr < 0) & (x[k] > x[jj]) & (-rr > 6 * ABRUPT_RATIO * step)
-    fails = (x[jj - 1] - x[jj] > ABRUPT_RATIO * step) & (off | below)
+    fails = ((x[jj - 1] - x[jj] > ABRUPT_RATIO * step) | _dipoles(jj, x)) & (off | below)
     ok[rows[fails]] = False
     return np.asarray(ok, dtype=np.bool_)
+
+
+def _dipoles(jj: npt.NDArray[np.intp], x: I64) -> npt.NDArray[np.bool_]:
+    """`_dipole` for many beats of one segment (first beat 0) at once."""
+    out = np.zeros(len(jj), dtype=np.bool_)
+    short = x[jj - 1] - x[jj]
+    r = np.flatnonzero((short > FLOOR_US) & (2 * np.abs(x[jj + 2] - x[jj - 1]) <= short) & (jj > 2))
+    if len(r) == 0:
+        return out
+    j = jj[r]
+    bend = np.zeros(len(x), dtype=np.int64)
+    bend[1:-1] = np.abs(x[:-2] - 2 * x[1:-1] + x[2:])  # bend[i]: at beat i
+    m = np.empty(len(r), dtype=np.int64)
+    width = ABRUPT_BEATS - 1  # beats j - 15 .. j - 2
+    full = j > ABRUPT_BEATS
+    if full.any():
+        from numpy.lib.stride_tricks import sliding_window_view
+
+        w = sliding_window_view(bend, width)[j[full] - ABRUPT_BEATS]
+        m[full] = np.sort(w, axis=1)[:, width // 2]
+    for q in np.flatnonzero(~full).tolist():
+        b = sorted(bend[1 : int(j[q]) - 1].tolist())
+        m[q] = b[len(b) // 2]
+    t = ABRUPT_RATIO * m
+    dip = x[j - 1] - 2 * x[j] + x[j + 1] > t
+    peak = x[j] - 2 * x[j + 1] + x[j + 2] < -t
+    out[r] = dip & peak
+    return out
 
 
 def _rhythm_steps(jj: npt.NDArray[np.intp], x: I64) -> I64:

@@ -167,3 +167,44 @@ def test_a_trigeminy_corrects_its_premature_beats_and_not_the_sinus_beats() -> N
     labels = judge_segment(x).labels
     assert (labels[at] > 0).mean() >= 0.95
     assert (labels[at + 2] > 0).sum() <= 2  # measured 0 (without this rule 9, a stage ago 83)
+
+
+def test_a_premature_dip_and_its_pause_lift_the_breathing_veto() -> None:
+    from biofeedback.signal.artifacts import _dipole, _dipoles
+
+    # MIT-LTDB 15814: 734, 695, 797, 742 ms in a rhythm of 1-2 sample steps: 39 ms early is
+    # 2.5 x its step, but the dip and the pause bend the series by 141 and -157 ms, 9-10 x
+    # the rhythm's median bend
+    rhythm = [742, 734, 742, 742, 734, 742, 750, 742, 734, 742, 742, 734, 742, 750, 742, 734]
+    j = len(rhythm)
+
+    def dip(tail: list[int]) -> bool:
+        y = [v * 1000 for v in [*rhythm, *tail]]
+        got = _dipole(j, y, j - 15)
+        assert bool(_dipoles(np.array([j]), np.asarray(y, dtype=np.int64))[0]) is got
+        return got
+
+    assert dip([695, 797, 742, 742])
+    assert not dip([705, 797, 742, 742])  # 29 ms early: within the floor
+    assert not dip([695, 797, 760, 742])  # the rhythm does not resume within half the shortening
+    assert not dip([695, 720, 742, 742])  # no pause: the bend after the dip is not a peak
+    # a slow breathing swing (7 beats per breath, 30 bpm peak to trough) never bends like that
+    swing = [round(1000 + 250 * np.sin(2 * np.pi * k / 7)) for k in range(40)]
+    y = np.asarray(swing, dtype=np.int64) * 1000
+    jj = np.arange(3, 37)
+    assert not _dipoles(jj, y).any()
+    assert not any(_dipole(int(k), y.tolist(), max(1, int(k) - 15)) for k in jj)
+
+
+def test_dipoles_equal_dipole_on_random_series() -> None:
+    from biofeedback.signal.artifacts import _dipole, _dipoles
+
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        n = int(rng.integers(8, 60))
+        y = (800 + np.cumsum(rng.integers(-40, 41, size=n))).astype(np.int64) * 1000
+        k = rng.integers(3, n - 2, size=8)
+        y[k] -= 90_000  # some premature dips
+        jj = np.arange(2, n - 2)
+        want = [_dipole(int(j), y.tolist(), max(1, int(j) - 15)) for j in jj]
+        assert _dipoles(jj, y).tolist() == want
