@@ -140,6 +140,17 @@ async def test_rows_off_screen_stay_true_and_catch_up_when_scrolled_into_view(
         assert not await on_screen(page, LATE), "the test needs a row off screen"
         # on screen: drawn, with the 20 s of history and the live points
         await poll(page, f"Number({spark(PAUSED)}.dataset.points) >= 10")
+        # the arousal bar says what the number beside it says; its mark is the pause threshold
+        bar = await page.evaluate(
+            f"""() => {{
+                 const row = document.querySelector("tr[data-client='{PAUSED}']");
+                 const style = getComputedStyle(row.querySelector('.meter'));
+                 return [style.getPropertyValue('--a').trim(), style.getPropertyValue('--u').trim(),
+                         row.querySelector("[data-field='arousal']").textContent];
+               }}"""
+        )
+        assert bar[1] == "70%", bar  # the session's upper threshold
+        assert round(float(bar[0].rstrip("%"))) == int(bar[2]), bar
         # off screen: its numbers are written all the same, within seconds ...
         hr[LATE] = 123.0
         late = page.locator(f"tr[data-client='{LATE}'] [data-field='hr']")
