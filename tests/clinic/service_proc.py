@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
-import signal
-import socket
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -19,6 +15,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.devices.fake_bluez import FakeStrap
+from tests.service_proc import service_process
 from tests.support import REPO_ROOT, require_binary
 
 SECRET = "clinic-therapist-secret"
@@ -51,22 +48,6 @@ def clinic_toml(
     return path
 
 
-def tail(log: Path) -> str:
-    return log.read_text()[-4000:]
-
-
-async def wait_port(port: int, proc: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise AssertionError(f"service exited with {proc.returncode}:\n{tail(log)}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port}:\n{tail(log)}")
-
-
 @contextlib.asynccontextmanager
 async def clinic_service(
     tmp_path: Path, config: Path, mqtt_port: int, http_port: int, *extra: str
@@ -74,33 +55,11 @@ async def clinic_service(
     """The service in a subprocess on the private bus, with a real Mosquitto as its broker;
     SIGTERM at the end (the test asserts the exit status)."""
     require_binary("mosquitto", "mosquitto")
-    log = tmp_path / "service.log"
-    cmd = [sys.executable, "-m", "biofeedback.cli", "run", "--config", str(config), *extra]
-    # os.environ carries DBUS_SYSTEM_BUS_ADDRESS of the private bus (set by the fixture).
-    env = dict(
-        os.environ,
-        PYTHONUNBUFFERED="1",
-        BIOFEEDBACK_THERAPIST_SECRET=SECRET,
-        BIOFEEDBACK_EMBEDDED_BROKER="mosquitto",
-        BIOFEEDBACK_BROKER_OBSERVER_FILE=str(tmp_path / "observer.json"),
-    )
-    with log.open("w") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
-    try:
-        await wait_port(mqtt_port, proc, log)
-        await wait_port(http_port, proc, log)
+    args = ("--config", str(config), *extra)
+    async with service_process(
+        tmp_path, *args, mqtt_port=mqtt_port, http_port=http_port, secret=SECRET, broker="mosquitto"
+    ) as proc:
         yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(30):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 class GroupWatcher:

@@ -17,8 +17,9 @@ from dbus_fast.errors import DBusError
 from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.readings import HeartRateMeasurement
 from biofeedback.recording.reader import iter_inputs, list_sessions
-from tests.clinic.service_proc import GroupWatcher, clinic_service, clinic_toml, heart, tail
+from tests.clinic.service_proc import GroupWatcher, clinic_service, clinic_toml, heart
 from tests.devices.fake_bluez import ERR_FAILED, FakeBlueZ, FakeStrap
+from tests.service_proc import tail
 from tests.support import free_port
 
 pytestmark = [pytest.mark.dbus, pytest.mark.slow, pytest.mark.mosquitto]

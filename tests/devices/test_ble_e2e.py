@@ -15,8 +15,6 @@ import contextlib
 import json
 import os
 import queue
-import signal
-import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -32,6 +30,7 @@ from biofeedback.devices.hrm import encode_heart_rate_measurement
 from biofeedback.devices.readings import DeviceEvent, HeartRateMeasurement, Notification
 from biofeedback.recording.reader import iter_inputs, list_sessions
 from tests.devices.fake_bluez import FakeBlueZ, FakeStrap
+from tests.service_proc import service_process, tail
 from tests.support import REPO_ROOT, free_port
 
 pytestmark = [pytest.mark.dbus, pytest.mark.slow]
@@ -43,53 +42,27 @@ RR_1024 = 640  # 625 ms: 96 bpm, so beats come quickly in real time
 HEART = HeartRateMeasurement(96, True, True, None, (RR_1024,))
 
 
-def _tail(log: Path) -> str:
-    return log.read_text()[-3000:]
-
-
-async def _wait_port(port: int, proc: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 45
-    while time.monotonic() < deadline:
-        if proc.returncode is not None:
-            raise AssertionError(f"service exited with {proc.returncode}:\n{_tail(log)}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"nothing listens on port {port}:\n{_tail(log)}")
+_tail = tail  # (other tests import it from here)
 
 
 @contextlib.asynccontextmanager
 async def _service(
     tmp_path: Path, mqtt_port: int, http_port: int
 ) -> AsyncIterator[asyncio.subprocess.Process]:
-    log = tmp_path / "service.log"
-    cmd = [
-        sys.executable, "-m", "biofeedback.cli", "run", "--device", NAME,
-        "--mqtt-port", str(mqtt_port), "--http-port", str(http_port),
+    args = (
+        "--device", NAME, "--mqtt-port", str(mqtt_port), "--http-port", str(http_port),
         "--data-dir", str(tmp_path), "--client-id", CLIENT, "--log-level", "DEBUG",
-    ]  # fmt: skip
-    # os.environ carries DBUS_SYSTEM_BUS_ADDRESS of the private bus (set by the fixture).
-    env = dict(os.environ, PYTHONUNBUFFERED="1", BIOFEEDBACK_THERAPIST_SECRET=SECRET)
-    # the embedded broker has no anonymous access: the read-only login for the test's watcher
-    env["BIOFEEDBACK_BROKER_OBSERVER_FILE"] = str(tmp_path / "observer.json")
-    with log.open("w") as out:
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
-    try:
-        await _wait_port(mqtt_port, proc, log)
-        await _wait_port(http_port, proc, log)
+    )  # fmt: skip
+    async with service_process(
+        tmp_path,
+        *args,
+        mqtt_port=mqtt_port,
+        http_port=http_port,
+        secret=SECRET,
+        within_s=45,
+        stop_within_s=20,
+    ) as proc:
         yield proc
-    finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                async with asyncio.timeout(20):
-                    await proc.wait()
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
 
 
 class Watcher:
