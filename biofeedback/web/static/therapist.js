@@ -258,14 +258,17 @@
     return left;
   }
 
+  function showPausedInTitle(paused) {
+    const title = (paused ? "(" + paused + " paused) " : "") + baseTitle;
+    if (document.title !== title) document.title = title;
+  }
+
   let lastOrder = []; // the rows in the order drawn
   function render() {
     const now = Date.now();
     const keyed = order();
     document.getElementById("none").hidden = keyed.length > 0;
-    const paused = keyed.filter(([g]) => g[0] === 0).length;
-    const title = (paused ? "(" + paused + " paused) " : "") + baseTitle;
-    if (document.title !== title) document.title = title;
+    showPausedInTitle(keyed.filter(([g]) => g[0] === 0).length);
     for (const id of [...els.keys()]) {
       if (!rows.has(id)) {
         const gone = els.get(id);
@@ -434,16 +437,21 @@
     // row, and every pause or state change in the order it happened. Kept here; drawn in a frame.
     summaries(msg) {
       let paused = false;
+      let moved = false; // someone paused or resumed
       for (const s of msg.summaries) {
         const before = rows.get(s.client);
         rows.set(s.client, s);
         remember(s);
         dirty.add(s.client);
+        if ((before && before.paused) !== s.paused) moved = true;
         if (loaded && s.paused === true && !(before && before.paused === true)) {
           announcePause(s);
           paused = true;
         }
       }
+      // the tab's title counts the paused at once: a hidden tab gets no animation frames, and a
+      // therapist on another tab sees the title
+      if (moved) showPausedInTitle([...rows.values()].filter((s) => group(s)[0] === 0).length);
       frame(paused); // a pause moves its row to the top in the next frame, not in a quarter second
     },
   });
