@@ -50,6 +50,15 @@ def arousal_slope_per_min(
     `points` are chart points with `t` and, for arousal ones, `arousal` (None = a gap; points
     without the key are other series and are skipped), in any order. None when there is too
     little data.
+    """
+    return slope_per_min(((p["t"], p.get("arousal")) for p in points), now_t, window_s)
+
+
+def slope_per_min(
+    samples: Iterable[tuple[float, float | None]], now_t: float, window_s: float = TREND_WINDOW_S
+) -> float | None:
+    """`arousal_slope_per_min` over (t, arousal or None) pairs (the hub's flat history).
+
     One pass with sums (times taken relative to `now_t`, so they stay small): this runs for
     every client's arousal on the dashboard.
     """
@@ -57,11 +66,9 @@ def arousal_slope_per_min(
     st = sv = stt = stv = 0.0
     earliest, latest = math.inf, -math.inf
     lo = now_t - window_s
-    for p in points:
-        v = p.get("arousal")
+    for t, v in samples:
         if v is None:
             continue
-        t = p["t"]
         if t < lo or t > now_t:
             continue
         x = t - now_t

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import logging
 import math
@@ -37,6 +36,7 @@ from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
 from biofeedback.web import attention, chest_views, views
 from biofeedback.web.assessment_view import assessment_view
+from biofeedback.web.history import PointHistory
 from biofeedback.web.views import JsonDict
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,7 @@ class ClientState:
     arousal: JsonDict | None = None
     metrics: JsonDict | None = None
     checkin: JsonDict | None = None
-    points: deque[JsonDict] = field(default_factory=deque)
+    points: PointHistory = field(default_factory=PointHistory)  # flat arrays (web/history.py)
     events: deque[JsonDict] = field(default_factory=deque)
     checkins: deque[JsonDict] = field(default_factory=deque)
     spans: deque[JsonDict] = field(default_factory=deque)  # state changes: t, state, reason
@@ -122,9 +122,8 @@ class ClientState:
         if self.trend_t is not None and self.trend_t <= t < self.trend_t + attention.TREND_EVERY_S:
             return
         self.trend_t = t
-        lo = t - attention.TREND_WINDOW_S
-        recent = itertools.takewhile(lambda p: p["t"] >= lo, reversed(self.points))
-        self.trend = attention.arousal_slope_per_min(recent, t)
+        recent = self.points.arousal_since(t - attention.TREND_WINDOW_S)
+        self.trend = attention.slope_per_min(recent, t)
         lower = ((self.session or {}).get("thresholds") or {}).get("lower")
         self.rising = attention.still_rising(self.rising, self.trend, value, lower)
 
@@ -350,13 +349,9 @@ def _insert_in_time_order(events: deque[JsonDict], event: JsonDict) -> None:
 def _trail(state: ClientState, trail_s: float, most: int) -> list[list[float | None]]:
     if state.last_t is None:
         return []
-    out: list[list[float | None]] = []
-    for p in reversed(state.points):
-        if p["t"] < state.last_t - trail_s:
-            break
-        if "arousal" in p:
-            out.append([p["t"], p["arousal"]])
-    out.reverse()
+    out: list[list[float | None]] = [
+        [t, v] for t, v in state.points.arousal_since(state.last_t - trail_s)
+    ]
     step = max(1, -(-len(out) // most))  # every n-th point: at most `most` of them
     return out[::step] if step > 1 else out
 
@@ -743,7 +738,7 @@ class Hub:
         points = state.points
         points.append(point)
         horizon = point["t"] - self.limits.history_s
-        while points and (points[0]["t"] < horizon or len(points) > self.limits.max_points):
+        while points and (points.first_t() < horizon or len(points) > self.limits.max_points):
             points.popleft()
 
     def _add_span(
