@@ -699,6 +699,118 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
     )
 
 
+PAGE_ONLY_FEED = """
+(([n, rate]) => {
+  // A stand-in for the dashboard's WebSocket: the first overview (each client with a 2-minute
+  // trail), then 100 'summaries' frames a second holding the rows that changed, as the hub sends
+  // them for n clients publishing metrics and arousal `rate` times a second.
+  const now = () => Date.now() / 1000;
+  const row = (i, t, a) => ({
+    client: "c" + String(i).padStart(3, "0"), online: true, battery: 80, quality: 0.95,
+    state: "exposing", state_label: "Exposing: step 2",
+    next: { who: "therapist", short: "Step 2 running", text: "Step 2 is running." },
+    client_ready: false, paused: false, pause_reason: null, step_index: 1, step_title: "Step 2",
+    steps: 4, arousal: a, arousal_t: t, upper: 70, lower: 45, hr: 60 + (i % 30), last_t: t,
+    last_rx: t, device_connected: true, monitoring_ok: true, trend: (i % 5) - 2, rising: false,
+    attention: i % 17 === 0 ? 1 : 3, attention_why: i % 17 === 0 ? "Arousal rising" : "",
+  });
+  class FeedSocket {
+    constructor() { this.readyState = 0; setTimeout(() => this.start(), 10); }
+    send() {}
+    close() {}
+    emit(m) { if (this.onmessage) this.onmessage({ data: JSON.stringify(m) }); }
+    start() {
+      this.readyState = 1;
+      if (this.onopen) this.onopen();
+      this.emit({ type: "hello", srv: now(), broker: true });
+      const t0 = now();
+      const clients = [];
+      for (let i = 0; i < n; i++) {
+        const r = row(i, t0, 40);
+        r.trail = [];
+        for (let k = 0; k < 100; k++) r.trail.push([t0 - 120 + k * 1.2, 30 + ((k + i) % 20)]);
+        clients.push(r);
+      }
+      this.emit({ type: "overview", clients });
+      let k = 0;
+      let owed = 0;
+      setInterval(() => {
+        owed += (n * rate * 2) / 100;
+        const t = now();
+        const summaries = [];
+        for (; owed >= 1; owed--) summaries.push(row(k++ % n, t, 30 + (k % 40)));
+        if (summaries.length) this.emit({ type: "summaries", summaries });
+      }, 10);
+    }
+  }
+  FeedSocket.OPEN = 1;
+  window.WebSocket = FeedSocket;
+  // how late the page runs a timer due every 10 ms: what a message arriving then would wait
+  window.__late = [];
+  window.__long = [];
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) window.__long.push(e.duration);
+  }).observe({ type: "longtask", buffered: true });
+  let due = 0;
+  const probe = () => {
+    const t = performance.now();
+    if (due) window.__late.push(t - due);
+    due = t + 10;
+    setTimeout(probe, 10);
+  };
+  setTimeout(probe, 10);
+})
+"""
+
+
+async def bench_page_only(n_clients: int, seconds: float, rate_hz: float, static: Path) -> None:
+    """The overview page alone (`--page-only`): no broker, no dashboard; a stand-in WebSocket in
+    the page feeds it the hub's frames. The page's own main-thread cost and how late it runs a
+    10 ms timer, free of the server's share of the cores; `--static DIR` measures another copy
+    of `biofeedback/web/static` (e.g. a `git archive` of an older commit) for an A/B."""
+    import shutil
+
+    from playwright.async_api import async_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise SystemExit("chromium is not installed (Debian package 'chromium')")
+    types = {".html": "text/html", ".css": "text/css", ".js": "application/javascript"}
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(
+            executable_path=chromium,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+        )
+        page = await browser.new_page(viewport={"width": 1366, "height": 900})
+
+        async def serve(route: Any) -> None:
+            path = route.request.url.split("bench.invalid", 1)[1].split("?")[0]
+            name = "therapist.html" if path == "/" else path.removeprefix("/static/")
+            f = static / name
+            await route.fulfill(body=f.read_bytes(), content_type=types.get(f.suffix, "text/plain"))
+
+        await page.route("http://bench.invalid/**", serve)
+        await page.add_init_script(f"{PAGE_ONLY_FEED}([{n_clients}, {rate_hz}]);")
+        await page.goto("http://bench.invalid/")
+        await asyncio.sleep(3.0)  # the first overview drawn
+        rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
+        cdp = await page.context.new_cdp_session(page)
+        await cdp.send("Performance.enable")
+        await page.evaluate("window.__late = []; window.__long = []")
+        m0, wall0 = await page_metrics(cdp), time.monotonic()
+        await asyncio.sleep(seconds)
+        m1, wall1 = await page_metrics(cdp), time.monotonic()
+        late = sorted(await page.evaluate("window.__late"))
+        long = await page.evaluate("window.__long")
+        await browser.close()
+    print(
+        f"page only ({static}), {n_clients} clients ({rows} rows) x {2 * rate_hz:.1f} msg/s for "
+        f"{seconds:.0f} s: a 10 ms timer ran late by p50 {late[len(late) // 2]:.1f} ms, p99 "
+        f"{late[int(len(late) * 0.99)]:.1f} ms, max {late[-1]:.1f} ms"
+    )
+    print(main_thread_summary(m0, m1, wall1 - wall0, [[0.0, d] for d in long]))
+
+
 def _browser_pid() -> int:
     """The headless Chromium that this process's playwright driver started (a descendant)."""
     me = os.getpid()
@@ -752,7 +864,21 @@ def main() -> None:
         action="store_true",
         help="with --plain: the dashboard prints its GC pauses and event-loop lateness at exit",
     )
+    ap.add_argument(
+        "--page-only",
+        action="store_true",
+        help="only the overview page in Chromium, fed in the page (no broker, no dashboard)",
+    )
+    ap.add_argument(
+        "--static",
+        type=Path,
+        default=REPO / "biofeedback" / "web" / "static",
+        help="with --page-only: the folder of pages to measure (default: this checkout's)",
+    )
     args = ap.parse_args()
+    if args.page_only:
+        asyncio.run(bench_page_only(args.clients, args.seconds, args.rate, args.static))
+        return
     if args.plain:
         asyncio.run(bench_plain(args.clients, args.seconds, args.rate, args.trace))
         return
