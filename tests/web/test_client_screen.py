@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -65,7 +64,7 @@ from biofeedback.signal.measures import Arousal, ArousalBasis
 from biofeedback.web import WebConfig, create_app
 from biofeedback.web.app import client_url
 from tests.brokers import mosquitto_plain
-from tests.support import REPO_ROOT, free_port, require_binary
+from tests.support import free_port, require_binary
 from tests.web.conftest import LINK_SECRET, SECRET
 from tests.web.invariants import (
     VIEWPORTS,
@@ -74,6 +73,12 @@ from tests.web.invariants import (
     assert_pressable_at_sizes,
 )
 
+# the browser, the screenshots' folder, waiting for the page, a metrics payload: as the other
+# browser tests have them
+from tests.web.test_browser import CHROMIUM_ARGS, metrics, poll, shots
+
+__all__ = ["shots"]  # the fixture, used by name (here and by the breathing-check test)
+
 pytestmark = [pytest.mark.browser, pytest.mark.mosquitto, pytest.mark.slow]
 
 CLIENT = "c-7f3a"
@@ -81,19 +86,6 @@ S = SessionState
 T = Role.THERAPIST
 PHONE = (390, 844)
 LAPTOP = (1366, 900)
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-# Screenshots go to a temporary folder unless BIOFEEDBACK_UPDATE_SCREENSHOTS=1 asks for the
-# documentation's copies to be refreshed (so a test run leaves the checkout clean).
-UPDATE_DOCS = os.environ.get("BIOFEEDBACK_UPDATE_SCREENSHOTS") == "1"
 # The client's screen: what can be pressed there.
 CONTROLS = "button, input, a[href], [tabindex]:not([tabindex='-1'])"
 
@@ -169,33 +161,7 @@ class Service:
         self.feed(ArousalSample(t, value, 1.0))
         a = Arousal(t, value, 0.9, value, value, ArousalBasis.HR_HRV)
         self.link.publish_kind(CLIENT, Topic.AROUSAL, payloads.arousal(CLIENT, a))
-        hr = 64.0 + value * 0.4
-        body = {
-            "v": 1,
-            "t": t,
-            "client": CLIENT,
-            "hr_bpm": hr,
-            "short": {
-                "window_s": 30.0,
-                "n": 30,
-                "mean_nn_ms": 60000.0 / hr,
-                "hr_bpm": hr,
-                "rmssd_ms": 40.0,
-                "sdnn_ms": 48.0,
-                "pnn50_pct": 10.0,
-            },
-            "long": None,
-            "frequency": None,
-            "quality": {
-                "score": 0.95,
-                "corrected_share": 0.0,
-                "rejected_share": 0.0,
-                "contact": True,
-                "hrv_available": True,
-                "reason": None,
-            },
-        }
-        self.link.publish_kind(CLIENT, Topic.METRICS, body)
+        self.link.publish_kind(CLIENT, Topic.METRICS, metrics(t, 64.0 + value * 0.4, 40.0))
 
     def therapist(self, cmd: Command) -> None:
         self.feed(cmd)
@@ -220,13 +186,6 @@ class Room:
         await page.goto(client_url(self.app, CLIENT))
         await page.wait_for_selector("#conn[data-state='live']")
         return page
-
-
-@pytest.fixture
-def shots(tmp_path: Path) -> Path:
-    folder = REPO_ROOT / "docs" / "screenshots" if UPDATE_DOCS else tmp_path / "screenshots"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
 
 
 @pytest.fixture
@@ -274,15 +233,6 @@ async def room(shots: Path) -> AsyncIterator[Room]:
 
 
 # ---- waiting for the page ------------------------------------------------------------------------
-
-
-async def poll(page: Any, expression: str, within: float = 5.0) -> None:
-    """Wait until a JS expression is true (the page's CSP forbids eval: no wait_for_function)."""
-    deadline = time.monotonic() + within
-    while not await page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{expression} still false after {within} s")
-        await asyncio.sleep(0.05)
 
 
 async def until(cond: Callable[[], bool], what: str, within: float = 5.0) -> None:
