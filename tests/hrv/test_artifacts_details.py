@@ -687,11 +687,23 @@ def reference_stream(raw: list[int], lag: int = MIN_LAG) -> list[tuple[int, int,
         steps = sorted(abs(drr(i)) for i in range(max(1, j - 15), j))
         return steps[len(steps) // 2] if steps else 0
 
+    def dipole(j: int) -> bool:  # j bends down, j+1 up, by 4 x the median |2nd difference|
+        short = x[j - 1] - x[j]
+        if short <= FLOOR_US or 2 * abs(x[j + 2] - x[j - 1]) > short:
+            return False
+        bends = sorted(abs(x[i - 1] - 2 * x[i] + x[i + 1]) for i in range(max(1, j - 15), j - 1))
+        if not bends:
+            return False
+        t = ABRUPT_RATIO * bends[len(bends) // 2]
+        return x[j - 1] - 2 * x[j] + x[j + 1] > t and x[j] - 2 * x[j + 1] + x[j + 2] < -t
+
     def vetoed(j: int) -> bool:
         if not on_course(j):
             return False
+        if j < 2:
+            return True  # no step before it: nothing to call it abrupt against
         step = rhythm_step(j)
-        if x[j - 1] - x[j] <= ABRUPT_RATIO * step:
+        if x[j - 1] - x[j] <= ABRUPT_RATIO * step and not dipole(j):
             return True  # no abrupt shortening: the course vouches for the beat
         r6 = 6 * x[j] - course6(j)
         late = r6 < 0 and x[j + 1] > x[j] and -r6 > 6 * ABRUPT_RATIO * step
