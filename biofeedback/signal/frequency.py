@@ -187,8 +187,8 @@ class _Plan:
 def _plan(n_grid: int, nbins: int, fs: float) -> _Plan:
     """The plan of a window of `n_grid` samples, least recently used ones dropped past
     PLAN_CACHE. A live window's length in samples varies with the beat that starts it (span in
-    (W - RR, W]), ~100 values at rest for 120 s, so they recur; building one costs ~1/4 of a
-    spectrum, a hit ~0.3 µs."""
+    (W - RR, W]), ~100 values at rest for 120 s, so they recur; building one costs a tenth to a
+    fifth of a spectrum, a hit ~0.3 µs."""
     key = (n_grid, nbins, fs)
     pl = _PLANS.pop(key, None)
     if pl is None:
@@ -199,7 +199,7 @@ def _plan(n_grid: int, nbins: int, fs: float) -> _Plan:
     return pl
 
 
-PLAN_CACHE = 256  # ~10 KB each: every length of a 120 s window down to 30 bpm
+PLAN_CACHE = 256  # ~7 KB of arrays each: every length of a 120 s window down to 30 bpm
 _PLANS: dict[tuple[int, int, float], _Plan] = {}
 
 
