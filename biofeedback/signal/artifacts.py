@@ -36,7 +36,10 @@ Deliberate differences from the paper and from neurokit2 (numbers in docs/arousa
   that shortens abruptly (by more than `ABRUPT_RATIO` x the median |dRR| of the beats before it,
   which no breathing swing does) keeps the veto only if its course is sound: not when beat j+1,
   which the course runs through, is off its own course (a premature couplet), nor when the beat
-  lies below the course by that much and the next beat is longer (a late premature beat).
+  lies below the course by that much and the next beat is longer (a late premature beat). A
+  beat that dips while the next one peaks, each beyond `ABRUPT_RATIO` x the median |second
+  difference| before it (`_dipole`), is treated as abrupt too: breathing does not bend the
+  series in opposite directions at adjacent beats.
 * The premature beat of an ectopic pause: the paper's ectopic pattern centred on a lengthening
   marks the compensatory pause; the shortening before it, the interval that ends at the
   ectopic beat, is labelled ectopic too, even where its own step stays below Th1, when the
@@ -193,8 +196,9 @@ def _course_fails(j: int, y: Sequence[int], first: int, r6: int) -> bool:
 
     Only an abrupt shortening is suspect: beat j shorter than beat j-1 by more than
     `ABRUPT_RATIO` x the median |dRR| of the `ABRUPT_BEATS` judged beats before it (in a
-    breathing swing the steepest step is about 1.4 x that median). Such a beat is premature
-    when the course cannot vouch for it or lies well above it:
+    breathing swing the steepest step is about 1.4 x that median), or a dip followed by a pause
+    (`_dipole`). Such a beat is premature when the course cannot vouch for it or lies well
+    above it:
 
     * the course runs through beat j+1, which is off its own course (j-1, j, j+2, j+3) by
       `SMOOTH_PCT` % or more: in a premature couplet (898, 625, 539, 1492 ms) the first beat's
