@@ -459,7 +459,9 @@ class Detector:
         return med, (-2.0 * m if m < 0 else float(m))
 
     def _trim(self, e: int) -> None:
-        keep = e - 2 * QD_BEATS
+        # the oldest beat not judged yet reads back 16 beats (a lag beyond the 91-beat windows
+        # would otherwise lose them): keep 182 beats before it or before the newest
+        keep = min(e, self._next) - 2 * QD_BEATS
         if self._queue:
             # artifacts still waiting for a normal successor (a long run, e.g. a loose strap)
             # are corrected later: keep what their correction reads (their values, the steps
@@ -541,7 +543,7 @@ class Detector:
         art.add(k)
         self._changed = max(self._changed, k)
         if len(art) > 4 * QD_BEATS:
-            self._art = {a for a in art if a > e - 2 * QD_BEATS}
+            self._art = {a for a in art if a > min(e, self._next) - 2 * QD_BEATS}
         self._dirty = True
 
     def _flush(self, k: int, e: int, out: list[Judgement]) -> None:
@@ -619,14 +621,14 @@ class Detector:
         no beat pending (the offline path starts one at a correction)."""
         det = cls(lag)
         e = arrived - 1
-        base = max(0, e - 2 * QD_BEATS)
+        base = max(0, min(e, next_beat) - 2 * QD_BEATS)
         det._base = base
         det._n = arrived
         det._next = next_beat
         yl = y[:arrived].tolist()
         det._x = yl[base:]
         det._d = [yl[k] - yl[k - 1] if k else 0 for k in range(base, arrived)]
-        det._art = art = {k for k in artifacts if k > e - 2 * QD_BEATS}
+        det._art = art = {k for k in artifacts if k > min(e, next_beat) - 2 * QD_BEATS}
         det._dsorted = sorted(
             abs(det._d[k - base])
             for k in range(max(0, e - QD_BEATS + 1), arrived)
@@ -996,7 +998,10 @@ def judge_segment(x: npt.ArrayLike, lag: int = MIN_LAG) -> SegmentJudgement:
                 if code_k:
                     values[jd.k] = jd.value_us
             r = det.next_beat
-            if not det.open_artifacts and r + lag - QUIET_BEATS > det.last_change:
+            # hand back once no correction is in the windows of the next row (its thresholds,
+            # and the 16 judged beats before it that the rhythm tests read: a long lag)
+            quiet = min(r + lag - QUIET_BEATS, r - ABRUPT_BEATS - 1)
+            if not det.open_artifacts and quiet > det.last_change:
                 break
         else:
             return SegmentJudgement(labels, values, judged_at)

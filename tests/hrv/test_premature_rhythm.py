@@ -208,3 +208,12 @@ def test_dipoles_equal_dipole_on_random_series() -> None:
         jj = np.arange(2, n - 2)
         want = [_dipole(int(j), y.tolist(), max(1, int(j) - 15)) for j in jj]
         assert _dipoles(jj, y).tolist() == want
+
+
+def test_a_long_lag_keeps_what_the_oldest_unjudged_beat_reads() -> None:
+    # artifact_lag_beats may be far beyond the 91-beat windows: the detector keeps the beats its
+    # next judgement reads, and the vectorised form hands back only once those are uncorrected
+    x, _ = quadrigeminy(150, seed=2)
+    for lag in (90, 175, 200):
+        assert_same(x, lag)
+    assert (judge_segment(x, 200).labels > 0).any()
