@@ -252,7 +252,7 @@ class _PahoClient(paho.Client):
 
     paho reads one packet per wake-up of its network thread (a `select` each) in four `recv`
     calls (profiled on the dashboard at 720 messages a second: 8,192 `select` and 32,765 `recv`
-    for 8,000 messages, and as many wake-ups of the event loop). Here one `recv` takes up to
+    for 8,000 messages, and 7,013 wake-ups of the event loop). Here one `recv` takes up to
     64 KiB and every whole packet in it is handled before paho waits again (bytes already read
     are invisible to `select`, so they must not wait for it), and the event loop is woken once
     for all of them (`on_read_done`).
