@@ -18,6 +18,7 @@ from biofeedback.devices.readings import (
     DeviceEventKind,
     DeviceReading,
     HeartRateMeasurement,
+    Notification,
 )
 from biofeedback.devices.timing import BeatTimer
 from biofeedback.errors import ConfigError
@@ -241,35 +242,87 @@ def test_per_client_flags_are_refused_with_a_clinic_file() -> None:
             apply_service_overrides(clinic, args, ServiceOptions.from_args(args))
 
 
+class EndsAfter:
+    """Wraps a client's strap: it streams as it would until `started` is set, then sends `beats`
+    more notifications with RR and ends (DeviceEventKind.ENDED).
+
+    The session then ends on a count of beats, not on a span of wall time: at --speed 40 a
+    20 s --duration is half a second of wall time, and on a loaded machine the simulated beats of
+    that half second had not all been read when the time limit ended the session (2 beats).
+    """
+
+    def __init__(self, device: Any, started: asyncio.Event, beats: int) -> None:
+        self._device, self._started, self._beats = device, started, beats
+        self.started_at: float | None = None  # session time of the first reading after `started`
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._device, name)
+
+    async def __aenter__(self) -> Self:
+        await self._device.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._device.__aexit__(*exc)
+
+    async def readings(self) -> AsyncIterator[DeviceReading]:
+        left = self._beats
+        async for r in self._device.readings():
+            yield r
+            if not self._started.is_set():
+                continue
+            if self.started_at is None:
+                self.started_at = r.t
+            if isinstance(r, Notification) and r.beats:
+                left -= 1
+                if left == 0:
+                    yield DeviceEvent(r.t, r.device, DeviceEventKind.ENDED, "test: enough beats")
+                    return
+
+
 async def test_a_client_that_fails_to_start_does_not_stop_its_siblings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The real service with two simulated clients: the second one's strap cannot even be
-    made; the first runs its session to the end and records it; the exit status says 1."""
+    made; the first records beats on after that, to the end of its session; the exit status
+    says 1."""
     real = service_app.make_device
+    sibling_failed = asyncio.Event()
+    first: list[EndsAfter] = []
 
     def make_device(config: Any, opts: Any, clock: Any, index: int = 0) -> Any:
         if index == 1:
             raise ConfigError("no such strap (a test's broken client)")
-        return real(config, opts, clock, index)
+        first.append(EndsAfter(real(config, opts, clock, index), sibling_failed, beats=10))
+        return first[-1]
+
+    def announce(text: str) -> None:
+        said.append(text)
+        if "client-002: stopped after an error" in text:
+            sibling_failed.set()
 
     monkeypatch.setattr(service_app, "make_device", make_device)
     monkeypatch.setenv("BIOFEEDBACK_EMBEDDED_BROKER", "amqtt")
+    # no --duration: client-001's session ends when its strap has sent 10 beats after
+    # client-002 failed (the generous timeout only stops a hung run)
     args = _args(
         "demo", "--clients", "2", "--no-web", "--no-actor", "--mqtt-port", "0",
-        "--speed", "40", "--duration", "20", "--data-dir", str(tmp_path),
+        "--speed", "40", "--data-dir", str(tmp_path),
     )  # fmt: skip
     opts = ServiceOptions.from_args(args)
     service = apply_service_overrides(ServiceConfig.single(load_config(env={})), args, opts)
     said: list[str] = []
-    async with asyncio.timeout(60):
-        status = await run_service(service, opts, announce=said.append)
+    async with asyncio.timeout(180):
+        status = await run_service(service, opts, announce=announce)
     assert status == 1
     assert any("client-002: stopped after an error" in s for s in said), said
     assert any("stopped after an error: client-002" in s for s in said), said
+    (strap,) = first  # made once: it never failed
+    assert strap.started_at is not None
     (session,) = list_sessions(tmp_path / "recordings", "client-001")
     beats = [i for i in iter_inputs(session) if getattr(i, "beats", ())]
-    assert len(beats) >= 10
+    # every beat client-001 got after its sibling failed is in its recording
+    assert len([b for b in beats if b.t >= strap.started_at]) == 10
     # its recording was opened (and closed again, honestly empty) before its strap failed
     for other in list_sessions(tmp_path / "recordings", "client-002"):
         assert not [i for i in iter_inputs(other) if getattr(i, "beats", ())]
