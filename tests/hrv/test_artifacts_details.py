@@ -841,6 +841,10 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     x[2] = x[2] * 16 // 10
     x[3] = x[3] * 2
     cases.append(("artifacts first", x, MIN_LAG))
+    x = calm(120, seed=5)  # beat 1 premature, its pause judged after its correction
+    x[1] = x[1] * 6 // 10
+    x[2] = x[2] * 14 // 10
+    cases.append(("premature beat 1", x, MIN_LAG))
     # lags the config allows (up to 10,000): an artifact leaves the threshold windows only
     # while it is inside them (beat e - 91, e - 96 are their edges)
     cases += [(f"lag {lag}", walk(400, 2, 15_000, 0.1, True), lag) for lag in (91, 92, 96, 150)]
