@@ -877,15 +877,12 @@ def test_the_per_beat_detector_follows_its_rules_recomputed_at_every_judgement(c
     assert sj.judged_at.tolist() == at.tolist(), name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IndexError,
-    reason="bug: with artifact_lag_beats of about 175 or more (the config allows up to 10,000) "
-    "Detector._trim drops beats not judged yet (it keeps 182 beats); IndexError in "
-    "Detector.push (lag 180) and in judge_segment (lag 175)",
-)
 @pytest.mark.parametrize("lag", [175, 180, 300])
 def test_a_lag_longer_than_the_kept_buffer_is_judged_like_any_other(lag: int) -> None:
+    # found on the mutation run (Detector._exclude at the window edges with long lags): with
+    # artifact_lag_beats of about 175 or more (the config allows 10,000) Detector._trim dropped
+    # beats not judged yet (IndexError in push at 180, in judge_segment at 175); a strict xfail
+    # until 6c73e36 fixed it
     x = walk(700, 2, 15_000, 0.1, True)
     want = reference_stream(x.tolist(), lag)
     assert any(lab for *_, lab in want)
