@@ -825,6 +825,60 @@ def detector_stream(raw: list[int], lag: int = MIN_LAG) -> list[tuple[int, int, 
     return [(e, j.k, j.value_us, j.artifact) for e, v in enumerate(raw) for j in det.push(v)]
 
 
+EARLY_CORRECTIONS = [
+    798209,
+    499247,
+    559821,
+    946203,
+    798209,
+    600578,
+    780623,
+    793324,
+    792347,
+    790393,
+    789416,
+    527580,
+    789416,
+    787462,
+    1221250,
+    1638429,
+    785508,
+    784531,
+    780623,
+    780623,
+    783554,
+    782577,
+    1332628,
+    788439,
+    784531,
+    787462,
+    896886,
+    1468431,
+    1485040,
+    789416,
+    1343375,
+    1126481,
+    789416,
+    786485,
+    787462,
+    786485,
+    790393,
+    788439,
+    631142,
+    1194871,
+    414248,
+    788439,
+    788439,
+    786485,
+    851944,
+    1057114,
+    787462,
+    1354122,
+    379076,
+    790393,
+]
+
+
 def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     cases = [(f"walk{i}", x, lag) for i, (x, lag) in enumerate(walks())]
     cases += [(f"quantised{i}", quantised_walk(*c[:6]), c[6]) for i, c in enumerate(QUANTISED)]
@@ -845,6 +899,10 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     x[1] = x[1] * 6 // 10
     x[2] = x[2] * 14 // 10
     cases.append(("premature beat 1", x, MIN_LAG))
+    # found by a search against Detector._correct 60 (beat 0's median not updated when an
+    # artifact among beats 1-5 is corrected): a quantised walk with early odd beats, 50 beats
+    x = np.array(EARLY_CORRECTIONS, dtype=np.int64)
+    cases.append(("early corrections", x, MIN_LAG))
     # lags the config allows (up to 10,000): an artifact leaves the threshold windows only
     # while it is inside them (beat e - 91, e - 96 are their edges)
     cases += [(f"lag {lag}", walk(400, 2, 15_000, 0.1, True), lag) for lag in (91, 92, 96, 150)]
