@@ -903,6 +903,15 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     # artifact among beats 1-5 is corrected): a quantised walk with early odd beats, 50 beats
     x = np.array(EARLY_CORRECTIONS, dtype=np.int64)
     cases.append(("early corrections", x, MIN_LAG))
+    # premature beats 8 % early with full compensatory pauses (only the pause rules find them)
+    # past beat 760, where the detector has trimmed its buffer: its segment start is then far
+    # before its first kept beat
+    x = calm(1100, seed=3)
+    at = np.arange(760, 1090, 17)
+    early = x[at] * 8 // 100
+    x[at] -= early
+    x[at + 1] += early
+    cases.append(("late premature beats after a trim", x, MIN_LAG))
     # lags the config allows (up to 10,000): an artifact leaves the threshold windows only
     # while it is inside them (beat e - 91, e - 96 are their edges)
     cases += [(f"lag {lag}", walk(400, 2, 15_000, 0.1, True), lag) for lag in (91, 92, 96, 150)]
