@@ -841,11 +841,14 @@ class ManualClock:
     def sleepers(self) -> int:
         return len(self._sleepers)
 
-    async def wait_for_sleeper(self, within_s: float = 2.0) -> bool:
+    async def wait_for_sleeper(self, within_s: float = 10.0) -> bool:
         """Wait (wall time) until something sleeps on this clock; False if nothing did.
 
         A driver that only advances time while the code under test waits on the clock keeps
-        wall-time work (D-Bus calls, scans) from being stamped with a later virtual time.
+        wall-time work (D-Bus calls, scans) from being stamped with a later virtual time. The
+        wait is long: a strap always comes back to the clock (backoff, staleness watchdog), and on
+        a loaded machine one bleak connect can take seconds of wall time; giving up early moves
+        strap time on in the middle of it.
         """
         try:
             async with asyncio.timeout(within_s):
@@ -868,7 +871,9 @@ class Collector:
             self.items.append(item)
             self._changed.set()
 
-    async def wait_for(self, predicate: Callable[[list[Any]], bool], within_s: float = 5.0) -> None:
+    async def wait_for(
+        self, predicate: Callable[[list[Any]], bool], within_s: float = 30.0
+    ) -> None:
         """Wait (wall time) until `predicate(items)` holds; fail the test with what arrived."""
         try:
             async with asyncio.timeout(within_s):
@@ -965,7 +970,7 @@ class StrapDriver:
             self.clock.advance(min(step_s, end - self.clock.now()))
             await asyncio.sleep(0.002)
 
-    async def _settle(self, within_s: float = 5.0) -> None:
+    async def _settle(self, within_s: float = 30.0) -> None:
         # While a connection is being set up (Connected but not yet subscribed) strap time stands
         # still, as it would for a strap whose setup takes a fraction of a second.
         # A scan runs in wall time inside bleak: hold strap time still until it ends too.
@@ -975,7 +980,7 @@ class StrapDriver:
             while self.strap.bluez.discovery_sessions:
                 await self.strap.bluez.discovery_ended.wait()
 
-    async def until_subscribed(self, *, step_s: float = 0.5, within_s: float = 10.0) -> float:
+    async def until_subscribed(self, *, step_s: float = 0.5, within_s: float = 60.0) -> float:
         """Advance time until the device under test has (re)subscribed; returns strap seconds."""
         start = self.clock.now()
         async with asyncio.timeout(within_s):
@@ -1002,8 +1007,10 @@ async def open_strap(
     target: str, clock: ManualClock, **kw: Any
 ) -> AsyncIterator[tuple[BleStrap, Collector]]:
     """Open a BleStrap on the fake BlueZ with a Collector reading it in a task."""
-    kw.setdefault("scan_timeout_s", 0.2)
-    kw.setdefault("connect_timeout_s", 5.0)
+    # Deadlines in wall time, generous for a loaded machine (a scan ends as soon as the strap
+    # advertises; tests of the timeouts themselves set their own)
+    kw.setdefault("scan_timeout_s", 1.0)
+    kw.setdefault("connect_timeout_s", 30.0)
     kw.setdefault("rng", random.Random(0))
     strap = BleStrap(target, clock=clock, **kw)
     collector = Collector()
