@@ -879,6 +879,65 @@ EARLY_CORRECTIONS = [
 ]
 
 
+EARLY_MEDIANS = [
+    785508,
+    805048,
+    1532913,
+    1298568,
+    871484,
+    865556,
+    866599,
+    979931,
+    845105,
+    829473,
+    791370,
+    785508,
+    791370,
+    798209,
+    1106941,
+    773784,
+    750336,
+    736658,
+    1329697,
+    448443,
+    747405,
+    727865,
+    1370731,
+    1429351,
+    679992,
+    765968,
+    670222,
+    1108895,
+    1362915,
+    691716,
+    674130,
+    456259,
+    660452,
+    620395,
+    370283,
+    658498,
+    665337,
+    672176,
+    681946,
+    1318950,
+    803094,
+    662406,
+    642866,
+    629188,
+    643843,
+    637981,
+    646774,
+    1157745,
+    1001425,
+    606717,
+    637004,
+    648728,
+    660452,
+    665337,
+    1063953,
+]
+
+
 def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     cases = [(f"walk{i}", x, lag) for i, (x, lag) in enumerate(walks())]
     cases += [(f"quantised{i}", quantised_walk(*c[:6]), c[6]) for i, c in enumerate(QUANTISED)]
@@ -903,6 +962,9 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     # artifact among beats 1-5 is corrected): a quantised walk with early odd beats, 50 beats
     x = np.array(EARLY_CORRECTIONS, dtype=np.int64)
     cases.append(("early corrections", x, MIN_LAG))
+    # found by a search against Detector._median_dev 7, 25, 27, 30, 31 (the truncated medians
+    # of beats 0-4: from beat 1, the upper or a wrong middle value of an even window)
+    cases.append(("early medians", np.array(EARLY_MEDIANS, dtype=np.int64), 9))
     # premature beats 8 % early with full compensatory pauses (only the pause rules find them)
     # past beat 760, where the detector has trimmed its buffer: its segment start is then far
     # before its first kept beat
