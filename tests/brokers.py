@@ -102,10 +102,34 @@ def sever(link: MqttLink) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-async def wait_disconnected(link: MqttLink, limit_s: float = 5.0) -> None:
+async def wait_disconnected(link: MqttLink, limit_s: float = 30.0) -> None:
     """Wait until the link noticed that its broker went away."""
     async with asyncio.timeout(limit_s):
         await link.wait_disconnected()
+
+
+class Subscriptions:
+    """Counts the subscriptions a link's broker acknowledged (its `subscribe` returned), so a
+    test can wait until code it started (a command pump) listens, instead of sleeping a while."""
+
+    def __init__(self, link: MqttLink) -> None:
+        self.acked: list[str] = []
+        self._changed = asyncio.Event()
+        subscribe = link.subscribe
+
+        async def counted(topic_filter: str, qos: int = 1) -> None:
+            await subscribe(topic_filter, qos)
+            self.acked.append(topic_filter)
+            self._changed.set()
+
+        link.subscribe = counted  # type: ignore[method-assign]
+
+    async def wait(self, n: int, limit_s: float = 30.0) -> None:
+        """Wait until `n` subscriptions were acknowledged."""
+        async with asyncio.timeout(limit_s):
+            while len(self.acked) < n:
+                self._changed.clear()
+                await self._changed.wait()
 
 
 _names = itertools.count()
@@ -117,8 +141,9 @@ def link_name(prefix: str) -> str:
     return f"{prefix}-{next(_names)}"
 
 
-async def next_message(it: object, wait_s: float = 5.0) -> IncomingMessage:
-    """The next message from a link's `messages()` iterator, or TimeoutError after `wait_s`."""
+async def next_message(it: object, wait_s: float = 30.0) -> IncomingMessage:
+    """The next message from a link's `messages()` iterator, or TimeoutError after `wait_s`
+    (a deadline for a message that must come, generous for a loaded machine)."""
     return await asyncio.wait_for(it.__anext__(), wait_s)  # type: ignore[attr-defined]
 
 

@@ -27,8 +27,8 @@ def login_settings(
     )
 
 
-async def next_message(link: MqttLink, wait_s: float = 5.0) -> IncomingMessage:
-    """The link's next message, or TimeoutError."""
+async def next_message(link: MqttLink, wait_s: float = 30.0) -> IncomingMessage:
+    """The link's next message, or TimeoutError after `wait_s` (generous: a loaded machine)."""
     return await asyncio.wait_for(link.messages().__anext__(), wait_s)
 
 
@@ -43,7 +43,7 @@ async def collect(link: MqttLink, quiet_s: float) -> list[IncomingMessage]:
             return got
 
 
-async def autosaved(proc: MosquittoProcess, since_ns: int, limit_s: float = 5.0) -> None:
+async def autosaved(proc: MosquittoProcess, since_ns: int, limit_s: float = 30.0) -> None:
     """Wait until Mosquitto's own autosave wrote its database after `since_ns` (time.time_ns)."""
     db = Path(proc.workdir) / "mosquitto.db"
 

@@ -28,7 +28,7 @@ from biofeedback.service.commands import serve_commands
 from biofeedback.service.mqtt import MqttLink
 from biofeedback.service.topics import Topic, topic
 from biofeedback.web.mqttfeed import LinkSink
-from tests.brokers import sever, wait_disconnected
+from tests.brokers import Subscriptions, sever, wait_disconnected
 from tests.service.embedded_support import autosaved, collect, login_settings, next_message
 from tests.support import require_binary
 
@@ -138,10 +138,11 @@ async def test_a_command_queued_for_an_offline_service_survives_kill9(
         svc,
         MqttLink(login_settings(b, BrokerRole.DASHBOARD), "bf-dashboard-queued") as dash,
     ):
+        acked = Subscriptions(svc)
         pump = asyncio.create_task(serve_commands(svc, C1, now=time.time, submit=session.submit))
         try:
             await dash.subscribe(topic(C1, Topic.REPLY), qos=1)
-            await asyncio.sleep(0.3)  # the service subscribed
+            await acked.wait(2)  # the service subscribed to cmd and cmd/+
             sever(svc)  # a blip: the service reconnects 8 s later
             await wait_disconnected(svc)
             cid, payload = _consent()

@@ -16,7 +16,14 @@ from biofeedback.service import payloads
 from biofeedback.service.commands import CommandDeduper, serve_commands
 from biofeedback.service.mqtt import IncomingMessage, MqttLink
 from biofeedback.service.topics import Topic, command_topic, topic
-from tests.brokers import BrokerHandle, embedded, link_name, mosquitto_plain, next_message
+from tests.brokers import (
+    BrokerHandle,
+    Subscriptions,
+    embedded,
+    link_name,
+    mosquitto_plain,
+    next_message,
+)
 
 C1 = "c-7f3a"
 
@@ -61,11 +68,12 @@ async def test_commands_over_mqtt(broker_proto: tuple[BrokerHandle, int]) -> Non
         MqttLink(s, link_name("bf-web")) as dash,
     ):
         await dash.subscribe(topic(C1, Topic.REPLY) + "/#")
+        acked = Subscriptions(svc)
         pump = asyncio.create_task(
             serve_commands(svc, C1, now=lambda: 500.0, submit=session.submit, deduper=dedupe)
         )
         try:
-            await asyncio.sleep(0.3)  # subscribed
+            await acked.wait(2)  # the pump listens on cmd and cmd/+
             replies = dash.messages()
             cmd_t = command_topic(C1)
 
@@ -166,9 +174,10 @@ async def test_a_flood_of_pauses_over_mqtt_adds_no_flood_of_events() -> None:
         MqttLink(broker.settings(5), link_name("bf-web")) as client,
     ):
         await client.subscribe(topic(C1, Topic.REPLY) + "/#", qos=1)
+        acked = Subscriptions(svc)
         pump = asyncio.create_task(serve_commands(svc, C1, now=lambda: 10.0, submit=submit))
         try:
-            await asyncio.sleep(0.3)
+            await acked.wait(2)  # the pump listens on cmd and cmd/+
             replies = client.messages()
             for i in range(n):
                 client.publish_json(command_topic(C1, "client"), _cmd(f"p-{i}"), qos=1)
