@@ -245,6 +245,7 @@ def test_run_without_bluetooth_fails_fast_naming_what_is_missing(tmp_path: Path)
 @pytest.mark.mosquitto
 @pytest.mark.skipif(sys.platform != "linux", reason="the adapter check asks BlueZ (Linux)")
 def test_run_wait_for_device_publishes_the_device_error_with_its_fix(tmp_path: Path) -> None:
+    import contextlib
     import json
     import queue
     import signal
@@ -274,12 +275,13 @@ def test_run_wait_for_device_publishes_the_device_error_with_its_fix(tmp_path: P
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="t-wait")
     try:
         deadline = time.monotonic() + 60
-        while not observer.is_file():
+        login: dict[str, str] = {}
+        while not login:  # the file is written after the broker started, not in one step
             assert proc.poll() is None, proc.communicate()[1][-2000:]
             assert time.monotonic() < deadline, "the broker never started"
             time.sleep(0.1)
-        time.sleep(0.2)  # written before the broker answers? give it a moment
-        login = json.loads(observer.read_text())
+            with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+                login = json.loads(observer.read_text())
         client.username_pw_set(login["username"], login["password"])
         client.on_message = lambda _c, _u, m: got.put((m.topic, json.loads(m.payload)))
         client.connect("127.0.0.1", port)
