@@ -489,7 +489,9 @@ async def test_leaving_while_connecting_aborts_the_connection(fake_bluez: FakeBl
         async with asyncio.timeout(5):
             while not fake.connect_pending:  # noqa: ASYNC110 - polls the fake's state
                 await asyncio.sleep(0.005)
-    await asyncio.sleep(0.5)  # past the strap's connect delay
+    async with asyncio.timeout(30):  # until the fake's Connect handler is done, however slow
+        while fake.connect_pending:  # noqa: ASYNC110 - polls the fake's state
+            await asyncio.sleep(0.005)
     assert not fake.connected  # the pending Connect was aborted, not left dangling
     assert not _leftover_tasks(before)
 

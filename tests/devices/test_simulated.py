@@ -422,7 +422,9 @@ def test_any_profile_gives_parseable_ordered_readings(
 
 
 async def test_leaving_the_context_wakes_a_waiting_reader() -> None:
-    strap = SimulatedStrap(clock=ScaledClock(speed=1.0))  # real time: next notification in ~1 s
+    # next notification ~0.8 s of session time away: about 15 minutes of wall time at this speed,
+    # so a reader that ends at all within the deadline below was woken
+    strap = SimulatedStrap(clock=ScaledClock(speed=1e-3))
     got: list[DeviceReading] = []
     waiting = asyncio.Event()
 
@@ -434,12 +436,11 @@ async def test_leaving_the_context_wakes_a_waiting_reader() -> None:
 
     async with strap:
         task = asyncio.create_task(reader())
-        await asyncio.wait_for(waiting.wait(), timeout=0.5)
-        await asyncio.sleep(0.01)  # let the reader reach its sleep
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    await asyncio.wait_for(task, timeout=0.5)
-    assert loop.time() - t0 < 0.2  # woken, not left sleeping until the next due time
+        async with asyncio.timeout(30):
+            await waiting.wait()
+            while not strap._sleepers:  # noqa: ASYNC110 - the reader sleeps until the next due
+                await asyncio.sleep(0.001)
+    await asyncio.wait_for(task, timeout=30)  # woken, not left sleeping until then
     assert [getattr(r, "kind", None) for r in got] == ["info", "connected", "battery"]
     assert task.done()
     assert not task.cancelled()
