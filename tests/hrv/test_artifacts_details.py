@@ -965,6 +965,13 @@ def _reference_cases() -> list[tuple[str, np.ndarray, int]]:
     # found by a search against Detector._median_dev 7, 25, 27, 30, 31 (the truncated medians
     # of beats 0-4: from beat 1, the upper or a wrong middle value of an even window)
     cases.append(("early medians", np.array(EARLY_MEDIANS, dtype=np.int64), 9))
+    # premature dips of 45 ms with 80 ms pauses in a calm rhythm: not abrupt for the veto's
+    # step test, found by the dipole exception (`_dipole`)
+    x = calm(400, seed=6)
+    at = np.arange(100, 390, 17)
+    x[at] -= 45_000
+    x[at + 1] += 80_000
+    cases.append(("dips with pauses", x, MIN_LAG))
     # premature beats 8 % early with full compensatory pauses (only the pause rules find them)
     # past beat 760, where the detector has trimmed its buffer: its segment start is then far
     # before its first kept beat
