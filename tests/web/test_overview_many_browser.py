@@ -202,6 +202,13 @@ async def test_rows_off_screen_stay_true_and_catch_up_when_scrolled_into_view(
         assert await row.locator("[data-field='attention']").inner_text() == "Paused"
         assert (await page.title()).startswith("(2 paused)")
         await poll(page, f"Number({spark(PAUSER)}.dataset.points) >= 10", within=2.0)
+        # it resumes: back down to its place in id order (a row moved down the list)
+        publish(stack, PAUSER, Topic.SESSION, session(time.time(), "exposing", 1))
+        deadline = time.monotonic() + 3
+        while (got := await row_order(page)) != [PAUSED, TROUBLE, *rest]:
+            assert time.monotonic() < deadline, got
+            await asyncio.sleep(0.05)
+        assert (await page.title()).startswith("(1 paused)")
     finally:
         stop.set()
         await feeder

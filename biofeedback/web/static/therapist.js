@@ -263,6 +263,46 @@
     if (document.title !== title) document.title = title;
   }
 
+  // indices into `seq` of a longest strictly increasing subsequence (entries < 0 left out)
+  function longestRun(seq) {
+    const tails = []; // tails[k]: index in seq ending the best run of length k + 1
+    const prev = new Array(seq.length).fill(-1);
+    for (let i = 0; i < seq.length; i++) {
+      if (seq[i] < 0) continue;
+      let lo = 0;
+      let hi = tails.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (seq[tails[mid]] < seq[i]) lo = mid + 1;
+        else hi = mid;
+      }
+      if (lo > 0) prev[i] = tails[lo - 1];
+      tails[lo] = i;
+    }
+    const keep = new Set();
+    for (let i = tails.length ? tails[tails.length - 1] : -1; i >= 0; i = prev[i]) keep.add(i);
+    return keep;
+  }
+
+  function reorder(wanted) {
+    const place = new Map();
+    let k = 0;
+    for (const tr of tbody.children) place.set(tr, k++);
+    const keep = longestRun(wanted.map((r) => (place.has(r.tr) ? place.get(r.tr) : -1)));
+    let anchor = null; // the row the next one (going up the list) goes before
+    for (let i = wanted.length - 1; i >= 0; i--) {
+      const tr = wanted[i].tr;
+      if (!keep.has(i)) {
+        if (!tr.isConnected) {
+          tbody.insertBefore(tr, anchor);
+          seen.observe(tr);
+        } else if (tbody.moveBefore) tbody.moveBefore(tr, anchor);
+        else tbody.insertBefore(tr, anchor);
+      }
+      anchor = tr;
+    }
+  }
+
   let lastOrder = []; // the rows in the order drawn
   function render() {
     const now = Date.now();
@@ -305,21 +345,13 @@
       updateRow(r, s, r.rank, r.why, now);
       budget--;
     }
-    // move rows only when the order changed (a client changed group, or a new one came); each
-    // row out of place is moved once, keeping its focus where the browser can (moveBefore)
+    // move rows only when the order changed (a client changed group, or a new one came), and then
+    // the fewest: rows already in order (the longest increasing run of their places) stay; a row
+    // moved one at a time down the list re-inserted every row after it, hundreds per frame
     let same = lastOrder.length === wanted.length;
     for (let i = 0; same && i < wanted.length; i++) same = lastOrder[i] === wanted[i];
     if (!same) {
-      for (let i = 0; i < wanted.length; i++) {
-        const tr = wanted[i].tr;
-        const at = tbody.children[i];
-        if (at === tr) continue;
-        if (!tr.isConnected) {
-          tbody.insertBefore(tr, at || null);
-          seen.observe(tr);
-        } else if (tbody.moveBefore) tbody.moveBefore(tr, at || null);
-        else tbody.insertBefore(tr, at || null);
-      }
+      reorder(wanted);
       lastOrder = wanted;
     }
     return drawSparks(now) + (dirty.size ? 1 : 0);
