@@ -162,6 +162,13 @@ def test_folders_of_older_versions_go_only_when_old_and_unused(private_tmp: Path
         [sys.executable, "-c", "import time; time.sleep(60)", str(used / "mosquitto.conf")]
     )
     try:
+        # until the child has exec'd, its command line is still pytest's (a loaded machine once
+        # took long enough for `used` to look unused): wait until it names the folder
+        deadline = time.monotonic() + 30
+        cmdline = Path(f"/proc/{user.pid}/cmdline")
+        while str(used).encode() not in cmdline.read_bytes():
+            assert time.monotonic() < deadline, "the child never started"
+            time.sleep(0.01)
         removed = remove_stale_workdirs()
     finally:
         user.kill()
