@@ -344,7 +344,10 @@ async def test_overview_gets_one_frame_per_loop_turn_with_each_clients_newest_ro
 
 
 async def test_samples_reach_the_overview_at_most_every_interval_and_a_pause_at_once() -> None:
-    hub = Hub(HubLimits(overview_every_s=0.2))
+    # The interval is long against the 50 ms looks inside it: a loaded machine that stalls the
+    # loop past the interval would let the flush timer run before the test resumes.
+    every_s = 1.0
+    hub = Hub(HubLimits(overview_every_s=every_s))
     with hub.subscribe("therapist", None) as overview:
         ingest(hub, "arousal", arousal(T0, 10.0))
         await asyncio.sleep(0)
@@ -358,9 +361,14 @@ async def test_samples_reach_the_overview_at_most_every_interval_and_a_pause_at_
         (frame,) = frames(overview)
         assert [(r["state"], r["arousal"]) for r in frame["summaries"]] == [("paused", 30.0)]
         ingest(hub, "arousal", arousal(T0 + 4, 40.0))
+        t_sample = asyncio.get_running_loop().time()
         await asyncio.sleep(0.05)
         assert frames(overview) == []
-        await asyncio.sleep(0.3)
+        while overview.queue.empty():  # the sample goes out once the interval is over
+            assert asyncio.get_running_loop().time() - t_sample < 30.0, "sample never sent"
+            await asyncio.sleep(0.02)
+        # not before the interval that began with the pause's frame
+        assert asyncio.get_running_loop().time() - t_sample >= 0.9 * every_s
         (frame,) = frames(overview)
         assert [(r["state"], r["arousal"]) for r in frame["summaries"]] == [("paused", 40.0)]
 
