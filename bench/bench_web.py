@@ -28,6 +28,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -234,27 +235,24 @@ def cpu_seconds_of(stat: Path) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def bench_end_to_end(n_clients: int, seconds: float, rate_hz: float) -> None:
+@contextlib.asynccontextmanager
+async def dashboard_server(
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[tuple[int, int, asyncio.subprocess.Process]]:
+    """A Mosquitto and the dashboard (`SERVER`) in a process of its own, ready: (MQTT port,
+    HTTP port, the dashboard's process); the dashboard is told to stop on the way out."""
     async with MosquittoProcess() as broker:
         mqtt_port = int(broker.url.rsplit(":", 1)[1])
         http_port = free_port()
         server = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            SERVER,
-            str(http_port),
-            str(mqtt_port),
-            SECRET,
-            LINK_SECRET,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=REPO,
-        )
+            sys.executable, "-c", SERVER, str(http_port), str(mqtt_port), SECRET, LINK_SECRET,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO, env=env,
+        )  # fmt: skip
         try:
             assert server.stdout is not None
             line = await asyncio.wait_for(server.stdout.readline(), 30)
             assert line.strip() == b"ready", line
-            await measure(http_port, mqtt_port, server.pid, n_clients, seconds, rate_hz)
+            yield mqtt_port, http_port, server
         finally:
             if server.stdin is not None:
                 server.stdin.close()
@@ -263,6 +261,27 @@ async def bench_end_to_end(n_clients: int, seconds: float, rate_hz: float) -> No
             except TimeoutError:
                 server.kill()
                 await server.wait()
+
+
+async def start_publisher(
+    mqtt_port: int, n_clients: int, rate_hz: float
+) -> asyncio.subprocess.Process:
+    """The publisher (`PUBLISHER`) in a process of its own, like the straps' services (the
+    latency measured is then the broker's, the dashboard's and the reader's, not this one's),
+    once it is connected."""
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PUBLISHER, str(mqtt_port), str(n_clients), str(rate_hz),
+        str(REPO), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
+    )  # fmt: skip
+    assert publisher.stdout is not None
+    assert publisher.stdin is not None
+    assert (await asyncio.wait_for(publisher.stdout.readline(), 30)).strip() == b"ready"
+    return publisher
+
+
+async def bench_end_to_end(n_clients: int, seconds: float, rate_hz: float) -> None:
+    async with dashboard_server() as (mqtt_port, http_port, server):
+        await measure(http_port, mqtt_port, server.pid, n_clients, seconds, rate_hz)
 
 
 async def measure(
@@ -482,111 +501,86 @@ async def bench_browser(
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("chromium is not installed (Debian package 'chromium')")
-    async with MosquittoProcess() as broker:
-        mqtt_port = int(broker.url.rsplit(":", 1)[1])
-        http_port = free_port()
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SERVER, str(http_port), str(mqtt_port), SECRET, LINK_SECRET,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None
-            line = await asyncio.wait_for(server.stdout.readline(), 30)
-            assert line.strip() == b"ready", line
-            rss0 = rss_bytes(server.pid)
-            # the publisher in a process of its own, like the straps' services: the latency
-            # measured is then the broker's, the dashboard's and the browser's, not this one's
-            publisher = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", PUBLISHER, str(mqtt_port), str(n_clients), str(rate_hz),
-                str(REPO), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
-            )  # fmt: skip
-            assert publisher.stdout is not None
-            assert publisher.stdin is not None
-            assert (await asyncio.wait_for(publisher.stdout.readline(), 30)).strip() == b"ready"
-            async with async_playwright() as pw:
-                browser = await pw.chromium.launch(
-                    executable_path=chromium,
-                    args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-                )
-                page = await browser.new_page(viewport={"width": 1366, "height": 900})
-                await page.add_init_script(BROWSER_HOOK)
+    async with dashboard_server() as (mqtt_port, http_port, server):
+        rss0 = rss_bytes(server.pid)
+        publisher = await start_publisher(mqtt_port, n_clients, rate_hz)
+        assert publisher.stdin is not None
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(
+                executable_path=chromium,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
+            )
+            page = await browser.new_page(viewport={"width": 1366, "height": 900})
+            await page.add_init_script(BROWSER_HOOK)
 
-                # the same overview read by a plain WebSocket client here: where the time goes
-                # (dashboard and network, or the page)
-                ws_lat: list[float] = []
-                ws_seen: dict[str, float] = {}
-                http = aiohttp.ClientSession()
-                base = f"http://127.0.0.1:{http_port}"
-                ws = await http.ws_connect(
-                    f"{base}/ws",
-                    headers={"Origin": base, "Authorization": f"Bearer {SECRET}"},
-                )
+            # the same overview read by a plain WebSocket client here: where the time goes
+            # (dashboard and network, or the page)
+            ws_lat: list[float] = []
+            ws_seen: dict[str, float] = {}
+            http = aiohttp.ClientSession()
+            base = f"http://127.0.0.1:{http_port}"
+            ws = await http.ws_connect(
+                f"{base}/ws",
+                headers={"Origin": base, "Authorization": f"Bearer {SECRET}"},
+            )
 
-                async def read_ws() -> None:
-                    async for msg in ws:
-                        now = time.time()
-                        m = json.loads(msg.data)
-                        for s in m.get("summaries", ()) if m["type"] == "summaries" else ():
-                            t = s.get("arousal_t")
-                            if t is None or ws_seen.get(s["client"]) == t:
-                                continue
-                            ws_seen[s["client"]] = t
-                            ws_lat.append(now - t)
+            async def read_ws() -> None:
+                async for msg in ws:
+                    now = time.time()
+                    m = json.loads(msg.data)
+                    for s in m.get("summaries", ()) if m["type"] == "summaries" else ():
+                        t = s.get("arousal_t")
+                        if t is None or ws_seen.get(s["client"]) == t:
+                            continue
+                        ws_seen[s["client"]] = t
+                        ws_lat.append(now - t)
 
-                ws_reader = asyncio.create_task(read_ws())
-                await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
-                await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
-                await page.wait_for_selector("#conn[data-state='live']")
-                await asyncio.sleep(5.0)  # warm up
-                rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
-                cdp = await page.context.new_cdp_session(page)
-                await cdp.send("Performance.enable")
-                if trace_to is not None:
-                    await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
-                await page.evaluate("window.__lat = []; window.__arrive = []; window.__long = []")
-                m0 = await page_metrics(cdp)
-                ws_lat.clear()
-                overviews0 = await page.evaluate("window.__overviews")
-                pcpu0 = cpu_seconds(publisher.pid)
-                async with http.get(f"{base}/healthz") as resp:
-                    ingested0 = (await resp.json())["ingested"]
-                browser_pid = _browser_pid()
-                cpu0, bcpu0, wall0 = (
-                    cpu_seconds(server.pid),
-                    tree_cpu_seconds(browser_pid),
-                    time.monotonic(),
-                )
-                await asyncio.sleep(seconds)
-                cpu1, bcpu1, wall1 = (
-                    cpu_seconds(server.pid),
-                    tree_cpu_seconds(browser_pid),
-                    time.monotonic(),
-                )
-                m1 = await page_metrics(cdp)
-                if trace_to is not None:
-                    await browser.stop_tracing()
-                async with http.get(f"{base}/healthz") as resp:
-                    ingested = (await resp.json())["ingested"] - ingested0
-                lat = sorted(await page.evaluate("window.__lat"))
-                long_tasks = await page.evaluate("window.__long")
-                wsl = sorted(ws_lat)
-                ws_reader.cancel()
-                await ws.close()
-                await http.close()
-                reconnects = await page.evaluate("window.__overviews") - overviews0
-                pcpu1 = cpu_seconds(publisher.pid)
-                rss1 = rss_bytes(server.pid)
-                await browser.close()
-            publisher.stdin.close()
-            out, _ = await asyncio.wait_for(publisher.communicate(), 30)
-        finally:
-            if server.stdin is not None:
-                server.stdin.close()
-            try:
-                await asyncio.wait_for(server.wait(), 10)
-            except TimeoutError:
-                server.kill()
-                await server.wait()
+            ws_reader = asyncio.create_task(read_ws())
+            await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
+            await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
+            await page.wait_for_selector("#conn[data-state='live']")
+            await asyncio.sleep(5.0)  # warm up
+            rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
+            cdp = await page.context.new_cdp_session(page)
+            await cdp.send("Performance.enable")
+            if trace_to is not None:
+                await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
+            await page.evaluate("window.__lat = []; window.__arrive = []; window.__long = []")
+            m0 = await page_metrics(cdp)
+            ws_lat.clear()
+            overviews0 = await page.evaluate("window.__overviews")
+            pcpu0 = cpu_seconds(publisher.pid)
+            async with http.get(f"{base}/healthz") as resp:
+                ingested0 = (await resp.json())["ingested"]
+            browser_pid = _browser_pid()
+            cpu0, bcpu0, wall0 = (
+                cpu_seconds(server.pid),
+                tree_cpu_seconds(browser_pid),
+                time.monotonic(),
+            )
+            await asyncio.sleep(seconds)
+            cpu1, bcpu1, wall1 = (
+                cpu_seconds(server.pid),
+                tree_cpu_seconds(browser_pid),
+                time.monotonic(),
+            )
+            m1 = await page_metrics(cdp)
+            if trace_to is not None:
+                await browser.stop_tracing()
+            async with http.get(f"{base}/healthz") as resp:
+                ingested = (await resp.json())["ingested"] - ingested0
+            lat = sorted(await page.evaluate("window.__lat"))
+            long_tasks = await page.evaluate("window.__long")
+            wsl = sorted(ws_lat)
+            ws_reader.cancel()
+            await ws.close()
+            await http.close()
+            reconnects = await page.evaluate("window.__overviews") - overviews0
+            pcpu1 = cpu_seconds(publisher.pid)
+            rss1 = rss_bytes(server.pid)
+            await browser.close()
+        publisher.stdin.close()
+        out, _ = await asyncio.wait_for(publisher.communicate(), 30)
     wall = wall1 - wall0
     cpu = (cpu1 - cpu0) / wall
     bcpu = (bcpu1 - bcpu0) / wall
@@ -615,74 +609,51 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
     """Part 3 without the browser (`--plain`): the same dashboard process, publisher process and
     overview, read by a plain aiohttp WebSocket client only: the dashboard's own latency, CPU per
     message and memory per client, free of Chromium's share of the two cores."""
-    async with MosquittoProcess() as broker:
-        mqtt_port = int(broker.url.rsplit(":", 1)[1])
-        http_port = free_port()
-        env = {**os.environ, **({"BENCH_WEB_TRACE": "1"} if trace else {})}
-        server = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", SERVER, str(http_port), str(mqtt_port), SECRET, LINK_SECRET,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO, env=env,
-        )  # fmt: skip
-        try:
-            assert server.stdout is not None
-            line = await asyncio.wait_for(server.stdout.readline(), 30)
-            assert line.strip() == b"ready", line
-            rss0 = rss_bytes(server.pid)
-            publisher = await asyncio.create_subprocess_exec(
-                sys.executable, "-c", PUBLISHER, str(mqtt_port), str(n_clients), str(rate_hz),
-                str(REPO), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=REPO,
-            )  # fmt: skip
-            assert publisher.stdout is not None
-            assert publisher.stdin is not None
-            assert (await asyncio.wait_for(publisher.stdout.readline(), 30)).strip() == b"ready"
-            ws_lat: list[float] = []
-            ws_seen: dict[str, float] = {}
-            frames = [0]
-            base = f"http://127.0.0.1:{http_port}"
-            async with aiohttp.ClientSession() as http:
-                ws = await http.ws_connect(
-                    f"{base}/ws", headers={"Origin": base, "Authorization": f"Bearer {SECRET}"}
-                )
+    env = {**os.environ, **({"BENCH_WEB_TRACE": "1"} if trace else {})}
+    async with dashboard_server(env) as (mqtt_port, http_port, server):
+        rss0 = rss_bytes(server.pid)
+        publisher = await start_publisher(mqtt_port, n_clients, rate_hz)
+        assert publisher.stdin is not None
+        ws_lat: list[float] = []
+        ws_seen: dict[str, float] = {}
+        frames = [0]
+        base = f"http://127.0.0.1:{http_port}"
+        async with aiohttp.ClientSession() as http:
+            ws = await http.ws_connect(
+                f"{base}/ws", headers={"Origin": base, "Authorization": f"Bearer {SECRET}"}
+            )
 
-                async def read_ws() -> None:
-                    async for msg in ws:
-                        now = time.time()
-                        m = json.loads(msg.data)
-                        if m["type"] != "summaries":
+            async def read_ws() -> None:
+                async for msg in ws:
+                    now = time.time()
+                    m = json.loads(msg.data)
+                    if m["type"] != "summaries":
+                        continue
+                    frames[0] += 1
+                    for s in m["summaries"]:
+                        t = s.get("arousal_t")
+                        if t is None or ws_seen.get(s["client"]) == t:
                             continue
-                        frames[0] += 1
-                        for s in m["summaries"]:
-                            t = s.get("arousal_t")
-                            if t is None or ws_seen.get(s["client"]) == t:
-                                continue
-                            ws_seen[s["client"]] = t
-                            ws_lat.append(now - t)
+                        ws_seen[s["client"]] = t
+                        ws_lat.append(now - t)
 
-                ws_reader = asyncio.create_task(read_ws())
-                await asyncio.sleep(1.0 / rate_hz + 6.0)  # every client seen; warm up as --browser
-                ws_lat.clear()
-                frames[0] = 0
-                async with http.get(f"{base}/healthz") as resp:
-                    ingested0 = (await resp.json())["ingested"]
-                cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
-                await asyncio.sleep(seconds)
-                cpu1, wall1 = cpu_seconds(server.pid), time.monotonic()
-                async with http.get(f"{base}/healthz") as resp:
-                    ingested = (await resp.json())["ingested"] - ingested0
-                wsl = sorted(ws_lat)
-                rss1 = rss_bytes(server.pid)
-                ws_reader.cancel()
-                await ws.close()
-            publisher.stdin.close()
-            out, _ = await asyncio.wait_for(publisher.communicate(), 30)
-        finally:
-            if server.stdin is not None:
-                server.stdin.close()
-            try:
-                await asyncio.wait_for(server.wait(), 10)
-            except TimeoutError:
-                server.kill()
-                await server.wait()
+            ws_reader = asyncio.create_task(read_ws())
+            await asyncio.sleep(1.0 / rate_hz + 6.0)  # every client seen; warm up as --browser
+            ws_lat.clear()
+            frames[0] = 0
+            async with http.get(f"{base}/healthz") as resp:
+                ingested0 = (await resp.json())["ingested"]
+            cpu0, wall0 = cpu_seconds(server.pid), time.monotonic()
+            await asyncio.sleep(seconds)
+            cpu1, wall1 = cpu_seconds(server.pid), time.monotonic()
+            async with http.get(f"{base}/healthz") as resp:
+                ingested = (await resp.json())["ingested"] - ingested0
+            wsl = sorted(ws_lat)
+            rss1 = rss_bytes(server.pid)
+            ws_reader.cancel()
+            await ws.close()
+        publisher.stdin.close()
+        out, _ = await asyncio.wait_for(publisher.communicate(), 30)
     wall = wall1 - wall0
     cpu = (cpu1 - cpu0) / wall
     per_msg = (cpu1 - cpu0) / max(1, ingested)

@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from biofeedback.signal import SignalConfig, compute_offline  # noqa: E402
 from biofeedback.signal.synthetic import paced_breathing_series  # noqa: E402
+from tests.hrv.test_native_artifacts import nk_labels  # noqa: E402  (the tests' reference labels)
 
 DATA = ROOT.parent / "shared" / "data"
 LTDB = ("14046", "14134", "14149", "14157", "14172", "14184", "15814")
@@ -233,24 +234,6 @@ def agreement(
         both_ = sum(int(ours[k]) > 0 and ref[k] is not None for k in judged)
         share = 100.0 * same / len(judged)
         print(f"| {name} | {len(judged)} | {share:.2f} % | {mine} / {theirs} / {both_} |")
-
-
-def nk_labels(x: np.ndarray) -> list[str | None]:
-    """neurokit2's label per interval of whole-µs RR `x` (whole series, non-iterative)."""
-    import neurokit2 as nk
-
-    peaks = np.concatenate(([0], np.cumsum(x)))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        info, _ = nk.signal_fixpeaks(
-            peaks, sampling_rate=1_000_000, iterative=False, method="kubios"
-        )
-    out: list[str | None] = [None] * len(x)
-    for kind in ("longshort", "ectopic", "missed", "extra"):  # as the tests: later kinds win
-        for p in info[kind]:
-            if 0 <= p - 1 < len(x):
-                out[p - 1] = kind
-    return out
 
 
 def main() -> None:
