@@ -8,8 +8,10 @@ Each client falls in one of four groups, in this order (docs/dashboard.md, "Over
    threshold (`lower`; `DEFAULT_FLOOR` when the session has none), so it is drifting toward a
    pause; it leaves the group only when the slope falls below `RISE_LEAVE_PER_MIN` or the value
    below the floor, so a client near the edge does not flip back and forth;
-2. **signal trouble**: the service is offline, the strap lost contact or its connection, monitoring
-   is not ok, or the signal quality is below `LOW_QUALITY`;
+2. **signal trouble**: the service is offline, the strap has a problem that lasts until it connects
+   again (its software failed, the Bluetooth adapter is full, it cannot be reached:
+   `next_action.strap_problem`), the strap lost contact or its connection, monitoring is not ok,
+   or the signal quality is below `LOW_QUALITY`;
 3. everyone else.
 
 Within a group the overview keeps clients in id order, so cards move only when a client changes
@@ -111,6 +113,9 @@ def signal_trouble(summary: Mapping[str, Any]) -> str | None:
     """Why the signal is in trouble, in words, or None."""
     if summary.get("online") is False:
         return "Service offline"
+    problem = summary.get("strap_problem")
+    if isinstance(problem, str) and problem:
+        return problem  # "Strap software failed", "Bluetooth adapter full" (next_action.py)
     if summary.get("device_connected") is False:
         return "Strap not connected"
     if summary.get("contact") is False:

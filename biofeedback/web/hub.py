@@ -34,7 +34,7 @@ from typing import Any, Protocol
 from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import GroundingTechnique
 from biofeedback.service.topics import SCHEMA_VERSION, Topic, parse_topic
-from biofeedback.web import attention, chest_views, views
+from biofeedback.web import attention, chest_views, next_action, views
 from biofeedback.web.assessment_view import assessment_view
 from biofeedback.web.history import PointHistory
 from biofeedback.web.views import JsonDict
@@ -115,6 +115,13 @@ class ClientState:
     trend: float | None = None  # arousal slope, points per minute (attention.py)
     trend_t: float | None = None  # when it was last computed
     rising: bool = False  # in the overview's "arousal rising" group (with hysteresis)
+    # the strap problem that lasts now (next_action.strap_problem), worked out when a strap event
+    # or a status arrives (rare), so the overview row costs no more per live sample
+    problem: JsonDict | None = None
+
+    def update_problem(self) -> None:
+        """Work the strap problem out again from the timeline and the status."""
+        self.problem = next_action.strap_problem(self.events, self.status)
 
     def update_trend(self, t: float, value: float | None) -> None:
         """Recompute the arousal trend from the newest `TREND_WINDOW_S` of chart points (at most
@@ -183,7 +190,14 @@ class ClientState:
             "monitoring_ok": session.get("monitoring_ok"),
             "trend": None if self.trend is None else round(self.trend, 1),
             "rising": self.rising,
+            "strap_problem": None,
         }
+        problem = self.problem
+        if problem is not None and session.get("state") != "ended":
+            # the client's page says the same until the strap is back (static/detail.js)
+            row["strap_problem"] = problem["what"]
+            if problem["next"] is not None:
+                row["next"] = problem["next"]
         group, why = attention.attention(row, self.rising)
         row["attention"] = int(group)
         row["attention_why"] = why
@@ -255,6 +269,7 @@ MOMENT_FIELDS = (
     "contact",
     "step_index",
     "attention",
+    "strap_problem",
 )
 
 
@@ -314,6 +329,10 @@ class OverviewBatch:
         self.entries = []
         self.last = {}
         return rows
+
+
+# a strap event that may end a strap problem (next_action.strap_problem)
+_STRAP_BACK = frozenset({"connected", "signal_restored"})
 
 
 def _event_key(e: JsonDict) -> tuple[Any, ...]:
@@ -665,6 +684,7 @@ class Hub:
                 self._add_point(state, gap)
                 message["point"] = gap
             message["view"] = state.status
+            state.update_problem()
         elif kind is Topic.SESSION:
             before = (state.session or {}).get("state")
             state.session = views.session_view(data)
@@ -695,6 +715,8 @@ class Hub:
             while len(state.events) > self.limits.max_events:
                 state.events.popleft()
             message["view"] = event
+            if event["next"] is not None or event["kind"] in _STRAP_BACK or state.problem:
+                state.update_problem()
             if (
                 event["to_state"]
                 and event["t"] is not None

@@ -21,6 +21,7 @@ Step indices in payloads are 0-based; every text here numbers steps from 1.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 JsonDict = dict[str, Any]
@@ -497,3 +498,55 @@ def event_words(e: JsonDict) -> JsonDict:
         hint = PROBLEMS[kind][1]
     nxt = problem_line(e)
     return {"what": what, "change": change, "why": why, "hint": hint, "next": nxt}
+
+
+#: Strap reports that end a strap problem: the strap is back.
+_STRAP_BACK = frozenset({"connected", "signal_restored"})
+
+
+def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDict | None:
+    """{what, detail, hint, next}: the strap problem that lasts now, or None.
+
+    The same rule as the client's page (`deviceProblem` in static/detail.js), so the overview row
+    and the page agree: newest timeline rows (`event_view`) first; the strap connecting again (or
+    its beats coming back) ends it; the service's own word on the strap (`device_failed`,
+    `adapter_link_limit`) is the most specific, unless a status newer than it says beats are back;
+    a strap `error` lasts while the retained status carries `device_error`, or until a status
+    newer than it arrives. `next` is the next line (`problem_line`, with `short` naming the
+    problem for the overview: "Bluetooth adapter full. You: move to another adapter"); it is None
+    when only the status says it.
+    """
+    st = status or {}
+    error: JsonDict | None = None
+    found: JsonDict | None = None
+    for e in reversed(events):
+        if e.get("source") == "device" and e.get("kind") in _STRAP_BACK:
+            break
+        if e.get("next") and e.get("source") == "service":
+            st_t, e_t = st.get("t"), e.get("t")
+            if st.get("signal") is True and st_t is not None and e_t is not None and st_t > e_t:
+                break  # beats are back
+            found = e
+            break
+        if error is None and e.get("next") and e.get("kind") == "error":
+            error = e
+    if found is None:
+        if st.get("device_error"):
+            what = error["what"] if error is not None else _KIND_WORDS["error"]
+            return _problem(what, st["device_error"], st.get("device_hint"), error)
+        if error is None:
+            return None
+        st_t, e_t = st.get("t"), error.get("t")
+        if st_t is not None and e_t is not None and st_t >= e_t:
+            return None  # the status is newer
+        found = error
+    return _problem(
+        found["what"], found.get("why") or found.get("reason"), found.get("hint"), found
+    )
+
+
+def _problem(what: str, detail: Any, hint: Any, e: JsonDict | None) -> JsonDict:
+    line = None if e is None else dict(e["next"])
+    if line is not None:
+        line["short"] = f"{what}. {line['short']}"
+    return {"what": what, "detail": detail, "hint": hint, "next": line}

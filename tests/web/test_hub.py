@@ -13,13 +13,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from biofeedback.clock import ScaledClock
+from biofeedback.devices.readings import DeviceEvent, DeviceEventKind
 from biofeedback.errors import CommandError
 from biofeedback.exposure.messages import ArousalSample, Consent, OfferStep, Role, Tick
 from biofeedback.exposure.protocol import load_protocol
 from biofeedback.exposure.session import ExposureSession
 from biofeedback.service import payloads
+from biofeedback.service.runner import SessionRunner
 from biofeedback.signal.measures import Arousal, ArousalBasis
-from biofeedback.web import views
+from biofeedback.web import next_action, views
+from biofeedback.web.attention import Attention
 from biofeedback.web.hub import MOMENT_FIELDS, Hub, HubLimits, validate_command
 from tests.support import REPO_ROOT
 
@@ -537,3 +541,121 @@ def test_last_will_gap_starts_at_the_newest_data() -> None:
     assert state is not None
     assert state.points[-1] == {"t": T0 + 100, "hr": None, "rmssd": None, "arousal": None}
     assert state.summary()["online"] is False
+
+
+# ---- strap problems on the overview row (issue 14) -------------------------------------------
+
+
+class _Strap:
+    name = "Polar H10 A"
+
+
+def _feed(hub: Hub, pub: Any, client: str = "c01") -> None:
+    for kind, body in pub.sent:
+        assert ingest(hub, str(kind), body, client), kind
+
+
+def _ready(hub: Hub, t: float, client: str = "c01") -> None:
+    session = ExposureSession(
+        load_protocol(DEMO_PROTOCOL), t=t, client_id=client, needs_calibration=False
+    )
+    body = payloads.session_snapshot(client, session.snapshot())
+    body["monitoring_ok"] = True  # beats are arriving: the session's own line is "offer"
+    assert ingest(hub, "session", body, client)
+
+
+def _back(hub: Hub, kind: DeviceEventKind, t: float, client: str = "c01") -> None:
+    back = DeviceEvent(t, _Strap.name, kind)
+    assert ingest(hub, "event", payloads.device_event(client, back), client)
+    assert ingest(hub, "status", payloads.StatusTracker(client).update(back), client)
+
+
+def test_a_failed_strap_names_itself_on_the_overview_row_until_it_is_back() -> None:
+    from tests.app.test_clinic_service import _core
+    from tests.app.test_runner import Collect
+
+    hub = Hub()
+    _ready(hub, T0)
+    state = hub.client("c01")
+    assert state is not None
+    calm = state.summary()
+    assert calm["next"]["short"] == "You: Offer step 1"
+    assert (calm["attention"], calm["strap_problem"]) == (Attention.CALM, None)
+
+    # what the real runner publishes when the strap's code raises
+    pub = Collect()
+    runner = SessionRunner(
+        core=_core(T0, "c01"), device=None, clock=ScaledClock(1.0, start=T0 + 1), publisher=pub
+    )
+    runner._device_failed(_Strap(), RuntimeError("parser crashed on byte 3"))
+    _feed(hub, pub)
+    _ready(hub, T0 + 2)  # the session's own line alone would say "offer"
+    row = state.summary()
+    lead, _, short = next_action.PROBLEMS["device_failed"]
+    assert row["strap_problem"] == "Strap software failed"
+    assert row["next"]["text"].startswith(lead)  # the words of the client's page
+    assert row["next"]["short"] == f"Strap software failed. {short}"
+    assert row["next"]["who"] == "therapist"
+    assert (row["attention"], row["attention_why"]) == (Attention.SIGNAL, "Strap software failed")
+    # the event's own timeline row carries the very same line (one source of truth)
+    failed = next(e for e in state.events if e["kind"] == "device_failed")
+    assert row["next"]["text"] == failed["next"]["text"]
+
+    # a session message or a sample leaves the problem in place: only the strap ends it
+    assert ingest(hub, "arousal", arousal(T0 + 3, 30.0))
+    assert state.summary()["strap_problem"] == "Strap software failed"
+
+    _back(hub, DeviceEventKind.SIGNAL_RESTORED, T0 + 4)
+    row = state.summary()
+    assert row["strap_problem"] is None
+    assert row["next"]["short"] == "You: Offer step 1"
+    assert row["attention"] != Attention.SIGNAL
+
+
+def test_a_full_adapter_names_itself_on_the_overview_row_until_the_strap_connects() -> None:
+    from tests.app.test_clinic_service import refused_at_the_link_limit
+
+    hub = Hub()
+    _ready(hub, T0)
+    _feed(hub, refused_at_the_link_limit("move the other clients to a second service", "c01", T0))
+    _ready(hub, T0 + 2)  # the session's own line alone would say "offer"
+    state = hub.client("c01")
+    assert state is not None
+    row = state.summary()
+    lead, fix, short = next_action.PROBLEMS["adapter_link_limit"]
+    assert row["strap_problem"] == "Bluetooth adapter full"
+    assert row["next"]["text"] == f"{lead} {fix}"
+    assert row["next"]["short"] == f"Bluetooth adapter full. {short}"
+    assert (row["attention"], row["attention_why"]) == (Attention.SIGNAL, "Bluetooth adapter full")
+    # the problem is worked out when it arrives, not for every row built
+    calls = []
+    real = next_action.strap_problem
+    try:
+        next_action.strap_problem = lambda *a: calls.append(a) or real(*a)  # type: ignore[assignment]
+        for i in range(20):
+            assert ingest(hub, "arousal", arousal(T0 + 3 + i, 30.0))
+            state.summary()
+    finally:
+        next_action.strap_problem = real  # type: ignore[assignment]
+    assert calls == []
+
+    _back(hub, DeviceEventKind.CONNECTED, T0 + 30)
+    row = state.summary()
+    assert (row["strap_problem"], row["attention"]) == (None, Attention.CALM)
+    assert row["next"]["short"] == "You: Offer step 1"
+
+
+async def test_a_strap_problem_and_its_end_in_one_turn_both_reach_the_overview() -> None:
+    from tests.app.test_clinic_service import refused_at_the_link_limit
+
+    hub = Hub()
+    _ready(hub, T0)
+    with hub.subscribe("therapist", None) as overview:
+        _feed(hub, refused_at_the_link_limit("use a second service", "c01", T0))
+        _back(hub, DeviceEventKind.CONNECTED, T0 + 30)
+        await asyncio.sleep(0)
+        rows = [r for f in frames(overview) for r in f["summaries"]]
+    # the moment the adapter was full is not merged away by the reconnect in the same turn
+    problems = [r["strap_problem"] for r in rows]
+    assert "Bluetooth adapter full" in problems
+    assert problems[-1] is None
