@@ -659,3 +659,34 @@ async def test_a_strap_problem_and_its_end_in_one_turn_both_reach_the_overview()
     problems = [r["strap_problem"] for r in rows]
     assert "Bluetooth adapter full" in problems
     assert problems[-1] is None
+
+
+def test_an_unreachable_strap_says_its_own_fix_on_the_overview_row_until_it_connects() -> None:
+    from tests.app.test_clinic_service import _core
+    from tests.app.test_runner import Collect
+
+    hub = Hub()
+    _ready(hub, T0)
+    pub = Collect()
+    runner = SessionRunner(
+        core=_core(T0, "c01"), device=None, clock=ScaledClock(1.0, start=T0), publisher=pub
+    )
+    runner.process(
+        DeviceEvent(
+            T0 + 1, _Strap.name, DeviceEventKind.ERROR, detail="no adapter", hint="start bluetoothd"
+        )
+    )
+    _feed(hub, pub)
+    _ready(hub, T0 + 2)
+    state = hub.client("c01")
+    assert state is not None
+    row = state.summary()
+    lead, _, short = next_action.PROBLEMS["error"]
+    assert row["strap_problem"] == "Strap problem"
+    assert row["next"]["text"] == f"{lead} Fix: start bluetoothd"
+    assert row["next"]["short"] == f"Strap problem. {short}"
+    assert row["attention"] == Attention.SIGNAL
+
+    _back(hub, DeviceEventKind.CONNECTED, T0 + 5)
+    row = state.summary()
+    assert (row["strap_problem"], row["next"]["short"]) == (None, "You: Offer step 1")
