@@ -12,7 +12,8 @@ TLS Mosquitto, the embedded broker as the service starts it, and the amqtt in-pr
 are defined here too; import them into a test module to use them. Every broker is stopped and its
 files removed when the context ends. `sever(link)` cuts a link's connection without DISCONNECT;
 `wait_disconnected(link)` waits until a link noticed its broker is gone. `link_name(prefix)`
-gives a client id no other link of the run has; `next_message` / `collect_messages` read a link.
+gives a client id no other link of the run has; `next_message` / `collect_messages` /
+`collect_until` read a link.
 
 TLS material (a CA, a server certificate for 127.0.0.1/localhost, a client certificate, and an
 unrelated second CA for "bad CA" tests) is generated per test with the `openssl` CLI.
@@ -26,7 +27,7 @@ import itertools
 import secrets
 import socket
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,6 +157,33 @@ async def collect_messages(link: MqttLink, quiet_s: float) -> list[IncomingMessa
             got.append(await next_message(it, quiet_s))
         except TimeoutError:
             return got
+
+
+async def collect_until(
+    link: MqttLink,
+    arrived: Callable[[list[IncomingMessage]], bool],
+    quiet_s: float,
+    limit_s: float = 30.0,
+) -> list[IncomingMessage]:
+    """Everything that arrives until `arrived(got)` holds (or `limit_s` passed: the caller's
+    asserts then say what is missing), then until nothing more came for `quiet_s` seconds.
+
+    For "these must come, and nothing else": a quiet window alone ends early on a loaded
+    machine when the first message is late; here it only looks for extras after the rest came.
+    """
+    got: list[IncomingMessage] = []
+    it = link.messages()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    while not arrived(got):
+        left = deadline - loop.time()
+        if left <= 0:
+            return got
+        try:
+            got.append(await next_message(it, left))
+        except TimeoutError:
+            return got
+    return got + await collect_messages(link, quiet_s)
 
 
 def _openssl(*args: str, cwd: Path) -> None:
