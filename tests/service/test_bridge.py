@@ -27,9 +27,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from aiohttp import web
@@ -76,9 +77,26 @@ def command(cid: str, **args: Any) -> bytes:
 async def retained(settings: MqttSettings, name: str, topic_name: str) -> dict[str, Any]:
     async with MqttLink(settings, name) as link:
         await link.subscribe(topic_name, qos=1)
-        msg = await asyncio.wait_for(link.messages().__anext__(), 5)
+        msg = await asyncio.wait_for(link.messages().__anext__(), 30)
         assert msg.retain
         return dict(json.loads(msg.payload))
+
+
+T = TypeVar("T")
+
+
+async def settle(
+    read: Callable[[], Awaitable[T]], ok: Callable[[T], bool], limit_s: float = 30.0
+) -> T:
+    """`read()` again until `ok` holds of what it gave or `limit_s` passed; the last reading
+    (the caller's asserts then say what is wrong)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limit_s
+    got = await read()
+    while not ok(got) and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        got = await read()
+    return got
 
 
 async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> None:
@@ -138,34 +156,58 @@ async def test_room_bridged_to_clinic_survives_a_cut_link(tmp_path: Path) -> Non
                     demo.send_signal(signal.SIGTERM)
                     _, err = await asyncio.wait_for(demo.communicate(), 30)
                     assert demo.returncode == 0, err.decode()[-2000:]
-                    await asyncio.sleep(1.0)
-                    # what the service said while stopping reached the clinic as well
+                    # the room's last session state (the service published it before it ended)
+                    room_login = MqttSettings.from_url(
+                        room.url, username="service", password=ROOM_SERVICE_PASSWORD, env={}
+                    )
+                    here = await retained(room_login, "t-room", f"biofeedback/v1/{CLIENT}/session")
+                    # what the service said while stopping reached the clinic as well: read until
+                    # the event of that last state came through the bridge (30 s deadline), then
+                    # until nothing more came for 1 s
                     rest = tap.messages()
+                    loop = asyncio.get_running_loop()
+                    deadline = loop.time() + 30
                     while True:
+                        quiet = 1.0 if here["seq"] in events else deadline - loop.time()
                         try:
-                            msg = await asyncio.wait_for(rest.__anext__(), 1.0)
+                            msg = await asyncio.wait_for(rest.__anext__(), max(quiet, 0))
                         except TimeoutError:
                             break
                         p = json.loads(msg.payload)
                         if "/event" in msg.topic and p.get("source") == "session":
                             events[p["seq"]] = (p, time.monotonic())
-                    room_login = MqttSettings.from_url(
-                        room.url, username="service", password=ROOM_SERVICE_PASSWORD, env={}
+                    # the clinic's retained state and the dashboard catch up through the bridge
+                    there = await settle(
+                        lambda: retained(
+                            clinic_login(clinic, "dashboard"),
+                            "t-clinic",
+                            f"biofeedback/v1/{CLIENT}/session",
+                        ),
+                        lambda got: got == here,
                     )
-                    here = await retained(room_login, "t-room", f"biofeedback/v1/{CLIENT}/session")
-                    there = await retained(
-                        clinic_login(clinic, "dashboard"),
-                        "t-clinic",
-                        f"biofeedback/v1/{CLIENT}/session",
+                    status = await settle(
+                        lambda: retained(
+                            clinic_login(clinic, "dashboard"),
+                            "t-clinic-status",
+                            f"biofeedback/v1/{CLIENT}/status",
+                        ),
+                        lambda got: got["online"] is False,
                     )
-                    status = await retained(
-                        clinic_login(clinic, "dashboard"),
-                        "t-clinic-status",
-                        f"biofeedback/v1/{CLIENT}/status",
+
+                    async def seen_by_hub() -> tuple[Any, Any]:
+                        shown = hub.client(CLIENT)
+                        assert shown is not None
+                        return shown.session, shown.status
+
+                    shown_session, shown_status = await settle(
+                        seen_by_hub,
+                        lambda got: (
+                            got[0] is not None
+                            and got[1] is not None
+                            and got[0]["state"] == there["state"]
+                            and got[1]["online"] is False
+                        ),
                     )
-                    shown = hub.client(CLIENT)
-                    assert shown is not None
-                    shown_session, shown_status = shown.session, shown.status
                 finally:
                     if demo is not None and demo.returncode is None:
                         demo.kill()
@@ -275,7 +317,8 @@ async def watch(
 ) -> None:
     it = tap.messages()
     cmd_topic = f"biofeedback/v1/{CLIENT}/cmd"
-    async with asyncio.timeout(45):
+    # a deadline for what must happen (the demo runs 3000 s at 25x: 120 s of wall time)
+    async with asyncio.timeout(90):
         while True:
             try:
                 msg = await asyncio.wait_for(it.__anext__(), 1.0)
