@@ -53,6 +53,11 @@ def assert_no_secret(texts: Iterable[str], *secrets: str) -> None:
             assert quote(secret, safe="") not in text, f"a secret reached the log: {text!r}"
 
 
+# the access log lines use_every_login_and_link leaves: one per HTTP request (its WebSocket
+# upgrade writes none)
+REQUESTS = 10
+
+
 async def use_every_login_and_link(dash: Dash) -> None:
     c = dash.client
     path = f"/c/{CLIENT}/{SIG}"
@@ -75,7 +80,7 @@ async def use_every_login_and_link(dash: Dash) -> None:
     # a client uses the link: page, WebSocket, a path below it, a link for another client
     assert (await c.get(path, headers={"Referer": f"{dash.origin}{path}"})).status == 200
     async with c.ws_connect(path + "/ws", headers={"Origin": dash.origin}) as ws:
-        hello = await ws.receive_json(timeout=2)
+        hello = await ws.receive_json(timeout=30)
         assert hello["type"] == "hello"
     assert (await c.get(path + "/nothing-here")).status == 404
     assert (await c.get(f"/c/c02/{SIG}")).status == 403
@@ -92,13 +97,22 @@ async def test_no_secret_or_signature_in_logs_at_debug(
     # a log level of its own must not hide what this test reads.
     caplog.set_level(logging.DEBUG, logger="aiohttp.access")
     await use_every_login_and_link(dash)
-    await asyncio.sleep(0.05)  # the access log line of the last request is written after it
+
+    def access_lines() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+
+    # a request's access log line is written after its answer: wait until every request's is
+    # there (30 s deadline), so the check below also reads the last one
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while len(access_lines()) < REQUESTS and loop.time() < deadline:  # noqa: ASYNC110 - log records, no event
+        await asyncio.sleep(0.05)
     assert_no_secret(record_texts(caplog.records), SECRET, SIG, SIG[1:])
     # and the access log did record these requests: the check above did not pass on an empty log
-    lines = [r.getMessage() for r in caplog.records if r.name == "aiohttp.access"]
+    lines = access_lines()
     assert any("GET /?[redacted]" in line for line in lines), lines
     assert any(f"GET /c/{CLIENT}/[sig] " in line for line in lines), lines
-    assert len(lines) >= 10, lines
+    assert len(lines) >= REQUESTS, lines
 
 
 async def test_redaction_also_covers_errors_about_a_request(
@@ -153,7 +167,7 @@ async def demo_with_piped_output(
         if proc.returncode is None:
             proc.send_signal(signal.SIGINT)
             try:
-                async with asyncio.timeout(20):
+                async with asyncio.timeout(60):  # a clean stop, however slow the machine
                     await proc.wait()
             except TimeoutError:
                 proc.kill()
@@ -258,15 +272,20 @@ async def test_a_terminal_start_shows_the_links(tmp_path: Path) -> None:
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 60
+        # one read at a time, each given the rest of the deadline: a start-up slower than a
+        # fixed per-read wait on a loaded machine is not an empty terminal (and a read left
+        # running in its thread after a timeout would swallow what came next)
         while b"client screen:" not in seen and loop.time() < deadline:
             try:
-                seen += await asyncio.wait_for(asyncio.to_thread(os.read, master, 4096), 5)
+                seen += await asyncio.wait_for(
+                    asyncio.to_thread(os.read, master, 4096), deadline - loop.time()
+                )
             except (TimeoutError, OSError):
                 break
     finally:
         proc.send_signal(signal.SIGINT)
         try:
-            async with asyncio.timeout(20):
+            async with asyncio.timeout(60):  # a clean stop, however slow the machine
                 await proc.wait()
         except TimeoutError:
             proc.kill()
