@@ -37,18 +37,6 @@ def wait_port(port: int, timeout: float) -> None:
     raise AssertionError(f"nothing listens on port {port} after {timeout} s")
 
 
-def port_free(port: int) -> bool:
-    """A server could bind the port again now."""
-    with socket.socket() as s:
-        # As any server restarting on the port would: TIME_WAIT leftovers do not count.
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 class Demo:
     def __init__(
         self,

@@ -20,8 +20,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.e2e.demo_proc import CLIENT, SECRET, Demo, port_free, run_demo
-from tests.support import require_binary
+from tests.e2e.demo_proc import CLIENT, SECRET, Demo, run_demo
+from tests.support import port_free, require_binary
 
 pytestmark = pytest.mark.slow
 

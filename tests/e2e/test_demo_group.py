@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.e2e.demo_proc import port_free, run_demo
-from tests.support import require_binary
+from tests.e2e.demo_proc import run_demo
+from tests.support import port_free, require_binary
 
 pytestmark = [pytest.mark.slow, pytest.mark.mosquitto]
 

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 
 from biofeedback.errors import BrokerError
 from biofeedback.service.broker import EmbeddedBroker, MosquittoProcess, mosquitto_config
 from biofeedback.service.broker_access import BrokerRole
 from biofeedback.service.mqtt import MqttLink, MqttSettings
-from tests.support import free_port, require_binary
+from tests.support import free_port, port_free, require_binary
 
 
 def _as(b: EmbeddedBroker, role: BrokerRole, protocol: int = 5, **options: object) -> MqttSettings:
@@ -25,17 +23,6 @@ def _as(b: EmbeddedBroker, role: BrokerRole, protocol: int = 5, **options: objec
     )
 
 
-def _port_free(port: int) -> bool:
-    """Nothing listens there any more (connections in TIME_WAIT may remain, as TCP wants)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 @pytest.mark.mosquitto
 async def test_auto_backend_is_mosquitto_and_releases_its_port() -> None:
     require_binary("mosquitto", "mosquitto")
@@ -43,10 +30,10 @@ async def test_auto_backend_is_mosquitto_and_releases_its_port() -> None:
         assert b.backend == "mosquitto"
         assert b.protocols == (5, 311)
         port = b.port
-        assert not _port_free(port)
+        assert not port_free(port)
         async with MqttLink(_as(b, BrokerRole.SERVICE), "probe") as link:
             assert link.connected
-    assert _port_free(port)
+    assert port_free(port)
 
 
 @pytest.mark.mosquitto
@@ -70,7 +57,7 @@ async def test_amqtt_fallback_speaks_311_and_refuses_5_clearly() -> None:
         with pytest.raises(BrokerError, match=r"needs protocol 311"):
             await MqttLink(s, "probe5").__aenter__()
         port = b.port
-    assert _port_free(port)
+    assert port_free(port)
 
 
 def test_generated_config_raises_the_queue_limit() -> None:
@@ -91,4 +78,4 @@ async def test_mosquitto_process_kill_and_restart_same_port() -> None:
         await p.start()
         assert p.running
         assert p.port == port
-    assert _port_free(port)
+    assert port_free(port)
