@@ -47,15 +47,8 @@ from tests.hrv.test_native_artifacts import assert_same, calm
 
 
 def walk(n: int, seed: int, step: int, share: float, bigeminy: bool) -> np.ndarray:
-    """The hypothesis strategy's random walk with odd beats, for a fixed seed."""
-    rng = np.random.default_rng(seed)
-    x = 800_000 + np.cumsum(rng.normal(0, step, n))
-    odd = rng.random(n) < share
-    x[odd] *= rng.uniform(0.4, 2.1, int(odd.sum()))
-    if bigeminy:
-        a = int(rng.integers(0, n))
-        x[a : a + 60 : 2] *= 0.6
-    return np.clip(np.rint(x), 250_000, 2_500_000).astype(np.int64)
+    """The hypothesis strategy's random walk with odd beats, for a fixed seed (whole µs)."""
+    return quantised_walk(n, seed, step, share, bigeminy, 1)
 
 
 FIXED = [
