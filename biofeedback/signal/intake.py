@@ -135,10 +135,8 @@ class ProvisionalScreen:
         if self.threshold and len(curv) == curv.maxlen and self._b is not None:
             a, b = self._a, self._b
             assert a is not None
-            xa = a[1]  # _course(a[0], xa, b[0], b[1]), inlined: this runs for every beat
-            step = round((xa - b[1]) / (a[0] - b[0]))
-            cap = xa // 4
-            c = xa + (cap if step > cap else (-cap if step < -cap else step))
+            xa = a[1]
+            c = _course(a[0], xa, b[0], b[1])
             # the course runs between holding the last value and extending its slope
             p = xa if x < xa < c or x > xa > c else (c if x < c < xa or x > c > xa else x)
             dv = x - p
