@@ -54,21 +54,16 @@ def estimate(
     if quality.score < config.min_quality:
         why = quality.reason or "signal quality too low"
         return Arousal(t, None, quality.score, None, None, unknown, why)
-    # `component` and `max` inlined (this runs for every beat): same arithmetic, same clipping
-    sd = baseline.hr_sd_bpm
-    floor = config.hr_sd_floor_bpm
-    fast = Z_OFFSET + Z_SCALE * ((fast_hr - baseline.hr_mean_bpm) / (floor if floor > sd else sd))
-    fast = 0.0 if fast < 0.0 else (100.0 if fast > 100.0 else fast)
-    ln_mean = baseline.ln_rmssd_mean
-    if ln_rmssd is not None and ln_mean is not None:
-        sd = baseline.ln_rmssd_sd or 0.0
-        floor = config.ln_rmssd_sd_floor
-        slow = Z_OFFSET + Z_SCALE * ((ln_mean - ln_rmssd) / (floor if floor > sd else sd))
-        slow = 0.0 if slow < 0.0 else (100.0 if slow > 100.0 else slow)
+    fast = component(
+        (fast_hr - baseline.hr_mean_bpm) / max(baseline.hr_sd_bpm, config.hr_sd_floor_bpm)
+    )
+    if ln_rmssd is not None and baseline.ln_rmssd_mean is not None:
+        sd = max(baseline.ln_rmssd_sd or 0.0, config.ln_rmssd_sd_floor)
+        slow = component((baseline.ln_rmssd_mean - ln_rmssd) / sd)
         w = config.fast_weight
         value = w * fast + (1.0 - w) * slow
         return Arousal(t, value, quality.score, fast, slow, _HR_HRV, quality.reason)
-    if ln_mean is None:
+    if baseline.ln_rmssd_mean is None:
         why = "baseline has no HRV: arousal from heart rate alone"
     else:
         why = f"{quality.reason or 'HRV unavailable'}: arousal from heart rate alone"

@@ -436,9 +436,7 @@ class SignalPipeline:
         if not rr:
             return None
         if self._guided_hz is None:
-            v = sorted(self._fast_rr_n)  # _median, inlined: this runs for every beat
-            h = len(v) // 2
-            return 60_000_000.0 / (v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2)
+            return 60_000_000.0 / _median(self._fast_rr_n)
         n = self.config.fast_beats
         m = len(rr)
         recent = list(rr)[-n:]
