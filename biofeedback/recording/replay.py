@@ -183,7 +183,9 @@ def _pipeline_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
             f"{new.get('fingerprint')} (biofeedback {new.get('software')})"
         )
     libs_old, libs_new = old.get("libraries") or {}, new.get("libraries") or {}
-    for name in sorted(set(libs_old) | set(libs_new)):
+    # Only the libraries today's pipeline computes with: one it no longer uses (neurokit2 in
+    # recordings made before the native detector) cannot explain a difference.
+    for name in sorted(libs_new):
         if libs_old.get(name) != libs_new.get(name):
             out.append(f"{name} {libs_old.get(name)} -> {libs_new.get(name)}")
     return out

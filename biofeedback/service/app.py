@@ -10,9 +10,7 @@ exits. It runs every client of a `ServiceConfig` (service/clinic.py); one client
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
-import importlib
 import json
 import logging
 import os
@@ -368,9 +366,6 @@ async def run_service(
                     client_ids=[p.client_id for p in plans],
                 )
             )
-        # neurokit2 takes seconds to import; do it off the event loop before the session starts
-        # rather than stalling the first artifact correction (and every beat behind it).
-        await asyncio.to_thread(importlib.import_module, "neurokit2")
         # Session time starts once everything listens, so a slow start costs no calibration time.
         clock = ScaledClock(opts.speed)
         if len(plans) == 1:

@@ -59,7 +59,7 @@ def test_a_new_recording_states_its_format_version_and_pipeline(tmp_path: Path) 
     assert side["FormatVersion"] == FORMAT_VERSION == 3
     assert side["Pipeline"] == pipeline_identity()
     assert side["Pipeline"]["fingerprint"].startswith("sha256:")
-    assert set(side["Pipeline"]["libraries"]) == {"numpy", "scipy", "neurokit2"}
+    assert set(side["Pipeline"]["libraries"]) == {"numpy", "scipy"}
     assert (path / "gaps.tsv").read_text() == "from_t\tto_t\ttable\tkind\trows\treason\n"
     assert (path / "pmd.tsv").read_text().startswith("t\tdevice\tkind\t")
     info = open_session(path)
@@ -179,3 +179,17 @@ def test_replay_with_the_same_pipeline_that_differs_is_a_failure(tmp_path: Path)
     assert res.pipeline_changed is False
     assert res.verdict.startswith("DIFFERENT from the recording (1 difference(s)) with the same")
     assert "does not reproduce it" in res.verdict
+
+
+def test_a_library_the_pipeline_no_longer_uses_is_not_called_a_change(tmp_path: Path) -> None:
+    # Recordings made before the native artifact detector name neurokit2 among the pipeline's
+    # libraries; its version can no longer explain a difference, so replay must not cite it.
+    src = _live(tmp_path / "rec", ToyCore())
+    now = pipeline_identity()
+    assert "neurokit2" not in now["libraries"]
+    _edit_sidecar(src, Pipeline={**now, "libraries": {**now["libraries"], "neurokit2": "0.0.1"}})
+    res = replay_session(src, tmp_path / "rep", core_factory=lambda info: ToyCore())
+    assert res.identical
+    assert res.pipeline_changed is False
+    assert "neurokit2" not in res.verdict
+    assert not any("pipeline changed" in n for n in res.notes)
