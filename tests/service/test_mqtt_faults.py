@@ -446,7 +446,9 @@ async def test_expired_messages_are_not_delivered_late() -> None:
     disconnected is never delivered (a stale consent must not be applied), a fresh one is."""
     async with mosquitto_plain() as b:
         s = b.settings(5)
-        slow = b.settings(5, reconnect_min_s=3, reconnect_max_s=3)  # away for 3 s
+        # away for 5 s: the stale command expires 1 s after the broker has it, which under a
+        # loaded machine can be a second or more after it was handed to the link
+        slow = b.settings(5, reconnect_min_s=5, reconnect_max_s=5)
         async with MqttLink(slow, "bf-service-x") as svc, MqttLink(s, "bf-web") as dash:
             await svc.subscribe(command_topic(C1), qos=1)
             sever(svc)
