@@ -257,7 +257,7 @@ async def one_run(n: int, seconds: float, tmp: Path, *, raw: bool) -> dict[str, 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"not every strap streams:\n{log.read_text()[-3000:]}")
             await asyncio.sleep(0.2)
-        await asyncio.sleep(5.0)  # settle: first beats, neurokit2 warm-up
+        await asyncio.sleep(5.0)  # settle: first beats
         broker = mosquitto_of(proc.pid)
         t0 = time.monotonic()
         f0 = len(frames)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_service.py [--hours 1]
 
-1. `biofeedback --help` wall time (the CLI defers neurokit2, bleak, paho and aiohttp).
+1. `biofeedback --help` wall time (the CLI defers scipy, bleak, paho and aiohttp).
 2. SessionCore.feed over a simulated session (strap notifications, a tick per second, the client
    consenting and answering check-ins): cost per input and how many clients one core could serve
    in real time.
@@ -41,8 +41,6 @@ def cli_help_ms(runs: int = 10) -> list[float]:
 
 def session(hours: float, *, trace: bool) -> tuple[int, float, float, int]:
     """(inputs, seconds in feed, session seconds, peak traced bytes or 0 when not traced)."""
-    import neurokit2  # noqa: F401  (imported before timing, as the service does at start)
-
     core = SessionCore(
         client_id="bench",
         protocol=load_protocol(ROOT / "config" / "protocols" / "spider-hierarchy.toml"),

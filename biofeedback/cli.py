@@ -1,6 +1,6 @@
 """The `biofeedback` command line.
 
-Imports are deferred to the chosen command so `biofeedback --help` answers at once: neurokit2,
+Imports are deferred to the chosen command so `biofeedback --help` answers at once: scipy,
 bleak, paho and aiohttp take time to import and most commands need only some of them.
 """
 

@@ -1,6 +1,7 @@
 """Signal processing for one client: clean RR, streaming HRV, baseline and arousal (pure).
 
-Importing this package is cheap: neurokit2 and scipy are imported only when first needed.
+Importing this package is cheap: scipy is imported only when first needed (neurokit2 never: it is
+the tests' reference, not a dependency of the service).
 """
 
 # ruff: noqa: A005 -- MISSION.md names this part biofeedback.signal; it never stands at top level

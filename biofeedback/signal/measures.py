@@ -26,9 +26,10 @@ class SignalConfig:
     min_rr_ms: float = 250.0
     max_rr_ms: float = 2500.0
     gap_s: float = 5.0  # a pause between beats longer than this is a gap: windows restart
-    # artifact correction (Lipponen & Tarvainen via neurokit2) on a rolling buffer of beats:
-    artifact_buffer_beats: int = 64  # beats handed to the detector per run
-    artifact_every_beats: int = 8  # one detector run per this many accepted beats
+    # The two below are read from old recordings and configs and no longer used (the native
+    # detector judges every beat with its full context; docs/arousal.md): kept so those load.
+    artifact_buffer_beats: int = 64  # was: beats handed to the neurokit2 detector per run
+    artifact_every_beats: int = 8  # was: one detector run per this many accepted beats
     artifact_lag_beats: int = 6  # a beat is judged once it has this many successors
     # Provisional screen at intake (docs/arousal.md, "Artifacts"): until the detector has judged
     # it, a beat deviating from the median of the previous `provisional_beats` raw RR of the
