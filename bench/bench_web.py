@@ -676,6 +676,14 @@ PAGE_ONLY_FEED = """
   // trail), then 100 'summaries' frames a second holding the rows that changed, as the hub sends
   // them for n clients publishing metrics and arousal `rate` times a second.
   const now = () => Date.now() / 1000;
+  // clients move between calm and "arousal rising" about 7 times a second in all, as in the full
+  // run (`--browser`: its arousal of 40 + 0-6 points makes the hub's trend flip; read at a plain
+  // client), so that rows change groups here as well
+  const FLIPS_PER_S = 7;
+  const flipped = new Array(n).fill(false);
+  let seed = 12345;
+  const pick = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+  const rising = (i) => (i % 17 === 0) !== flipped[i];
   const row = (i, t, a) => ({
     client: "c" + String(i).padStart(3, "0"), online: true, battery: 80, quality: 0.95,
     state: "exposing", state_label: "Exposing: step 2",
@@ -683,7 +691,7 @@ PAGE_ONLY_FEED = """
     client_ready: false, paused: false, pause_reason: null, step_index: 1, step_title: "Step 2",
     steps: 4, arousal: a, arousal_t: t, upper: 70, lower: 45, hr: 60 + (i % 30), last_t: t,
     last_rx: t, device_connected: true, monitoring_ok: true, trend: (i % 5) - 2, rising: false,
-    attention: i % 17 === 0 ? 1 : 3, attention_why: i % 17 === 0 ? "Arousal rising" : "",
+    attention: rising(i) ? 1 : 3, attention_why: rising(i) ? "Arousal rising" : "",
   });
   class FeedSocket {
     constructor() { this.readyState = 0; setTimeout(() => this.start(), 10); }
@@ -705,10 +713,17 @@ PAGE_ONLY_FEED = """
       this.emit({ type: "overview", clients });
       let k = 0;
       let owed = 0;
+      let flips = 0;
       setInterval(() => {
         owed += (n * rate * 2) / 100;
+        flips += FLIPS_PER_S / 100;
         const t = now();
         const summaries = [];
+        for (; flips >= 1; flips--) {
+          const i = pick();
+          flipped[i] = !flipped[i];
+          summaries.push(row(i, t, 30 + (k % 40)));
+        }
         for (; owed >= 1; owed--) summaries.push(row(k++ % n, t, 30 + (k % 40)));
         if (summaries.length) this.emit({ type: "summaries", summaries });
       }, 10);
@@ -734,7 +749,9 @@ PAGE_ONLY_FEED = """
 """
 
 
-async def bench_page_only(n_clients: int, seconds: float, rate_hz: float, static: Path) -> None:
+async def bench_page_only(
+    n_clients: int, seconds: float, rate_hz: float, static: Path, trace_to: Path | None = None
+) -> None:
     """The overview page alone (`--page-only`): no broker, no dashboard; a stand-in WebSocket in
     the page feeds it the hub's frames. The page's own main-thread cost and how late it runs a
     10 ms timer, free of the server's share of the cores; `--static DIR` measures another copy
@@ -767,10 +784,14 @@ async def bench_page_only(n_clients: int, seconds: float, rate_hz: float, static
         rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
         cdp = await page.context.new_cdp_session(page)
         await cdp.send("Performance.enable")
+        if trace_to is not None:
+            await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
         await page.evaluate("window.__late = []; window.__long = []")
         m0, wall0 = await page_metrics(cdp), time.monotonic()
         await asyncio.sleep(seconds)
         m1, wall1 = await page_metrics(cdp), time.monotonic()
+        if trace_to is not None:
+            await browser.stop_tracing()
         late = sorted(await page.evaluate("window.__late"))
         long = await page.evaluate("window.__long")
         await browser.close()
@@ -823,7 +844,8 @@ def main() -> None:
     ap.add_argument(
         "--browser-trace",
         type=Path,
-        help="with --browser: write Chromium's performance trace of the measured seconds here",
+        help="with --browser or --page-only: write Chromium's performance trace of the measured "
+        "seconds here",
     )
     ap.add_argument(
         "--plain",
@@ -848,7 +870,9 @@ def main() -> None:
     )
     args = ap.parse_args()
     if args.page_only:
-        asyncio.run(bench_page_only(args.clients, args.seconds, args.rate, args.static))
+        asyncio.run(
+            bench_page_only(args.clients, args.seconds, args.rate, args.static, args.browser_trace)
+        )
         return
     if args.plain:
         asyncio.run(bench_plain(args.clients, args.seconds, args.rate, args.trace))
