@@ -17,6 +17,7 @@ from biofeedback.signal.artifacts import (
     C1,
     C2,
     FLOOR_US,
+    LABELS,
     MIN_LAG,
     NEVER,
     NORMAL,
@@ -169,4 +170,51 @@ def test_a_shortening_exactly_on_the_ectopic_boundary_tests_the_next_beat_with_i
     sj = judge_segment(x)
     assert (sj.labels[j : j + 2] == NORMAL).all()
     assert (sj.judged_at[j : j + 2] == j + MIN_LAG).all()
+    assert_same(x)
+
+
+@pytest.mark.parametrize("lag", [MIN_LAG, 9])
+def test_a_late_premature_beat_in_the_last_judged_row_is_found_without_other_candidates(
+    lag: int,
+) -> None:
+    """A steady segment whose only odd beats are a late premature beat (25 ms early: below the
+    30 ms Th1) in its last judged row and the pause after it (35 ms long), which no row judges on
+    its own turn: no beat of the segment is past Th1, yet the premature beat is ectopic (the
+    paper's pattern centred on the pause) and the pause is judged with it (on its smooth course:
+    normal)."""
+    n = 120
+    rng = np.random.default_rng(2)
+    x = 800_000 + np.cumsum(rng.choice(np.arange(-2_000, 2_001, 1_000), n))
+    j = n - 1 - lag
+    before = int(x[j - 1])
+    x[j] = before - 25_000
+    x[j + 1] = before + 35_000
+    x[j + 2 :] += before - x[j + 2]
+    sj = judge_segment(x, lag)
+    assert sj.labels[j] > 0
+    assert sj.values[j] == before + 17_500  # halfway from beat j-1 to the pause
+    assert sj.labels[j + 1] == NORMAL
+    assert (sj.labels[:j] == NORMAL).all()
+    assert_same(x, lag)
+
+
+def test_a_beat_only_the_ectopic_criterion_finds_is_ectopic() -> None:
+    """In a rhythm with steps of about 15 ms, beat j lengthens by 5 Th1 (150 ms) between two
+    shortenings of 0.97 Th1: ectopic by the paper's S11/S12 boundaries, though neither long nor
+    short (S22 = -0.97) nor far from its median (the rhythm stays up after it), and off its smooth
+    course. The shortening before it stays within 4 x the rhythm's step, so nothing before beat
+    j is an artifact: beat j is the first, and the only criterion that finds it is the ectopic
+    one."""
+    th1 = FLOOR_US
+    j = 150
+    rng = np.random.default_rng(2)
+    x = 800_000 + np.cumsum(np.rint(rng.normal(0, 15_000, 300))).astype(np.int64)
+    x[j - 1] = x[j - 2] - 97 * th1 // 100
+    x[j] = x[j - 1] + 5 * th1
+    x[j + 1] = x[j] - 97 * th1 // 100
+    x[j + 2] = x[j + 1] + 3 * th1
+    x[j + 3 :] += x[j + 2] - x[j + 3]
+    sj = judge_segment(x)
+    assert LABELS[sj.labels[j]] == "ectopic"
+    assert (sj.labels[:j] == NORMAL).all()
     assert_same(x)
