@@ -1,0 +1,288 @@
+"""The edges of the premature-beat rules, and probe series for the per-beat detector.
+
+Written for the mutation run's survivors (docs/mutation/artifacts-per-beat.md): each edge below is
+a documented rule of the module docstring or of the helper's own docstring (a pause that
+"reaches" the interval before, "within half the shortening", "by more than" the rhythm's
+threshold, "at least `FLOOR_US`"), checked on hand-made intervals in ms as
+test_premature_rhythm.py does. The probe series at the end are random rhythms with premature
+beats, couplets, dips and pauses placed in them (late ones past the detector's first buffer
+trim); the per-beat detector must follow `reference_stream`, the rules recomputed at every
+judgement, on each.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from biofeedback.signal.artifacts import (
+    LABELS,
+    NEVER,
+    UNJUDGED,
+    _dipole,
+    _premature_for_rhythm,
+    _rhythm_step,
+    _second_premature,
+    judge_segment,
+)
+from tests.hrv.test_artifacts_details import detector_stream, reference_stream
+
+# a steady rhythm (steps of 8 ms: the rhythm's threshold is 4 x 8 = 32 ms), as MIT-LTDB 15814
+STEADY = [742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 742]
+J = len(STEADY)  # the beat tested: the first after the rhythm
+
+
+def _us(x_ms: list[int]) -> tuple[list[int], list[int]]:
+    x = [v * 1000 for v in x_ms]
+    return x, [0] + [b - a for a, b in itertools.pairwise(x)]
+
+
+def premature(x_ms: list[int], j: int = J) -> bool:
+    x, d = _us(x_ms)
+    return _premature_for_rhythm(j, x, d, 0)
+
+
+def second(x_ms: list[int], j: int = J) -> bool:
+    x, _ = _us(x_ms)
+    return _second_premature(j, x, 0)
+
+
+def test_a_pause_exactly_as_long_as_the_interval_before_the_premature_beat_is_a_pause() -> None:
+    # 742, 672 (70 ms early), 742: the pause "reaches the interval before it"
+    assert premature([*STEADY, 672, 742, 720, 742])
+    assert not premature([*STEADY, 672, 741, 720, 742])
+
+
+def test_the_pause_is_measured_against_the_interval_just_before_the_premature_beat() -> None:
+    # 742, 760, 700, 750: the next beat is longer than 742 but shorter than 760, the interval
+    # the premature beat cut short: a recovery, not a pause
+    before = [*STEADY[:-1], 760]
+    assert not premature([*before, 700, 750, 735, 742])
+    assert premature([*before, 700, 760, 735, 742])
+
+
+def test_the_rhythm_resumes_where_the_interval_before_the_premature_beat_left_it() -> None:
+    # the interval before (742) follows 710 (32 ms: within half the 70 ms shortening); after the
+    # pause the rhythm resumes at 770, 28 ms from 742 (and 60 ms from 710)
+    before = [*STEADY[:-2], 710, 742]
+    assert premature([*before, 672, 828, 770, 742])
+    assert not premature([*before, 672, 828, 778, 742])  # 36 ms from 742
+
+
+def test_the_interval_before_continues_the_rhythm_within_exactly_half_the_shortening() -> None:
+    before = [*STEADY[:-2], 707, 742]  # 35 ms: exactly half of the 70 ms shortening
+    assert premature([*before, 672, 828, 742, 742])
+    before = [*STEADY[:-2], 706, 742]  # 36 ms
+    assert not premature([*before, 672, 828, 742, 742])
+
+
+def test_a_beat_slightly_early_before_a_much_longer_one_is_not_a_premature_beat() -> None:
+    # 40 ms early (past the 32 ms threshold), then a beat 340 ms longer: the paper's ectopic
+    # pattern wants the shortening beyond -c1 x the lengthening - c2 (here -1.55 x 32 ms)
+    assert not premature([*STEADY, 702, 1042, 752, 742])
+    # 60 ms early: beyond it
+    assert premature([*STEADY, 682, 1042, 752, 742])
+
+
+def test_the_rhythm_step_is_the_median_of_the_15_steps_before_the_beat() -> None:
+    # steps of 1..15 ms in a shuffled order: the median is 8 ms, not 6 or 7
+    steps = [3, 14, 8, 1, 15, 6, 11, 2, 13, 9, 4, 12, 7, 10, 5]
+    x = [800_000]
+    for i, s in enumerate(steps):
+        x.append(x[-1] + (s if i % 2 else -s) * 1000)
+    x += [700_000, 900_000]
+    assert _rhythm_step(len(steps) + 1, x, 0) == 8000
+    assert _rhythm_step(len(steps) + 6, [0] * 5 + x, 5) == 8000  # from the segment's start
+    # an even number of steps: the upper of the two middle ones
+    assert _rhythm_step(5, x, 0) == sorted(steps[:4])[2] * 1000
+
+
+def test_next_to_the_segment_start_the_rhythm_step_is_of_the_segment_s_own_steps() -> None:
+    # steps 100 and 5 ms since the segment began: the median (upper) is 100 ms, and the first
+    # beat's step counts
+    x = [800_000, 900_000, 905_000, 800_000]
+    assert _rhythm_step(3, x, 0) == 100_000
+    # the newest beats of the buffer (here 2 s) are not steps before the beat
+    x = [800_000, 810_000, 800_000, 810_000, 800_000, 1_000_000, 2_000_000]
+    assert _rhythm_step(2, x, 0) == 10_000
+    # with no step yet the rhythm's threshold is the floor: a 30 ms shortening is not premature
+    x, d = _us([742, 712, 900, 742, 742])
+    assert not _premature_for_rhythm(1, x, d, 0)
+    x, d = _us([742, 711, 900, 742, 742])
+    assert _premature_for_rhythm(1, x, d, 0)
+
+
+COUPLET_RHYTHM = [930, 922, 930, 938, 930, 922, 930, 938, 930, 922, 930, 938, 930, 922, 930, 930]
+
+
+def test_a_second_premature_beat_shorter_than_the_first_is_premature_too() -> None:
+    assert second([*COUPLET_RHYTHM, 600, 562, 1312, 922, 930])
+
+
+def test_a_couplet_s_pause_exactly_as_long_as_the_interval_before_it_counts() -> None:
+    assert second([*COUPLET_RHYTHM, 562, 859, 930, 922, 930])
+    assert not second([*COUPLET_RHYTHM, 562, 859, 929, 922, 930])
+
+
+def test_a_couplet_s_pause_is_measured_against_the_interval_just_before_it() -> None:
+    # the interval before is 930; the one before that 950: a pause of 940 reaches 930
+    rhythm = [*COUPLET_RHYTHM[:-2], 950, 930]
+    assert second([*rhythm, 562, 859, 940, 922, 930])
+
+
+def test_the_second_beat_must_be_short_by_more_than_the_rhythm_s_threshold() -> None:
+    # steps of 8 ms: the threshold is exactly 32 ms
+    assert not second([*COUPLET_RHYTHM, 562, 898, 1312, 922, 930])
+    assert second([*COUPLET_RHYTHM, 562, 897, 1312, 922, 930])
+    # a lively rhythm (steps of 40 ms): 160 ms, so 100 ms short is its own swing
+    lively = [800, 840, 800, 760, 800, 840, 800, 760, 800, 840, 800, 760, 800, 840, 800, 800]
+    assert not second([*lively, 600, 700, 1000, 800, 800])
+    assert second([*lively, 600, 639, 1000, 800, 800])
+    # steps of 1 ms: the threshold is the 30 ms floor, not 4 ms
+    calm = [930 + (k % 2) for k in range(16)]
+    assert not second([*calm, 562, calm[-1] - 20, 1312, 930, 930])
+    assert second([*calm, 562, calm[-1] - 31, 1312, 930, 930])
+
+
+def _alternating(a: int, b: int, n: int = 16) -> list[int]:
+    return [a if k % 2 == (n - 1) % 2 else b for k in range(n)]  # ends with a
+
+
+def test_a_dip_of_exactly_the_floor_is_not_premature_enough_for_a_dipole() -> None:
+    # bends of 16 ms before (742, 750, ...): 4 x 16 = 64 ms; a dip then a peak well beyond it
+    y, _ = _us([*_alternating(742, 750), 712, 820, 742, 742])
+    assert not _dipole(16, y, 1)  # 30 ms: the floor
+    y, _ = _us([*_alternating(742, 750), 711, 820, 742, 742])
+    assert _dipole(16, y, 1)
+
+
+def test_a_dipole_bends_by_more_than_4_median_bends() -> None:
+    # bends of 30 ms before (742, 757, ...): 4 x 30 = 120 ms; the dip's bend is exactly 120 ms
+    y, _ = _us([*_alternating(742, 757), 707, 792, 742, 742])
+    assert y[15] - 2 * y[16] + y[17] == 120_000
+    assert not _dipole(16, y, 1)
+    y, _ = _us([*_alternating(742, 757), 707, 793, 742, 742])
+    assert _dipole(16, y, 1)
+    # ... and the peak's bend too: exactly -120 ms is not a dipole, -121 ms is
+    y, _ = _us([*_alternating(742, 757), 707, 793, 759, 742])
+    assert y[16] - 2 * y[17] + y[18] == -120_000
+    assert not _dipole(16, y, 1)
+    y, _ = _us([*_alternating(742, 757), 707, 793, 758, 742])
+    assert _dipole(16, y, 1)
+
+
+# ---- probe series: the per-beat detector against its rules recomputed at every judgement
+
+
+def _probe(rng: np.random.Generator, prev: int) -> list[int]:
+    """A premature beat with its pause (sometimes exactly as long as the interval before), a
+    couplet, a dip, two pairs in a row, an outlier then a pair, or a pair with a short pause."""
+    kind = int(rng.integers(0, 6))
+    sh = int(rng.choice([30_000, int(rng.integers(10_000, 200_000))]))
+    if kind == 0:
+        pa = int(rng.choice([0, sh, int(rng.integers(0, 300_000))]))
+        r = int(rng.choice([0, sh // 2, -(sh // 2), int(rng.integers(-60_000, 60_000))]))
+        return [prev - sh, prev + pa, prev + r]
+    if kind == 1:
+        s2 = int(rng.choice([30_000, int(rng.integers(-50_000, 200_000))]))
+        pa = int(rng.choice([0, int(rng.integers(0, 500_000))]))
+        return [prev - sh, prev - s2, prev + pa]
+    if kind == 2:
+        return [
+            prev - sh,
+            prev + int(rng.integers(0, 150_000)),
+            prev + int(rng.integers(-20_000, 20_000)),
+        ]
+    if kind == 3:
+        pa = int(rng.integers(0, 250_000))
+        sh2 = int(rng.integers(10_000, 200_000))
+        pa2 = int(rng.integers(0, 250_000))
+        return [prev - sh, prev + pa, prev - sh2, prev + pa2]
+    if kind == 4:
+        out = int(rng.choice([-300_000, 400_000, int(rng.integers(-300_000, 600_000))]))
+        pa = int(rng.integers(0, 250_000))
+        return [prev + out, prev - sh, prev + pa, prev]
+    return [
+        prev - sh,
+        prev + int(rng.integers(0, sh + 40_000)),
+        prev - int(rng.integers(0, 40_000)),
+    ]
+
+
+def probe_series(seed: int) -> np.ndarray:
+    """A rhythm (quantised to 1 µs, 1 ms, 7.812 or 8 ms), lively or calm, with probes placed in
+    it; in three of ten series the probes start past beat 380 (after the first buffer trim)."""
+    rng = np.random.default_rng(seed)
+    q = int(rng.choice([1, 1000, 7812, 8000]))
+    base = int(rng.integers(600_000, 1_000_000))
+    late = rng.random() < 0.3
+    lively = float(rng.choice([0, 20_000, 50_000, 90_000]))
+    n0 = int(rng.integers(380, 900)) if late else int(rng.integers(0, 80))
+    s = float(rng.choice([1_000, 4_000, 8_000, 12_000, 20_000]))
+
+    def beat(sd: float) -> int:
+        v = base + rng.normal(0, sd)
+        return int(round(v / q) * q) if q > 1 else int(v)
+
+    x = [beat(lively if k < n0 - 30 else s) for k in range(n0)]
+    for _ in range(int(rng.integers(1, 12 if late else 5))):
+        x += [beat(s) for _ in range(int(rng.integers(3, 25)))]
+        x += _probe(rng, x[-1])
+    x += [beat(s) for _ in range(max(20, 60 - len(x)))]
+    return np.clip(np.array(x, dtype=np.int64), 250_000, 2_500_000)
+
+
+# found by searches against the survivors (docs/mutation/artifacts-per-beat.md says which)
+PROBE_SEEDS = [1926751966, 1665772335, 483628757, 612176794, 2123775745, 814704260, 1558749761]
+
+
+@pytest.mark.parametrize("seed", PROBE_SEEDS)
+def test_the_per_beat_detector_follows_its_rules_on_probe_series(seed: int) -> None:
+    x = probe_series(seed)
+    want = reference_stream(x.tolist())
+    assert any(lab for *_, lab in want)
+    got = detector_stream(x.tolist())
+    diff = [(g, w) for g, w in zip(got, want, strict=False) if g != w][:1]
+    assert got == want, (seed, diff or "lengths differ")
+    sj = judge_segment(x)
+    labels = np.full(len(x), UNJUDGED)
+    values, at = x.copy(), np.full(len(x), NEVER)
+    for e, k, v, lab in want:
+        labels[k], values[k], at[k] = LABELS.index(lab), v, e
+    assert sj.labels.tolist() == labels.tolist()
+    assert sj.values.tolist() == values.tolist()
+    assert sj.judged_at.tolist() == at.tolist()
+
+
+# ---- the segment's first step is 0, and it counts in the first thresholds
+
+# 46 beats whose 44 |dRR| left after the missed beat at 10 (its two steps leave the window) hold
+# exactly 11 zeros (beat 0's step and 10 equal neighbours), then 44 ms, ..., 100 ms at the upper
+# quartile's two ranks: Th1 = 5.2 x (100 - 0.75 x 44) / 2 = 174.2 ms at the first judgement.
+# Beat 30 lengthens by exactly that after beat 29 fell 61 ms: a premature beat with its pause,
+# if the lengthening is past Th1.
+FIRST_STEP_ZERO = [
+    800000, 800000, 717000, 817000, 692000, 692000, 827000, 762000, 877000, 877000,
+    1677000, 877000, 797000, 886000, 833000, 833000, 774000, 851000, 756000, 756000,
+    830000, 738000, 782000, 782000, 844000, 724000, 771000, 771000, 901000, 840000,
+    1014200, 953200, 901000, 791000, 847000, 847000, 707000, 852000, 752000, 752000,
+    820000, 734000, 805000, 805000, 755000, 860000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra_us", "artifacts"), [(0, [10]), (1, [10, 29, 30, 36, 41])])
+def test_the_first_beat_s_step_is_zero_in_the_first_thresholds(
+    extra_us: int, artifacts: list[int]
+) -> None:
+    x = list(FIRST_STEP_ZERO)
+    x[30] += extra_us  # 174.2 ms (not past Th1) or 174.201 ms (past it: 29, 30 ectopic, and
+    # without their steps the lower Th1 finds two more beats)
+    x[31] += extra_us
+    x += [795_000, 805_000] * 30
+    want = reference_stream(x)
+    assert [k for _, k, _, lab in want if lab] == artifacts
+    assert detector_stream(x) == want
+    sj = judge_segment(np.array(x, dtype=np.int64))  # which resumes the per-beat form at beat 10
+    assert np.flatnonzero(sj.labels > 0).tolist() == artifacts
