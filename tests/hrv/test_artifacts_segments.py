@@ -10,6 +10,8 @@ written for the mutation run's survivors of `_judge_rows` and `judge_segment`
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -24,6 +26,7 @@ from biofeedback.signal.artifacts import (
     UNJUDGED,
     judge_segment,
 )
+from tests.hrv.test_artifacts_details import quantised_walk
 from tests.hrv.test_native_artifacts import assert_same, calm
 
 PREMATURE = 100  # a premature beat and its pause at 100-101: the per-beat detector takes over
@@ -217,4 +220,16 @@ def test_a_beat_only_the_ectopic_criterion_finds_is_ectopic() -> None:
     sj = judge_segment(x)
     assert LABELS[sj.labels[j]] == "ectopic"
     assert (sj.labels[:j] == NORMAL).all()
+    assert_same(x)
+
+
+def test_a_series_on_a_20_ms_clock_is_judged_without_warnings() -> None:
+    """RR on a coarse clock (20 ms steps) with odd beats: runs of equal intervals make the
+    rhythm's median step 0 before some premature beats. Judging must divide by nothing that can
+    be 0 (numpy would warn, and our warnings are errors) and agree with the per-beat detector."""
+    x = quantised_walk(300, 3, 15_000, 0.05, False, 20_000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sj = judge_segment(x)
+    assert (sj.labels > 0).any()
     assert_same(x)
