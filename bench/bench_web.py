@@ -9,7 +9,9 @@ encoders) with no subscribers, and with an overview plus one client page watchin
 Part 3 (`--browser`, issue 14): one dashboard with N live clients (default 300) through a real
 Mosquitto, watched by a real headless Chromium on the therapist's overview. Latency = the time the
 page's WebSocket delivers a row's new arousal - the payload's `t` (publish wall time); the
-dashboard process's CPU and resident memory per client, and Chromium's CPU.
+dashboard process's CPU and resident memory per client, and Chromium's CPU. Each client's arousal
+swings up and down (`swing`), so ~7 clients a second change attention group and move rows on the
+page; the measured seconds start once that pace is steady (`STEADY_AFTER_S`).
 
 Part 2 (end to end): a real Mosquitto; the dashboard (`create_app` behind `web.AppRunner`) runs in
 its own process so its CPU can be read from /proc; this process publishes `metrics` and `arousal`
@@ -80,6 +82,25 @@ def metrics(client: str, t: float, hr: float) -> dict[str, Any]:
 
 def arousal(client: str, t: float, value: float) -> dict[str, Any]:
     return payloads.arousal(client, Arousal(t, value, 0.9, value, value, ArousalBasis.HR_HRV))
+
+
+#: Each client's arousal in the runs with a publisher process (`--browser`, `--plain`): a
+#: triangle wave between 42 and 56 (up at ~20 points a minute for half of `SWING_S`, down for the
+#: other half), the clients' phases spread evenly. The hub's 30-second trend then moves each
+#: client into the "arousal rising" group and out again once per swing: 2 x 300 / 86 s = ~7
+#: changes of group a second for 300 clients, at an even pace through a run (each one moves rows
+#: on the overview). The earlier 40 + 0-6 points (by message count) gave from 3 to 104 changes
+#: in 20 s, depending on timing, so runs of the page were not alike.
+SWING_S = 86.0
+#: the measured seconds start this long after the publisher, when every client has a full trend
+#: window (`attention.TREND_WINDOW_S`) and the group changes come at their steady pace
+STEADY_AFTER_S = 35.0
+
+
+def swing(i: int, n: int, t: float) -> float:
+    """Client i of n's arousal at wall time t (`SWING_S`)."""
+    x = (t / SWING_S + i / n) % 1.0
+    return 42.0 + 28.0 * (x if x < 0.5 else 1.0 - x)
 
 
 def bench_hub(n: int = 50_000) -> None:
@@ -365,6 +386,9 @@ BROWSER_HOOK = """
     // no longtask entries in this browser: the summary says 0
   }
   const seen = new Map();
+  // how often a client changed attention group (calm, rising, ...): each change moves rows
+  window.__moves = 0;
+  const groupOf = new Map();
   const Orig = window.WebSocket;
   window.WebSocket = function (...args) {
     const ws = new Orig(...args);
@@ -375,6 +399,9 @@ BROWSER_HOOK = """
       if (m.type !== "summaries") return;
       const at = performance.now();
       for (const s of m.summaries) {
+        const g = s.attention == null ? 3 : s.attention;
+        if (groupOf.has(s.client) && groupOf.get(s.client) !== g) window.__moves += 1;
+        groupOf.set(s.client, g);
         if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
         seen.set(s.client, s.arousal_t);
         window.__lat.push(now - s.arousal_t);
@@ -392,7 +419,7 @@ BROWSER_HOOK = """
 PUBLISHER = """
 import asyncio, sys, time
 sys.path.insert(0, sys.argv[4])
-from bench.bench_web import arousal, metrics
+from bench.bench_web import arousal, metrics, swing
 from biofeedback.service.mqtt import MqttLink, MqttSettings
 from biofeedback.service.topics import Topic
 
@@ -411,7 +438,7 @@ async def main():
             c = clients[k % n]
             now = time.time()
             pub.publish_kind(c, Topic.METRICS, metrics(c, now, 72.0))
-            pub.publish_kind(c, Topic.AROUSAL, arousal(c, now, 40.0 + (k % 7)))
+            pub.publish_kind(c, Topic.AROUSAL, arousal(c, now, swing(k % n, n, now)))
             k += 1
             late = time.monotonic() - (start + k * slot)
             await asyncio.sleep(max(0.0, -late))
@@ -504,6 +531,7 @@ async def bench_browser(
     async with dashboard_server() as (mqtt_port, http_port, server):
         rss0 = rss_bytes(server.pid)
         publisher = await start_publisher(mqtt_port, n_clients, rate_hz)
+        started = time.monotonic()
         assert publisher.stdin is not None
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
@@ -540,12 +568,16 @@ async def bench_browser(
             await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
             await page.wait_for_selector("#conn[data-state='live']")
             await asyncio.sleep(5.0)  # warm up
+            # and the clients' group changes at their steady pace (`swing`)
+            await asyncio.sleep(max(0.0, started + STEADY_AFTER_S - time.monotonic()))
             rows = await page.evaluate("document.querySelectorAll('#clients tbody tr').length")
             cdp = await page.context.new_cdp_session(page)
             await cdp.send("Performance.enable")
             if trace_to is not None:
                 await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
-            await page.evaluate("window.__lat = []; window.__arrive = []; window.__long = []")
+            await page.evaluate(
+                "window.__lat = []; window.__arrive = []; window.__long = []; window.__moves = 0"
+            )
             m0 = await page_metrics(cdp)
             ws_lat.clear()
             overviews0 = await page.evaluate("window.__overviews")
@@ -571,6 +603,7 @@ async def bench_browser(
                 ingested = (await resp.json())["ingested"] - ingested0
             lat = sorted(await page.evaluate("window.__lat"))
             long_tasks = await page.evaluate("window.__long")
+            moves = await page.evaluate("window.__moves")
             wsl = sorted(ws_lat)
             ws_reader.cancel()
             await ws.close()
@@ -590,12 +623,14 @@ async def bench_browser(
         f"browser overview, {n_clients} clients ({rows} rows) x {2 * rate_hz:.1f} msg/s for "
         f"{seconds:.0f} s: {len(lat)} new arousal values reached the page (planned "
         f"{expected:.0f}; publisher {out.decode().split()[-1]} pairs in all, "
-        f"{pcpu * 100:.0f} % of a core; the page reconnected {reconnects} times); "
+        f"{pcpu * 100:.0f} % of a core; the page reconnected {reconnects} times; {moves} "
+        f"changes of a client's attention group); "
         f"publish -> browser p50 {lat[len(lat) // 2] * 1e3:.1f} ms, "
         f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms, max {lat[-1] * 1e3:.1f} ms; dashboard "
         f"CPU {cpu * 100:.1f} % of a core ({cpu * 100 / n_clients:.3f} % per client), RSS "
         f"{rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} "
-        f"KiB per client after {seconds + 7:.0f} s of history); Chromium CPU {bcpu * 100:.1f} % "
+        f"KiB per client after {wall1 - started:.0f} s of history); Chromium CPU "
+        f"{bcpu * 100:.1f} % "
         f"of a core. The same overview read by a plain WebSocket client: {len(wsl)} values, p50 "
         f"{wsl[len(wsl) // 2] * 1e3:.1f} ms, p99 {wsl[int(len(wsl) * 0.99)] * 1e3:.1f} ms. "
         f"Dashboard CPU per message it took in: {(cpu1 - cpu0) / max(1, ingested) * 1e6:.0f} µs "
@@ -613,6 +648,7 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
     async with dashboard_server(env) as (mqtt_port, http_port, server):
         rss0 = rss_bytes(server.pid)
         publisher = await start_publisher(mqtt_port, n_clients, rate_hz)
+        started = time.monotonic()
         assert publisher.stdin is not None
         ws_lat: list[float] = []
         ws_seen: dict[str, float] = {}
@@ -638,7 +674,9 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
                         ws_lat.append(now - t)
 
             ws_reader = asyncio.create_task(read_ws())
-            await asyncio.sleep(1.0 / rate_hz + 6.0)  # every client seen; warm up as --browser
+            # every client seen, and their group changes at a steady pace, as in --browser
+            steady = started + STEADY_AFTER_S - time.monotonic()
+            await asyncio.sleep(max(1.0 / rate_hz + 6.0, steady))
             ws_lat.clear()
             frames[0] = 0
             async with http.get(f"{base}/healthz") as resp:
@@ -666,7 +704,7 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
         f"{per_msg * 1e6:.0f} µs per message ({ingested} messages), "
         f"{per_msg * 2 * rate_hz * 100:.3f} % of a core per client; RSS {rss0 / 2**20:.0f} -> "
         f"{rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} KiB per client after "
-        f"{seconds + 7:.0f} s of history)"
+        f"{wall1 - started:.0f} s of history)"
     )
 
 
