@@ -286,3 +286,31 @@ def test_the_first_beat_s_step_is_zero_in_the_first_thresholds(
     assert detector_stream(x) == want
     sj = judge_segment(np.array(x, dtype=np.int64))  # which resumes the per-beat form at beat 10
     assert np.flatnonzero(sj.labels > 0).tolist() == artifacts
+
+
+# ---- an exclusion takes effect before the next judgement of the same arrival
+
+# found by a search (beats drawn from a few levels) against `Detector._exclude` 52, 53: beat 1 is
+# "longshort" and equals the median of its window (beats 0-6), so its correction changes no
+# value; beats 2 and 3, judged together next in the same arrival (the segment's first, beat 45),
+# must read the thresholds without beat 1 (Th2 336.7 ms, not 93.7 ms with its |mRR| of 0)
+FIRST_BATCH_EXCLUSION = [
+    500000, 600000, 500000, 500000, 1002000, 700000, 700002, 701000, 698000, 599000,
+    600002, 798000, 1000000, 900000, 800000, 1000000, 899999, 899999, 999000, 1000001,
+    1001000, 800001, 1002000, 499998, 600001, 700002, 500000, 1002000, 800000, 501000,
+    999000, 500000, 500000, 900000, 598000, 502000, 499999, 499999, 702000, 600002,
+    600000, 598000, 600000, 700000, 698000, 899000,
+]  # fmt: skip
+
+
+def test_an_artifact_left_at_its_value_leaves_the_thresholds_before_the_next_judgement() -> None:
+    x = FIRST_BATCH_EXCLUSION + [795_000, 805_000] * 10
+    want = reference_stream(x)
+    assert (45, 1, 500_000, "longshort") in want  # (between beats 0 and 2, both 500 ms)
+    assert (45, 3, 500_000, None) in want
+    assert detector_stream(x) == want
+    sj = judge_segment(np.array(x, dtype=np.int64))
+    labels = np.full(len(x), UNJUDGED)
+    for _, k, _, lab in want:
+        labels[k] = LABELS.index(lab)
+    assert sj.labels.tolist() == labels.tolist()
