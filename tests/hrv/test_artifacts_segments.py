@@ -233,3 +233,26 @@ def test_a_series_on_a_20_ms_clock_is_judged_without_warnings() -> None:
         sj = judge_segment(x)
     assert (sj.labels > 0).any()
     assert_same(x)
+
+
+def test_an_early_beat_half_a_microsecond_above_its_median_counts_in_th2() -> None:
+    """RR on four levels 10 ms apart (600-630 ms: no step reaches Th1), beat 4 at 620 ms and beat
+    5 1 µs short of it: beat 4's centred median, truncated at the segment's start to beats 0-9,
+    is 619,999.5 µs, so its |mRR| is 0.5 µs. Ten other |mRR| of beats 0-42 are 0, which puts that
+    0.5 µs at the lower quartile of the 43 values beat 41 is judged against: Th2 = 90,999.35 µs.
+    Beat 41 (raised with 42 and 43 to about 900 ms: not long by its steps) lies 272,999 µs above
+    its median, 3 x Th2 + 1.95 µs: an artifact by |mRR| > 3 Th2 alone. Any other value for that
+    0.5 µs (a beat above its median taken as below it, doubled) moves Th2 by 0.65 µs and loses
+    beat 41."""
+    levels = (
+        "113221202003202303300220110230303331100330003032103333220111"
+        "033123102103000321233013213030201132103032101002203130100133"
+    )
+    x = 600_000 + 10_000 * np.array([int(c) for c in levels], dtype=np.int64)
+    x[5] = 619_999  # 1 µs short of the 620 ms level
+    x[41:44] = 900_000
+    x[41] += 2_999
+    sj = judge_segment(x)
+    assert sj.labels[41] > 0
+    assert (sj.labels[:41] == NORMAL).all()
+    assert_same(x)
