@@ -314,3 +314,37 @@ def test_an_artifact_left_at_its_value_leaves_the_thresholds_before_the_next_jud
     for _, k, _, lab in want:
         labels[k] = LABELS.index(lab)
     assert sj.labels.tolist() == labels.tolist()
+
+
+# ---- |mRR| of a beat half a µs above its median (an even window at the segment start)
+
+# found by a search against `Detector._median_dev` 42: beat 0 is 0.5 µs above the median of beats
+# 0-5 (550 ms and 550.001 ms in the middle); at beat 51's arrival its |mRR| of 0.5 µs sits at the
+# lower quartile's rank of the |mRR| window, interpolated with the next value: Th2 = 50.43285 ms.
+# Beats 45-47 stand `height` above the rhythm's 550 ms: beat 45 is "longshort" by |mRR| > 3 Th2,
+# from 151.299 ms on.
+HALF_ABOVE_HEAD = [
+    550001, 500000, 550000, 610000, 510000, 630000, 550000, 550000, 510000, 470000,
+    470000, 550000, 590000, 510000, 510000, 470000, 603527, 510000, 510000, 470000,
+    535698, 550000, 550000, 592363, 588170, 590000, 510000, 470000, 550000, 541033,
+    603579, 541660, 550000, 470000, 590000, 515680, 590099, 470000, 550000, 550000,
+    510000, 550000, 519803, 545690, 510000,
+]  # fmt: skip
+HALF_ABOVE_TAIL = [
+    550000, 510000, 550000, 470000, 550000, 590000, 510000, 590000, 590000, 470000,
+    550000, 550000, 470000, 510000, 550000, 510000, 510000, 510000, 590000, 590000,
+    590000, 470000, 550000, 470000, 470000, 590000, 550000, 550000, 550000, 590000,
+    550000, 590000, 550000, 470000, 510000, 510000, 590000, 550000, 470000, 510000,
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("height", "label"), [(151_298, None), (151_299, "longshort")])
+def test_a_beat_half_a_microsecond_above_its_median_counts_half_a_microsecond(
+    height: int, label: str | None
+) -> None:
+    x = HALF_ABOVE_HEAD + [550_000 + height] * 3 + HALF_ABOVE_TAIL
+    want = reference_stream(x)
+    assert [(k, lab) for _, k, _, lab in want if k == 45] == [(45, label)]
+    assert detector_stream(x) == want
+    sj = judge_segment(np.array(x, dtype=np.int64))
+    assert LABELS[sj.labels[45]] == label
