@@ -176,7 +176,8 @@ def test_ls_classes_equal_ls_class_on_uneven_splits_with_thresholds_at_each_edge
     """Long/short per beat and vectorised on extra beats split unevenly (the exception for a
     short beat followed by a shorter one, unless the two add up to the median), with Th1 and
     Th2 set exactly at the values the criteria compare: |dRR| of j, j+1, j+2 (S21, S22 = +-1),
-    |RR(j) + RR(j+1) - medRR| and |RR(j)/2 - medRR| (extra, missed, the exception), |mRR| / 3."""
+    |RR(j) + RR(j+1) - medRR| and |RR(j)/2 - medRR| (extra, missed, the exception), |mRR| / 3,
+    where those are thresholds the detector can have (30 ms or more)."""
     rng = np.random.default_rng(29)
     seen: set[int] = set()
     ties = 0
@@ -192,11 +193,11 @@ def test_ls_classes_equal_ls_class_on_uneven_splits_with_thresholds_at_each_edge
         t1 = np.empty(len(j))
         t2 = np.empty(len(j))
         for i, jj in enumerate(j.tolist()):
-            c1 = [abs(int(d[k])) for k in (jj, jj + 1, jj + 2) if d[k] != 0]
+            c1 = [abs(int(d[k])) for k in (jj, jj + 1, jj + 2) if abs(d[k]) >= FLOOR_US]
             c2 = [abs(x[jj] + x[jj + 1] - med[jj]), abs(x[jj] / 2 - med[jj])]
             if mabs[jj] % 3 == 0:
                 c2.append(mabs[jj] / 3)
-            c2 = [float(v) for v in c2 if v > 0]
+            c2 = [float(v) for v in c2 if v >= FLOOR_US]  # thresholds are never lower
             t1[i] = rng.choice(c1) if c1 and rng.random() < 0.7 else 45_000.0
             t2[i] = rng.choice(c2) if c2 and rng.random() < 0.7 else 45_000.0
         got = _ls_classes(j, x, d, med, mabs, t1, t2)
