@@ -18,13 +18,20 @@ import numpy as np
 import pytest
 
 from biofeedback.signal.artifacts import (
+    EXTRA,
     LABELS,
+    LONGSHORT,
+    MISSED,
     NEVER,
+    NORMAL,
     UNJUDGED,
+    _before_pause,
     _dipole,
+    _ls_class,
     _premature_for_rhythm,
     _rhythm_step,
     _second_premature,
+    _smooth,
     judge_segment,
 )
 from tests.hrv.test_artifacts_details import detector_stream, reference_stream
@@ -348,3 +355,87 @@ def test_a_beat_half_a_microsecond_above_its_median_counts_half_a_microsecond(
     assert detector_stream(x) == want
     sj = judge_segment(np.array(x, dtype=np.int64))
     assert LABELS[sj.labels[45]] == label
+
+
+# ---- the paper's edges in the pause rule, the long/short test and the smooth course
+
+TH = 30_000.0  # thresholds at the floor: an edge at a whole number of µs
+
+
+def test_a_pause_after_a_shortening_reaches_the_interval_before_it() -> None:
+    x, d = _us([*STEADY, 672, 828, 742])
+    assert _before_pause(J, x, d, TH)
+    x, d = _us([*STEADY, 672, 742, 700])  # exactly as long as the interval before: a pause
+    assert _before_pause(J, x, d, TH)
+    x, d = _us([*STEADY, 672, 741, 700])  # 1 ms short of it: a recovery
+    assert not _before_pause(J, x, d, TH)
+    # measured against the interval just before the premature beat, not the one before that
+    x, d = _us([*STEADY[:-1], 760, 690, 750, 700])
+    assert not _before_pause(J, x, d, TH)
+
+
+def test_a_pause_exactly_at_th1_is_not_past_it() -> None:
+    x, d = _us([*STEADY, 712, 742, 722])  # the pause lengthens by exactly Th1 = 30 ms
+    assert not _before_pause(J, x, d, TH)
+    assert _before_pause(J, x, d, TH - 1)
+
+
+def _ls(x_ms: list[int], med_ms: float, mabs_us: float = 0.0) -> int:
+    """`_ls_class` of beat 2 of `x_ms`, its median `med_ms`, both thresholds at the floor."""
+    x, d = _us(x_ms)
+    med = [med_ms * 1000] * len(x)
+    return _ls_class(2, x, d, med, mabs_us, TH, TH)
+
+
+def test_the_long_short_criteria_are_strict_inequalities() -> None:
+    # S21 = dRR(j) / Th1 exactly 1 with the next beat much shorter: not long
+    assert _ls([742, 742, 772, 732, 742, 742], 742) == NORMAL
+    assert _ls([742, 742, 773, 732, 742, 742], 742) == LONGSHORT
+    # S22 exactly -1 after a long beat: not long
+    assert _ls([742, 742, 782, 752, 752, 742], 742) == NORMAL
+    assert _ls([742, 742, 782, 751, 751, 742], 742) == LONGSHORT
+    # S21 exactly -1 before a long beat: not short
+    assert _ls([742, 742, 712, 752, 752, 742], 742) == NORMAL
+    assert _ls([742, 742, 711, 752, 752, 742], 742) == LONGSHORT
+    # S22 exactly 1 after a short beat: not short
+    assert _ls([742, 742, 702, 732, 732, 742], 742) == NORMAL
+    assert _ls([742, 742, 702, 733, 733, 742], 742) == LONGSHORT
+    # |mRR| exactly 3 x Th2: not long/short
+    assert _ls([742] * 6, 742, 90_000.0) == NORMAL
+    assert _ls([742] * 6, 742, 90_001.0) == LONGSHORT
+
+
+def test_a_short_beat_before_an_equally_short_one_is_short() -> None:
+    # only a next beat shorter still is the premature one (that beat owns the pause)
+    assert _ls([742, 742, 700, 700, 742, 742], 742) == LONGSHORT
+    assert _ls([742, 742, 700, 699, 742, 742], 742) == NORMAL
+
+
+def test_a_split_beat_is_extra_whatever_the_beats_around_it() -> None:
+    # 742 ms split into 400 + 342: the halves add up to the median
+    assert _ls([742, 742, 400, 342, 742, 742], 742) == EXTRA
+    # uneven halves that miss the median by exactly Th2: the next beat owns the pause
+    assert _ls([742, 742, 400, 372, 742, 742], 742) == NORMAL
+    assert _ls([742, 742, 400, 371, 742, 742], 742) == EXTRA
+
+
+def test_extra_and_missed_need_the_median_within_th2() -> None:
+    # a short beat whose sum with the next misses the median by exactly Th2: longshort
+    assert _ls([742, 742, 400, 402, 742, 742], 772) == LONGSHORT
+    assert _ls([742, 742, 400, 402, 742, 742], 772.001) == EXTRA
+    # a long beat whose half misses the median by exactly Th2: longshort
+    assert _ls([742, 742, 1544, 742, 742, 742], 742) == LONGSHORT
+    assert _ls([742, 742, 1543, 742, 742, 742], 742) == MISSED
+
+
+def test_the_smooth_course_of_the_segment_s_first_beats() -> None:
+    # beat 1: the mean of beats 0 and 2 (800 ms), whatever comes after
+    y, _ = _us([700, 800, 900, 500, 2000])
+    assert _smooth(1, y, 0)
+    y, _ = _us([700, 904, 900, 500, 2000])  # 13 % above it exactly: off the course
+    assert not _smooth(1, y, 0)
+    y, _ = _us([700, 903, 900, 500, 2000])
+    assert _smooth(1, y, 0)
+    # beat 2: already the four neighbours' course (666.7 ms here), not the two neighbours' 700
+    y, _ = _us([800, 700, 760, 700, 800])
+    assert not _smooth(2, y, 0)
