@@ -253,9 +253,16 @@ def test_the_per_beat_detector_follows_its_rules_on_probe_series(seed: int) -> N
     got = detector_stream(x.tolist())
     diff = [(g, w) for g, w in zip(got, want, strict=False) if g != w][:1]
     assert got == want, (seed, diff or "lengths differ")
-    sj = judge_segment(x)
+    assert_segment_equals_stream(x.tolist(), want)
+
+
+def assert_segment_equals_stream(
+    x: list[int], want: list[tuple[int, int, int, str | None]]
+) -> None:
+    """`judge_segment` on the whole series gives the stream's labels, values and judgement times."""
+    sj = judge_segment(np.array(x, dtype=np.int64))
     labels = np.full(len(x), UNJUDGED)
-    values, at = x.copy(), np.full(len(x), NEVER)
+    values, at = np.array(x, dtype=np.int64), np.full(len(x), NEVER)
     for e, k, v, lab in want:
         labels[k], values[k], at[k] = LABELS.index(lab), v, e
     assert sj.labels.tolist() == labels.tolist()
@@ -316,11 +323,7 @@ def test_an_artifact_left_at_its_value_leaves_the_thresholds_before_the_next_jud
     assert (45, 1, 500_000, "longshort") in want  # (between beats 0 and 2, both 500 ms)
     assert (45, 3, 500_000, None) in want
     assert detector_stream(x) == want
-    sj = judge_segment(np.array(x, dtype=np.int64))
-    labels = np.full(len(x), UNJUDGED)
-    for _, k, _, lab in want:
-        labels[k] = LABELS.index(lab)
-    assert sj.labels.tolist() == labels.tolist()
+    assert_segment_equals_stream(x, want)
 
 
 # ---- |mRR| of a beat half a µs above its median (an even window at the segment start)
