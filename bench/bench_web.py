@@ -518,6 +518,29 @@ def main_thread_summary(
     )
 
 
+async def read_overview(
+    ws: aiohttp.ClientWebSocketResponse,
+    seen: dict[str, float],
+    lat: list[float],
+    frames: list[int],
+) -> None:
+    """Read the overview's `summaries` frames: each client's new arousal value appends its
+    arrival - publish time to `lat` (`seen`: the newest `arousal_t` per client); `frames[0]`
+    counts the frames."""
+    async for msg in ws:
+        now = time.time()
+        m = json.loads(msg.data)
+        if m["type"] != "summaries":
+            continue
+        frames[0] += 1
+        for s in m["summaries"]:
+            t = s.get("arousal_t")
+            if t is None or seen.get(s["client"]) == t:
+                continue
+            seen[s["client"]] = t
+            lat.append(now - t)
+
+
 async def bench_browser(
     n_clients: int, seconds: float, rate_hz: float, trace_to: Path | None = None
 ) -> None:
@@ -552,18 +575,7 @@ async def bench_browser(
                 headers={"Origin": base, "Authorization": f"Bearer {SECRET}"},
             )
 
-            async def read_ws() -> None:
-                async for msg in ws:
-                    now = time.time()
-                    m = json.loads(msg.data)
-                    for s in m.get("summaries", ()) if m["type"] == "summaries" else ():
-                        t = s.get("arousal_t")
-                        if t is None or ws_seen.get(s["client"]) == t:
-                            continue
-                        ws_seen[s["client"]] = t
-                        ws_lat.append(now - t)
-
-            ws_reader = asyncio.create_task(read_ws())
+            ws_reader = asyncio.create_task(read_overview(ws, ws_seen, ws_lat, [0]))
             await asyncio.sleep(1.0 / rate_hz + 1.0)  # every client seen once
             await page.goto(f"http://127.0.0.1:{http_port}/?token={SECRET}")
             await page.wait_for_selector("#conn[data-state='live']")
@@ -659,21 +671,7 @@ async def bench_plain(n_clients: int, seconds: float, rate_hz: float, trace: boo
                 f"{base}/ws", headers={"Origin": base, "Authorization": f"Bearer {SECRET}"}
             )
 
-            async def read_ws() -> None:
-                async for msg in ws:
-                    now = time.time()
-                    m = json.loads(msg.data)
-                    if m["type"] != "summaries":
-                        continue
-                    frames[0] += 1
-                    for s in m["summaries"]:
-                        t = s.get("arousal_t")
-                        if t is None or ws_seen.get(s["client"]) == t:
-                            continue
-                        ws_seen[s["client"]] = t
-                        ws_lat.append(now - t)
-
-            ws_reader = asyncio.create_task(read_ws())
+            ws_reader = asyncio.create_task(read_overview(ws, ws_seen, ws_lat, frames))
             # every client seen, and their group changes at a steady pace, as in --browser
             steady = started + STEADY_AFTER_S - time.monotonic()
             await asyncio.sleep(max(1.0 / rate_hz + 6.0, steady))
