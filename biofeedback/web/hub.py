@@ -331,10 +331,6 @@ class OverviewBatch:
         return rows
 
 
-# a strap event that may end a strap problem (next_action.strap_problem)
-_STRAP_BACK = frozenset({"connected", "signal_restored"})
-
-
 def _event_key(e: JsonDict) -> tuple[Any, ...]:
     return (e.get("source"), e.get("seq"), e.get("t"), e.get("kind"), e.get("to_state"))
 
@@ -715,7 +711,9 @@ class Hub:
             while len(state.events) > self.limits.max_events:
                 state.events.popleft()
             message["view"] = event
-            if event["next"] is not None or event["kind"] in _STRAP_BACK or state.problem:
+            # a problem may begin (a next line), end (the strap back) or be overtaken
+            back = event["kind"] in next_action.STRAP_BACK
+            if event["next"] is not None or back or state.problem:
                 state.update_problem()
             if (
                 event["to_state"]

@@ -501,7 +501,7 @@ def event_words(e: JsonDict) -> JsonDict:
 
 
 #: Strap reports that end a strap problem: the strap is back.
-_STRAP_BACK = frozenset({"connected", "signal_restored"})
+STRAP_BACK = frozenset({"connected", "signal_restored"})
 
 
 def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDict | None:
@@ -520,7 +520,7 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
     error: JsonDict | None = None
     found: JsonDict | None = None
     for e in reversed(events):
-        if e.get("source") == "device" and e.get("kind") in _STRAP_BACK:
+        if e.get("source") == "device" and e.get("kind") in STRAP_BACK:
             break
         if e.get("next") and e.get("source") == "service":
             st_t, e_t = st.get("t"), e.get("t")
