@@ -161,6 +161,16 @@ def test_medians_are_the_centred_11_beat_medians_truncated_at_the_ends() -> None
         assert _medians(x).tolist() == want, n
 
 
+def long_short_inputs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """dRR (0 for the first beat), the centred medians and |mRR| with negative values doubled:
+    what `_ls_classes` and `_ls_class` read, built as `judge_segment` builds them."""
+    d = np.zeros(len(x), dtype=np.int64)
+    d[1:] = np.diff(x)
+    med = _medians(x)
+    m = x - med
+    return d, med, np.where(m < 0, -2.0 * m, m)
+
+
 def test_ls_classes_and_smooth_rows_equal_their_per_beat_twins() -> None:
     rng = np.random.default_rng(3)
     n = 400
@@ -170,11 +180,7 @@ def test_ls_classes_and_smooth_rows_equal_their_per_beat_twins() -> None:
     split = np.arange(20, n - 20, 37)  # a spurious beat splits one interval in two
     x[split + 1] = x[split] - x[split] // 2
     x[split] //= 2
-    d = np.zeros(n, dtype=np.int64)
-    d[1:] = np.diff(x)
-    med = _medians(x)
-    m = x - med
-    mabs = np.where(m < 0, -2.0 * m, m)
+    d, med, mabs = long_short_inputs(x)
     j = np.arange(1, n - 2)
     t1 = rng.choice([0.0, 20_000.0, 45_000.0, 90_000.0], len(j))
     t2 = rng.choice([0.0, 20_000.0, 45_000.0, 90_000.0], len(j))

@@ -33,7 +33,6 @@ from biofeedback.signal.artifacts import (
     _dipoles,
     _ls_class,
     _ls_classes,
-    _medians,
     _pauses,
     _premature_for_rhythm,
     _quantiles,
@@ -44,7 +43,7 @@ from biofeedback.signal.artifacts import (
     _thresholds,
     judge_segment,
 )
-from tests.hrv.test_artifacts_details import HISTORY, abrupt
+from tests.hrv.test_artifacts_details import HISTORY, abrupt, long_short_inputs
 from tests.hrv.test_native_artifacts import assert_same
 
 
@@ -184,11 +183,7 @@ def test_ls_classes_equal_ls_class_on_uneven_splits_with_thresholds_at_each_edge
     for _ in range(200):
         n = int(rng.integers(20, 60))
         x = _split_series(rng, n)
-        d = np.zeros(n, dtype=np.int64)
-        d[1:] = np.diff(x)
-        med = _medians(x)
-        m = x - med
-        mabs = np.where(m < 0, -2.0 * m, m)
+        d, med, mabs = long_short_inputs(x)
         j = np.arange(1, n - 2)
         t1 = np.empty(len(j))
         t2 = np.empty(len(j))
