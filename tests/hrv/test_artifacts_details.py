@@ -1002,14 +1002,22 @@ def test_the_per_beat_detector_follows_its_rules_recomputed_at_every_judgement(c
     # (if a rule changed on purpose: reference_stream above must follow it)
     diff = [(g, w) for g, w in zip(got, want, strict=False) if g != w][:1]
     assert got == want, (name, diff or "lengths differ")
-    sj = judge_segment(x, lag)
+    assert_segment_equals_stream(x.tolist(), want, lag, name)
+
+
+def assert_segment_equals_stream(
+    x: list[int], want: list[tuple[int, int, int, str | None]], lag: int = MIN_LAG, note: str = ""
+) -> None:
+    """`judge_segment` on the whole series gives the stream's labels, values and judgement times
+    (`want`: the stream's judgements, `reference_stream`'s form)."""
+    sj = judge_segment(np.array(x, dtype=np.int64), lag)
     labels = np.full(len(x), UNJUDGED)
-    values, at = x.copy(), np.full(len(x), NEVER)
+    values, at = np.array(x, dtype=np.int64), np.full(len(x), NEVER)
     for e, k, v, lab in want:
         labels[k], values[k], at[k] = LABELS.index(lab), v, e
-    assert sj.labels.tolist() == labels.tolist(), name
-    assert sj.values.tolist() == values.tolist(), name
-    assert sj.judged_at.tolist() == at.tolist(), name
+    assert sj.labels.tolist() == labels.tolist(), note
+    assert sj.values.tolist() == values.tolist(), note
+    assert sj.judged_at.tolist() == at.tolist(), note
 
 
 @pytest.mark.parametrize("lag", [175, 180, 300])

@@ -22,9 +22,7 @@ from biofeedback.signal.artifacts import (
     LABELS,
     LONGSHORT,
     MISSED,
-    NEVER,
     NORMAL,
-    UNJUDGED,
     _before_pause,
     _dipole,
     _ls_class,
@@ -34,7 +32,11 @@ from biofeedback.signal.artifacts import (
     _smooth,
     judge_segment,
 )
-from tests.hrv.test_artifacts_details import detector_stream, reference_stream
+from tests.hrv.test_artifacts_details import (
+    assert_segment_equals_stream,
+    detector_stream,
+    reference_stream,
+)
 
 # a steady rhythm (steps of 8 ms: the rhythm's threshold is 4 x 8 = 32 ms), as MIT-LTDB 15814
 STEADY = [742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 734, 742, 750, 742, 742]
@@ -254,20 +256,6 @@ def test_the_per_beat_detector_follows_its_rules_on_probe_series(seed: int) -> N
     diff = [(g, w) for g, w in zip(got, want, strict=False) if g != w][:1]
     assert got == want, (seed, diff or "lengths differ")
     assert_segment_equals_stream(x.tolist(), want)
-
-
-def assert_segment_equals_stream(
-    x: list[int], want: list[tuple[int, int, int, str | None]]
-) -> None:
-    """`judge_segment` on the whole series gives the stream's labels, values and judgement times."""
-    sj = judge_segment(np.array(x, dtype=np.int64))
-    labels = np.full(len(x), UNJUDGED)
-    values, at = np.array(x, dtype=np.int64), np.full(len(x), NEVER)
-    for e, k, v, lab in want:
-        labels[k], values[k], at[k] = LABELS.index(lab), v, e
-    assert sj.labels.tolist() == labels.tolist()
-    assert sj.values.tolist() == values.tolist()
-    assert sj.judged_at.tolist() == at.tolist()
 
 
 # ---- the segment's first step is 0, and it counts in the first thresholds
