@@ -168,7 +168,23 @@ from biofeedback.web import WebConfig, create_app
 async def main():
     cfg = WebConfig(port=int(sys.argv[1]), mqtt=MqttSettings(port=int(sys.argv[2])),
                     therapist_secret=sys.argv[3], link_secret=sys.argv[4])
-    runner = web.AppRunner(create_app(cfg))
+    app = create_app(cfg)
+    hook = os.environ.get("BENCH_WEB_FEED_HOOK")
+    if hook:
+        # `--browser`: the overview's feed worker served with the timing hook in front of it
+        # (Playwright's init scripts do not reach workers, and a worker script routed by
+        # Playwright lost its WebSocket); here, so that nothing else is imported
+        from biofeedback.web.routes import STATIC_DIR
+
+        @web.middleware
+        async def feed_hook(request, handler):
+            if request.path != "/static/overview-feed.js":
+                return await handler(request)
+            text = (STATIC_DIR / "overview-feed.js").read_text(encoding="utf-8")
+            return web.Response(text=hook + text, content_type="application/javascript")
+
+        app.middlewares.append(feed_hook)
+    runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", cfg.port).start()
     if os.environ.get("BENCH_WEB_TRACE"):
@@ -368,16 +384,51 @@ async def measure(
     )
 
 
-BROWSER_HOOK = """
+SOCKET_HOOK = """
 (() => {
-  // Timed where the page's own handler gets the message: this listener is added when the page
-  // makes its WebSocket, before the page sets its onmessage, and both run in the same task for
-  // the same message event, so `now` is when that event is dispatched to the page (a page busy
-  // with other work delays it: that delay is what is measured).
-  window.__lat = [];
-  window.__arrive = []; // performance.now() of each timed message: to place the tail in time
-  window.__overviews = 0;
+  // Prepended to the overview's feed worker (overview-feed.js, which owns the page's WebSocket).
+  // Timed where the worker's own handler gets the message: this listener is added when the worker
+  // makes its WebSocket, before `common.js` sets its onmessage, and both run in the same task for
+  // the same message event, so `now` is when the browser hands the message to the page's code.
+  self.__lat = [];
+  self.__arrive = []; // performance.now() of each timed message: to place the tail in time
+  self.__overviews = 0;
+  const seen = new Map();
+  // how often a client changed attention group (calm, rising, ...): each change moves rows
+  self.__moves = 0;
+  const groupOf = new Map();
+  const Orig = self.WebSocket;
+  self.WebSocket = function (...args) {
+    const ws = new Orig(...args);
+    ws.addEventListener("message", (ev) => {
+      const now = Date.now() / 1000;
+      const m = JSON.parse(ev.data);
+      if (m.type === "overview") self.__overviews += 1;
+      if (m.type !== "summaries") return;
+      const at = performance.now();
+      for (const s of m.summaries) {
+        const g = s.attention == null ? 3 : s.attention;
+        if (groupOf.has(s.client) && groupOf.get(s.client) !== g) self.__moves += 1;
+        groupOf.set(s.client, g);
+        if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
+        seen.set(s.client, s.arousal_t);
+        self.__lat.push(now - s.arousal_t);
+        self.__arrive.push(at);
+      }
+    });
+    return ws;
+  };
+  self.WebSocket.prototype = Orig.prototype;
+  Object.assign(self.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+})();
+"""
+
+PAGE_HOOK = """
+(() => {
+  // The page's main thread: its long tasks, and when the rows the feed worker hands on reach the
+  // page's handler (batched by design: at once for a pause, else at most every 50 ms).
   window.__long = []; // [start ms, duration ms] of every long task (> 50 ms) on the main thread
+  window.__mainLat = [];
   try {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) window.__long.push([e.startTime, e.duration]);
@@ -386,32 +437,22 @@ BROWSER_HOOK = """
     // no longtask entries in this browser: the summary says 0
   }
   const seen = new Map();
-  // how often a client changed attention group (calm, rising, ...): each change moves rows
-  window.__moves = 0;
-  const groupOf = new Map();
-  const Orig = window.WebSocket;
-  window.WebSocket = function (...args) {
-    const ws = new Orig(...args);
-    ws.addEventListener("message", (ev) => {
+  const Orig = window.Worker;
+  window.Worker = function (...args) {
+    const w = new Orig(...args);
+    w.addEventListener("message", (ev) => {
       const now = Date.now() / 1000;
-      const m = JSON.parse(ev.data);
-      if (m.type === "overview") window.__overviews += 1;
+      const m = ev.data;
       if (m.type !== "summaries") return;
-      const at = performance.now();
       for (const s of m.summaries) {
-        const g = s.attention == null ? 3 : s.attention;
-        if (groupOf.has(s.client) && groupOf.get(s.client) !== g) window.__moves += 1;
-        groupOf.set(s.client, g);
-        if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
+        if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue;
         seen.set(s.client, s.arousal_t);
-        window.__lat.push(now - s.arousal_t);
-        window.__arrive.push(at);
+        window.__mainLat.push(now - s.arousal_t);
       }
     });
-    return ws;
+    return w;
   };
-  window.WebSocket.prototype = Orig.prototype;
-  Object.assign(window.WebSocket, { OPEN: 1, CLOSED: 3, CONNECTING: 0, CLOSING: 2 });
+  window.Worker.prototype = Orig.prototype;
 })();
 """
 
@@ -551,7 +592,11 @@ async def bench_browser(
     chromium = shutil.which("chromium")
     if chromium is None:
         raise SystemExit("chromium is not installed (Debian package 'chromium')")
-    async with dashboard_server() as (mqtt_port, http_port, server):
+    async with dashboard_server({**os.environ, "BENCH_WEB_FEED_HOOK": SOCKET_HOOK}) as (
+        mqtt_port,
+        http_port,
+        server,
+    ):
         rss0 = rss_bytes(server.pid)
         publisher = await start_publisher(mqtt_port, n_clients, rate_hz)
         started = time.monotonic()
@@ -562,7 +607,7 @@ async def bench_browser(
                 args=["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
             )
             page = await browser.new_page(viewport={"width": 1366, "height": 900})
-            await page.add_init_script(BROWSER_HOOK)
+            await page.add_init_script(PAGE_HOOK)  # and the worker's: `feed_hook`
 
             # the same overview read by a plain WebSocket client here: where the time goes
             # (dashboard and network, or the page)
@@ -587,12 +632,12 @@ async def bench_browser(
             await cdp.send("Performance.enable")
             if trace_to is not None:
                 await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
-            await page.evaluate(
-                "window.__lat = []; window.__arrive = []; window.__long = []; window.__moves = 0"
-            )
+            (feed,) = [w for w in page.workers if w.url.endswith("/static/overview-feed.js")]
+            await feed.evaluate("self.__lat = []; self.__arrive = []; self.__moves = 0")
+            await page.evaluate("window.__long = []; window.__mainLat = []")
             m0 = await page_metrics(cdp)
             ws_lat.clear()
-            overviews0 = await page.evaluate("window.__overviews")
+            overviews0 = await feed.evaluate("self.__overviews")
             pcpu0 = cpu_seconds(publisher.pid)
             async with http.get(f"{base}/healthz") as resp:
                 ingested0 = (await resp.json())["ingested"]
@@ -613,14 +658,15 @@ async def bench_browser(
                 await browser.stop_tracing()
             async with http.get(f"{base}/healthz") as resp:
                 ingested = (await resp.json())["ingested"] - ingested0
-            lat = sorted(await page.evaluate("window.__lat"))
+            lat = sorted(await feed.evaluate("self.__lat"))
+            main_lat = sorted(await page.evaluate("window.__mainLat"))
             long_tasks = await page.evaluate("window.__long")
-            moves = await page.evaluate("window.__moves")
+            moves = await feed.evaluate("self.__moves")
             wsl = sorted(ws_lat)
             ws_reader.cancel()
             await ws.close()
             await http.close()
-            reconnects = await page.evaluate("window.__overviews") - overviews0
+            reconnects = await feed.evaluate("self.__overviews") - overviews0
             pcpu1 = cpu_seconds(publisher.pid)
             rss1 = rss_bytes(server.pid)
             await browser.close()
@@ -637,7 +683,8 @@ async def bench_browser(
         f"{expected:.0f}; publisher {out.decode().split()[-1]} pairs in all, "
         f"{pcpu * 100:.0f} % of a core; the page reconnected {reconnects} times; {moves} "
         f"changes of a client's attention group); "
-        f"publish -> browser p50 {lat[len(lat) // 2] * 1e3:.1f} ms, "
+        f"publish -> browser (the page's socket, read in its feed worker) p50 "
+        f"{lat[len(lat) // 2] * 1e3:.1f} ms, "
         f"p99 {lat[int(len(lat) * 0.99)] * 1e3:.1f} ms, max {lat[-1] * 1e3:.1f} ms; dashboard "
         f"CPU {cpu * 100:.1f} % of a core ({cpu * 100 / n_clients:.3f} % per client), RSS "
         f"{rss0 / 2**20:.0f} -> {rss1 / 2**20:.0f} MiB ({(rss1 - rss0) / n_clients / 1024:.0f} "
@@ -648,6 +695,12 @@ async def bench_browser(
         f"Dashboard CPU per message it took in: {(cpu1 - cpu0) / max(1, ingested) * 1e6:.0f} µs "
         f"({ingested} messages), so {(cpu1 - cpu0) / max(1, ingested) * 2 * rate_hz * 100:.3f} % "
         f"of a core per client at {2 * rate_hz:.1f} msg/s"
+    )
+    print(
+        f"the same values handed on by the feed worker, at the page's main thread (at once for a "
+        f"pause, else batched every 50 ms by design): {len(main_lat)} values, p50 "
+        f"{main_lat[len(main_lat) // 2] * 1e3:.1f} ms, p99 "
+        f"{main_lat[int(len(main_lat) * 0.99)] * 1e3:.1f} ms, max {main_lat[-1] * 1e3:.1f} ms"
     )
     print(main_thread_summary(m0, m1, wall, long_tasks))
 
@@ -767,6 +820,9 @@ PAGE_ONLY_FEED = """
   }
   FeedSocket.OPEN = 1;
   window.WebSocket = FeedSocket;
+  // no feed worker: the page reads this stand-in socket on its main thread (common.js
+  // `connectVia` without workers), so the frames' cost is measured, not the worker's
+  window.Worker = undefined;
   // how late the page runs a timer due every 10 ms: what a message arriving then would wait
   window.__late = [];
   window.__long = [];

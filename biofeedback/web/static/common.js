@@ -1,5 +1,7 @@
 // Shared by every dashboard page: the WebSocket (reconnecting by itself, honest about being
-// disconnected), the server/session clock, and commands with their replies.
+// disconnected), the server/session clock, and commands with their replies. Also loaded by the
+// overview's feed worker (overview-feed.js), which owns the overview's socket off the page's main
+// thread: there the banner and the clock go to the page as messages (`connectVia`).
 "use strict";
 
 const BF = (() => {
@@ -17,7 +19,13 @@ const BF = (() => {
   let offset = 0;
   let bestRtt = Infinity;
 
+  const inWorker = typeof document === "undefined";
+
   function banner(state, text) {
+    if (inWorker) {
+      self.postMessage({ type: "conn", state, text, connected });
+      return;
+    }
     const el = document.getElementById("conn");
     if (!el) return;
     el.dataset.state = state;
@@ -82,6 +90,34 @@ const BF = (() => {
       if (handlers.lost) handlers.lost();
       scheduleReconnect();
     };
+  }
+
+  // The page side of a feed worker: the worker's socket messages come to `hs` as if from a socket
+  // of the page's own, with the worker's banner and server clock. Without workers: the socket here.
+  function connectVia(makeWorker, path, hs) {
+    if (typeof Worker === "undefined") {
+      connect(path, hs);
+      return;
+    }
+    handlers = hs;
+    banner("connecting", "Connecting…");
+    const worker = makeWorker();
+    worker.onmessage = (ev) => {
+      const msg = ev.data;
+      if (msg.offset != null) offset = msg.offset;
+      if (msg.type === "conn") {
+        connected = msg.connected === true;
+        banner(msg.state, msg.text);
+        return;
+      }
+      const h = handlers[msg.type];
+      if (h) h(msg);
+    };
+    return worker;
+  }
+
+  function clockOffset() {
+    return offset;
   }
 
   function showState() {
@@ -201,5 +237,5 @@ const BF = (() => {
     return e;
   }
 
-  return { connect, command, serverNow, sessionNow, isConnected, fmt, fmtClock, el };
+  return { connect, connectVia, clockOffset, command, serverNow, sessionNow, isConnected, fmt, fmtClock, el };
 })();

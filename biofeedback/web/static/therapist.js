@@ -455,7 +455,9 @@
   narrow.addEventListener("change", fitScroller);
   fitScroller();
 
-  BF.connect("/ws", {
+  // the socket lives in a worker (overview-feed.js): its messages are read on time while this
+  // thread draws
+  BF.connectVia(() => new Worker("/static/overview-feed.js"), "/ws", {
     overview(msg) {
       rows.clear();
       for (const s of msg.clients) {
