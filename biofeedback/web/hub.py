@@ -5,7 +5,7 @@ it; tests call it directly). Every message updates the state of one client (late
 5 minutes of chart points, the event timeline, check-ins) and is pushed, serialised once, to every
 subscriber watching that client. The overview gets its rows batched (`OverviewBatch`): one
 `summaries` frame at the end of a loop turn with a pause or other state change, and for live
-samples at most one every `HubLimits.overview_every_s` (10 ms), holding each changed client's
+samples at most one every `HubLimits.overview_every_s` (5 ms), holding each changed client's
 newest row, so with hundreds of clients a message costs the overview a dictionary look-up rather
 than a summary, a JSON encoding and a WebSocket send per watcher. A subscriber that cannot keep up
 is cut off (its browser reconnects and gets a fresh snapshot) instead of growing a queue without
@@ -70,8 +70,10 @@ class HubLimits:
     max_clients: int = 500  # distinct client ids tracked (junk topics cannot grow memory)
     commands_per_10s: int = 20  # per page: a stuck key or a script cannot flood the session
     # live samples reach the overview at most this often (one frame for every client that
-    # changed); pauses and other state changes go out at the end of the loop turn they arrive in
-    overview_every_s: float = 0.01
+    # changed); pauses and other state changes go out at the end of the loop turn they arrive in.
+    # 5 ms: with 300 clients, against 10 ms, publish -> browser p50 4.5 against 7.3 ms and p99
+    # 11.8 against 16.0 ms, for ~3 % of a core more (docs/benchmarks.md, "Clinic")
+    overview_every_s: float = 0.005
 
 
 class CommandSink(Protocol):
