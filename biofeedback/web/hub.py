@@ -71,7 +71,7 @@ class HubLimits:
     commands_per_10s: int = 20  # per page: a stuck key or a script cannot flood the session
     # live samples reach the overview at most this often (one frame for every client that
     # changed); pauses and other state changes go out at the end of the loop turn they arrive in.
-    # 5 ms: with 300 clients, against 10 ms, publish -> browser p50 4.5 against 7.3 ms and p99
+    # 5 ms: with 300 clients, against 10 ms, publish -> browser p50 4.6 against 7.4 ms and p99
     # 11.8 against 16.0 ms, for ~3 % of a core more (docs/benchmarks.md, "Clinic")
     overview_every_s: float = 0.005
 
