@@ -102,7 +102,17 @@ const BF = (() => {
     handlers = hs;
     banner("connecting", "Connecting…");
     const worker = makeWorker();
+    let heard = false;
+    // a worker that cannot start (its script not served, a policy that forbids it): the socket
+    // here after all, rather than a page that says "Connecting…" for ever
+    worker.onerror = (ev) => {
+      if (heard) return;
+      ev.preventDefault();
+      worker.terminate();
+      connect(path, hs);
+    };
     worker.onmessage = (ev) => {
+      heard = true;
       const msg = ev.data;
       if (msg.offset != null) offset = msg.offset;
       if (msg.type === "conn") {
