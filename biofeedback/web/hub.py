@@ -224,6 +224,7 @@ class ClientState:
             "checkins": list(self.checkins),
             "spans": list(self.spans),
             "clock": self.clock(),
+            "problem": self.problem,
         }
 
 
@@ -683,6 +684,7 @@ class Hub:
                 message["point"] = gap
             message["view"] = state.status
             state.update_problem()
+            message["problem"] = state.problem  # the client's page says what the hub worked out
         elif kind is Topic.SESSION:
             before = (state.session or {}).get("state")
             state.session = views.session_view(data)
@@ -717,6 +719,7 @@ class Hub:
             back = event["kind"] in next_action.STRAP_BACK
             if event["next"] is not None or back or state.problem:
                 state.update_problem()
+            message["problem"] = state.problem
             if (
                 event["to_state"]
                 and event["t"] is not None

@@ -507,8 +507,9 @@ STRAP_BACK = frozenset({"connected", "signal_restored"})
 def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDict | None:
     """{what, detail, hint, next}: the strap problem that lasts now, or None.
 
-    The same rule as the client's page (`deviceProblem` in static/detail.js), so the overview row
-    and the page agree: newest timeline rows (`event_view`) first; the strap connecting again (or
+    Worked out once, by the hub, for both the overview row and the client's page (the `problem`
+    of its snapshot and of its status and event updates), so the two cannot disagree. Newest
+    timeline rows (`event_view`) first; the strap connecting again (or
     its beats coming back) ends it; the service's own word on the strap (`device_failed`,
     `adapter_link_limit`) is the most specific, unless a status newer than it says beats are back;
     a strap `error` lasts while the retained status carries `device_error`, or until a status

@@ -690,3 +690,36 @@ def test_an_unreachable_strap_says_its_own_fix_on_the_overview_row_until_it_conn
     _back(hub, DeviceEventKind.CONNECTED, T0 + 5)
     row = state.summary()
     assert (row["strap_problem"], row["next"]["short"]) == (None, "You: Offer step 1")
+
+
+def test_the_client_page_gets_the_strap_problem_the_overview_row_shows() -> None:
+    """One rule, worked out by the hub: the client's page reads `problem` from its snapshot and
+    from each status and event update, and never works it out again in the browser."""
+    from tests.app.test_clinic_service import refused_at_the_link_limit
+
+    hub = Hub()
+    _ready(hub, T0)
+    state = hub.client("c01")
+    assert state is not None
+    assert state.snapshot()["problem"] is None
+    with hub.subscribe("therapist", "c01") as page:
+        _feed(hub, refused_at_the_link_limit("use a second service", "c01", T0))
+        strap = [
+            f for f in frames(page) if f["type"] == "update" and f["kind"] in ("status", "event")
+        ]
+        assert "status" in [f["kind"] for f in strap]
+        assert all("problem" in f for f in strap)
+        shown = strap[-1]["problem"]
+        assert shown == next_action.strap_problem(list(state.events), state.status)
+        assert shown["what"] == state.summary()["strap_problem"] == "Bluetooth adapter full"
+        assert shown["next"] == state.summary()["next"]
+        assert state.snapshot()["problem"] == shown
+
+        _back(hub, DeviceEventKind.CONNECTED, T0 + 30)
+        ends = [
+            f for f in frames(page) if f["type"] == "update" and f["kind"] in ("status", "event")
+        ]
+        # the strap's own event comes first; the status after it clears what it said
+        assert [f["kind"] for f in ends] == ["event", "status"]
+        assert ends[-1]["problem"] is None
+        assert state.snapshot()["problem"] is None

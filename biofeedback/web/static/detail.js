@@ -226,25 +226,11 @@
     );
   }
 
-  // the strap's current problem: the retained status says it (and clears it once the strap
-  // connects); an error event newer than the status says it before the status does. The
-  // service's own word on the strap (device_failed, adapter_link_limit) is the most specific,
-  // and its `next` (next_action.py) is what comes next until the strap is back.
+  // the strap's current problem, as the hub worked it out (next_action.strap_problem, the same
+  // that the overview's row shows): {what, detail, hint, next}, or null; `next` is what comes next
+  // until the strap is back
   function deviceProblem() {
-    const status = st.status || {};
-    let error = null;
-    for (let i = st.events.length - 1; i >= 0; i--) {
-      const e = st.events[i];
-      if (e.source === "device" && (e.kind === "connected" || e.kind === "signal_restored")) break;
-      if (e.next && e.source === "service") {
-        if (status.signal === true && status.t != null && e.t != null && status.t > e.t) break; // beats are back
-        return { detail: e.why || e.reason, hint: e.hint, next: e.next };
-      }
-      if (!error && e.next && e.kind === "error") error = e;
-    }
-    if (status.device_error) return { detail: status.device_error, hint: status.device_hint, next: error && error.next };
-    if (!error || (status.t != null && error.t != null && status.t >= error.t)) return null; // the status is newer
-    return { detail: error.why || error.reason, hint: error.hint, next: error.next };
+    return st.problem || null;
   }
 
   function renderNotice() {
@@ -391,6 +377,7 @@
       st.spans = msg.spans || [];
       st.session = msg.session || null;
       st.status = msg.status || null;
+      st.problem = msg.problem || null;
       st.clock = msg.clock || null;
       renderNumbers();
       renderSession();
@@ -412,6 +399,8 @@
         renderSession();
       } else if (msg.kind === "status") {
         st.status = msg.view;
+        st.problem = msg.problem || null;
+        renderNext();
         renderNotice();
       } else if (msg.kind === "event") {
         // a late arrival (held by a bridge during an outage) goes where its time says
@@ -419,6 +408,7 @@
         while (at > 0 && msg.view.t != null && st.events[at - 1].t > msg.view.t && st.events.length - at < 50) at--;
         st.events.splice(at, 0, msg.view);
         if (st.events.length > 300) st.events.shift();
+        st.problem = msg.problem || null;
         const e = msg.view;
         if (e.to_state && e.from_state !== e.to_state && e.t != null) addSpan(e.t, e.to_state, e.reason);
         renderEvents();
