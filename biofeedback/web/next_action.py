@@ -509,19 +509,21 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
 
     Worked out once, by the hub, for both the overview row and the client's page (the `problem`
     of its snapshot and of its status and event updates), so the two cannot disagree. Newest
-    timeline rows (`event_view`) first; the strap connecting again (or
-    its beats coming back) ends it; the service's own word on the strap (`device_failed`,
+    timeline rows (`event_view`) first; the strap connecting again (or its beats coming back)
+    ends it; the service's own word on the strap (`device_failed`,
     `adapter_link_limit`) is the most specific, unless a status newer than it says beats are back;
-    a strap `error` lasts while the retained status carries `device_error`, or until a status
-    newer than it arrives. `next` is the next line (`problem_line`, with `short` naming the
-    problem for the overview: "Bluetooth adapter full. You: move to another adapter"); it is None
-    when only the status says it.
+    a strap `error` lasts while the retained status carries `device_error` (unless the strap is
+    back since that status), or until a status newer than it arrives. `next` is the next line
+    (`problem_line`, with `short` naming the problem for the overview: "Bluetooth adapter full.
+    You: move to another adapter"); it is None when only the status says it.
     """
     st = status or {}
     error: JsonDict | None = None
     found: JsonDict | None = None
+    back_t: float | None = None
     for e in reversed(events):
         if e.get("source") == "device" and e.get("kind") in STRAP_BACK:
+            back_t = e.get("t")
             break
         if e.get("next") and e.get("source") == "service":
             st_t, e_t = st.get("t"), e.get("t")
@@ -532,7 +534,11 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
         if error is None and e.get("next") and e.get("kind") == "error":
             error = e
     if found is None:
-        if st.get("device_error"):
+        st_t = st.get("t")
+        # the strap is back since that status said its error (the status's own update may come
+        # late, or not at all): the error is over
+        stale = back_t is not None and st_t is not None and back_t > st_t
+        if st.get("device_error") and not stale:
             what = error["what"] if error is not None else _KIND_WORDS["error"]
             return _problem(what, st["device_error"], st.get("device_hint"), error)
         if error is None:

@@ -719,7 +719,35 @@ def test_the_client_page_gets_the_strap_problem_the_overview_row_shows() -> None
         ends = [
             f for f in frames(page) if f["type"] == "update" and f["kind"] in ("status", "event")
         ]
-        # the strap's own event comes first; the status after it clears what it said
-        assert [f["kind"] for f in ends] == ["event", "status"]
-        assert ends[-1]["problem"] is None
+        # the strap's own event ends the problem, before the status that follows it says so
+        assert [(f["kind"], f["problem"]) for f in ends] == [("event", None), ("status", None)]
         assert state.snapshot()["problem"] is None
+
+
+def test_a_strap_back_since_the_status_ends_its_error_even_before_the_next_status() -> None:
+    """The retained status's `device_error` is over once the strap connected after it, whether or
+    not a newer status has arrived yet; an error after that connection is a problem again."""
+    hub = Hub()
+    _ready(hub, T0)
+    state = hub.client("c01")
+    assert state is not None
+    tracker = payloads.StatusTracker("c01")
+
+    def strap(kind: DeviceEventKind, t: float, *, status: bool) -> None:
+        e = DeviceEvent(t, _Strap.name, kind, detail="no adapter", hint="start bluetoothd")
+        assert ingest(hub, "event", payloads.device_event("c01", e), "c01")
+        body = tracker.update(e)
+        if status:
+            assert ingest(hub, "status", body, "c01")
+
+    strap(DeviceEventKind.ERROR, T0 + 1, status=True)
+    assert state.summary()["strap_problem"] == "Strap problem"
+    strap(DeviceEventKind.CONNECTED, T0 + 5, status=False)  # its status is late
+    assert state.summary()["strap_problem"] is None
+    assert state.snapshot()["problem"] is None
+    strap(DeviceEventKind.ERROR, T0 + 7, status=False)  # a new error after the connection
+    problem = state.snapshot()["problem"]
+    assert problem is not None
+    assert (problem["what"], problem["detail"]) == ("Strap problem", "no adapter")
+    strap(DeviceEventKind.CONNECTED, T0 + 9, status=True)
+    assert state.summary()["strap_problem"] is None
