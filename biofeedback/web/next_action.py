@@ -518,6 +518,7 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
     You: move to another adapter"); it is None when only the status says it.
     """
     st = status or {}
+    st_t = st.get("t")
     error: JsonDict | None = None
     found: JsonDict | None = None
     back_t: float | None = None
@@ -526,7 +527,7 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
             back_t = e.get("t")
             break
         if e.get("next") and e.get("source") == "service":
-            st_t, e_t = st.get("t"), e.get("t")
+            e_t = e.get("t")
             if st.get("signal") is True and st_t is not None and e_t is not None and st_t > e_t:
                 break  # beats are back
             found = e
@@ -534,7 +535,6 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
         if error is None and e.get("next") and e.get("kind") == "error":
             error = e
     if found is None:
-        st_t = st.get("t")
         # the strap is back since that status said its error (the status's own update may come
         # late, or not at all): the error is over
         stale = back_t is not None and st_t is not None and back_t > st_t
@@ -543,7 +543,7 @@ def strap_problem(events: Sequence[JsonDict], status: JsonDict | None) -> JsonDi
             return _problem(what, st["device_error"], st.get("device_hint"), error)
         if error is None:
             return None
-        st_t, e_t = st.get("t"), error.get("t")
+        e_t = error.get("t")
         if st_t is not None and e_t is not None and st_t >= e_t:
             return None  # the status is newer
         found = error
