@@ -120,10 +120,8 @@ const BF = (() => {
         banner(msg.state, msg.text);
         return;
       }
-      const h = handlers[msg.type];
-      if (h) h(msg);
+      dispatch(msg);
     };
-    return worker;
   }
 
   function clockOffset() {

@@ -22,6 +22,9 @@
     spans: [],
     session: null,
     status: null,
+    // the strap problem as the hub worked it out (next_action.strap_problem, the same the overview
+    // row shows): {what, detail, hint, next} or null; `next` is what comes next until it is back
+    problem: null,
     clock: null,
     last: {}, // newest hr / rmssd / arousal / quality
     allEvents: false,
@@ -95,7 +98,7 @@
   function nextLine(s) {
     const base = s.next || { who: "nobody", text: "Waiting for the session to report its state." };
     const action = s.offer_action || {};
-    const problem = deviceProblem();
+    const problem = st.problem;
     if (problem && problem.next && s.state !== "ended") return problem.next;
     if (s.client_ready) return base;
     const entered = enteredBy(s);
@@ -226,18 +229,11 @@
     );
   }
 
-  // the strap's current problem, as the hub worked it out (next_action.strap_problem, the same
-  // that the overview's row shows): {what, detail, hint, next}, or null; `next` is what comes next
-  // until the strap is back
-  function deviceProblem() {
-    return st.problem || null;
-  }
-
   function renderNotice() {
     const s = st.session || {};
     const notes = [];
     if (st.status && st.status.online === false) notes.push(["bad", "Service offline" + (st.status.reason ? ": " + st.status.reason : "")]);
-    const problem = deviceProblem();
+    const problem = st.problem;
     if (problem) notes.push(["bad", "Strap problem: " + problem.detail, problem.hint ? "Fix: " + problem.hint : ""]);
     if (s.monitoring_ok === false) notes.push(["bad", "Monitoring lost: exposure is held paused until the signal returns"]);
     if (s.device_connected === false) notes.push(["bad", "Strap disconnected"]);

@@ -30,8 +30,7 @@ importScripts("/static/common.js");
   BF.connect("/ws", {
     overview(msg) {
       queued = []; // the overview is the whole state: rows queued before it are older
-      if (timer !== null) clearTimeout(timer);
-      timer = null;
+      forward(); // nothing to hand on: only the timer goes
       paused.clear();
       for (const s of msg.clients) paused.set(s.client, s.paused === true);
       self.postMessage({ ...msg, offset: BF.clockOffset() });
