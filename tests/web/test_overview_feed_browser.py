@@ -25,8 +25,8 @@ import pytest
 
 from biofeedback.service import payloads
 from biofeedback.service.topics import Topic
-from biofeedback.signal.measures import Arousal, ArousalBasis
 from tests.web.test_browser import SECRET, Stack, poll, session, shots, stack
+from tests.web.test_overview_many_browser import arousal_of, publish, spark
 
 __all__ = ["shots", "stack"]  # the fixtures, used by name
 
@@ -37,22 +37,16 @@ OTHER = "f-02"
 FEED = "/static/overview-feed.js"
 
 
-def arousal_of(client: str, t: float, value: float) -> dict[str, Any]:
-    a = Arousal(t=t, value=value, confidence=0.9, fast=value, slow=value, basis=ArousalBasis.HR_HRV)
-    return {**payloads.arousal(client, a), "client": client}
-
-
 def points(client: str) -> str:
-    spark = f"document.querySelector(\"tr[data-client='{client}'] canvas.spark\")"
-    return f"Number({spark}.dataset.points)"
+    return f"Number({spark(client)}.dataset.points)"
 
 
 async def open_overview(stack: Stack, *, workers: str = "worker") -> Any:
     t0 = time.time()
     for c in (WHO, OTHER):
-        stack.publish(Topic.STATUS, payloads.online_status(c, t0 - 10, battery_pct=80), client=c)
-        stack.publish(Topic.SESSION, {**session(t0 - 10, "exposing", 1), "client": c}, client=c)
-        stack.publish(Topic.AROUSAL, arousal_of(c, t0 - 5, 30.0), client=c)
+        publish(stack, c, Topic.STATUS, payloads.online_status(c, t0 - 10, battery_pct=80))
+        publish(stack, c, Topic.SESSION, session(t0 - 10, "exposing", 1))
+        publish(stack, c, Topic.AROUSAL, arousal_of(c, t0 - 5, 30.0))
     page = await stack.browser.new_page(viewport={"width": 1366, "height": 900})
     if workers == "no-worker":
         await page.add_init_script("window.Worker = undefined;")
@@ -104,7 +98,7 @@ async def test_the_socket_is_read_in_a_worker_and_every_row_reaches_the_page(sta
         )
         t0 = time.time()
         for k in range(12):
-            stack.publish(Topic.AROUSAL, arousal_of(WHO, t0 + 0.03 * k, 30.0 + k), client=WHO)
+            publish(stack, WHO, Topic.AROUSAL, arousal_of(WHO, t0 + 0.03 * k, 30.0 + k))
             await asyncio.sleep(0.03)
         await asyncio.sleep(1.0)
         sent = len(seen) - n_before
@@ -125,16 +119,8 @@ async def test_a_pause_comes_through_with_or_without_a_worker(stack: Stack, work
     try:
         feed = [w.url for w in page.workers if w.url.endswith(FEED)]
         assert bool(feed) is (workers == "worker"), page.workers
-        stack.publish(
-            Topic.SESSION,
-            {
-                **session(
-                    time.time(), "paused", 1, pause_reason="client", pause_reasons=["client"]
-                ),
-                "client": OTHER,
-            },
-            client=OTHER,
-        )
+        paused = session(time.time(), "paused", 1, pause_reason="client", pause_reasons=["client"])
+        publish(stack, OTHER, Topic.SESSION, paused)
         item = page.locator(f"#alert-list li[data-client='{OTHER}']")
         await item.wait_for(timeout=30_000)
         assert f"{OTHER} paused (client)" in await item.inner_text()
@@ -146,7 +132,7 @@ async def test_a_pause_comes_through_with_or_without_a_worker(stack: Stack, work
         )
         # live values keep coming after it, batched or not
         before = await page.evaluate(points(WHO))
-        stack.publish(Topic.AROUSAL, arousal_of(WHO, time.time(), 44.0), client=WHO)
+        publish(stack, WHO, Topic.AROUSAL, arousal_of(WHO, time.time(), 44.0))
         await poll(page, f"{points(WHO)} === {before + 1}", within=30)
         arousal = page.locator(f"tr[data-client='{WHO}'] [data-field='arousal']")
         await poll(
