@@ -391,7 +391,6 @@ SOCKET_HOOK = """
   // makes its WebSocket, before `common.js` sets its onmessage, and both run in the same task for
   // the same message event, so `now` is when the browser hands the message to the page's code.
   self.__lat = [];
-  self.__arrive = []; // performance.now() of each timed message: to place the tail in time
   self.__overviews = 0;
   const seen = new Map();
   // how often a client changed attention group (calm, rising, ...): each change moves rows
@@ -405,7 +404,6 @@ SOCKET_HOOK = """
       const m = JSON.parse(ev.data);
       if (m.type === "overview") self.__overviews += 1;
       if (m.type !== "summaries") return;
-      const at = performance.now();
       for (const s of m.summaries) {
         const g = s.attention == null ? 3 : s.attention;
         if (groupOf.has(s.client) && groupOf.get(s.client) !== g) self.__moves += 1;
@@ -413,7 +411,6 @@ SOCKET_HOOK = """
         if (s.arousal_t == null || seen.get(s.client) === s.arousal_t) continue; // no new arousal
         seen.set(s.client, s.arousal_t);
         self.__lat.push(now - s.arousal_t);
-        self.__arrive.push(at);
       }
     });
     return ws;
@@ -657,7 +654,7 @@ async def bench_browser(
             if trace_to is not None:
                 await browser.start_tracing(page=page, path=str(trace_to), screenshots=False)
             (feed,) = [w for w in page.workers if w.url.endswith("/static/overview-feed.js")]
-            await feed.evaluate("self.__lat = []; self.__arrive = []; self.__moves = 0")
+            await feed.evaluate("self.__lat = []; self.__moves = 0")
             await page.evaluate("window.__long = []; window.__mainLat = []; window.__drawLat = []")
             m0 = await page_metrics(cdp)
             ws_lat.clear()
